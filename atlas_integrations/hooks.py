@@ -8,3 +8,21 @@ required_apps = ["frappe", "erpnext"]
 
 after_install = "atlas_integrations.setup.install.after_install"
 after_migrate = "atlas_integrations.setup.install.after_migrate"
+
+permission_query_conditions = {
+	"Gmail Account": "atlas_integrations.permissions.gmail_account_query",
+	"Inbox Thread": "atlas_integrations.permissions.inbox_thread_query",
+}
+
+has_permission = {
+	"Gmail Account": "atlas_integrations.permissions.gmail_account_has_permission",
+	"Inbox Thread": "atlas_integrations.permissions.inbox_thread_has_permission",
+}
+
+scheduler_events = {
+	"cron": {
+		# due accounts are enqueued every minute; each account's own poll interval decides if it is due
+		"* * * * *": ["atlas_integrations.gmail.sync.enqueue_due_accounts"],
+	},
+	"hourly": ["atlas_integrations.jobs.reap_stale_jobs"],
+}

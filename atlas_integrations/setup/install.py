@@ -1,6 +1,102 @@
-def after_install():
-	pass
+"""Install-time setup: roles, role mapping, custom fields, defaults. Idempotent; reused by migrate."""
+
+from __future__ import annotations
+
+import frappe
+from frappe.custom.doctype.custom_field.custom_field import create_custom_fields
+
+from atlas_integrations.permissions import ADMIN, DISPATCHER, OWNER, ROLES
+
+#: Custom fields Atlas adds to Frappe's Communication (one Communication per Gmail message).
+COMMUNICATION_FIELDS = [
+	{"fieldname": "atlas_gmail_section", "fieldtype": "Section Break", "label": "Gmail", "collapsible": 1,
+	 "insert_after": "send_after"},
+	{"fieldname": "atlas_gmail_account", "fieldtype": "Link", "label": "Gmail Account", "options": "Gmail Account",
+	 "read_only": 1, "insert_after": "atlas_gmail_section", "search_index": 1},
+	{"fieldname": "atlas_inbox_thread", "fieldtype": "Link", "label": "Inbox Thread", "options": "Inbox Thread",
+	 "read_only": 1, "insert_after": "atlas_gmail_account", "search_index": 1},
+	{"fieldname": "atlas_gmail_message_id", "fieldtype": "Data", "label": "Gmail Message ID", "read_only": 1,
+	 "insert_after": "atlas_inbox_thread"},
+	{"fieldname": "atlas_gmail_thread_id", "fieldtype": "Data", "label": "Gmail threadId", "read_only": 1,
+	 "insert_after": "atlas_gmail_message_id"},
+	# account + Gmail message id: the unique key that makes every write idempotent
+	{"fieldname": "atlas_gmail_key", "fieldtype": "Data", "label": "Gmail Key", "read_only": 1, "hidden": 1,
+	 "unique": 1, "insert_after": "atlas_gmail_thread_id"},
+	{"fieldname": "atlas_gmail_column", "fieldtype": "Column Break", "insert_after": "atlas_gmail_key"},
+	{"fieldname": "atlas_label_ids", "fieldtype": "Small Text", "label": "Gmail labelIds", "read_only": 1,
+	 "insert_after": "atlas_gmail_column"},
+	{"fieldname": "atlas_snippet", "fieldtype": "Small Text", "label": "Snippet", "read_only": 1,
+	 "insert_after": "atlas_label_ids"},
+	{"fieldname": "atlas_in_reply_to", "fieldtype": "Small Text", "label": "In-Reply-To (header)", "read_only": 1,
+	 "insert_after": "atlas_snippet"},
+	{"fieldname": "atlas_body_stored", "fieldtype": "Check", "label": "Body Stored", "read_only": 1,
+	 "insert_after": "atlas_in_reply_to"},
+	{"fieldname": "atlas_skipped_attachments", "fieldtype": "Small Text", "label": "Attachments Not Stored",
+	 "read_only": 1, "insert_after": "atlas_body_stored", "description": "JSON: attachments over the size cap"},
+	{"fieldname": "atlas_parse_error", "fieldtype": "Small Text", "label": "Parse Errors", "read_only": 1,
+	 "insert_after": "atlas_skipped_attachments"},
+]
 
 
-def after_migrate():
-	pass
+def make_roles() -> None:
+	"""Create the three Atlas roles (desk access) if missing."""
+	for role in ROLES:
+		if not frappe.db.exists("Role", role):
+			frappe.get_doc({"doctype": "Role", "role_name": role, "desk_access": 1}).insert(ignore_permissions=True)
+
+
+def map_host_roles() -> None:
+	"""Give every enabled System Manager the Atlas Owner role (the install-time mapping).
+
+	Atlas Admin and Atlas Dispatcher are granted by an admin on the User form (Roles), like any role.
+	"""
+	users = frappe.get_all(
+		"Has Role", filters={"role": "System Manager", "parenttype": "User"}, pluck="parent", distinct=True
+	)
+	for user in users:
+		if user in ("Guest",) or not frappe.db.get_value("User", user, "enabled"):
+			continue
+		if not frappe.db.exists("Has Role", {"parent": user, "role": OWNER, "parenttype": "User"}):
+			frappe.get_doc("User", user).add_roles(OWNER)
+
+
+def make_custom_fields() -> None:
+	"""Add the Gmail fields to Communication (idempotent: updates in place)."""
+	create_custom_fields({"Communication": COMMUNICATION_FIELDS}, ignore_validate=True, update=True)
+
+
+def set_defaults() -> None:
+	"""Fill Atlas Settings defaults that are still empty."""
+	settings = frappe.get_single("Atlas Settings")
+	changed = False
+	for field, value in (
+		("workspace_state", "Active"),
+		("default_backfill_days", 30),
+		("poll_interval_minutes", 1),
+		("body_storage_mode", "full"),
+		("max_attachment_size_mb", 10),
+	):
+		if not settings.get(field):
+			settings.set(field, value)
+			changed = True
+	if changed:
+		settings.flags.ignore_permissions = True
+		settings.save()
+
+
+def after_install() -> None:
+	"""``after_install`` hook."""
+	make_roles()
+	make_custom_fields()
+	map_host_roles()
+	set_defaults()
+
+
+def after_migrate() -> None:
+	"""``after_migrate`` hook: the same steps, all idempotent."""
+	make_roles()
+	make_custom_fields()
+	set_defaults()
+
+
+__all__ = ["after_install", "after_migrate", "ADMIN", "DISPATCHER", "OWNER"]

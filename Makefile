@@ -1,0 +1,15 @@
+# Atlas Integrations — common tasks. See README.md.
+SHELL := /bin/bash
+.PHONY: demo test bench bench-sync
+
+demo:        ## build the bench if needed, sync the corpus mailbox into the real site, print the result
+	bash scripts/demo.sh
+
+test:        ## the whole test suite (real-site tests need the bench; skipped loudly without it)
+	bash scripts/test.sh -q -ra
+
+bench:       ## build or refresh the Frappe v15 + ERPNext bench at $${ATLAS_BENCH:-~/atlas-bench}
+	bash scripts/bench.sh
+
+bench-sync:  ## benchmark: initial sync of 10,000 messages into the real site
+	bash scripts/run-in-bench.sh bench/initial_sync.py

@@ -1,0 +1,23 @@
+"""Whitelisted Sync Job endpoints."""
+
+from __future__ import annotations
+
+import frappe
+
+from atlas_integrations import jobs
+
+
+@frappe.whitelist(methods=["POST"])
+def retry(sync_job: str) -> dict:
+	"""Put a failed Sync Job back to pending and queue it again (its payload is kept).
+
+	Returns:
+		``{"sync_job": str, "status": "pending"}``.
+
+	Raises:
+		frappe.PermissionError: the user cannot write Sync Jobs (Atlas Owner/Admin only).
+		frappe.ValidationError: the job is not failed.
+	"""
+	frappe.get_doc("Sync Job", sync_job).check_permission("write")
+	jobs.retry(sync_job)
+	return {"sync_job": sync_job, "status": jobs.PENDING}

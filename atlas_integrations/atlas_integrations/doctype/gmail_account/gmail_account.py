@@ -1,0 +1,13 @@
+# Copyright (c) 2026, Atlas Integrations and contributors
+# For license information, please see license.txt
+
+from frappe.model.document import Document
+
+
+class GmailAccount(Document):
+	"""A connected Gmail mailbox. Behaviour lives in :mod:`atlas_integrations.gmail.accounts`."""
+
+	def validate(self):
+		from atlas_integrations.gmail.accounts import validate_account
+
+		validate_account(self)

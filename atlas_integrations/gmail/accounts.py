@@ -1,0 +1,228 @@
+"""Gmail Account state: validation, token material, status/health transitions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import frappe
+from frappe.utils import now_datetime
+from frappe.utils.password import get_decrypted_password, remove_encrypted_password, set_encrypted_password
+
+from atlas_integrations.endpoints import get_endpoint
+from atlas_integrations.gmail.client import TokenState
+from atlas_integrations.permissions import PERSONAL, SHARED, is_admin
+
+DOCTYPE = "Gmail Account"
+NOT_CONNECTED, SYNCING, ACTIVE, UNAUTHORIZED = "NOT CONNECTED", "SYNCING", "ACTIVE", "UNAUTHORIZED"
+HEALTHY, UNHEALTHY, DISABLED = "healthy", "unhealthy", "disabled"
+#: health is computed over this many most recent finished runs
+HEALTH_WINDOW = 20
+#: this many failed runs in a row make an account unhealthy
+UNHEALTHY_AFTER = 3
+GMAIL_NOT_CONFIGURED = "Gmail not configured"
+ONLY_ADMINS = "Only admins can connect Gmail"
+
+
+def validate_account(doc) -> None:
+	"""Controller ``validate``: defaults and who may own which kind of account.
+
+	Raises:
+		frappe.PermissionError: a non-admin creates or edits a shared mailbox, or an account of someone else.
+	"""
+	user = frappe.session.user
+	if not doc.user:
+		doc.user = user
+	if not doc.account_name:
+		doc.account_name = doc.email_address or doc.user
+	if doc.flags.ignore_permissions or is_admin(user):
+		return
+	if doc.account_type == SHARED:
+		frappe.throw(ONLY_ADMINS, frappe.PermissionError)
+	if doc.user != user:
+		frappe.throw("You can only add your own Gmail account", frappe.PermissionError)
+
+
+def client_credentials() -> tuple[str, str]:
+	"""Google OAuth client id and secret from Atlas Settings.
+
+	Raises:
+		frappe.ValidationError: "Gmail not configured" when either is missing.
+	"""
+	settings = frappe.get_cached_doc("Atlas Settings")
+	client_id = (settings.google_client_id or "").strip()
+	secret = get_decrypted_password("Atlas Settings", "Atlas Settings", "google_client_secret", raise_exception=False)
+	if not client_id or not secret:
+		frappe.throw(GMAIL_NOT_CONFIGURED, title="Gmail")
+	return client_id, secret
+
+
+def token_state(account: str) -> TokenState:
+	"""Token material of ``account`` for :class:`~atlas_integrations.gmail.client.GmailClient`.
+
+	Raises:
+		frappe.ValidationError: Gmail not configured, or the account holds no refresh token.
+	"""
+	client_id, secret = client_credentials()
+	refresh = get_decrypted_password(DOCTYPE, account, "refresh_token", raise_exception=False)
+	if not refresh:
+		frappe.throw(f"Gmail Account {account} is not connected", title="Gmail")
+	access = get_decrypted_password(DOCTYPE, account, "access_token", raise_exception=False)
+	expiry = frappe.db.get_value(DOCTYPE, account, "access_token_expires_at")
+	return TokenState(
+		client_id=client_id,
+		client_secret=secret,
+		token_uri=get_endpoint("atlas_google_token_url"),
+		refresh_token=refresh,
+		access_token=access or None,
+		expiry=expiry if access else None,
+	)
+
+
+def secrets_of(account: str) -> list[str]:
+	"""Every secret value tied to ``account`` (for scrubbing error text). Never log the result."""
+	values = [
+		get_decrypted_password(DOCTYPE, account, f, raise_exception=False) for f in ("refresh_token", "access_token")
+	]
+	values.append(get_decrypted_password("Atlas Settings", "Atlas Settings", "google_client_secret", raise_exception=False))
+	return [v for v in values if v]
+
+
+def save_access_token(account: str, token: str | None, expiry: datetime | None) -> None:
+	"""Keep a refreshed access token (Password field) and its expiry (naive UTC) so the next run need not
+	refresh again."""
+	if not token:
+		return
+	set_encrypted_password(DOCTYPE, account, token, "access_token")
+	frappe.db.set_value(DOCTYPE, account, "access_token_expires_at", expiry, update_modified=False)
+
+
+def store_connection(account: str, email_address: str, refresh_token: str, access_token: str | None,
+					 expiry: datetime | None, scopes: list[str] | None) -> None:
+	"""Record a completed OAuth consent: credentials in Password fields, status SYNCING, health healthy.
+
+	When the connected Gmail address differs from the one synced before, the history cursor is reset so
+	the new mailbox gets its own initial sync.
+	"""
+	doc = frappe.get_doc(DOCTYPE, account)
+	if doc.email_address and doc.email_address.lower() != email_address.lower():
+		doc.history_id = None
+		doc.sync_stage = "Not started"
+	doc.email_address = email_address
+	if not doc.account_name or doc.account_name == doc.user:
+		doc.account_name = email_address
+	doc.refresh_token = refresh_token
+	doc.access_token = access_token
+	doc.access_token_expires_at = expiry if access_token else None
+	doc.granted_scopes = " ".join(scopes or [])
+	doc.connected_at = now_datetime()
+	doc.enabled = 1
+	doc.status = SYNCING
+	doc.health = HEALTHY
+	doc.consecutive_failures = 0
+	doc.last_error = None
+	doc.flags.ignore_permissions = True
+	doc.save()
+
+
+def clear_credentials(account: str, note: str | None = None) -> None:
+	"""Delete stored tokens; status NOT CONNECTED, health disabled, enabled off. Synced mail is kept."""
+	for field in ("refresh_token", "access_token"):
+		remove_encrypted_password(DOCTYPE, account, field)
+	frappe.db.set_value(
+		DOCTYPE,
+		account,
+		{
+			"status": NOT_CONNECTED,
+			"health": DISABLED,
+			"enabled": 0,
+			"access_token_expires_at": None,
+			"last_error": note,
+		},
+	)
+
+
+def mark_unauthorized(account: str, error: str) -> None:
+	"""Google refused the token (invalid_grant / 401): UNAUTHORIZED, unhealthy, admins notified once.
+
+	Polling skips UNAUTHORIZED accounts until they are reconnected.
+	"""
+	previous = frappe.db.get_value(DOCTYPE, account, "status")
+	frappe.db.set_value(
+		DOCTYPE, account, {"status": UNAUTHORIZED, "health": UNHEALTHY, "last_error": error[:1000]}
+	)
+	if previous != UNAUTHORIZED:
+		notify_admins(
+			f"Gmail Account {frappe.db.get_value(DOCTYPE, account, 'account_name') or account} needs to be reconnected",
+			account,
+			error,
+		)
+
+
+def notify_admins(subject: str, account: str, detail: str = "") -> None:
+	"""A Notification Log (desk bell) for every enabled Atlas Owner/Admin and System Manager."""
+	from frappe.desk.doctype.notification_log.notification_log import make_notification_logs
+
+	users = frappe.get_all(
+		"Has Role",
+		filters={"role": ["in", ["Atlas Owner", "Atlas Admin", "System Manager"]], "parenttype": "User"},
+		pluck="parent",
+		distinct=True,
+	)
+	emails = frappe.get_all("User", filters={"name": ["in", users or [""]], "enabled": 1}, pluck="email")
+	emails = [e for e in emails if e]
+	if emails:
+		make_notification_logs(
+			{
+				"type": "Alert",
+				"subject": subject,
+				"email_content": detail[:500],
+				"document_type": DOCTYPE,
+				"document_name": account,
+			},
+			emails,
+		)
+
+
+def record_run(account: str, succeeded: bool, error: str | None = None) -> None:
+	"""After a run: last processed time, consecutive failures, success rate and health.
+
+	Health: ``unhealthy`` when UNAUTHORIZED or the last 3 runs failed, ``disabled`` when not connected or
+	disabled, else ``healthy``. Success rate: share of succeeded runs among the last 20 finished ones.
+	"""
+	statuses = frappe.get_all(
+		"Sync Job",
+		filters={"reference_doctype": DOCTYPE, "reference_name": account, "status": ["in", ["succeeded", "failed"]]},
+		pluck="status",
+		order_by="finished_at desc, creation desc",
+		limit=HEALTH_WINDOW,
+	)
+	rate = 100.0 * statuses.count("succeeded") / len(statuses) if statuses else (100.0 if succeeded else 0.0)
+	consecutive = 0
+	for status in statuses:
+		if status != "failed":
+			break
+		consecutive += 1
+	row = frappe.db.get_value(DOCTYPE, account, ["status", "enabled"], as_dict=True)
+	if not row:
+		return
+	if row.status == UNAUTHORIZED or consecutive >= UNHEALTHY_AFTER:
+		health = UNHEALTHY
+	elif not row.enabled or row.status == NOT_CONNECTED:
+		health = DISABLED
+	else:
+		health = HEALTHY
+	values = {
+		"last_processed_at": now_datetime(),
+		"success_rate": rate,
+		"consecutive_failures": consecutive,
+		"health": health,
+	}
+	if succeeded:
+		values["last_success_at"] = values["last_processed_at"]
+		values["last_error"] = None
+	elif error:
+		values["last_error"] = error[:1000]
+	frappe.db.set_value(DOCTYPE, account, values, update_modified=False)
+
+
+__all__ = ["PERSONAL", "SHARED"]

@@ -1,0 +1,245 @@
+"""The one Gmail client: google-api-python-client with auth injected, timeouts, batching and backoff.
+
+Every failure leaves this module as one of :mod:`atlas_integrations.gmail.errors`. The client counts the
+Gmail API calls it makes (each request inside a batch is one call, as Google counts them for quota).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import google_auth_httplib2
+import httplib2
+from google.oauth2.credentials import Credentials
+from googleapiclient.discovery import build_from_document
+from googleapiclient.discovery_cache import get_static_doc
+from googleapiclient.http import BatchHttpRequest
+
+from atlas_integrations.gmail.errors import GmailError, Temporary, classify
+
+#: Least scope that covers reading mail, applying labels and sending (Gmail API scopes reference).
+SCOPES = ["https://www.googleapis.com/auth/gmail.modify"]
+#: Gmail recommends at most 50 requests per batch (Gmail API "Batching requests" guide); Google's hard
+#: limit is 100.
+BATCH_SIZE = 50
+#: messages.list maximum page size.
+LIST_PAGE_SIZE = 500
+HTTP_TIMEOUT = 30  # seconds per HTTP request
+MAX_ATTEMPTS = 6
+MAX_BACKOFF = 64.0  # seconds
+
+_DISCOVERY: dict | None = None
+
+
+def _discovery() -> dict:
+	"""Gmail v1 discovery document bundled with google-api-python-client (static discovery), parsed once."""
+	global _DISCOVERY
+	if _DISCOVERY is None:
+		_DISCOVERY = json.loads(get_static_doc("gmail", "v1"))
+	return _DISCOVERY
+
+
+def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
+	"""Seconds to wait before retry number ``attempt`` (0-based).
+
+	Exponential backoff with full jitter (``random.uniform(0, 2**attempt)`` capped at 64 s), as the Gmail
+	"Resolve errors" guide asks; a server's Retry-After wins when it is longer.
+	"""
+	delay = random.uniform(0, min(MAX_BACKOFF, 2.0**attempt))
+	if retry_after:
+		delay = max(delay, min(float(retry_after), 600.0))
+	return delay
+
+
+@dataclass
+class TokenState:
+	"""OAuth client and token material for one mailbox. ``expiry`` is naive UTC (google-auth's form)."""
+
+	client_id: str
+	client_secret: str
+	token_uri: str
+	refresh_token: str
+	access_token: str | None = None
+	expiry: datetime | None = None
+	scopes: list[str] = field(default_factory=lambda: list(SCOPES))
+
+	def credentials(self) -> Credentials:
+		"""A google-auth ``Credentials`` that refreshes itself against ``token_uri``."""
+		return Credentials(
+			token=self.access_token,
+			refresh_token=self.refresh_token,
+			token_uri=self.token_uri,
+			client_id=self.client_id,
+			client_secret=self.client_secret,
+			scopes=self.scopes,
+			expiry=self.expiry,
+		)
+
+
+class GmailClient:
+	"""Gmail v1 for one mailbox (``userId="me"``).
+
+	Args:
+		tokens: the mailbox's :class:`TokenState`.
+		api_root: Gmail API root with trailing slash (``https://gmail.googleapis.com/`` or a local server).
+		timeout: seconds per HTTP request.
+		max_attempts: tries per request on :class:`Temporary` errors before giving up.
+		sleep: the sleep function (seconds), replaceable to observe backoff.
+
+	Attributes:
+		api_calls: Gmail API calls made so far (batch parts count one each; token refreshes do not).
+		credentials: the live ``Credentials``; read ``.token``/``.expiry`` after use to keep a refreshed
+			access token.
+	"""
+
+	def __init__(
+		self,
+		tokens: TokenState,
+		api_root: str,
+		timeout: int = HTTP_TIMEOUT,
+		max_attempts: int = MAX_ATTEMPTS,
+		sleep: Callable[[float], None] = time.sleep,
+	):
+		self.api_root = api_root if api_root.endswith("/") else api_root + "/"
+		self.credentials = tokens.credentials()
+		self.http = google_auth_httplib2.AuthorizedHttp(self.credentials, http=httplib2.Http(timeout=timeout))
+		self.service = build_from_document(
+			_discovery(), http=self.http, client_options={"api_endpoint": self.api_root}
+		)
+		# new_batch_http_request() would use the discovery document's rootUrl (Google) whatever the
+		# api_endpoint: build the batch URI from the configured root instead.
+		self.batch_uri = self.api_root + "batch/gmail/v1"
+		self.max_attempts = max_attempts
+		self.sleep = sleep
+		self.api_calls = 0
+
+	# -- plumbing -------------------------------------------------------------------------------
+	def execute(self, request, context: str):
+		"""Execute one API request with backoff on :class:`Temporary` errors.
+
+		Returns:
+			The decoded JSON response (dict), or None for empty bodies.
+
+		Raises:
+			AuthRevoked, CursorExpired, Permanent, Temporary (after ``max_attempts``).
+		"""
+		for attempt in range(self.max_attempts):
+			self.api_calls += 1
+			try:
+				return request.execute(num_retries=0)
+			except Exception as exc:
+				err = classify(exc, context)
+				if isinstance(err, Temporary) and attempt + 1 < self.max_attempts:
+					self.sleep(backoff_delay(attempt, err.retry_after))
+					continue
+				raise err from None
+		raise AssertionError("unreachable")  # pragma: no cover
+
+	# -- reads ----------------------------------------------------------------------------------
+	def get_profile(self) -> dict:
+		"""users.getProfile -> ``{"emailAddress", "messagesTotal", "threadsTotal", "historyId"}``."""
+		return self.execute(self.service.users().getProfile(userId="me"), "users.getProfile")
+
+	def list_labels(self) -> list[dict]:
+		"""users.labels.list -> list of Label resources (``id``, ``name``, ``type``)."""
+		return self.execute(self.service.users().labels().list(userId="me"), "labels.list").get("labels", [])
+
+	def iter_message_ids(
+		self, q: str | None = None, label_ids: list[str] | None = None, include_spam_trash: bool = False
+	) -> Iterator[list[dict]]:
+		"""users.messages.list, paged (500 per page).
+
+		Args:
+			q: Gmail search query (e.g. ``"after:1700000000"``, epoch seconds UTC).
+			label_ids: only messages with all of these labels.
+			include_spam_trash: include SPAM and TRASH.
+
+		Yields:
+			Pages: lists of ``{"id", "threadId"}``, newest first.
+		"""
+		token = None
+		while True:
+			kwargs = {"userId": "me", "maxResults": LIST_PAGE_SIZE, "includeSpamTrash": include_spam_trash}
+			if q:
+				kwargs["q"] = q
+			if label_ids:
+				kwargs["labelIds"] = label_ids
+			if token:
+				kwargs["pageToken"] = token
+			page = self.execute(self.service.users().messages().list(**kwargs), "messages.list") or {}
+			yield page.get("messages", [])
+			token = page.get("nextPageToken")
+			if not token:
+				return
+
+	def get_messages(
+		self, ids: list[str], fmt: str = "raw", batch_size: int = BATCH_SIZE
+	) -> tuple[dict[str, dict], dict[str, GmailError]]:
+		"""users.messages.get for many ids through Gmail batch requests (``batch_size`` per batch).
+
+		Parts that fail with a :class:`Temporary` error are retried in a later batch after backoff
+		(honouring Retry-After); a batch envelope that fails is retried whole.
+
+		Args:
+			ids: Gmail message ids.
+			fmt: ``raw`` | ``full`` | ``metadata`` | ``minimal``.
+
+		Returns:
+			``(messages, failures)``: Message resources by id, and the final error by id for those that
+			could not be fetched (e.g. 404 for a message deleted since it was listed).
+
+		Raises:
+			AuthRevoked: the token was refused; nothing more can be fetched.
+		"""
+		from atlas_integrations.gmail.errors import AuthRevoked
+
+		results: dict[str, dict] = {}
+		failures: dict[str, GmailError] = {}
+		pending = list(dict.fromkeys(ids))
+		attempt = 0
+		while pending:
+			retry: dict[str, Temporary] = {}
+			for start in range(0, len(pending), batch_size):
+				chunk = pending[start : start + batch_size]
+
+				def callback(request_id, response, exception):
+					if exception is None:
+						results[request_id] = response
+						return
+					err = classify(exception, "messages.get")
+					if isinstance(err, Temporary):
+						retry[request_id] = err
+					else:
+						failures[request_id] = err
+
+				batch = BatchHttpRequest(callback=callback, batch_uri=self.batch_uri)
+				messages = self.service.users().messages()
+				for mid in chunk:
+					batch.add(messages.get(userId="me", id=mid, format=fmt), request_id=mid)
+				self.api_calls += len(chunk)
+				try:
+					batch.execute(http=self.http)
+				except Exception as exc:
+					err = classify(exc, "batch")
+					if not isinstance(err, Temporary):
+						raise err from None
+					for mid in chunk:
+						if mid not in results and mid not in failures:
+							retry[mid] = err
+			auth = [e for e in failures.values() if isinstance(e, AuthRevoked)]
+			if auth:
+				raise auth[0]
+			if not retry:
+				break
+			attempt += 1
+			if attempt >= self.max_attempts:
+				failures.update(retry)
+				break
+			self.sleep(backoff_delay(attempt - 1, max((e.retry_after or 0) for e in retry.values()) or None))
+			pending = list(retry)
+		return results, failures

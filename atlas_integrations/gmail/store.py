@@ -1,0 +1,377 @@
+"""Writes of the Gmail sync into doctypes: a Communication per message, an Inbox Thread per Gmail thread,
+private Files for attachments.
+
+Messages are written a batch at a time with Frappe's ``bulk_insert`` (``INSERT IGNORE``) under the unique
+``atlas_gmail_key`` (account + Gmail message id): a replay or a concurrent run that already stored a
+message makes its row a no-op instead of a second copy, and the batch learns which rows it really created
+by reading back the names it generated. Document controllers are not run for these rows; what they would
+do that matters here is done explicitly (HTML sanitized with nh3, text fields passed through Frappe's own
+XSS filter, address fields validated with Frappe's email validator).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import frappe
+from frappe.utils import convert_utc_to_system_timezone, now_datetime, validate_email_address
+
+from atlas_integrations.gmail.html import sanitize, text_to_html
+from atlas_integrations.gmail.mime import ParsedMessage, format_address, parse_message, snippet_of
+
+FULL, SNIPPET_ONLY = "full", "snippet only"
+DATA_LENGTH = 140  # varchar length of Frappe Data fields
+
+
+@dataclass
+class StoreContext:
+	"""What every write of one run needs. ``max_attachment_bytes`` is the attachment cap in bytes."""
+
+	account: str
+	storage_mode: str = FULL
+	max_attachment_bytes: int = 10 * 1024 * 1024
+	label_names: dict[str, str] = field(default_factory=dict)  # Gmail label id -> name
+
+
+@dataclass
+class BatchResult:
+	"""What one batch did: ``created`` / ``already_present`` Gmail message ids, messages stored with a
+	parse error, attachments stored as Files and recorded as not stored, Gmail threadIds touched."""
+
+	created: list[str] = field(default_factory=list)
+	already_present: list[str] = field(default_factory=list)
+	parse_errors: int = 0
+	attachments_stored: int = 0
+	attachments_skipped: int = 0
+	threads: set[str] = field(default_factory=set)
+	seconds: dict[str, float] = field(default_factory=dict)  # time spent per stage
+
+
+def message_key(account: str, message_id: str) -> str:
+	"""The unique key of a message: ``"<account>:<Gmail message id>"``."""
+	return f"{account}:{message_id}"
+
+
+def thread_key(account: str, thread_id: str) -> str:
+	"""The unique key of a thread: ``"<account>:<Gmail threadId>"``."""
+	return f"{account}:{thread_id}"
+
+
+def existing_message_ids(account: str, message_ids: list[str]) -> set[str]:
+	"""The subset of ``message_ids`` already stored for ``account`` (one indexed query)."""
+	if not message_ids:
+		return set()
+	keys = [message_key(account, m) for m in message_ids]
+	return set(
+		frappe.get_all("Communication", filters={"atlas_gmail_key": ["in", keys]}, pluck="atlas_gmail_message_id")
+	)
+
+
+def _system_time(dt_utc: datetime) -> datetime:
+	"""Aware UTC -> naive datetime in the site's time zone (how Frappe stores Datetime)."""
+	return convert_utc_to_system_timezone(dt_utc.replace(tzinfo=None)).replace(tzinfo=None)
+
+
+def internal_date(gmail_message: dict) -> datetime:
+	"""Gmail ``internalDate`` (epoch ms, string) as aware UTC; now when absent."""
+	ms = gmail_message.get("internalDate")
+	if ms:
+		return datetime.fromtimestamp(int(ms) / 1000, tz=timezone.utc)
+	return datetime.now(timezone.utc)
+
+
+def _text(value: str | None, length: int | None = None) -> str | None:
+	"""A plain-text field (subject, names, snippet) ready to store, cut to ``length``.
+
+	Frappe's XSS filter would run bleach on any value containing ``<`` or ``>`` (and store it escaped);
+	for plain text the safe and exact equivalent is HTML-escaping it, which ``html.unescape`` reverses
+	losslessly.
+	"""
+	if not value:
+		return None
+	if "<" in value or ">" in value:
+		value = html.escape(value, quote=False)
+	return value[:length] if length else value
+
+
+def _addresses(pairs: list[tuple[str, str]]) -> str:
+	return ", ".join(format_address(p) for p in pairs)
+
+
+def _decode_raw(gmail_message: dict) -> bytes:
+	return base64.urlsafe_b64decode((gmail_message.get("raw") or "").encode() + b"===")
+
+
+@dataclass
+class _Row:
+	gmail_id: str
+	thread_id: str
+	values: dict
+	parsed: ParsedMessage | None
+
+
+def build_row(ctx: StoreContext, gmail_message: dict) -> _Row:
+	"""The Communication values for one Gmail message (``format=raw`` resource). Never raises: a message
+	that cannot be read is described by its raw headers and its error."""
+	mid = gmail_message["id"]
+	thread_id = gmail_message.get("threadId") or mid
+	labels = gmail_message.get("labelIds") or []
+	snippet = html.unescape(gmail_message.get("snippet") or "")
+	base = {
+		"communication_type": "Communication",
+		"communication_medium": "Email",
+		"sent_or_received": "Sent" if "SENT" in labels else "Received",
+		"status": "Linked",
+		"seen": 0 if "UNREAD" in labels else 1,
+		"email_status": "Spam" if "SPAM" in labels else ("Trash" if "TRASH" in labels else "Open"),
+		"reference_doctype": "Inbox Thread",
+		"atlas_gmail_account": ctx.account,
+		"atlas_gmail_message_id": mid,
+		"atlas_gmail_thread_id": thread_id,
+		"atlas_gmail_key": message_key(ctx.account, mid),
+		"atlas_label_ids": ",".join(labels),
+	}
+	parsed = None
+	try:
+		parsed = parse_message(_decode_raw(gmail_message))
+		snippet = snippet or snippet_of(parsed.text)
+		when = parsed.date or internal_date(gmail_message)
+		name, addr = parsed.sender
+		sender = addr if addr and validate_email_address(addr) else None
+		full = ctx.storage_mode == FULL
+		base.update(
+			{
+				"subject": _text(parsed.subject) or "(no subject)",
+				"sender": sender,
+				"sender_full_name": _text(name or (addr if not sender else None), DATA_LENGTH),
+				"recipients": _addresses(parsed.to) or None,
+				"cc": _addresses(parsed.cc) or None,
+				"bcc": _addresses(parsed.bcc) or None,
+				"communication_date": _system_time(when),
+				"message_id": parsed.message_id[:995] or None,
+				"content": (sanitize(parsed.html) if parsed.html else text_to_html(parsed.text))
+				if full
+				else html.escape(snippet),
+				"text_content": parsed.text if full else None,
+				"atlas_snippet": _text(snippet),
+				"atlas_in_reply_to": parsed.in_reply_to or None,
+				"atlas_body_stored": 1 if full else 0,
+				"atlas_parse_error": parsed.parse_error or None,
+				"has_attachment": 0,
+			}
+		)
+	except Exception as exc:  # keep the message with what could be read and the error
+		headers = parsed.raw_headers if parsed else ""
+		base.update(
+			{
+				"subject": _text(parsed.subject if parsed and parsed.subject else "(unreadable message)"),
+				"communication_date": _system_time(internal_date(gmail_message)),
+				"content": "<pre>" + html.escape(headers[:20000]) + "</pre>",
+				"atlas_snippet": _text(snippet),
+				"atlas_parse_error": f"could not read the message: {type(exc).__name__}: {exc}"[:2000],
+			}
+		)
+		parsed = None
+	return _Row(mid, thread_id, base, parsed)
+
+
+def ensure_threads(account: str, subjects: dict[str, str]) -> dict[str, str]:
+	"""Inbox Thread names for the given Gmail threadIds, creating the missing ones (concurrency-safe).
+
+	Args:
+		subjects: Gmail threadId -> subject to give a new thread.
+
+	Returns:
+		Gmail threadId -> Inbox Thread name.
+	"""
+	if not subjects:
+		return {}
+	keys = {thread_key(account, tid): tid for tid in subjects}
+
+	def lookup() -> dict[str, str]:
+		rows = frappe.get_all("Inbox Thread", filters={"thread_key": ["in", list(keys)]}, fields=["name", "thread_key"])
+		return {keys[r.thread_key]: r.name for r in rows}
+
+	found = lookup()
+	missing = [tid for tid in subjects if tid not in found]
+	if missing:
+		now, user = now_datetime(), frappe.session.user
+		frappe.db.bulk_insert(
+			"Inbox Thread",
+			["name", "creation", "modified", "owner", "modified_by", "gmail_account", "gmail_thread_id",
+			 "thread_key", "subject", "message_count", "unread"],
+			[(frappe.generate_hash(length=10), now, now, user, user, account, tid, thread_key(account, tid),
+			  (_text(subjects[tid]) or "(no subject)")[:1000], 0, 0) for tid in missing],
+			ignore_duplicates=True,  # a concurrent run created it a moment ago: keep theirs
+		)
+		found = lookup()
+	return found
+
+
+def write_batch(ctx: StoreContext, gmail_messages: list[dict]) -> BatchResult:
+	"""Store a batch of Gmail messages (``format=raw`` resources) in the current transaction.
+
+	Returns:
+		A :class:`BatchResult`. Messages already stored (by an earlier or a concurrent run) are reported
+		as ``already_present`` and left untouched.
+	"""
+	result = BatchResult()
+	if not gmail_messages:
+		return result
+	clock = time.perf_counter()
+	rows = [build_row(ctx, gm) for gm in gmail_messages]
+	result.seconds["parse"] = time.perf_counter() - clock
+	clock = time.perf_counter()
+	threads = ensure_threads(ctx.account, {r.thread_id: r.values.get("subject") or "" for r in reversed(rows)})
+	now, user = now_datetime(), frappe.session.user
+	fields = ["name", "creation", "modified", "owner", "modified_by", "docstatus", "idx",
+			  "reference_name", "atlas_inbox_thread"]
+	value_fields = sorted({k for r in rows for k in r.values})
+	names = {}
+	values = []
+	for r in rows:
+		name = frappe.generate_hash(length=10)
+		names[name] = r
+		thread = threads[r.thread_id]
+		values.append([name, now, now, user, user, 0, 0, thread, thread] + [r.values.get(f) for f in value_fields])
+	frappe.db.bulk_insert("Communication", fields + value_fields, values, ignore_duplicates=True)
+	created = set(frappe.get_all("Communication", filters={"name": ["in", list(names)]}, pluck="name"))
+	result.seconds["insert"] = time.perf_counter() - clock
+	clock = time.perf_counter()
+	for name, r in names.items():
+		result.threads.add(r.thread_id)
+		if name not in created:
+			result.already_present.append(r.gmail_id)
+			continue
+		result.created.append(r.gmail_id)
+		if r.values.get("atlas_parse_error"):
+			result.parse_errors += 1
+		if r.parsed and r.parsed.attachments:
+			stored, skipped = store_attachments(ctx, name, r.parsed)
+			result.attachments_stored += stored
+			result.attachments_skipped += skipped
+	result.seconds["attachments"] = time.perf_counter() - clock
+	clock = time.perf_counter()
+	refresh_threads(ctx.account, result.threads, ctx.label_names)
+	result.seconds["threads"] = time.perf_counter() - clock
+	return result
+
+
+def store_attachments(ctx: StoreContext, communication: str, parsed: ParsedMessage) -> tuple[int, int]:
+	"""Save attachments up to the size cap as private Files on the Communication; record the rest.
+
+	Returns:
+		``(stored, skipped)`` counts. Skipped ones (over the cap, or refused by Frappe, e.g. an image
+		that is not one) are listed as JSON ``[{"filename", "content_type", "size", "reason"}]`` in the
+		Communication's ``atlas_skipped_attachments``.
+	"""
+	stored, skipped = 0, []
+	for att in parsed.attachments:
+		if att.size > ctx.max_attachment_bytes:
+			skipped.append({"filename": att.filename, "content_type": att.content_type, "size": att.size,
+							"reason": f"over the {ctx.max_attachment_bytes} byte cap"})
+			continue
+		frappe.db.savepoint("atlas_file")
+		try:
+			frappe.get_doc(
+				{
+					"doctype": "File",
+					"file_name": att.filename,
+					"attached_to_doctype": "Communication",
+					"attached_to_name": communication,
+					"is_private": 1,
+					"content": att.content,
+				}
+			).insert(ignore_permissions=True)
+			stored += 1
+		except Exception as exc:
+			frappe.db.rollback(save_point="atlas_file")
+			skipped.append({"filename": att.filename, "content_type": att.content_type, "size": att.size,
+							"reason": f"not stored: {type(exc).__name__}: {str(exc)[:200]}"})
+	values = {"has_attachment": 1 if stored else 0}
+	if skipped:
+		values["atlas_skipped_attachments"] = json.dumps(skipped, ensure_ascii=False)
+	frappe.db.set_value("Communication", communication, values, update_modified=False)
+	return stored, len(skipped)
+
+
+def refresh_threads(account: str, thread_ids: set[str] | list[str], label_names: dict[str, str]) -> None:
+	"""Recompute the aggregates of the given threads from their stored messages (one read, one write).
+
+	Sets subject (first message), participants, first/last message time, message count, Gmail labelIds
+	(union) and label names, unread (any message UNREAD) and snippet (last message). Idempotent.
+	"""
+	if not thread_ids:
+		return
+	rows = frappe.get_all(
+		"Communication",
+		filters={"atlas_gmail_account": account, "atlas_gmail_thread_id": ["in", list(thread_ids)]},
+		fields=["atlas_inbox_thread as thread", "subject", "sender", "recipients", "cc", "communication_date",
+				"atlas_label_ids", "atlas_snippet"],
+		order_by="communication_date asc, creation asc",
+	)
+	by_thread: dict[str, list] = {}
+	for row in rows:
+		by_thread.setdefault(row.thread, []).append(row)
+	values = []
+	now = now_datetime()
+	for thread, msgs in by_thread.items():
+		if not thread:
+			continue
+		label_ids: set[str] = set()
+		people: dict[str, None] = {}
+		for m in msgs:
+			label_ids.update(x for x in (m.atlas_label_ids or "").split(",") if x)
+			for value in (m.sender, m.recipients, m.cc):
+				for part in (value or "").split(","):
+					part = part.strip()
+					if part:
+						people.setdefault(part, None)
+		values.append((
+			thread,
+			(msgs[0].subject or "(no subject)")[:1000],
+			", ".join(list(people)[:50]),
+			msgs[0].communication_date,
+			msgs[-1].communication_date,
+			len(msgs),
+			",".join(sorted(label_ids)),
+			", ".join(sorted(label_names.get(x, x) for x in label_ids)),
+			1 if "UNREAD" in label_ids else 0,
+			msgs[-1].atlas_snippet,
+			now,
+		))
+	if not values:
+		return
+	placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(values))
+	# every row exists (ensure_threads): the insert never inserts, it updates all threads in one statement
+	frappe.db.sql(
+		f"""insert into `tabInbox Thread` (name, subject, participants, first_message_at, last_message_at,
+			message_count, label_ids, labels, unread, snippet, modified)
+		values {placeholders}
+		on duplicate key update subject=values(subject), participants=values(participants),
+			first_message_at=values(first_message_at), last_message_at=values(last_message_at),
+			message_count=values(message_count), label_ids=values(label_ids), labels=values(labels),
+			unread=values(unread), snippet=values(snippet), modified=values(modified)""",
+		[v for row in values for v in row],
+	)
+
+
+def link_replies(account: str) -> int:
+	"""Point ``in_reply_to`` of the account's Communications at their parent Communication, where the
+	parent (by RFC 822 Message-ID) is stored. Returns the number of rows linked."""
+	frappe.db.sql(
+		"""update `tabCommunication` child
+		join `tabCommunication` parent
+			on parent.atlas_gmail_account = child.atlas_gmail_account
+			and parent.message_id = child.atlas_in_reply_to
+		set child.in_reply_to = parent.name
+		where child.atlas_gmail_account = %s and child.atlas_in_reply_to is not null
+			and child.in_reply_to is null and parent.name != child.name""",
+		(account,),
+	)
+	return frappe.db._cursor.rowcount

@@ -1,0 +1,267 @@
+"""The Gmail sync engine: one run per Sync Job, one run per account at a time.
+
+Initial sync (Gmail sync guide, "Full synchronization":
+https://developers.google.com/gmail/api/guides/sync): record the mailbox's current historyId, list the
+message ids of the backfill window (received and sent; SPAM/TRASH excluded), fetch the ones not yet
+stored in batches (``format=raw``), store each as a Communication under its Inbox Thread, commit per
+batch. The historyId taken *before* listing becomes the cursor for incremental sync, so nothing that
+changes during the backfill is missed.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from datetime import datetime, timedelta, timezone
+
+import frappe
+from frappe.utils import cint, now_datetime
+
+from atlas_integrations import jobs
+from atlas_integrations.endpoints import gmail_api_root
+from atlas_integrations.gmail import accounts, store
+from atlas_integrations.gmail.client import BATCH_SIZE, GmailClient
+from atlas_integrations.gmail.errors import AuthRevoked, GmailError
+from atlas_integrations.settings import get_settings, max_attachment_bytes, sync_allowed
+
+JOB_TYPE = "Gmail Sync"
+LOCK_TTL = 300  # seconds; extended after every batch, so a killed worker frees the account quickly
+LOCK_WAIT = 600  # seconds a run waits for another run of the same account to finish
+DEFAULT_BACKFILL_DAYS = 30
+
+
+def enqueue_sync(account: str, trigger: str = "manual") -> dict:
+	"""Queue a sync run of ``account`` unless one is already pending or processing.
+
+	Args:
+		account: Gmail Account name.
+		trigger: ``manual`` | ``scheduler`` | ``connect``.
+
+	Returns:
+		``{"sync_job": name, "created": bool, "status": "pending"|"processing"}``; ``created`` False
+		when an open job already existed (deduplicated).
+	"""
+	# serialise concurrent callers on the account row, so two clicks make one job
+	frappe.db.get_value(accounts.DOCTYPE, account, "name", for_update=True)
+	existing = jobs.open_job(JOB_TYPE, accounts.DOCTYPE, account)
+	if existing:
+		status = frappe.db.get_value("Sync Job", existing, "status")
+		if status == jobs.PENDING and not _rq_job_active(jobs.rq_job_id(JOB_TYPE, account)):
+			jobs.dispatch(JOB_TYPE, existing, account)  # its rq job was lost: hand it to a worker again
+		return {"sync_job": existing, "created": False, "status": status}
+	history_id = frappe.db.get_value(accounts.DOCTYPE, account, "history_id")
+	job = jobs.create(
+		JOB_TYPE,
+		accounts.DOCTYPE,
+		account,
+		payload={"account": account, "mode": "initial" if not history_id else "resync"},
+		trigger=trigger,
+	)
+	jobs.dispatch(JOB_TYPE, job.name, account)
+	return {"sync_job": job.name, "created": True, "status": jobs.PENDING}
+
+
+def _rq_job_active(job_id: str) -> bool:
+	from frappe.utils.background_jobs import get_job
+	from rq.job import JobStatus
+
+	job = get_job(job_id)
+	return bool(job and job.get_status() in (JobStatus.QUEUED, JobStatus.STARTED))
+
+
+def enqueue_due_accounts() -> list[str]:
+	"""Scheduler hook (every minute): queue a run for every connected account whose poll interval has
+	passed since its last run. UNAUTHORIZED, disabled and not-connected accounts are skipped; nothing runs
+	while the workspace is Archived.
+
+	Returns:
+		The accounts a run was queued (or re-dispatched) for.
+	"""
+	if not sync_allowed():
+		return []
+	interval = max(1, cint(get_settings().poll_interval_minutes) or 1)
+	cutoff = now_datetime() - timedelta(minutes=interval) + timedelta(seconds=5)
+	due = frappe.get_all(
+		accounts.DOCTYPE,
+		filters={"enabled": 1, "status": ["in", [accounts.SYNCING, accounts.ACTIVE]]},
+		fields=["name", "last_processed_at", "throttle_until"],
+	)
+	queued = []
+	now = now_datetime()
+	for row in due:
+		if row.throttle_until and row.throttle_until > now:
+			continue
+		if row.last_processed_at and row.last_processed_at > cutoff:
+			continue
+		enqueue_sync(row.name, trigger="scheduler")
+		queued.append(row.name)
+	frappe.db.commit()
+	return queued
+
+
+def run_sync_job(sync_job: str) -> None:
+	"""rq entry point: claim the Sync Job and run it. A job that is not pending (already claimed, or
+	finished) is left alone, so a replayed rq job is a no-op."""
+	if not jobs.claim(sync_job):
+		return
+	account = frappe.db.get_value("Sync Job", sync_job, "reference_name")
+	SyncRun(account, sync_job).execute()
+
+
+class SyncRun:
+	"""One run of one account, recorded on one Sync Job."""
+
+	def __init__(self, account: str, sync_job: str):
+		self.account = account
+		self.sync_job = sync_job
+		self.counts = {"listed": 0, "created": 0, "already_present": 0, "failed": 0, "api_calls": 0}
+		self.parse_errors = 0
+		self.attachments = 0
+		self.errors: list[str] = []
+		self.seconds: dict[str, float] = {}  # wall time per stage: fetch, parse, insert, attachments, threads
+		self.client: GmailClient | None = None
+		self.lock = None
+
+	# -- lifecycle ------------------------------------------------------------------------------
+	def execute(self) -> None:
+		"""Run and close the Sync Job as succeeded or failed. Never raises (the job records the error)."""
+		secrets: list[str] = []
+		try:
+			secrets = accounts.secrets_of(self.account)
+			self._acquire_lock()
+			details = self._run()
+			self._finish(jobs.SUCCEEDED, details=details, secrets=secrets)
+		except AuthRevoked as exc:
+			frappe.db.rollback()
+			message = f"Gmail refused the stored authorization ({exc.reason or exc.status}); reconnect the account"
+			accounts.mark_unauthorized(self.account, message)
+			self._finish(jobs.FAILED, error=message, secrets=secrets)
+		except GmailError as exc:
+			frappe.db.rollback()
+			self._finish(jobs.FAILED, error=f"{type(exc).__name__}: {exc}", secrets=secrets)
+		except Exception as exc:
+			frappe.db.rollback()
+			error = jobs.scrub(traceback.format_exc(), secrets)
+			frappe.log_error(title=f"Gmail sync failed for {self.account}", message=error,
+							 reference_doctype=accounts.DOCTYPE, reference_name=self.account)
+			self._finish(jobs.FAILED, error=f"{type(exc).__name__}: {jobs.scrub(str(exc), secrets)}", secrets=secrets)
+		finally:
+			self._release_lock()
+
+	def _finish(self, status: str, error: str | None = None, details: str | None = None, secrets=()) -> None:
+		if self.client:
+			self.counts["api_calls"] = self.client.api_calls
+		jobs.finish(self.sync_job, status, self.counts, error=error, details=details, secrets=secrets)
+		accounts.record_run(self.account, status == jobs.SUCCEEDED, error=jobs.scrub(error, secrets) if error else None)
+		frappe.db.commit()
+
+	def _acquire_lock(self) -> None:
+		name = f"{frappe.local.site}:atlas:gmail-sync:{self.account}"
+		self.lock = frappe.cache.lock(name, timeout=LOCK_TTL, blocking_timeout=LOCK_WAIT)
+		if not self.lock.acquire():
+			self.lock = None
+			raise GmailError("another run of this account held its lock for too long")
+
+	def _extend_lock(self) -> None:
+		if self.lock is not None:
+			try:
+				self.lock.reacquire()
+			except Exception:  # lock lost (expired): carry on, the unique key still prevents duplicates
+				pass
+
+	def _release_lock(self) -> None:
+		if self.lock is not None:
+			try:
+				self.lock.release()
+			except Exception:
+				pass
+			self.lock = None
+
+	# -- the work -------------------------------------------------------------------------------
+	def _run(self) -> str:
+		account = frappe.get_doc(accounts.DOCTYPE, self.account)
+		if not account.enabled or account.status in (accounts.NOT_CONNECTED, accounts.UNAUTHORIZED):
+			raise GmailError(f"account is {account.status.lower()}{'' if account.enabled else ' and disabled'}")
+		self.client = GmailClient(accounts.token_state(self.account), gmail_api_root())
+		settings = get_settings()
+		ctx = store.StoreContext(
+			account=self.account,
+			storage_mode=settings.body_storage_mode or store.FULL,
+			max_attachment_bytes=max_attachment_bytes(),
+		)
+		initial = not account.history_id
+		if initial:
+			frappe.db.set_value(accounts.DOCTYPE, self.account,
+								{"status": accounts.SYNCING, "sync_stage": "Initial sync"}, update_modified=False)
+			frappe.db.commit()
+
+		profile = self.client.get_profile()
+		start_history_id = str(profile.get("historyId") or "")
+		ctx.label_names = {label["id"]: label["name"] for label in self.client.list_labels()}
+		days = cint(account.backfill_days) or cint(settings.default_backfill_days) or DEFAULT_BACKFILL_DAYS
+		after = int((datetime.now(timezone.utc) - timedelta(days=days)).timestamp())
+		self.backfill(ctx, f"after:{after}")
+
+		linked = store.link_replies(self.account)
+		values = {"status": accounts.ACTIVE, "sync_stage": "Incremental"}
+		if initial or not account.history_id:
+			values["history_id"] = start_history_id
+		frappe.db.set_value(accounts.DOCTYPE, self.account, values, update_modified=False)
+		self._keep_access_token()
+		frappe.db.commit()
+		return (
+			f"window {days} days; historyId {start_history_id}; parse errors {self.parse_errors}; "
+			f"attachments stored {self.attachments}; replies linked {linked}; seconds "
+			+ ", ".join(f"{k} {v:.1f}" for k, v in self.seconds.items())
+			+ (f"; first errors: {' | '.join(self.errors[:3])}" if self.errors else "")
+		)
+
+	def backfill(self, ctx: store.StoreContext, query: str) -> None:
+		"""List ``query`` and store every message not yet stored; commits after each batch."""
+		for page in self.client.iter_message_ids(q=query):
+			self.counts["listed"] += len(page)
+			ids = [m["id"] for m in page]
+			present = store.existing_message_ids(self.account, ids)
+			self.counts["already_present"] += len(present)
+			todo = [i for i in ids if i not in present]
+			for start in range(0, len(todo), BATCH_SIZE):
+				self.store_batch(ctx, todo[start : start + BATCH_SIZE])
+			jobs.update_counts(self.sync_job, {**self.counts, "api_calls": self.client.api_calls})
+			frappe.db.commit()
+
+	def _fetch(self, ids: list[str]):
+		clock = time.perf_counter()
+		try:
+			return self.client.get_messages(ids, fmt="raw")
+		finally:
+			self._add_time("fetch", time.perf_counter() - clock)
+
+	def store_batch(self, ctx: store.StoreContext, ids: list[str], fetched=None) -> None:
+		"""Store one batch (fetching it now unless ``fetched`` = ``(messages, failures)`` is given); one
+		commit for the batch."""
+		messages, failures = fetched if fetched is not None else self._fetch(ids)
+		for mid, err in failures.items():
+			self.counts["failed"] += 1
+			self.errors.append(f"{mid}: {err}")
+		result = store.write_batch(ctx, [messages[mid] for mid in ids if mid in messages])
+		self.counts["created"] += len(result.created)
+		self.counts["already_present"] += len(result.already_present)
+		self.parse_errors += result.parse_errors
+		self.attachments += result.attachments_stored
+		for stage, seconds in result.seconds.items():
+			self._add_time(stage, seconds)
+		clock = time.perf_counter()
+		frappe.db.commit()
+		self._add_time("commit", time.perf_counter() - clock)
+		self._extend_lock()
+
+	def _add_time(self, stage: str, seconds: float) -> None:
+		self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+	def _keep_access_token(self) -> None:
+		creds = self.client.credentials if self.client else None
+		if creds and creds.token:
+			accounts.save_access_token(self.account, creds.token, creds.expiry)
+
+
+__all__ = ["enqueue_sync", "enqueue_due_accounts", "run_sync_job", "SyncRun"]

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Run the whole test suite.
+#  - With a bench at $ATLAS_BENCH (default ~/atlas-bench): pytest runs in the bench's Python, so the
+#    real-site tests run against site $ATLAS_SITE (default atlas.localhost) with real MariaDB, Redis and
+#    rq workers.
+#  - Without one: a local .venv gets the pure-test dependencies; real-site tests are skipped and the run
+#    ends with one loud line saying so.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd -P)
+BENCH=${ATLAS_BENCH:-$HOME/atlas-bench}
+SITE=${ATLAS_SITE:-atlas.localhost}
+export ATLAS_BENCH=$BENCH ATLAS_SITE=$SITE
+cd "$ROOT"
+
+if [ -x "$BENCH/env/bin/python" ] && [ -f "$BENCH/sites/$SITE/site_config.json" ]; then
+  PY="$BENCH/env/bin/python"
+  "$PY" -c "import pytest" 2>/dev/null || "$PY" -m pip install -q "pytest>=8,<9"
+else
+  echo "No bench at $BENCH (site $SITE): running pure tests only."
+  PY="$ROOT/.venv/bin/python"
+  if [ ! -x "$PY" ]; then
+    python3 -m venv "$ROOT/.venv"
+  fi
+  "$PY" -m pip install -q --disable-pip-version-check "pytest>=8,<9" "requests>=2.31" \
+    "google-api-python-client>=2.100,<3" "google-auth>=2.20,<3" "google-auth-oauthlib>=1.1,<2" \
+    "google-auth-httplib2>=0.2,<1" "nh3>=0.2.14,<1"
+fi
+exec "$PY" -m pytest -p no:cacheprovider "$@"

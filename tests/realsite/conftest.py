@@ -1,0 +1,195 @@
+"""Fixtures for real-site tests: the Frappe site, the local Google server wired in through site config,
+real rq workers, and per-test cleanup of everything a test's accounts produced."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BENCH, SITE, SITES_PATH, WHY_NO_SITE
+
+CORPUS = Path(os.environ.get("ATLAS_CORPUS", Path(__file__).resolve().parents[2].parent / "shared" / "corpus"))
+CLIENT_ID = "atlas-test-client.apps.googleusercontent.com"
+CLIENT_SECRET = "atlas-test-client-secret-do-not-leak"
+ENDPOINT_KEYS = ("atlas_gmail_api_url", "atlas_google_auth_url", "atlas_google_token_url", "atlas_google_revoke_url")
+
+
+def pytest_collection_modifyitems(config, items):
+	for item in items:
+		if Path(str(item.fspath)).parent == Path(__file__).parent:
+			item.add_marker(pytest.mark.site)
+
+
+@pytest.fixture(scope="session")
+def site():
+	"""The connected Frappe site (session user Administrator)."""
+	if WHY_NO_SITE:
+		pytest.skip(WHY_NO_SITE)
+	import frappe
+
+	os.chdir(SITES_PATH)  # frappe writes its logs to ../logs relative to the sites folder
+	frappe.init(site=SITE, sites_path=str(SITES_PATH))
+	frappe.connect()
+	frappe.set_user("Administrator")
+	yield frappe
+	frappe.db.rollback()
+	frappe.destroy()
+
+
+@pytest.fixture(scope="session")
+def google(site):
+	"""The local Google-compatible server, with the site's endpoint keys and Atlas Settings pointing at it.
+
+	Restores the previous site config and settings afterwards.
+	"""
+	import frappe
+	from frappe.installer import update_site_config
+
+	from atlas_integrations.testing.gmail_server import GmailTestServer
+
+	server = GmailTestServer().start()
+	server.register_client(CLIENT_ID, CLIENT_SECRET)
+	previous = {k: frappe.conf.get(k) for k in ENDPOINT_KEYS}
+	urls = {
+		"atlas_gmail_api_url": server.url,
+		"atlas_google_auth_url": server.url + "o/oauth2/auth",
+		"atlas_google_token_url": server.url + "token",
+		"atlas_google_revoke_url": server.url + "revoke",
+	}
+	for key, value in urls.items():
+		update_site_config(key, value)
+	frappe.local.conf.update(urls)
+	settings = frappe.get_single("Atlas Settings")
+	saved = (settings.google_client_id, settings.workspace_state, settings.body_storage_mode)
+	settings.google_client_id = CLIENT_ID
+	settings.google_client_secret = CLIENT_SECRET
+	settings.workspace_state = "Active"
+	settings.body_storage_mode = "full"
+	settings.save(ignore_permissions=True)
+	frappe.db.commit()
+	yield server
+	for key, value in previous.items():
+		update_site_config(key, value if value else "None")
+	settings = frappe.get_single("Atlas Settings")
+	settings.google_client_id, settings.workspace_state, settings.body_storage_mode = saved
+	settings.save(ignore_permissions=True)
+	frappe.db.commit()
+	server.stop()
+
+
+def run_worker(burst: bool = True, queues: str = "long,default,short", timeout: int = 300) -> subprocess.CompletedProcess:
+	"""Run a real rq worker of the bench on the site (burst: drain the queues, then exit)."""
+	cmd = [str(BENCH / "env" / "bin" / "python"), "-m", "frappe.utils.bench_helper", "frappe", "--site", SITE,
+		   "worker", "--queue", queues]
+	if burst:
+		cmd.append("--burst")
+	return subprocess.run(cmd, cwd=str(SITES_PATH), capture_output=True, text=True, timeout=timeout)
+
+
+def start_worker(queues: str = "long,default,short", burst: bool = True) -> subprocess.Popen:
+	"""Start a real rq worker process without waiting for it."""
+	cmd = [str(BENCH / "env" / "bin" / "python"), "-m", "frappe.utils.bench_helper", "frappe", "--site", SITE,
+		   "worker", "--queue", queues]
+	if burst:
+		cmd.append("--burst")
+	return subprocess.Popen(cmd, cwd=str(SITES_PATH), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+class Accounts:
+	"""Creates Gmail Accounts connected through the real OAuth flow, and removes all they produced."""
+
+	def __init__(self, frappe, server):
+		self.frappe = frappe
+		self.server = server
+		self.names: list[str] = []
+
+	def mailbox(self, load_corpus: bool = True, spread_days: int = 20) -> str:
+		email = f"mbx-{uuid.uuid4().hex[:10]}@atlas-test.example"
+		self.server.add_mailbox(email)
+		if load_corpus:
+			self.server.load_eml_dir(email, str(CORPUS), spread_days=spread_days)
+		return email
+
+	def create(self, email: str | None = None, user: str = "Administrator", account_type: str = "Personal") -> str:
+		frappe = self.frappe
+		doc = frappe.get_doc(
+			{"doctype": "Gmail Account", "account_name": email or "test account", "user": user,
+			 "account_type": account_type}
+		).insert(ignore_permissions=True)
+		frappe.db.commit()
+		self.names.append(doc.name)
+		return doc.name
+
+	def authorize(self, account: str, email: str, as_user: str = "Administrator", action: str = "allow") -> dict:
+		"""Run the consent flow up to Google's redirect; returns the callback query (state, code|error)."""
+		import requests
+		from urllib.parse import parse_qs, urlsplit
+
+		from atlas_integrations.gmail import oauth
+
+		frappe = self.frappe
+		self.server.set_consent(email=email, action=action)
+		frappe.set_user(as_user)
+		try:
+			started = oauth.begin(account)
+		finally:
+			frappe.set_user("Administrator")
+		response = requests.get(started["authorization_url"], allow_redirects=False, timeout=10)
+		assert response.status_code in (302, 303), response.text
+		location = response.headers["Location"]
+		assert location.startswith(oauth.redirect_uri())
+		return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+	def connect(self, email: str | None = None, **kwargs) -> tuple[str, str]:
+		"""Create and connect an account over the real OAuth flow; the initial sync is queued (not run)."""
+		from atlas_integrations.gmail import oauth
+
+		email = email or self.mailbox()
+		account = self.create(email, **{k: v for k, v in kwargs.items() if k in ("user", "account_type")})
+		query = self.authorize(account, email)
+		oauth.complete(query.get("state"), code=query.get("code"), error=query.get("error"))
+		self.frappe.db.commit()
+		return account, email
+
+	def cleanup(self):
+		"""Delete everything the accounts produced (rows by SQL; private files no other row uses)."""
+		frappe = self.frappe
+		frappe.db.rollback()
+		frappe.set_user("Administrator")
+		for name in self.names:
+			comms = frappe.get_all("Communication", filters={"atlas_gmail_account": name}, pluck="name")
+			for start in range(0, len(comms), 500):
+				chunk = comms[start : start + 500]
+				files = frappe.get_all("File", filters={"attached_to_doctype": "Communication",
+														"attached_to_name": ["in", chunk]}, fields=["name", "file_url"])
+				frappe.db.delete("File", {"name": ["in", [f.name for f in files] or [""]]})
+				for url in {f.file_url for f in files if f.file_url}:
+					if not frappe.db.exists("File", {"file_url": url}):
+						path = frappe.get_site_path(url.lstrip("/"))
+						if os.path.exists(path):
+							os.remove(path)
+				frappe.db.delete("Comment", {"reference_doctype": "Communication", "reference_name": ["in", chunk]})
+				frappe.db.delete("Communication Link", {"parent": ["in", chunk]})
+				frappe.db.delete("Communication", {"name": ["in", chunk]})
+			frappe.db.delete("Inbox Thread", {"gmail_account": name})
+			frappe.db.delete("Sync Job", {"reference_doctype": "Gmail Account", "reference_name": name})
+			frappe.db.delete("Notification Log", {"document_type": "Gmail Account", "document_name": name})
+			frappe.db.delete("Gmail Account", {"name": name})
+			frappe.db.delete("__Auth", {"doctype": "Gmail Account", "name": name})
+		frappe.db.commit()
+
+
+@pytest.fixture
+def accounts(site, google):
+	helper = Accounts(site, google)
+	yield helper
+	if os.environ.get("ATLAS_KEEP_TEST_DATA") != "1":
+		helper.cleanup()
+
+
+__all__ = ["run_worker", "start_worker", "CLIENT_SECRET", "CORPUS", "sys"]

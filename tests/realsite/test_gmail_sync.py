@@ -1,0 +1,298 @@
+"""Initial sync of the real corpus into the real site, on real rq workers, against the local Gmail server."""
+
+from __future__ import annotations
+
+import base64
+import email
+import html
+import email.policy
+import json
+import time
+
+from atlas_integrations.gmail.mime import unsurrogate
+from tests.realsite.conftest import run_worker, start_worker
+
+
+def _server_messages(server, mailbox):
+	"""{gmail id: (threadId, raw bytes)} as the server holds them."""
+	return {m["id"]: (m["threadId"], base64.urlsafe_b64decode(m["raw"] + "==="))
+			for m in server.dump_messages(mailbox)}
+
+
+def _expected_attachments(raw: bytes) -> int:
+	"""Attachments as the stdlib sees them: leaves that are attachments or carry a file name, plus
+	message/rfc822 parts (kept whole). compat32 structure: it recovers multiparts whose boundary
+	parameter the stricter policy.default parser gives up on."""
+	msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+
+	def walk(part, top):
+		ctype = part.get_content_type()
+		if ctype == "message/rfc822" and not top:
+			return 1
+		if part.is_multipart() and ctype != "message/rfc822":
+			return sum(walk(p, False) for p in part.get_payload())
+		try:
+			named = bool(part.get_filename())
+		except Exception:
+			named = True
+		return 1 if ((part.get_content_disposition() or "") == "attachment" or named) else 0
+
+	return walk(msg, True)
+
+
+def _job(frappe, account):
+	rows = frappe.get_all("Sync Job", filters={"reference_name": account}, fields=["*"], order_by="creation asc")
+	return rows
+
+
+def test_whole_corpus_synced_once_grouped_decoded_with_attachments(site, accounts):
+	frappe = site
+	account, mailbox = accounts.connect()
+	server = accounts.server
+	held = _server_messages(server, mailbox)
+	assert len(held) == 276
+	server.reset_stats(mailbox)  # connecting read the profile once
+
+	proc = run_worker()
+	assert proc.returncode == 0, proc.stdout + proc.stderr
+	frappe.db.rollback()
+
+	[job] = _job(frappe, account)
+	assert job.status == "succeeded", job.last_error
+	assert (job.listed, job.created, job.already_present, job.failed) == (276, 276, 0, 0), job.details
+	assert 276 <= job.api_calls <= 1.05 * 276
+	assert server.stats(mailbox)["api_calls"] == job.api_calls
+
+	comms = frappe.get_all(
+		"Communication",
+		filters={"atlas_gmail_account": account},
+		fields=["name", "subject", "sender", "sender_full_name", "atlas_gmail_message_id", "atlas_gmail_thread_id",
+				"atlas_inbox_thread", "sent_or_received", "atlas_parse_error", "atlas_skipped_attachments",
+				"reference_doctype", "reference_name"],
+	)
+	# one Communication per message
+	assert len(comms) == 276
+	assert {c.atlas_gmail_message_id for c in comms} == set(held)
+
+	# threads grouped as Gmail grouped them
+	threads = frappe.get_all("Inbox Thread", filters={"gmail_account": account},
+							 fields=["name", "gmail_thread_id", "message_count", "first_message_at", "last_message_at"])
+	gmail_threads = {}
+	for mid, (tid, _) in held.items():
+		gmail_threads.setdefault(tid, set()).add(mid)
+	assert {t.gmail_thread_id for t in threads} == set(gmail_threads)
+	assert len(gmail_threads) < 276  # the corpus really has threads
+	by_thread = {t.gmail_thread_id: t for t in threads}
+	for c in comms:
+		assert c.atlas_gmail_thread_id == held[c.atlas_gmail_message_id][0]
+		thread = by_thread[c.atlas_gmail_thread_id]
+		assert (c.reference_doctype, c.reference_name, c.atlas_inbox_thread) == ("Inbox Thread", thread.name, thread.name)
+	for t in threads:
+		assert t.message_count == len(gmail_threads[t.gmail_thread_id])
+		assert t.first_message_at <= t.last_message_at
+
+	# every subject and sender decoded as email.policy.default decodes them
+	by_id = {c.atlas_gmail_message_id: c for c in comms}
+	checked = 0
+	for mid, (_, raw) in held.items():
+		ref = email.message_from_bytes(raw, policy=email.policy.default)
+		c = by_id[mid]
+		try:
+			subject = ref["subject"]
+			sender = ref["from"]
+		except Exception:
+			continue  # the reference parser itself gives up on this header
+		expected_subject = unsurrogate(" ".join(str(subject).split())) if subject is not None else ""
+		# Frappe's XSS filter stores markup-looking text HTML-escaped (as for its own inbound mail)
+		assert html.unescape(c.subject) == (expected_subject or "(no subject)"), mid
+		if sender is not None and sender.addresses:
+			addr = sender.addresses[0]
+			if frappe.utils.validate_email_address(unsurrogate(addr.addr_spec)):
+				assert c.sender == unsurrogate(addr.addr_spec), mid
+				if addr.display_name:
+					assert html.unescape(c.sender_full_name) == unsurrogate(addr.display_name), mid
+			else:  # Frappe's Email field refuses it: the address is kept as the sender's name
+				assert c.sender is None, mid
+				assert html.unescape(c.sender_full_name) == unsurrogate(addr.display_name or addr.addr_spec), mid
+		checked += 1
+	assert checked >= 270
+
+	# attachments: stored as private Files on the Communication, or recorded as not stored
+	expected_total = 0
+	for mid, (_, raw) in held.items():
+		expected = _expected_attachments(raw)
+		expected_total += expected
+		c = by_id[mid]
+		files = frappe.get_all("File", filters={"attached_to_doctype": "Communication", "attached_to_name": c.name},
+							   fields=["is_private"])
+		skipped = json.loads(c.atlas_skipped_attachments or "[]")
+		assert len(files) + len(skipped) == expected, mid
+		assert all(f.is_private for f in files)
+	assert expected_total >= 50
+
+	# broken messages are stored with their error, not dropped
+	assert sum(1 for c in comms if c.atlas_parse_error) >= 10
+
+	doc = frappe.get_doc("Gmail Account", account)
+	assert (doc.status, doc.health, doc.sync_stage) == ("ACTIVE", "healthy", "Incremental")
+	assert doc.history_id == job.details.split("historyId ")[1].split(";")[0]
+	assert int(doc.history_id) > 0
+	assert doc.success_rate == 100
+
+
+def test_sent_mail_is_synced_as_sent(site, accounts):
+	frappe = site
+	server = accounts.server
+	mailbox = accounts.mailbox(load_corpus=False)
+	account, _ = accounts.connect(mailbox)
+	received = b"From: Ann <ann@example.org>\r\nTo: %s\r\nSubject: Quote request\r\nMessage-ID: <q1@example.org>\r\nDate: Thu, 19 Nov 2026 10:00:00 +0000\r\n\r\nCan you quote 5 units?\r\n" % mailbox.encode()
+	sent = b"From: Me <%s>\r\nTo: Ann <ann@example.org>\r\nSubject: Re: Quote request\r\nMessage-ID: <r1@atlas-test.example>\r\nIn-Reply-To: <q1@example.org>\r\nReferences: <q1@example.org>\r\nDate: Thu, 19 Nov 2026 11:00:00 +0000\r\n\r\nSure: 500 GBP.\r\n" % mailbox.encode()
+	server.insert_message(mailbox, received, label_ids=["INBOX", "UNREAD"])
+	server.insert_message(mailbox, sent, label_ids=["SENT"])
+	run_worker()
+	frappe.db.rollback()
+	rows = frappe.get_all("Communication", filters={"atlas_gmail_account": account},
+						  fields=["name", "subject", "sent_or_received", "in_reply_to", "atlas_inbox_thread", "seen"],
+						  order_by="communication_date asc")
+	assert [(r.subject, r.sent_or_received, r.seen) for r in rows] == [
+		("Quote request", "Received", 0), ("Re: Quote request", "Sent", 1)]
+	assert rows[1].in_reply_to == rows[0].name
+	assert rows[0].atlas_inbox_thread == rows[1].atlas_inbox_thread
+	thread = frappe.get_doc("Inbox Thread", rows[0].atlas_inbox_thread)
+	assert thread.message_count == 2 and thread.unread == 1
+	assert "INBOX" in thread.labels and "SENT" in thread.labels
+	assert "ann@example.org" in thread.participants
+
+
+def test_rerun_creates_nothing_new(site, accounts):
+	from atlas_integrations.gmail.sync import enqueue_sync
+
+	frappe = site
+	account, mailbox = accounts.connect()
+	run_worker()
+	frappe.db.rollback()
+	before = frappe.db.count("Communication", {"atlas_gmail_account": account})
+	threads = frappe.db.count("Inbox Thread", {"gmail_account": account})
+	files = frappe.db.sql("select count(*) from `tabFile` f join `tabCommunication` c on f.attached_to_name=c.name "
+						  "where c.atlas_gmail_account=%s", account)[0][0]
+	assert before == 276
+	result = enqueue_sync(account, trigger="manual")
+	frappe.db.commit()
+	assert result["created"]
+	run_worker()
+	frappe.db.rollback()
+	second = frappe.get_doc("Sync Job", result["sync_job"])
+	assert second.status == "succeeded"
+	assert (second.listed, second.created, second.already_present, second.failed) == (276, 0, 276, 0)
+	assert second.api_calls <= 5  # nothing re-fetched: profile, labels, one list page
+	assert frappe.db.count("Communication", {"atlas_gmail_account": account}) == before
+	assert frappe.db.count("Inbox Thread", {"gmail_account": account}) == threads
+	assert frappe.db.sql("select count(*) from `tabFile` f join `tabCommunication` c on f.attached_to_name=c.name "
+						 "where c.atlas_gmail_account=%s", account)[0][0] == files
+
+
+def test_sync_now_is_deduplicated(site, accounts):
+	from atlas_integrations.api.gmail import sync_now
+
+	frappe = site
+	account, _ = accounts.connect()  # connect queued one run already
+	first = sync_now(account)
+	second = sync_now(account)
+	frappe.db.commit()
+	assert first["created"] is False and second["created"] is False
+	assert first["sync_job"] == second["sync_job"]
+	assert frappe.db.count("Sync Job", {"reference_name": account}) == 1
+
+
+def test_two_runs_started_together_create_no_duplicates(site, accounts):
+	"""Two Sync Jobs of one account handed to two real workers at the same moment."""
+	from atlas_integrations import jobs
+
+	frappe = site
+	account, mailbox = accounts.connect()
+	frappe.db.delete("Sync Job", {"reference_name": account})  # drop the queued connect run
+	names = []
+	for n in range(2):
+		job = jobs.create("Gmail Sync", "Gmail Account", account, payload={"account": account}, trigger=f"race-{n}")
+		names.append(job.name)
+		frappe.enqueue("atlas_integrations.gmail.sync.run_sync_job", queue="long", job_id=f"race-{job.name}",
+					   enqueue_after_commit=True, sync_job=job.name)
+	frappe.db.commit()
+	workers = [start_worker(), start_worker()]
+	for w in workers:
+		out, _ = w.communicate(timeout=600)
+		assert w.returncode == 0, out
+	frappe.db.rollback()
+	rows = frappe.get_all("Sync Job", filters={"name": ["in", names]}, fields=["status", "created", "already_present", "failed", "last_error"])
+	assert [r.status for r in rows] == ["succeeded", "succeeded"], rows
+	assert sum(r.created for r in rows) == 276
+	assert sum(r.failed for r in rows) == 0
+	assert frappe.db.count("Communication", {"atlas_gmail_account": account}) == 276
+	dupes = frappe.db.sql("""select atlas_gmail_message_id, count(*) from `tabCommunication`
+		where atlas_gmail_account=%s group by atlas_gmail_message_id having count(*) > 1""", account)
+	assert dupes == ()
+
+
+def test_rate_limited_then_success_completes(site, accounts):
+	frappe = site
+	account, mailbox = accounts.connect()
+	server = accounts.server
+	server.inject_fault(r"/messages/[0-9a-f]+$", 429, count=3, reason="rateLimitExceeded", email=mailbox)
+	server.inject_fault(r"/messages$", 503, count=1, email=mailbox)
+	started = time.monotonic()
+	proc = run_worker()
+	assert proc.returncode == 0, proc.stdout + proc.stderr
+	frappe.db.rollback()
+	[job] = _job(frappe, account)
+	assert job.status == "succeeded", job.last_error
+	assert (job.created, job.failed) == (276, 0)
+	assert job.api_calls >= 276 + 3 + 1
+	assert server.stats(mailbox)["faults_served"] == 4
+	assert frappe.db.count("Communication", {"atlas_gmail_account": account}) == 276
+	assert time.monotonic() - started < 300
+
+
+def test_invalid_grant_marks_one_account_unauthorized_while_another_syncs(site, accounts):
+	frappe = site
+	bad, bad_mailbox = accounts.connect()
+	good, good_mailbox = accounts.connect()
+	accounts.server.revoke_tokens(bad_mailbox)  # Google now answers invalid_grant for this mailbox
+	proc = run_worker()
+	assert proc.returncode == 0, proc.stdout + proc.stderr
+	frappe.db.rollback()
+	bad_doc = frappe.get_doc("Gmail Account", bad)
+	assert (bad_doc.status, bad_doc.health) == ("UNAUTHORIZED", "unhealthy")
+	assert "reconnect" in bad_doc.last_error
+	[bad_job] = _job(frappe, bad)
+	assert bad_job.status == "failed" and "invalid_grant" in bad_job.last_error
+	assert frappe.db.count("Notification Log", {"document_type": "Gmail Account", "document_name": bad}) >= 1
+	[good_job] = _job(frappe, good)
+	assert good_job.status == "succeeded" and good_job.created == 276
+	assert frappe.db.get_value("Gmail Account", good, "status") == "ACTIVE"
+	# the scheduler no longer polls the unauthorized account
+	from atlas_integrations.gmail.sync import enqueue_due_accounts
+
+	frappe.db.set_value("Gmail Account", good, "last_processed_at", "2000-01-01 00:00:00")
+	queued = enqueue_due_accounts()
+	assert good in queued and bad not in queued
+
+
+def test_snippet_only_mode_stores_no_body(site, accounts):
+	frappe = site
+	frappe.db.set_single_value("Atlas Settings", "body_storage_mode", "snippet only")
+	frappe.db.commit()
+	try:
+		mailbox = accounts.mailbox(load_corpus=False)
+		account, _ = accounts.connect(mailbox)
+		body = "A long body that is not the snippet. " * 50
+		raw = ("From: a@example.org\r\nTo: %s\r\nSubject: hello\r\nDate: Thu, 19 Nov 2026 10:00:00 +0000\r\n\r\n%s\r\n" % (mailbox, body)).encode()
+		accounts.server.insert_message(mailbox, raw)
+		run_worker()
+		frappe.db.rollback()
+		[c] = frappe.get_all("Communication", filters={"atlas_gmail_account": account},
+							 fields=["content", "text_content", "atlas_snippet", "atlas_body_stored"])
+		assert c.atlas_body_stored == 0 and not c.text_content
+		assert c.atlas_snippet and len(c.content) < 400
+	finally:
+		frappe.db.set_single_value("Atlas Settings", "body_storage_mode", "full")
+		frappe.db.commit()
