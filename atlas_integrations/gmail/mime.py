@@ -101,10 +101,15 @@ def _parsed_header(msg: Message, name: str, errors: list[str]):
 
 def unsurrogate(text: str) -> str:
 	"""Raw 8-bit header bytes come back from ``email`` as lone surrogates (``surrogateescape``), which no
-	database can store: read those bytes as UTF-8 (RFC 6532), replacing what is not UTF-8 with U+FFFD."""
+	database can store. Read those bytes as UTF-8 (RFC 6532) and, when they are not UTF-8, as
+	windows-1252 (what legacy clients that sent raw 8-bit headers used)."""
 	if not any("\udc80" <= ch <= "\udcff" for ch in text):
 		return text
-	return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+	raw = text.encode("utf-8", "surrogateescape")
+	try:
+		return raw.decode("utf-8")
+	except UnicodeDecodeError:
+		return raw.decode("cp1252", "replace")
 
 
 def _lenient_text(raw: str) -> str:

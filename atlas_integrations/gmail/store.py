@@ -85,6 +85,14 @@ def internal_date(gmail_message: dict) -> datetime:
 	return datetime.now(timezone.utc)
 
 
+def message_time(header_date: datetime | None, received: datetime) -> datetime:
+	"""When a message happened (aware UTC): its Date header, unless missing or impossible (before 1971,
+	or more than a day after Gmail received it), then Gmail's ``internalDate``."""
+	if header_date is None or header_date.year < 1971 or (header_date - received).total_seconds() > 86_400:
+		return received
+	return header_date
+
+
 def _text(value: str | None, length: int | None = None) -> str | None:
 	"""A plain-text field (subject, names, snippet) ready to store, cut to ``length``.
 
@@ -140,7 +148,7 @@ def build_row(ctx: StoreContext, gmail_message: dict) -> _Row:
 	try:
 		parsed = parse_message(_decode_raw(gmail_message))
 		snippet = snippet or snippet_of(parsed.text)
-		when = parsed.date or internal_date(gmail_message)
+		when = message_time(parsed.date, internal_date(gmail_message))
 		name, addr = parsed.sender
 		sender = addr if addr and validate_email_address(addr) else None
 		full = ctx.storage_mode == FULL

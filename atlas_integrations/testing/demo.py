@@ -16,6 +16,7 @@ import collections
 import email
 import email.policy
 import glob
+import json
 import os
 import socket
 import subprocess
@@ -87,8 +88,6 @@ def main(argv: list[str] | None = None) -> int:
 	loaded = gmail.load_eml_dir(owner, corpus, spread_days=min(25, args.days - 1), sent_from=[owner])
 	print(f"Local Gmail server {gmail.url}: mailbox {owner} with {len(loaded)} messages from {corpus}")
 
-	web_port = _free_port(args.web_port)
-	site_url = f"http://127.0.0.1:{web_port}"
 	frappe.init(site=args.site, sites_path=".")
 	frappe.connect()
 	for key, value in {
@@ -96,7 +95,6 @@ def main(argv: list[str] | None = None) -> int:
 		"atlas_google_auth_url": gmail.url + "o/oauth2/auth",
 		"atlas_google_token_url": gmail.url + "token",
 		"atlas_google_revoke_url": gmail.url + "revoke",
-		"host_name": site_url,
 	}.items():
 		update_site_config(key, value)
 	settings = frappe.get_single("Atlas Settings")
@@ -122,11 +120,22 @@ def main(argv: list[str] | None = None) -> int:
 			ignore_permissions=True).name
 	frappe.db.commit()
 
+	pid_file = Path("../logs/atlas-demo-web.pid")
+	if pid_file.exists():  # the previous demo's web server: replace it
+		try:
+			os.killpg(int(pid_file.read_text()), 15)
+			time.sleep(1)
+		except (OSError, ValueError):
+			pass
+	web_port = _free_port(args.web_port)
+	site_url = f"http://127.0.0.1:{web_port}"
+	update_site_config("host_name", site_url)
 	web = subprocess.Popen(
 		[sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "--site", args.site, "serve",
 		 "--port", str(web_port), "--noreload"],
 		stdout=open("../logs/atlas-demo-web.log", "a"), stderr=subprocess.STDOUT, start_new_session=True,
 	)
+	pid_file.write_text(str(web.pid))
 	try:
 		_wait_http(site_url + "/api/method/ping")
 		http = requests.Session()
@@ -159,17 +168,18 @@ def main(argv: list[str] | None = None) -> int:
 		return _summary(frappe, name, site_url, elapsed, gmail.stats(owner))
 	finally:
 		gmail.stop()
-		if os.environ.get("ATLAS_DEMO_KEEP_WEB") == "1":
-			print(f"Web server left running (pid {web.pid}); stop it with: kill {web.pid}")
-		else:
+		if os.environ.get("ATLAS_DEMO_STOP_WEB") == "1":
 			web.terminate()
+			pid_file.unlink(missing_ok=True)
+		else:
+			print(f"The site's web server keeps running for the desk (pid {web.pid}); stop it with: kill {web.pid}")
 
 
 def _summary(frappe, account: str, site_url: str, elapsed: float, stats: dict) -> int:
 	jobs = frappe.get_all("Sync Job", filters={"reference_name": account}, fields=["*"], order_by="creation desc")
 	job = jobs[0]
 	comms = frappe.get_all("Communication", filters={"atlas_gmail_account": account},
-						   fields=["name", "sent_or_received", "atlas_parse_error"])
+						   fields=["name", "sent_or_received", "atlas_parse_error", "atlas_skipped_attachments"])
 	names = [c.name for c in comms]
 	files = frappe.db.count("File", {"attached_to_doctype": "Communication", "attached_to_name": ["in", names]}) if names else 0
 	threads = frappe.get_all("Inbox Thread", filters={"gmail_account": account},
@@ -181,7 +191,8 @@ def _summary(frappe, account: str, site_url: str, elapsed: float, stats: dict) -
 	print(f"Inbox Threads   {frappe.db.count('Inbox Thread', {'gmail_account': account})}")
 	print(f"Messages        {len(comms)} ({sum(c.sent_or_received == 'Received' for c in comms)} received, "
 		  f"{sum(c.sent_or_received == 'Sent' for c in comms)} sent)")
-	print(f"Attachments     {files} stored as private Files")
+	skipped = sum(len(json.loads(c.atlas_skipped_attachments or "[]")) for c in comms)
+	print(f"Attachments     {files} stored as private Files, {skipped} recorded but not stored (over the size cap or refused by Frappe)")
 	print(f"Parse errors    {sum(1 for c in comms if c.atlas_parse_error)} messages stored with their error")
 	print(f"Sync Job        {job.name}: {job.status}; listed {job.listed}, created {job.created}, "
 		  f"already present {job.already_present}, failed {job.failed}; Gmail API calls {job.api_calls} "

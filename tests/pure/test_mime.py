@@ -90,5 +90,6 @@ def test_helpers():
 
 
 def test_raw_8bit_headers_are_read_as_utf8():
-	assert unsurrogate("caf\udcc3\udca9 \udcff") == "café \ufffd"
+	assert unsurrogate("caf\udcc3\udca9") == "café"  # UTF-8 bytes
+	assert unsurrogate("Forma\udce7\udce3o") == "Formação"  # legacy windows-1252 bytes
 	assert unsurrogate("plain") == "plain"
