@@ -41,11 +41,16 @@ def pytest_collection_modifyitems(config, items):
 			_skipped_site_tests.append(item.nodeid)
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-	if _skipped_site_tests:
-		terminalreporter.write_line(
-			f"!!! REAL-SITE TESTS SKIPPED: {len(_skipped_site_tests)} tests did not run because there is "
-			f"{WHY_NO_SITE} !!!",
-			red=True,
-			bold=True,
-		)
+def pytest_unconfigure(config):
+	"""After pytest's own closing line: one loud line when real-site tests were skipped."""
+	if not _skipped_site_tests:
+		return
+	reporter = config.pluginmanager.get_plugin("terminalreporter")
+	line = (
+		f"!!! REAL-SITE TESTS SKIPPED: {len(_skipped_site_tests)} tests did not run because there is "
+		f"{WHY_NO_SITE} !!!"
+	)
+	if reporter is not None:
+		reporter.write_line(line, red=True, bold=True)
+	else:
+		print(line)
