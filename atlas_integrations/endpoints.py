@@ -14,6 +14,8 @@ DEFAULTS: dict[str, str] = {
 	"atlas_google_auth_url": "https://accounts.google.com/o/oauth2/auth",
 	"atlas_google_token_url": "https://oauth2.googleapis.com/token",
 	"atlas_google_revoke_url": "https://oauth2.googleapis.com/revoke",
+	# Google's ID-token signing certificates ({kid: X.509 PEM}) that verify Pub/Sub push OIDC tokens
+	"atlas_google_certs_url": "https://www.googleapis.com/oauth2/v1/certs",
 	# Xero OAuth 2.0 (developer.xero.com/documentation/guides/oauth2/auth-flow)
 	"atlas_xero_login_url": "https://login.xero.com/identity/connect/authorize",
 	"atlas_xero_identity_url": "https://identity.xero.com",

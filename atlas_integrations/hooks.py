@@ -14,6 +14,9 @@ permission_query_conditions = {
 	"Inbox Thread": "atlas_integrations.permissions.inbox_thread_query",
 }
 
+# Pub/Sub's "Authorization: Bearer <Google JWT>" would make Frappe answer 401 before the push endpoint runs
+before_request = ["atlas_integrations.api.push.set_aside_push_authorization"]
+
 has_permission = {
 	"Gmail Account": "atlas_integrations.permissions.gmail_account_has_permission",
 	"Inbox Thread": "atlas_integrations.permissions.inbox_thread_has_permission",
@@ -25,4 +28,5 @@ scheduler_events = {
 		"* * * * *": ["atlas_integrations.gmail.sync.enqueue_due_accounts"],
 	},
 	"hourly": ["atlas_integrations.jobs.reap_stale_jobs"],
+	"daily": ["atlas_integrations.gmail.push.renew_watches"],
 }

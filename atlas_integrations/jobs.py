@@ -19,7 +19,7 @@ PENDING, PROCESSING, SUCCEEDED, FAILED = "pending", "processing", "succeeded", "
 OPEN_STATES = (PENDING, PROCESSING)
 #: a processing job older than this (seconds) has lost its worker
 STALE_AFTER = 2 * 60 * 60
-COUNT_FIELDS = ("listed", "created", "already_present", "failed", "api_calls")
+COUNT_FIELDS = ("listed", "created", "already_present", "failed", "skipped", "api_calls")
 
 def create(job_type: str, reference_doctype: str, reference_name: str, payload: dict | None = None,
 		   trigger: str = "manual") -> "frappe.model.document.Document":
@@ -151,10 +151,12 @@ def dispatch(job_type: str, sync_job: str, reference_name: str) -> None:
 
 
 def reap_stale_jobs(stale_after: int = STALE_AFTER) -> list[str]:
-	"""Move processing jobs older than ``stale_after`` seconds back to pending and enqueue them again.
+	"""Move processing jobs whose worker is gone back to pending and enqueue them again.
 
-	Hourly scheduler hook. A worker killed mid-run (SIGKILL, OOM, deploy) leaves its job processing; the
-	work is idempotent, so running it again loses and duplicates nothing.
+	Hourly scheduler hook. A running job touches its Sync Job (counts) after every page of work, so a
+	processing job not modified for ``stale_after`` seconds has lost its worker (SIGKILL, OOM, deploy).
+	Its account lock is released and the work runs again; the writes are idempotent, so nothing is lost
+	or duplicated.
 
 	Returns:
 		Names of the jobs reaped.
@@ -162,12 +164,21 @@ def reap_stale_jobs(stale_after: int = STALE_AFTER) -> list[str]:
 	cutoff = add_to_date(now_datetime(), seconds=-stale_after)
 	stale = frappe.get_all(
 		"Sync Job",
-		filters={"status": PROCESSING, "started_at": ["<", cutoff]},
+		filters={"status": PROCESSING, "modified": ["<=", cutoff]},
 		fields=["name", "job_type", "reference_name"],
 	)
 	for row in stale:
 		frappe.db.set_value("Sync Job", row.name, {"status": PENDING, "details": "worker lost; requeued"})
+		if row.job_type == "Gmail Sync":
+			from atlas_integrations.gmail.sync import release_lock
+
+			release_lock(row.reference_name)
 		if row.job_type in RUNNERS:
+			from frappe.utils.background_jobs import get_job
+
+			dead = get_job(rq_job_id(row.job_type, row.reference_name))
+			if dead is not None:  # rq still calls it "started": its worker died without telling rq
+				dead.delete()
 			dispatch(row.job_type, row.name, row.reference_name)
 	frappe.db.commit()
 	return [r.name for r in stale]

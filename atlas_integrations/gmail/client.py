@@ -177,6 +177,36 @@ class GmailClient:
 			if not token:
 				return
 
+	def iter_history(self, start_history_id: str, history_types: list[str] | None = None) -> Iterator[dict]:
+		"""users.history.list from ``start_history_id``, paged (500 records per page).
+
+		Yields:
+			Pages: ``{"history": [...], "historyId": str, "nextPageToken"?}`` (Gmail's History resource).
+
+		Raises:
+			CursorExpired: Gmail answered 404 — the start historyId is too old (Gmail keeps history for a
+				limited time, typically a week; Gmail sync guide, "Partial synchronization").
+		"""
+		from atlas_integrations.gmail.errors import CursorExpired, Permanent
+
+		token = None
+		while True:
+			kwargs = {"userId": "me", "startHistoryId": start_history_id, "maxResults": LIST_PAGE_SIZE}
+			if history_types:
+				kwargs["historyTypes"] = history_types
+			if token:
+				kwargs["pageToken"] = token
+			try:
+				page = self.execute(self.service.users().history().list(**kwargs), "history.list") or {}
+			except Permanent as exc:
+				if exc.status == 404:
+					raise CursorExpired(str(exc), 404, exc.reason) from None
+				raise
+			yield page
+			token = page.get("nextPageToken")
+			if not token:
+				return
+
 	def get_messages(
 		self, ids: list[str], fmt: str = "raw", batch_size: int = BATCH_SIZE
 	) -> tuple[dict[str, dict], dict[str, GmailError]]:

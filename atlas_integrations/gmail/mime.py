@@ -59,6 +59,9 @@ class ParsedMessage:
 	attachments: list[Attachment] = field(default_factory=list)
 	raw_headers: str = ""
 	errors: list[str] = field(default_factory=list)
+	#: why the message looks machine-generated ("" when it does not): RFC 3834 Auto-Submitted,
+	#: Precedence bulk/junk/list, List-Unsubscribe, multipart/report delivery notifications
+	auto_generated: str = ""
 
 	@property
 	def parse_error(self) -> str:
@@ -235,6 +238,20 @@ def _walk_leaves(msg: Message):
 	yield msg
 
 
+def _auto_generated(msg: Message) -> str:
+	auto = (_raw_header(msg, "Auto-Submitted") or "").strip().lower()
+	if auto and not auto.startswith("no"):
+		return f"Auto-Submitted: {auto.split(';')[0]}"
+	precedence = (_raw_header(msg, "Precedence") or "").strip().lower()
+	if precedence in ("bulk", "junk", "list"):
+		return f"Precedence: {precedence}"
+	if _raw_header(msg, "List-Unsubscribe"):
+		return "List-Unsubscribe"
+	if msg.get_content_type() == "multipart/report":
+		return "delivery report"
+	return ""
+
+
 def parse_message(raw: bytes) -> ParsedMessage:
 	"""Parse one message.
 
@@ -270,6 +287,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
 	irt = _MSGID.findall(_raw_header(msg, "In-Reply-To") or "")
 	out.in_reply_to = irt[0].strip("<>") if irt else ""
 	out.references = [r.strip("<>") for r in _MSGID.findall(_raw_header(msg, "References") or "")]
+	out.auto_generated = _auto_generated(msg)
 
 	try:
 		text_parts, html_parts = [], []

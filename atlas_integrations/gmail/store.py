@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 import frappe
 from frappe.utils import convert_utc_to_system_timezone, now_datetime, validate_email_address
 
+from atlas_integrations.gmail.filters import MailFilter
 from atlas_integrations.gmail.html import sanitize, text_to_html
 from atlas_integrations.gmail.mime import ParsedMessage, format_address, parse_message, snippet_of
 
@@ -36,6 +37,7 @@ class StoreContext:
 	storage_mode: str = FULL
 	max_attachment_bytes: int = 10 * 1024 * 1024
 	label_names: dict[str, str] = field(default_factory=dict)  # Gmail label id -> name
+	mail_filter: "MailFilter | None" = None  # the account's import rules; None imports everything
 
 
 @dataclass
@@ -45,6 +47,7 @@ class BatchResult:
 
 	created: list[str] = field(default_factory=list)
 	already_present: list[str] = field(default_factory=list)
+	skipped: dict[str, str] = field(default_factory=dict)  # Gmail message id -> why it was not imported
 	parse_errors: int = 0
 	attachments_stored: int = 0
 	attachments_skipped: int = 0
@@ -201,8 +204,14 @@ def ensure_threads(account: str, subjects: dict[str, str]) -> dict[str, str]:
 		return {}
 	keys = {thread_key(account, tid): tid for tid in subjects}
 
-	def lookup() -> dict[str, str]:
-		rows = frappe.get_all("Inbox Thread", filters={"thread_key": ["in", list(keys)]}, fields=["name", "thread_key"])
+	def lookup(current: bool = False) -> dict[str, str]:
+		# a locking read sees rows other transactions committed after our snapshot was taken
+		rows = frappe.db.sql(
+			f"""select name, thread_key from `tabInbox Thread` where thread_key in %(keys)s
+			{"for update" if current else ""}""",
+			{"keys": list(keys)},
+			as_dict=True,
+		)
 		return {keys[r.thread_key]: r.name for r in rows}
 
 	found = lookup()
@@ -217,7 +226,7 @@ def ensure_threads(account: str, subjects: dict[str, str]) -> dict[str, str]:
 			  (_text(subjects[tid]) or "(no subject)")[:1000], 0, 0) for tid in missing],
 			ignore_duplicates=True,  # a concurrent run created it a moment ago: keep theirs
 		)
-		found = lookup()
+		found = lookup(current=True)
 	return found
 
 
@@ -232,8 +241,23 @@ def write_batch(ctx: StoreContext, gmail_messages: list[dict]) -> BatchResult:
 	if not gmail_messages:
 		return result
 	clock = time.perf_counter()
-	rows = [build_row(ctx, gm) for gm in gmail_messages]
+	rows = []
+	for gm in gmail_messages:
+		labels = gm.get("labelIds") or []
+		reason = ctx.mail_filter.skip_by_labels(labels) if ctx.mail_filter else None
+		if reason:
+			result.skipped[gm["id"]] = reason
+			continue
+		row = build_row(ctx, gm)
+		if ctx.mail_filter and ctx.mail_filter.needs_message:
+			reason = ctx.mail_filter.skip_reason(labels, row.parsed)
+			if reason:
+				result.skipped[gm["id"]] = reason
+				continue
+		rows.append(row)
 	result.seconds["parse"] = time.perf_counter() - clock
+	if not rows:
+		return result
 	clock = time.perf_counter()
 	threads = ensure_threads(ctx.account, {r.thread_id: r.values.get("subject") or "" for r in reversed(rows)})
 	now, user = now_datetime(), frappe.session.user
@@ -320,12 +344,19 @@ def refresh_threads(account: str, thread_ids: set[str] | list[str], label_names:
 		"Communication",
 		filters={"atlas_gmail_account": account, "atlas_gmail_thread_id": ["in", list(thread_ids)]},
 		fields=["atlas_inbox_thread as thread", "subject", "sender", "recipients", "cc", "communication_date",
-				"atlas_label_ids", "atlas_snippet"],
+				"atlas_label_ids", "atlas_snippet", "atlas_deleted"],
 		order_by="communication_date asc, creation asc",
 	)
 	by_thread: dict[str, list] = {}
 	for row in rows:
-		by_thread.setdefault(row.thread, []).append(row)
+		by_thread.setdefault(row.thread, [])
+		if not row.atlas_deleted:  # deleted in Gmail: kept, but no longer part of the thread's picture
+			by_thread[row.thread].append(row)
+	for thread, msgs in by_thread.items():
+		if not msgs:
+			frappe.db.set_value("Inbox Thread", thread, {"message_count": 0, "unread": 0, "label_ids": "",
+														 "labels": ""}, update_modified=True)
+	by_thread = {t: m for t, m in by_thread.items() if m}
 	values = []
 	now = now_datetime()
 	for thread, msgs in by_thread.items():
@@ -367,6 +398,35 @@ def refresh_threads(account: str, thread_ids: set[str] | list[str], label_names:
 			unread=values(unread), snippet=values(snippet), modified=values(modified)""",
 		[v for row in values for v in row],
 	)
+
+
+def mark_deleted(account: str, message_ids: list[str]) -> set[str]:
+	"""Flag stored messages deleted in Gmail (kept, hidden from their thread). Returns their threadIds."""
+	if not message_ids:
+		return set()
+	keys = [message_key(account, m) for m in message_ids]
+	rows = frappe.get_all("Communication", filters={"atlas_gmail_key": ["in", keys]},
+						  fields=["name", "atlas_gmail_thread_id"])
+	if rows:
+		frappe.db.set_value("Communication", {"name": ["in", [r.name for r in rows]]}, "atlas_deleted", 1,
+							update_modified=True)
+	return {r.atlas_gmail_thread_id for r in rows}
+
+
+def update_labels(account: str, labels_by_message: dict[str, list[str]]) -> set[str]:
+	"""Set the current Gmail labelIds (and read state) of stored messages. Returns their threadIds."""
+	if not labels_by_message:
+		return set()
+	keys = {message_key(account, m): m for m in labels_by_message}
+	rows = frappe.get_all("Communication", filters={"atlas_gmail_key": ["in", list(keys)]},
+						  fields=["name", "atlas_gmail_key", "atlas_gmail_thread_id", "atlas_label_ids"])
+	for row in rows:
+		labels = labels_by_message[keys[row.atlas_gmail_key]]
+		value = ",".join(labels)
+		if value != (row.atlas_label_ids or ""):
+			frappe.db.set_value("Communication", row.name, {"atlas_label_ids": value,
+															 "seen": 0 if "UNREAD" in labels else 1})
+	return {r.atlas_gmail_thread_id for r in rows}
 
 
 def link_replies(account: str) -> int:

@@ -10,6 +10,7 @@ changes during the backfill is missed.
 
 from __future__ import annotations
 
+import json
 import time
 import traceback
 from datetime import datetime, timedelta, timezone
@@ -21,13 +22,15 @@ from atlas_integrations import jobs
 from atlas_integrations.endpoints import gmail_api_root
 from atlas_integrations.gmail import accounts, store
 from atlas_integrations.gmail.client import BATCH_SIZE, GmailClient
-from atlas_integrations.gmail.errors import AuthRevoked, GmailError
+from atlas_integrations.gmail.errors import AuthRevoked, CursorExpired, GmailError, Permanent, Temporary
+from atlas_integrations.gmail.filters import MailFilter
 from atlas_integrations.settings import get_settings, max_attachment_bytes, sync_allowed
 
 JOB_TYPE = "Gmail Sync"
-LOCK_TTL = 300  # seconds; extended after every batch, so a killed worker frees the account quickly
+LOCK_TTL = 120  # seconds; extended after every batch, so a killed worker frees the account quickly
 LOCK_WAIT = 600  # seconds a run waits for another run of the same account to finish
 DEFAULT_BACKFILL_DAYS = 30
+PROCESSING_LABEL_FAILED = "Could not create the required processing label"
 
 
 def enqueue_sync(account: str, trigger: str = "manual") -> dict:
@@ -35,7 +38,7 @@ def enqueue_sync(account: str, trigger: str = "manual") -> dict:
 
 	Args:
 		account: Gmail Account name.
-		trigger: ``manual`` | ``scheduler`` | ``connect``.
+		trigger: ``manual`` | ``scheduler`` | ``connect`` | ``push``.
 
 	Returns:
 		``{"sync_job": name, "created": bool, "status": "pending"|"processing"}``; ``created`` False
@@ -54,7 +57,7 @@ def enqueue_sync(account: str, trigger: str = "manual") -> dict:
 		JOB_TYPE,
 		accounts.DOCTYPE,
 		account,
-		payload={"account": account, "mode": "initial" if not history_id else "resync"},
+		payload={"account": account, "mode": "initial" if not history_id else "incremental"},
 		trigger=trigger,
 	)
 	jobs.dispatch(JOB_TYPE, job.name, account)
@@ -108,19 +111,39 @@ def run_sync_job(sync_job: str) -> None:
 	SyncRun(account, sync_job).execute()
 
 
+def lock_name(account: str) -> str:
+	"""Redis key of the per-account run lock."""
+	return f"{frappe.local.site}:atlas:gmail-sync:{account}"
+
+
+def release_lock(account: str) -> None:
+	"""Drop the account's run lock whatever holds it (for a run whose worker is known to be dead)."""
+	frappe.cache.delete_value(lock_name(account), make_keys=False)
+
+
 class SyncRun:
 	"""One run of one account, recorded on one Sync Job."""
 
 	def __init__(self, account: str, sync_job: str):
 		self.account = account
 		self.sync_job = sync_job
-		self.counts = {"listed": 0, "created": 0, "already_present": 0, "failed": 0, "api_calls": 0}
+		self.counts = {"listed": 0, "created": 0, "already_present": 0, "failed": 0, "skipped": 0, "api_calls": 0}
 		self.parse_errors = 0
 		self.attachments = 0
 		self.errors: list[str] = []
 		self.seconds: dict[str, float] = {}  # wall time per stage: fetch, parse, insert, attachments, threads
 		self.client: GmailClient | None = None
+		self.ctx: store.StoreContext | None = None
+		self.mode = ""
+		self.skipped: dict[str, str] = {}  # Gmail message id -> why the account's filters skipped it
 		self.lock = None
+		self.created_ids: list[str] = []  # stored by this run, not yet given the processing label
+		self.processing_label_id: str | None = None
+		self.warning: str | None = None  # shown on the account after a run that otherwise succeeded
+
+	def _take_created(self) -> list[str]:
+		ids, self.created_ids = self.created_ids, []
+		return ids
 
 	# -- lifecycle ------------------------------------------------------------------------------
 	def execute(self) -> None:
@@ -129,6 +152,7 @@ class SyncRun:
 		try:
 			secrets = accounts.secrets_of(self.account)
 			self._acquire_lock()
+			frappe.db.rollback()  # a fresh snapshot: see everything the previous holder of the lock committed
 			details = self._run()
 			self._finish(jobs.SUCCEEDED, details=details, secrets=secrets)
 		except AuthRevoked as exc:
@@ -136,6 +160,10 @@ class SyncRun:
 			message = f"Gmail refused the stored authorization ({exc.reason or exc.status}); reconnect the account"
 			accounts.mark_unauthorized(self.account, message)
 			self._finish(jobs.FAILED, error=message, secrets=secrets)
+		except Temporary as exc:
+			frappe.db.rollback()
+			self._throttle(exc)
+			self._finish(jobs.FAILED, error=f"{type(exc).__name__}: {exc}", secrets=secrets)
 		except GmailError as exc:
 			frappe.db.rollback()
 			self._finish(jobs.FAILED, error=f"{type(exc).__name__}: {exc}", secrets=secrets)
@@ -148,15 +176,26 @@ class SyncRun:
 		finally:
 			self._release_lock()
 
+	def _throttle(self, exc: Temporary) -> None:
+		"""Google kept refusing (rate limit / 5xx) after every retry: stop polling this account until
+		``throttle_until`` (Retry-After when given, else 1, 2, 4 … minutes by consecutive failures, at most
+		1 hour). Other accounts are not affected."""
+		failures = cint(frappe.db.get_value(accounts.DOCTYPE, self.account, "consecutive_failures"))
+		seconds = exc.retry_after or min(3600, 60 * 2**failures)
+		frappe.db.set_value(accounts.DOCTYPE, self.account, "throttle_until",
+							now_datetime() + timedelta(seconds=seconds), update_modified=False)
+
 	def _finish(self, status: str, error: str | None = None, details: str | None = None, secrets=()) -> None:
 		if self.client:
 			self.counts["api_calls"] = self.client.api_calls
 		jobs.finish(self.sync_job, status, self.counts, error=error, details=details, secrets=secrets)
 		accounts.record_run(self.account, status == jobs.SUCCEEDED, error=jobs.scrub(error, secrets) if error else None)
+		if self.warning and status == jobs.SUCCEEDED:
+			frappe.db.set_value(accounts.DOCTYPE, self.account, "last_error", self.warning, update_modified=False)
 		frappe.db.commit()
 
 	def _acquire_lock(self) -> None:
-		name = f"{frappe.local.site}:atlas:gmail-sync:{self.account}"
+		name = lock_name(self.account)
 		self.lock = frappe.cache.lock(name, timeout=LOCK_TTL, blocking_timeout=LOCK_WAIT)
 		if not self.lock.acquire():
 			self.lock = None
@@ -184,37 +223,173 @@ class SyncRun:
 			raise GmailError(f"account is {account.status.lower()}{'' if account.enabled else ' and disabled'}")
 		self.client = GmailClient(accounts.token_state(self.account), gmail_api_root())
 		settings = get_settings()
-		ctx = store.StoreContext(
+		self.ctx = ctx = store.StoreContext(
 			account=self.account,
 			storage_mode=settings.body_storage_mode or store.FULL,
 			max_attachment_bytes=max_attachment_bytes(),
+			mail_filter=MailFilter.for_account(account),
 		)
-		initial = not account.history_id
-		if initial:
+		ctx.label_names = json.loads(account.gmail_labels or "{}")
+		self.processing_label_id = account.processing_label_id or None
+		days = cint(account.backfill_days) or cint(settings.default_backfill_days) or DEFAULT_BACKFILL_DAYS
+		if account.history_id:
+			try:
+				self._set_mode("incremental")
+				details = self.incremental(account.history_id)
+			except CursorExpired:
+				frappe.db.rollback()
+				self._set_mode("full resync")
+				details = "historyId expired (Gmail answered 404): full resync of the backfill window; " + self.full_sync(days)
+		else:
+			self._set_mode("initial")
 			frappe.db.set_value(accounts.DOCTYPE, self.account,
 								{"status": accounts.SYNCING, "sync_stage": "Initial sync"}, update_modified=False)
 			frappe.db.commit()
-
-		profile = self.client.get_profile()
-		start_history_id = str(profile.get("historyId") or "")
-		ctx.label_names = {label["id"]: label["name"] for label in self.client.list_labels()}
-		days = cint(account.backfill_days) or cint(settings.default_backfill_days) or DEFAULT_BACKFILL_DAYS
-		after = int((datetime.now(timezone.utc) - timedelta(days=days)).timestamp())
-		self.backfill(ctx, f"after:{after}")
-
-		linked = store.link_replies(self.account)
-		values = {"status": accounts.ACTIVE, "sync_stage": "Incremental"}
-		if initial or not account.history_id:
-			values["history_id"] = start_history_id
-		frappe.db.set_value(accounts.DOCTYPE, self.account, values, update_modified=False)
+			details = self.full_sync(days)
+		frappe.db.set_value(accounts.DOCTYPE, self.account,
+							{"status": accounts.ACTIVE, "sync_stage": "Incremental", "throttle_until": None},
+							update_modified=False)
+		self._ensure_watch()
 		self._keep_access_token()
 		frappe.db.commit()
 		return (
-			f"window {days} days; historyId {start_history_id}; parse errors {self.parse_errors}; "
-			f"attachments stored {self.attachments}; replies linked {linked}; seconds "
-			+ ", ".join(f"{k} {v:.1f}" for k, v in self.seconds.items())
+			f"{details}; skipped {len(self.skipped)}; parse errors {self.parse_errors}; attachments stored "
+			f"{self.attachments}; seconds " + ", ".join(f"{k} {v:.1f}" for k, v in self.seconds.items())
 			+ (f"; first errors: {' | '.join(self.errors[:3])}" if self.errors else "")
 		)
+
+	def _ensure_watch(self) -> None:
+		"""Keep Gmail push notifications flowing (users.watch) when a Pub/Sub topic is configured. A failed
+		watch does not fail the run: polling still covers the account."""
+		from atlas_integrations.gmail import push
+
+		try:
+			push.ensure_watch(self.account, self.client)
+		except AuthRevoked:
+			raise
+		except GmailError as exc:
+			self.errors.append(f"users.watch: {exc}")
+
+	def _set_mode(self, mode: str) -> None:
+		self.mode = mode
+		frappe.db.set_value("Sync Job", self.sync_job, "sync_mode", mode, update_modified=False)
+
+	def _refresh_labels(self) -> None:
+		"""Every Gmail label of the mailbox (system and user), kept on the account (id -> name)."""
+		self.ctx.label_names = {label["id"]: label["name"] for label in self.client.list_labels()}
+		frappe.db.set_value(accounts.DOCTYPE, self.account, "gmail_labels",
+							json.dumps(self.ctx.label_names, sort_keys=True), update_modified=False)
+
+	def _ensure_processing_label(self) -> None:
+		"""Find or create the processing label (Atlas Settings, default "Atlas/Processed").
+
+		On failure the run goes on without labelling and the account shows "Could not create the required
+		processing label".
+		"""
+		name = (get_settings().processing_label or "").strip()
+		if not name:
+			return
+		by_name = {v: k for k, v in self.ctx.label_names.items()}
+		label_id = by_name.get(name)
+		if not label_id:
+			try:
+				created = self.client.execute(
+					self.client.service.users().labels().create(
+						userId="me", body={"name": name, "labelListVisibility": "labelShow",
+										   "messageListVisibility": "show"}),
+					"labels.create",
+				)
+				label_id = created["id"]
+				self.ctx.label_names[label_id] = name
+				frappe.db.set_value(accounts.DOCTYPE, self.account, "gmail_labels",
+									json.dumps(self.ctx.label_names, sort_keys=True), update_modified=False)
+			except (Permanent, Temporary) as exc:
+				self.warning = PROCESSING_LABEL_FAILED
+				self.errors.append(f"labels.create: {exc}")
+				label_id = None
+		self.processing_label_id = label_id
+		frappe.db.set_value(accounts.DOCTYPE, self.account, "processing_label_id", label_id, update_modified=False)
+
+	def _label_processed(self, message_ids: list[str]) -> None:
+		"""Apply the processing label to stored messages: one messages.batchModify per 1,000 ids."""
+		if not self.processing_label_id or not message_ids:
+			return
+		for start in range(0, len(message_ids), 1000):
+			ids = message_ids[start : start + 1000]
+			try:
+				self.client.execute(
+					self.client.service.users().messages().batchModify(
+						userId="me", body={"ids": ids, "addLabelIds": [self.processing_label_id]}),
+					"messages.batchModify",
+				)
+			except (Permanent, Temporary) as exc:  # labelling is best effort; the mail is stored
+				self.errors.append(f"messages.batchModify: {exc}")
+
+	def full_sync(self, days: int) -> str:
+		"""Gmail sync guide "Full synchronization": note the current historyId, then store the backfill
+		window (``after:`` N days, received and sent). The noted historyId becomes the cursor."""
+		start_history_id = str(self.client.get_profile().get("historyId") or "")
+		self._refresh_labels()
+		self._ensure_processing_label()
+		after = int((datetime.now(timezone.utc) - timedelta(days=days)).timestamp())
+		self.backfill(self.ctx, f"after:{after}")
+		linked = store.link_replies(self.account)
+		frappe.db.set_value(accounts.DOCTYPE, self.account, "history_id", start_history_id, update_modified=False)
+		return f"window {days} days; historyId {start_history_id}; replies linked {linked}"
+
+	def incremental(self, start_history_id: str) -> str:
+		"""Gmail sync guide "Partial synchronization": replay history.list from the stored historyId.
+
+		messageAdded -> fetched and stored (in batches); messageDeleted -> kept, flagged deleted (hidden);
+		labelAdded/labelRemoved -> the message's labelIds and read state, and its thread's labels and
+		unread flag. The cursor moves to the historyId Gmail returned only after all of it is committed.
+
+		Raises:
+			CursorExpired: Gmail no longer has history from ``start_history_id``.
+		"""
+		added: dict[str, dict] = {}
+		deleted: set[str] = set()
+		labels: dict[str, list[str]] = {}
+		new_history_id = start_history_id
+		for page in self.client.iter_history(
+			start_history_id, ["messageAdded", "messageDeleted", "labelAdded", "labelRemoved"]
+		):
+			new_history_id = str(page.get("historyId") or new_history_id)
+			for record in page.get("history", []):
+				for item in record.get("messagesAdded", []):
+					msg = item["message"]
+					added[msg["id"]] = msg
+					deleted.discard(msg["id"])
+				for item in record.get("messagesDeleted", []):
+					deleted.add(item["message"]["id"])
+					added.pop(item["message"]["id"], None)
+					labels.pop(item["message"]["id"], None)
+				for kind in ("labelsAdded", "labelsRemoved"):
+					for item in record.get(kind, []):
+						msg = item["message"]
+						if "labelIds" in msg:  # the message's labels after this change
+							labels[msg["id"]] = msg["labelIds"]
+		unknown = {x for ids in labels.values() for x in ids} | {x for m in added.values() for x in m.get("labelIds", [])}
+		if unknown - set(self.ctx.label_names):
+			self._refresh_labels()
+		self.counts["listed"] += len(added)
+		present = store.existing_message_ids(self.account, list(added))
+		self.counts["already_present"] += len(present)
+		todo = [mid for mid in added if mid not in present]
+		if todo and not self.processing_label_id:
+			self._ensure_processing_label()
+		for start in range(0, len(todo), BATCH_SIZE):
+			self.store_batch(self.ctx, todo[start : start + BATCH_SIZE])
+		self._label_processed(self._take_created())
+		touched = store.mark_deleted(self.account, sorted(deleted))
+		touched |= store.update_labels(self.account, {m: l for m, l in labels.items() if m not in deleted})
+		store.refresh_threads(self.account, touched, self.ctx.label_names)
+		linked = store.link_replies(self.account) if todo else 0
+		frappe.db.commit()  # everything the new cursor covers is stored ...
+		frappe.db.set_value(accounts.DOCTYPE, self.account, "history_id", new_history_id, update_modified=False)
+		frappe.db.commit()  # ... before the cursor moves
+		return (f"historyId {start_history_id} -> {new_history_id}; added {len(todo)}, deleted {len(deleted)}, "
+				f"label changes {len(labels)}; replies linked {linked}")
 
 	def backfill(self, ctx: store.StoreContext, query: str) -> None:
 		"""List ``query`` and store every message not yet stored; commits after each batch."""
@@ -226,6 +401,7 @@ class SyncRun:
 			todo = [i for i in ids if i not in present]
 			for start in range(0, len(todo), BATCH_SIZE):
 				self.store_batch(ctx, todo[start : start + BATCH_SIZE])
+			self._label_processed(self._take_created())
 			jobs.update_counts(self.sync_job, {**self.counts, "api_calls": self.client.api_calls})
 			frappe.db.commit()
 
@@ -245,7 +421,10 @@ class SyncRun:
 			self.errors.append(f"{mid}: {err}")
 		result = store.write_batch(ctx, [messages[mid] for mid in ids if mid in messages])
 		self.counts["created"] += len(result.created)
+		self.created_ids.extend(result.created)
 		self.counts["already_present"] += len(result.already_present)
+		self.skipped.update(result.skipped)
+		self.counts["skipped"] = len(self.skipped)
 		self.parse_errors += result.parse_errors
 		self.attachments += result.attachments_stored
 		for stage, seconds in result.seconds.items():

@@ -35,6 +35,8 @@ COMMUNICATION_FIELDS = [
 	 "read_only": 1, "insert_after": "atlas_body_stored", "description": "JSON: attachments over the size cap"},
 	{"fieldname": "atlas_parse_error", "fieldtype": "Small Text", "label": "Parse Errors", "read_only": 1,
 	 "insert_after": "atlas_skipped_attachments"},
+	{"fieldname": "atlas_deleted", "fieldtype": "Check", "label": "Deleted in Gmail", "read_only": 1,
+	 "insert_after": "atlas_parse_error", "description": "Deleted in Gmail: kept here, hidden from the thread"},
 ]
 
 
@@ -75,6 +77,8 @@ def set_defaults() -> None:
 		("poll_interval_minutes", 1),
 		("body_storage_mode", "full"),
 		("max_attachment_size_mb", 10),
+		("processing_label", "Atlas/Processed"),
+		("push_auth_mode", "OIDC token"),
 	):
 		if not settings.get(field):
 			settings.set(field, value)

@@ -143,6 +143,12 @@ def test_whole_corpus_synced_once_grouped_decoded_with_attachments(site, account
 	assert int(doc.history_id) > 0
 	assert doc.success_rate == 100
 
+	# every stored message carries the processing label in Gmail
+	label_id = doc.processing_label_id
+	assert json.loads(doc.gmail_labels)[label_id] == "Atlas/Processed"
+	assert all(label_id in m["labelIds"] for m in server.dump_messages(mailbox))
+	assert {"INBOX", "SENT", "UNREAD", "CATEGORY_PROMOTIONS"} <= set(json.loads(doc.gmail_labels))  # all labels known
+
 
 def test_sent_mail_is_synced_as_sent(site, accounts):
 	frappe = site
@@ -168,31 +174,114 @@ def test_sent_mail_is_synced_as_sent(site, accounts):
 	assert "ann@example.org" in thread.participants
 
 
-def test_rerun_creates_nothing_new(site, accounts):
+def _sync(frappe, account):
+	"""Queue a run of the account, run it on a real worker, return its Sync Job."""
 	from atlas_integrations.gmail.sync import enqueue_sync
 
+	result = enqueue_sync(account, trigger="manual")
+	frappe.db.commit()
+	proc = run_worker()
+	assert proc.returncode == 0, proc.stdout + proc.stderr
+	frappe.db.rollback()
+	return frappe.get_doc("Sync Job", result["sync_job"])
+
+
+def _counts(job):
+	return (job.listed, job.created, job.already_present, job.failed)
+
+
+def test_rerun_creates_nothing_new(site, accounts):
 	frappe = site
 	account, mailbox = accounts.connect()
 	run_worker()
 	frappe.db.rollback()
-	before = frappe.db.count("Communication", {"atlas_gmail_account": account})
-	threads = frappe.db.count("Inbox Thread", {"gmail_account": account})
 	files = frappe.db.sql("select count(*) from `tabFile` f join `tabCommunication` c on f.attached_to_name=c.name "
 						  "where c.atlas_gmail_account=%s", account)[0][0]
-	assert before == 276
-	result = enqueue_sync(account, trigger="manual")
+	threads = frappe.db.count("Inbox Thread", {"gmail_account": account})
+	assert frappe.db.count("Communication", {"atlas_gmail_account": account}) == 276
+
+	idle = _sync(frappe, account)  # nothing changed in Gmail: one history.list call, nothing written
+	assert (idle.status, idle.sync_mode, _counts(idle), idle.api_calls) == ("succeeded", "incremental", (0, 0, 0, 0), 1)
+
+	# a week later Gmail no longer has history from our cursor: 404 -> full resync
+	frappe.db.set_value("Gmail Account", account, "history_id", "2")
 	frappe.db.commit()
-	assert result["created"]
-	run_worker()
-	frappe.db.rollback()
-	second = frappe.get_doc("Sync Job", result["sync_job"])
-	assert second.status == "succeeded"
-	assert (second.listed, second.created, second.already_present, second.failed) == (276, 0, 276, 0)
-	assert second.api_calls <= 5  # nothing re-fetched: profile, labels, one list page
-	assert frappe.db.count("Communication", {"atlas_gmail_account": account}) == before
+	accounts.server.expire_history(mailbox)
+	resync = _sync(frappe, account)
+	assert (resync.status, resync.sync_mode) == ("succeeded", "full resync")
+	assert "historyId expired" in resync.details
+	assert _counts(resync) == (276, 0, 276, 0)
+	assert resync.api_calls <= 5  # nothing re-fetched: history, profile, labels, one list page
+	assert frappe.db.count("Communication", {"atlas_gmail_account": account}) == 276
 	assert frappe.db.count("Inbox Thread", {"gmail_account": account}) == threads
 	assert frappe.db.sql("select count(*) from `tabFile` f join `tabCommunication` c on f.attached_to_name=c.name "
 						 "where c.atlas_gmail_account=%s", account)[0][0] == files
+	assert int(frappe.db.get_value("Gmail Account", account, "history_id")) > 2  # a fresh cursor
+
+
+def test_incremental_adds_deletes_and_relabels(site, accounts):
+	frappe = site
+	server = accounts.server
+	mailbox = accounts.mailbox(load_corpus=False)
+	account, _ = accounts.connect(mailbox)
+	first = server.insert_message(mailbox, b"From: Ann <ann@example.org>\r\nTo: %s\r\nSubject: Order 1\r\nMessage-ID: <o1@example.org>\r\nDate: Thu, 19 Nov 2026 10:00:00 +0000\r\n\r\nHello\r\n" % mailbox.encode())
+	run_worker()
+	frappe.db.rollback()
+	cursor = frappe.db.get_value("Gmail Account", account, "history_id")
+
+	reply = server.insert_message(mailbox, b"From: Ann <ann@example.org>\r\nTo: %s\r\nSubject: Re: Order 1\r\nMessage-ID: <o2@example.org>\r\nIn-Reply-To: <o1@example.org>\r\nDate: Thu, 19 Nov 2026 11:00:00 +0000\r\n\r\nMore\r\n" % mailbox.encode())
+	other = server.insert_message(mailbox, b"From: Bob <bob@example.org>\r\nTo: %s\r\nSubject: Other\r\nDate: Thu, 19 Nov 2026 12:00:00 +0000\r\n\r\nx\r\n" % mailbox.encode())
+	server.modify_message(mailbox, first, add_label_ids=["STARRED"], remove_label_ids=["UNREAD"])
+	server.delete_message(mailbox, other)
+	server.reset_stats(mailbox)
+	job = _sync(frappe, account)
+	assert (job.status, job.sync_mode) == ("succeeded", "incremental"), job.last_error
+	assert (job.created, job.failed) == (1, 0)
+	assert job.api_calls <= 3  # history.list + one batch of new messages (+ labels when a new one appears)
+	assert int(frappe.db.get_value("Gmail Account", account, "history_id")) > int(cursor)
+
+	rows = {r.atlas_gmail_message_id: r for r in frappe.get_all(
+		"Communication", filters={"atlas_gmail_account": account},
+		fields=["atlas_gmail_message_id", "atlas_label_ids", "seen", "atlas_deleted", "atlas_inbox_thread", "in_reply_to", "name"])}
+	assert set(rows) == {first, reply}  # the message added and deleted between two runs never arrives
+	assert "STARRED" in rows[first].atlas_label_ids and rows[first].seen == 1
+	assert rows[reply].atlas_inbox_thread == rows[first].atlas_inbox_thread and rows[reply].in_reply_to == rows[first].name
+	thread = frappe.get_doc("Inbox Thread", rows[first].atlas_inbox_thread)
+	assert thread.message_count == 2 and thread.unread == 1 and "STARRED" in thread.label_ids
+
+	server.delete_message(mailbox, reply)
+	server.modify_message(mailbox, first, add_label_ids=["UNREAD"])
+	job = _sync(frappe, account)
+	assert job.status == "succeeded"
+	assert frappe.db.get_value("Communication", rows[reply].name, "atlas_deleted") == 1  # kept, hidden
+	thread.reload()
+	assert thread.message_count == 1 and thread.unread == 1
+
+
+def test_account_filters_skip_what_they_should(site, accounts):
+	frappe = site
+	server = accounts.server
+	mailbox = accounts.mailbox(load_corpus=False)
+	account = accounts.create(mailbox)
+	frappe.db.set_value("Gmail Account", account, {"blocklist": "@spam.example", "skip_categories": 1,
+													"skip_auto_generated": 1})
+	frappe.db.commit()
+	query = accounts.authorize(account, mailbox)
+	from atlas_integrations.gmail import oauth
+
+	oauth.complete(query["state"], code=query["code"])
+	frappe.db.commit()
+	def raw(sender, subject, extra=""):
+		return (f"From: {sender}\r\nTo: {mailbox}\r\nSubject: {subject}\r\n{extra}Date: Thu, 19 Nov 2026 10:00:00 +0000\r\n\r\nx\r\n").encode()
+	server.insert_message(mailbox, raw("ann@example.org", "keep"))
+	server.insert_message(mailbox, raw("x@spam.example", "blocked"))
+	server.insert_message(mailbox, raw("deals@shop.example", "promo"), label_ids=["INBOX", "CATEGORY_PROMOTIONS"])
+	server.insert_message(mailbox, raw("robot@example.org", "auto", "Auto-Submitted: auto-replied\r\n"))
+	run_worker()
+	frappe.db.rollback()
+	[job] = _job(frappe, account)
+	assert job.status == "succeeded" and (job.created, job.skipped) == (1, 3)
+	assert frappe.get_all("Communication", filters={"atlas_gmail_account": account}, pluck="subject") == ["keep"]
 
 
 def test_sync_now_is_deduplicated(site, accounts):
@@ -300,3 +389,18 @@ def test_snippet_only_mode_stores_no_body(site, accounts):
 	finally:
 		frappe.db.set_single_value("Atlas Settings", "body_storage_mode", "full")
 		frappe.db.commit()
+
+
+def test_processing_label_that_cannot_be_created_is_shown_on_the_account(site, accounts):
+	frappe = site
+	mailbox = accounts.mailbox(load_corpus=False)
+	account, _ = accounts.connect(mailbox)
+	accounts.server.insert_message(mailbox, b"From: a@example.org\r\nSubject: hi\r\n\r\nx\r\n")
+	accounts.server.inject_fault(r"/labels$", 403, count=5, reason="insufficientPermissions", method="POST", email=mailbox)
+	run_worker()
+	frappe.db.rollback()
+	[job] = _job(frappe, account)
+	assert (job.status, job.created) == ("succeeded", 1)
+	doc = frappe.get_doc("Gmail Account", account)
+	assert doc.last_error == "Could not create the required processing label"
+	assert not doc.processing_label_id
