@@ -119,9 +119,10 @@ def retry(name: str) -> str:
 	return name
 
 
-#: job type -> (worker entry point, rq queue, timeout seconds)
+#: job type -> (worker entry point, rq queue, timeout seconds, one rq job per reference?)
 RUNNERS = {
-	"Gmail Sync": ("atlas_integrations.gmail.sync.run_sync_job", "long", 6 * 60 * 60),
+	"Gmail Sync": ("atlas_integrations.gmail.sync.run_sync_job", "long", 6 * 60 * 60, True),
+	"Gmail Modify": ("atlas_integrations.gmail.labels.run_modify_job", "short", 300, False),
 }
 
 
@@ -136,8 +137,8 @@ def dispatch(job_type: str, sync_job: str, reference_name: str) -> None:
 	Deduplicated per reference: while an rq job for the same account is queued or started, no second one
 	is queued (the pending Sync Job is then picked up by that run's successor: runs drain pending jobs).
 	"""
-	method, queue, timeout = RUNNERS[job_type]
-	job_id = rq_job_id(job_type, reference_name)
+	method, queue, timeout, per_reference = RUNNERS[job_type]
+	job_id = rq_job_id(job_type, reference_name if per_reference else sync_job)
 	frappe.db.set_value("Sync Job", sync_job, "rq_job_id", job_id, update_modified=False)
 	frappe.enqueue(
 		method,
@@ -176,7 +177,7 @@ def reap_stale_jobs(stale_after: int = STALE_AFTER) -> list[str]:
 		if row.job_type in RUNNERS:
 			from frappe.utils.background_jobs import get_job
 
-			dead = get_job(rq_job_id(row.job_type, row.reference_name))
+			dead = get_job(rq_job_id(row.job_type, row.reference_name if RUNNERS[row.job_type][3] else row.name))
 			if dead is not None:  # rq still calls it "started": its worker died without telling rq
 				dead.delete()
 			dispatch(row.job_type, row.name, row.reference_name)

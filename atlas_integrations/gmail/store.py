@@ -414,13 +414,17 @@ def mark_deleted(account: str, message_ids: list[str]) -> set[str]:
 
 
 def update_labels(account: str, labels_by_message: dict[str, list[str]]) -> set[str]:
-	"""Set the current Gmail labelIds (and read state) of stored messages. Returns their threadIds."""
+	"""Set the current Gmail labelIds (and read state) of stored messages, except those with a desk
+	change still pending (see :mod:`atlas_integrations.gmail.labels`). Returns their threadIds."""
 	if not labels_by_message:
 		return set()
 	keys = {message_key(account, m): m for m in labels_by_message}
 	rows = frappe.get_all("Communication", filters={"atlas_gmail_key": ["in", list(keys)]},
-						  fields=["name", "atlas_gmail_key", "atlas_gmail_thread_id", "atlas_label_ids"])
+						  fields=["name", "atlas_gmail_key", "atlas_gmail_thread_id", "atlas_label_ids",
+								  "atlas_labels_pending"])
 	for row in rows:
+		if row.atlas_labels_pending:  # a desk change not yet written to Gmail: older history must not undo it
+			continue
 		labels = labels_by_message[keys[row.atlas_gmail_key]]
 		value = ",".join(labels)
 		if value != (row.atlas_label_ids or ""):

@@ -21,6 +21,7 @@ from frappe.utils import cint, now_datetime
 from atlas_integrations import jobs
 from atlas_integrations.endpoints import gmail_api_root
 from atlas_integrations.gmail import accounts, store
+from atlas_integrations.gmail import accounts as accounts_mod
 from atlas_integrations.gmail.client import BATCH_SIZE, GmailClient
 from atlas_integrations.gmail.errors import AuthRevoked, CursorExpired, GmailError, Permanent, Temporary
 from atlas_integrations.gmail.filters import MailFilter
@@ -72,34 +73,103 @@ def _rq_job_active(job_id: str) -> bool:
 	return bool(job and job.get_status() in (JobStatus.QUEUED, JobStatus.STARTED))
 
 
-def enqueue_due_accounts() -> list[str]:
-	"""Scheduler hook (every minute): queue a run for every connected account whose poll interval has
-	passed since its last run. UNAUTHORIZED, disabled and not-connected accounts are skipped; nothing runs
-	while the workspace is Archived.
+POLL_CHUNK = 200  # accounts per poll sweep job
 
-	Returns:
-		The accounts a run was queued (or re-dispatched) for.
-	"""
+
+def due_accounts() -> list[str]:
+	"""Connected, enabled, not throttled accounts whose poll interval (Atlas Settings, minutes) has passed
+	since they were last processed. UNAUTHORIZED and NOT CONNECTED accounts are never due; nothing is
+	due while the workspace is Archived."""
 	if not sync_allowed():
 		return []
 	interval = max(1, cint(get_settings().poll_interval_minutes) or 1)
 	cutoff = now_datetime() - timedelta(minutes=interval) + timedelta(seconds=5)
-	due = frappe.get_all(
+	rows = frappe.get_all(
 		accounts.DOCTYPE,
 		filters={"enabled": 1, "status": ["in", [accounts.SYNCING, accounts.ACTIVE]]},
 		fields=["name", "last_processed_at", "throttle_until"],
 	)
-	queued = []
 	now = now_datetime()
-	for row in due:
-		if row.throttle_until and row.throttle_until > now:
-			continue
-		if row.last_processed_at and row.last_processed_at > cutoff:
-			continue
-		enqueue_sync(row.name, trigger="scheduler")
-		queued.append(row.name)
+	return [
+		r.name
+		for r in rows
+		if not (r.throttle_until and r.throttle_until > now)
+		and not (r.last_processed_at and r.last_processed_at > cutoff)
+	]
+
+
+def enqueue_due_accounts() -> list[str]:
+	"""Scheduler hook (every minute): hand the due accounts to poll sweeps (:func:`poll_accounts`), 200
+	accounts per rq job. Polling is the fallback behind push: a missed push costs at most one interval.
+
+	Returns:
+		The accounts handed to a sweep.
+	"""
+	due = due_accounts()
+	for start in range(0, len(due), POLL_CHUNK):
+		chunk = due[start : start + POLL_CHUNK]
+		frappe.enqueue("atlas_integrations.gmail.sync.poll_accounts", queue="long", timeout=1800,
+					   job_id=f"atlas::gmail-poll::{chunk[0]}", deduplicate=True, enqueue_after_commit=True,
+					   accounts=chunk)
 	frappe.db.commit()
-	return queued
+	return due
+
+
+def poll_accounts(accounts: list[str]) -> dict[str, str]:
+	"""Poll sweep (rq job): for each account, one ``history.list`` from its cursor (Gmail sync guide,
+	"Partial synchronization"). No change: only ``last_processed_at`` moves — no Sync Job, one API call.
+	Changes (or no cursor yet): a Sync Job is queued (deduplicated per account) to apply them.
+	One account's failure never stops the sweep: AuthRevoked marks it UNAUTHORIZED, a Temporary error
+	throttles it.
+
+	Returns:
+		Account -> outcome (``idle``, ``queued``, ``busy``, ``unauthorized``, ``throttled``, ``error``).
+	"""
+	outcome: dict[str, str] = {}
+	for account in accounts:
+		try:
+			outcome[account] = _poll_one(account)
+		except AuthRevoked as exc:
+			frappe.db.rollback()
+			accounts_mod.mark_unauthorized(account, f"Gmail refused the stored authorization ({exc.reason or exc.status}); reconnect the account")
+			outcome[account] = "unauthorized"
+		except Temporary as exc:
+			frappe.db.rollback()
+			seconds = exc.retry_after or 60
+			frappe.db.set_value(accounts_mod.DOCTYPE, account, "throttle_until",
+								now_datetime() + timedelta(seconds=seconds), update_modified=False)
+			outcome[account] = "throttled"
+		except Exception:
+			frappe.db.rollback()
+			frappe.log_error(title=f"Gmail poll failed for {account}",
+							 message=jobs.scrub(traceback.format_exc(), accounts_mod.secrets_of(account)))
+			outcome[account] = "error"
+		frappe.db.commit()
+	return outcome
+
+
+def _poll_one(account: str) -> str:
+	if jobs.open_job(JOB_TYPE, accounts_mod.DOCTYPE, account):
+		return "busy"
+	history_id = frappe.db.get_value(accounts_mod.DOCTYPE, account, "history_id")
+	if history_id:
+		client = GmailClient(accounts_mod.token_state(account), gmail_api_root())
+		try:
+			page = client.execute(client.service.users().history().list(
+				userId="me", startHistoryId=history_id, maxResults=1,
+				historyTypes=["messageAdded", "messageDeleted", "labelAdded", "labelRemoved"]), "history.list") or {}
+		except Permanent as exc:
+			if exc.status != 404:
+				raise
+			page = {"history": ["expired"]}  # the run will do the full resync
+		if client.credentials.token:
+			accounts_mod.save_access_token(account, client.credentials.token, client.credentials.expiry)
+		if not page.get("history"):
+			frappe.db.set_value(accounts_mod.DOCTYPE, account, "last_processed_at", now_datetime(),
+								update_modified=False)
+			return "idle"
+	enqueue_sync(account, trigger="scheduler")
+	return "queued"
 
 
 def run_sync_job(sync_job: str) -> None:

@@ -35,6 +35,8 @@ COMMUNICATION_FIELDS = [
 	 "read_only": 1, "insert_after": "atlas_body_stored", "description": "JSON: attachments over the size cap"},
 	{"fieldname": "atlas_parse_error", "fieldtype": "Small Text", "label": "Parse Errors", "read_only": 1,
 	 "insert_after": "atlas_skipped_attachments"},
+	{"fieldname": "atlas_labels_pending", "fieldtype": "Check", "label": "Label Change Pending", "read_only": 1,
+	 "insert_after": "atlas_parse_error", "description": "A desk change of labels/read state not yet written to Gmail"},
 	{"fieldname": "atlas_deleted", "fieldtype": "Check", "label": "Deleted in Gmail", "read_only": 1,
 	 "insert_after": "atlas_parse_error", "description": "Deleted in Gmail: kept here, hidden from the thread"},
 ]

@@ -404,3 +404,77 @@ def test_processing_label_that_cannot_be_created_is_shown_on_the_account(site, a
 	doc = frappe.get_doc("Gmail Account", account)
 	assert doc.last_error == "Could not create the required processing label"
 	assert not doc.processing_label_id
+
+
+def test_poll_sweep_costs_one_call_per_idle_account_and_queues_only_changed_ones(site, accounts):
+	from atlas_integrations.gmail.sync import enqueue_due_accounts, poll_accounts
+
+	frappe = site
+	server = accounts.server
+	idle_box, busy_box = accounts.mailbox(load_corpus=False), accounts.mailbox(load_corpus=False)
+	idle, _ = accounts.connect(idle_box)
+	changed, _ = accounts.connect(busy_box)
+	run_worker()  # initial syncs set both cursors
+	frappe.db.rollback()
+	before = {a: frappe.db.count("Sync Job", {"reference_name": a}) for a in (idle, changed)}
+	server.insert_message(busy_box, b"From: a@example.org\r\nSubject: new one\r\n\r\nx\r\n")
+	server.reset_stats(idle_box)
+	frappe.db.set_value("Gmail Account", idle, "last_processed_at", "2000-01-01 00:00:00")
+	frappe.db.set_value("Gmail Account", changed, "last_processed_at", "2000-01-01 00:00:00")
+	frappe.db.commit()
+	assert {idle, changed} <= set(enqueue_due_accounts())  # the cron hook hands them to a sweep job
+	frappe.db.rollback()
+
+	outcome = poll_accounts([idle, changed])  # what the sweep job runs
+	frappe.db.commit()
+	assert outcome == {idle: "idle", changed: "queued"}
+	assert server.stats(idle_box)["api_calls"] == 1  # one history.list, no Sync Job
+	assert frappe.db.count("Sync Job", {"reference_name": idle}) == before[idle]
+	assert frappe.db.get_value("Gmail Account", idle, "last_processed_at") > frappe.utils.add_days(frappe.utils.now_datetime(), -1)
+	assert frappe.db.count("Sync Job", {"reference_name": changed}) == before[changed] + 1
+	run_worker()
+	frappe.db.rollback()
+	assert frappe.db.exists("Communication", {"atlas_gmail_account": changed, "subject": "new one"})
+
+
+def test_desk_label_and_read_changes_go_to_gmail_and_are_not_undone_by_history(site, accounts):
+	from atlas_integrations.api.inbox import mark_read, set_labels
+
+	frappe = site
+	server = accounts.server
+	mailbox = accounts.mailbox(load_corpus=False)
+	account, _ = accounts.connect(mailbox)
+	mid = server.insert_message(mailbox, b"From: a@example.org\r\nSubject: to triage\r\n\r\nx\r\n")
+	run_worker()
+	frappe.db.rollback()
+	thread = frappe.db.get_value("Communication", {"atlas_gmail_account": account}, "atlas_inbox_thread")
+	assert frappe.db.get_value("Inbox Thread", thread, "unread") == 1
+
+	# Gmail history that predates the desk change: someone starred it in Gmail
+	server.modify_message(mailbox, mid, add_label_ids=["STARRED"])
+	result = mark_read(thread, read=1)
+	set_labels(thread, add=["IMPORTANT"])
+	frappe.db.commit()
+	assert result["messages"] == 1 and result["sync_job"]
+	assert frappe.db.get_value("Inbox Thread", thread, "unread") == 0  # shown at once in the desk
+
+	from atlas_integrations.gmail.sync import enqueue_sync
+
+	enqueue_sync(account)  # an incremental run sees the older history before the write-back ran
+	frappe.db.commit()
+	run_worker()
+	frappe.db.rollback()
+	labels = set(server.dump_messages(mailbox)[0]["labelIds"])
+	assert "UNREAD" not in labels and {"IMPORTANT", "STARRED"} <= labels  # written to Gmail (batchModify)
+	modify_jobs = frappe.get_all("Sync Job", filters={"reference_name": account, "job_type": "Gmail Modify"}, pluck="status")
+	assert modify_jobs == ["succeeded", "succeeded"]
+	row = frappe.db.get_value("Communication", {"atlas_gmail_message_id": mid, "atlas_gmail_account": account},
+							  ["atlas_label_ids", "seen", "atlas_labels_pending"], as_dict=True)
+	assert row.seen == 1 and row.atlas_labels_pending == 0 and "UNREAD" not in row.atlas_label_ids
+
+	enqueue_sync(account)  # the history events of our own change change nothing
+	frappe.db.commit()
+	run_worker()
+	frappe.db.rollback()
+	assert frappe.db.get_value("Inbox Thread", thread, "unread") == 0
+	assert {"IMPORTANT", "STARRED"} <= set(frappe.db.get_value("Inbox Thread", thread, "label_ids").split(","))

@@ -1,0 +1,117 @@
+"""Labels and read state, two-way: desk changes go to Gmail through a queued ``messages.batchModify``.
+
+A desk change is applied to the stored messages at once (the desk shows it), flagged pending, and a
+"Gmail Modify" Sync Job writes it to Gmail. While a message's change is pending, incremental sync does
+not let older Gmail history overwrite it; once written, the history event Gmail records for our own
+change carries the same labels, so applying it changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+
+import frappe
+
+from atlas_integrations import jobs
+from atlas_integrations.endpoints import gmail_api_root
+from atlas_integrations.gmail import accounts, store
+from atlas_integrations.gmail.client import GmailClient
+from atlas_integrations.gmail.errors import AuthRevoked, GmailError
+
+JOB_TYPE = "Gmail Modify"
+#: system labels a desk user may set or clear on a thread
+SETTABLE_SYSTEM = frozenset({"UNREAD", "STARRED", "IMPORTANT", "INBOX", "SPAM", "TRASH"})
+
+
+def _label_ids(account_labels: dict[str, str], names: list[str]) -> list[str]:
+	by_name = {v.lower(): k for k, v in account_labels.items()}
+	ids = []
+	for name in names or []:
+		key = str(name).strip()
+		if key.upper() in SETTABLE_SYSTEM:
+			ids.append(key.upper())
+		elif key in account_labels and key not in ("SENT", "DRAFT", "CHAT"):
+			ids.append(key)
+		elif key.lower() in by_name:
+			ids.append(by_name[key.lower()])
+		else:
+			frappe.throw(f"Unknown Gmail label {key!r}", title="Gmail")
+	return ids
+
+
+def modify_thread(thread: str, add: list[str] | None = None, remove: list[str] | None = None) -> dict:
+	"""Add/remove Gmail labels on every message of an Inbox Thread, from the desk.
+
+	Args:
+		thread: Inbox Thread name.
+		add, remove: label names (``"STARRED"``, ``"UNREAD"``, a user label's name) or ids.
+
+	Returns:
+		``{"sync_job": str, "messages": int}`` — the queued Gmail Modify job.
+
+	Raises:
+		frappe.PermissionError: the user cannot write the thread.
+		frappe.ValidationError: an unknown label, or the account is not connected.
+	"""
+	doc = frappe.get_doc("Inbox Thread", thread)
+	doc.check_permission("write")
+	account = frappe.get_doc(accounts.DOCTYPE, doc.gmail_account)
+	if account.status not in (accounts.ACTIVE, accounts.SYNCING) or not account.enabled:
+		frappe.throw(f"Gmail Account {account.name} is not connected ({account.status})", title="Gmail")
+	label_names = json.loads(account.gmail_labels or "{}")
+	add_ids, remove_ids = _label_ids(label_names, add), _label_ids(label_names, remove)
+	rows = frappe.get_all("Communication", filters={"atlas_inbox_thread": thread, "atlas_deleted": 0},
+						  fields=["name", "atlas_gmail_message_id", "atlas_label_ids"])
+	if not rows or not (add_ids or remove_ids):
+		return {"sync_job": None, "messages": 0}
+	for row in rows:
+		labels = [x for x in (row.atlas_label_ids or "").split(",") if x and x not in remove_ids]
+		labels += [x for x in add_ids if x not in labels]
+		frappe.db.set_value("Communication", row.name, {"atlas_label_ids": ",".join(labels),
+														 "seen": 0 if "UNREAD" in labels else 1,
+														 "atlas_labels_pending": 1})
+	store.refresh_threads(account.name, {doc.gmail_thread_id}, label_names)
+	job = jobs.create(JOB_TYPE, accounts.DOCTYPE, account.name, trigger="desk", payload={
+		"account": account.name, "thread": thread, "message_ids": [r.atlas_gmail_message_id for r in rows],
+		"addLabelIds": add_ids, "removeLabelIds": remove_ids})
+	jobs.dispatch(JOB_TYPE, job.name, account.name)
+	return {"sync_job": job.name, "messages": len(rows)}
+
+
+def mark_read(thread: str, read: bool = True) -> dict:
+	"""Mark an Inbox Thread read (remove UNREAD) or unread (add UNREAD) in the desk and in Gmail."""
+	return modify_thread(thread, remove=["UNREAD"]) if read else modify_thread(thread, add=["UNREAD"])
+
+
+def run_modify_job(sync_job: str) -> None:
+	"""rq entry point of a Gmail Modify Sync Job: one ``users.messages.batchModify`` per 1,000 ids.
+
+	On success the messages' pending flags are cleared; on failure the job keeps its payload and can be
+	retried (the desk keeps showing the change, flagged pending).
+	"""
+	if not jobs.claim(sync_job):
+		return
+	job = frappe.get_doc("Sync Job", sync_job)
+	payload = json.loads(job.payload or "{}")
+	account = payload["account"]
+	secrets = accounts.secrets_of(account)
+	client = None
+	try:
+		client = GmailClient(accounts.token_state(account), gmail_api_root())
+		ids = payload["message_ids"]
+		for start in range(0, len(ids), 1000):
+			client.execute(client.service.users().messages().batchModify(userId="me", body={
+				"ids": ids[start : start + 1000], "addLabelIds": payload.get("addLabelIds") or [],
+				"removeLabelIds": payload.get("removeLabelIds") or []}), "messages.batchModify")
+		keys = [store.message_key(account, m) for m in ids]
+		frappe.db.set_value("Communication", {"atlas_gmail_key": ["in", keys]}, "atlas_labels_pending", 0,
+							update_modified=False)
+		jobs.finish(sync_job, jobs.SUCCEEDED, {"listed": len(ids), "api_calls": client.api_calls}, secrets=secrets)
+	except AuthRevoked as exc:
+		frappe.db.rollback()
+		accounts.mark_unauthorized(account, f"Gmail refused the stored authorization ({exc.reason or exc.status}); reconnect the account")
+		jobs.finish(sync_job, jobs.FAILED, {"api_calls": client.api_calls if client else 0}, error=str(exc), secrets=secrets)
+	except (GmailError, frappe.ValidationError) as exc:
+		frappe.db.rollback()
+		jobs.finish(sync_job, jobs.FAILED, {"api_calls": client.api_calls if client else 0},
+					error=f"{type(exc).__name__}: {exc}", secrets=secrets)
