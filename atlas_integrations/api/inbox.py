@@ -42,3 +42,29 @@ def mark_read(thread: str, read: int | str = 1) -> dict:
 		``{"sync_job": str | None, "messages": int}``.
 	"""
 	return labels.mark_read(thread, read=str(read) not in ("0", "false", "False"))
+
+
+@frappe.whitelist(methods=["GET", "POST"])
+def open_thread(thread: str) -> dict:
+	"""Open a thread in the desk: bodies not stored yet (storage mode ``snippet only``) are fetched from
+	Gmail first, then the messages are returned for the sandboxed reader.
+
+	Returns:
+		``{"thread": str, "hydrated": int, "messages": [{"name", "sender", "sender_full_name", "recipients",
+		"communication_date", "subject", "sent_or_received", "html"}]}`` — ``html`` sanitized (nh3).
+
+	Raises:
+		frappe.PermissionError: the user cannot read the thread.
+	"""
+	from atlas_integrations.gmail import bodies
+	from atlas_integrations.gmail.errors import GmailError
+
+	frappe.get_doc("Inbox Thread", thread).check_permission("read")
+	hydrated = 0
+	try:
+		hydrated = bodies.hydrate_thread(thread)
+		frappe.db.commit()
+	except GmailError as exc:  # show what is stored; say why the rest is missing
+		frappe.db.rollback()
+		frappe.msgprint(f"Could not fetch the full messages from Gmail now ({type(exc).__name__})", alert=True)
+	return {"thread": thread, "hydrated": hydrated, "messages": bodies.thread_messages(thread)}

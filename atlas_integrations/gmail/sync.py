@@ -48,11 +48,18 @@ def enqueue_sync(account: str, trigger: str = "manual") -> dict:
 	# serialise concurrent callers on the account row, so two clicks make one job
 	frappe.db.get_value(accounts.DOCTYPE, account, "name", for_update=True)
 	existing = jobs.open_job(JOB_TYPE, accounts.DOCTYPE, account)
-	if existing:
-		status = frappe.db.get_value("Sync Job", existing, "status")
-		if status == jobs.PENDING and not _rq_job_active(jobs.rq_job_id(JOB_TYPE, account)):
-			jobs.dispatch(JOB_TYPE, existing, account)  # its rq job was lost: hand it to a worker again
-		return {"sync_job": existing, "created": False, "status": status}
+	pending = frappe.db.get_value(
+		"Sync Job",
+		{"job_type": JOB_TYPE, "reference_doctype": accounts.DOCTYPE, "reference_name": account,
+		 "status": jobs.PENDING},
+		"name",
+	)
+	if pending:
+		if not _rq_job_active(jobs.rq_job_id(JOB_TYPE, account)):
+			jobs.dispatch(JOB_TYPE, pending, account)  # its rq job was lost: hand it to a worker again
+		return {"sync_job": pending, "created": False, "status": jobs.PENDING}
+	if existing and not _follow_up_needed(trigger):
+		return {"sync_job": existing, "created": False, "status": jobs.PROCESSING}
 	history_id = frappe.db.get_value(accounts.DOCTYPE, account, "history_id")
 	job = jobs.create(
 		JOB_TYPE,
@@ -65,6 +72,13 @@ def enqueue_sync(account: str, trigger: str = "manual") -> dict:
 	return {"sync_job": job.name, "created": True, "status": jobs.PENDING}
 
 
+def _follow_up_needed(trigger: str) -> bool:
+	"""A run is processing: a push or a desk/API request may announce changes that run has already
+	passed (its history.list is done), so they get a pending follow-up, which the running job drains
+	when it finishes. A scheduler poll needs none: it comes again next minute."""
+	return trigger != "scheduler"
+
+
 def _rq_job_active(job_id: str) -> bool:
 	from frappe.utils.background_jobs import get_job
 	from rq.job import JobStatus
@@ -74,6 +88,10 @@ def _rq_job_active(job_id: str) -> bool:
 
 
 POLL_CHUNK = 200  # accounts per poll sweep job
+MAX_DRAIN = 5  # follow-up runs one rq job performs before leaving the rest to the next trigger
+#: an account polled this long before its interval ends is due again (the last poll finished a few
+#: seconds after its minute tick, so without slack a 1-minute interval would mean every other minute)
+POLL_SLACK = timedelta(seconds=30)
 
 
 def due_accounts() -> list[str]:
@@ -83,7 +101,7 @@ def due_accounts() -> list[str]:
 	if not sync_allowed():
 		return []
 	interval = max(1, cint(get_settings().poll_interval_minutes) or 1)
-	cutoff = now_datetime() - timedelta(minutes=interval) + timedelta(seconds=5)
+	cutoff = now_datetime() - timedelta(minutes=interval) + POLL_SLACK
 	rows = frappe.get_all(
 		accounts.DOCTYPE,
 		filters={"enabled": 1, "status": ["in", [accounts.SYNCING, accounts.ACTIVE]]},
@@ -150,6 +168,7 @@ def poll_accounts(accounts: list[str]) -> dict[str, str]:
 
 def _poll_one(account: str) -> str:
 	if jobs.open_job(JOB_TYPE, accounts_mod.DOCTYPE, account):
+		enqueue_sync(account, trigger="scheduler")  # re-dispatches a pending job whose rq job was lost
 		return "busy"
 	history_id = frappe.db.get_value(accounts_mod.DOCTYPE, account, "history_id")
 	if history_id:
@@ -173,12 +192,26 @@ def _poll_one(account: str) -> str:
 
 
 def run_sync_job(sync_job: str) -> None:
-	"""rq entry point: claim the Sync Job and run it. A job that is not pending (already claimed, or
-	finished) is left alone, so a replayed rq job is a no-op."""
-	if not jobs.claim(sync_job):
-		return
-	account = frappe.db.get_value("Sync Job", sync_job, "reference_name")
-	SyncRun(account, sync_job).execute()
+	"""rq entry point: claim the Sync Job and run it, then run the account's pending follow-ups (queued
+	while this one was processing; their rq job could not be queued while this one held the id).
+
+	A job that is not pending (already claimed, or finished) is left alone, so a replayed rq job is a
+	no-op.
+	"""
+	for _ in range(MAX_DRAIN):
+		if not jobs.claim(sync_job):
+			return
+		account = frappe.db.get_value("Sync Job", sync_job, "reference_name")
+		SyncRun(account, sync_job).execute()
+		sync_job = frappe.db.get_value(
+			"Sync Job",
+			{"job_type": JOB_TYPE, "reference_doctype": accounts.DOCTYPE, "reference_name": account,
+			 "status": jobs.PENDING},
+			"name",
+			order_by="creation asc",
+		)
+		if not sync_job:
+			return
 
 
 def lock_name(account: str) -> str:
@@ -381,8 +414,20 @@ class SyncRun:
 		frappe.db.set_value(accounts.DOCTYPE, self.account, "processing_label_id", label_id, update_modified=False)
 
 	def _label_processed(self, message_ids: list[str]) -> None:
-		"""Apply the processing label to stored messages: one messages.batchModify per 1,000 ids."""
+		"""Apply the processing label to stored messages, at the lower Gmail quota cost: messages.modify
+		(5 units each) for fewer than 10 messages, else messages.batchModify (50 units per 1,000 ids)."""
 		if not self.processing_label_id or not message_ids:
+			return
+		if len(message_ids) < 10:
+			for mid in message_ids:
+				try:
+					self.client.execute(
+						self.client.service.users().messages().modify(
+							userId="me", id=mid, body={"addLabelIds": [self.processing_label_id]}),
+						"messages.modify",
+					)
+				except (Permanent, Temporary) as exc:
+					self.errors.append(f"messages.modify: {exc}")
 			return
 		for start in range(0, len(message_ids), 1000):
 			ids = message_ids[start : start + 1000]

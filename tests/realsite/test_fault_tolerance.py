@@ -121,3 +121,42 @@ def test_rate_limit_storm_passes_and_persistent_storm_throttles_only_that_accoun
 		frappe.db.set_value("Gmail Account", name, "last_processed_at", "2000-01-01 00:00:00")
 	queued = enqueue_due_accounts()
 	assert other in queued and account not in queued  # throttled: not polled until throttle_until
+
+
+def test_health_unhealthy_after_three_failed_runs_and_success_rate_over_last_twenty(site, accounts):
+	from frappe.utils import add_to_date, now_datetime
+
+	from atlas_integrations import jobs
+	from atlas_integrations.gmail.accounts import record_run
+
+	frappe = site
+	account, _ = accounts.connect()
+	frappe.db.delete("Sync Job", {"reference_name": account})
+	base = add_to_date(now_datetime(), hours=-2)
+
+	def ledger(statuses):
+		for i, status in enumerate(statuses):
+			job = jobs.create("Gmail Sync", "Gmail Account", account, payload={"account": account})
+			frappe.db.set_value("Sync Job", job.name, {"status": status,
+														"finished_at": add_to_date(base, minutes=len(ledger.seen) + i)})
+		ledger.seen.extend(statuses)
+	ledger.seen = []
+
+	# 25 runs: 5 old failures (outside the window of 20), then 18 successes, then 2 failures
+	ledger(["failed"] * 5 + ["succeeded"] * 18 + ["failed"] * 2)
+	record_run(account, succeeded=False, error="x")
+	doc = frappe.get_doc("Gmail Account", account)
+	assert (doc.health, doc.consecutive_failures) == ("healthy", 2)
+	assert doc.success_rate == 90  # 18 of the last 20
+
+	ledger(["failed"])  # a third failure in a row
+	record_run(account, succeeded=False, error="boom")
+	doc.reload()
+	assert (doc.health, doc.consecutive_failures, doc.last_error) == ("unhealthy", 3, "boom")
+	assert doc.success_rate == 85
+
+	ledger(["succeeded"])  # one good run heals it
+	record_run(account, succeeded=True)
+	doc.reload()
+	assert (doc.health, doc.consecutive_failures, doc.last_error) == ("healthy", 0, None)
+	frappe.db.rollback()

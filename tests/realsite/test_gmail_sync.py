@@ -478,3 +478,35 @@ def test_desk_label_and_read_changes_go_to_gmail_and_are_not_undone_by_history(s
 	frappe.db.rollback()
 	assert frappe.db.get_value("Inbox Thread", thread, "unread") == 0
 	assert {"IMPORTANT", "STARRED"} <= set(frappe.db.get_value("Inbox Thread", thread, "label_ids").split(","))
+
+
+def test_snippet_only_bodies_are_hydrated_and_sanitized_when_the_thread_is_opened(site, accounts):
+	from atlas_integrations.api.inbox import open_thread
+
+	frappe = site
+	frappe.db.set_single_value("Atlas Settings", "body_storage_mode", "snippet only")
+	frappe.db.commit()
+	try:
+		mailbox = accounts.mailbox(load_corpus=False)
+		account, _ = accounts.connect(mailbox)
+		html_mail = (b"From: a@example.org\r\nTo: %s\r\nSubject: html\r\nMIME-Version: 1.0\r\n"
+					 b"Content-Type: text/html; charset=utf-8\r\n\r\n<p onclick=\"steal()\">Hello <b>there</b>"
+					 b"<script>alert(1)</script><a href=\"javascript:x()\">x</a></p>\r\n" % mailbox.encode())
+		accounts.server.insert_message(mailbox, html_mail)
+		run_worker()
+		frappe.db.rollback()
+		[c] = frappe.get_all("Communication", filters={"atlas_gmail_account": account},
+							 fields=["name", "atlas_body_stored", "atlas_inbox_thread", "content"])
+		assert c.atlas_body_stored == 0 and "<b>" not in c.content
+		accounts.server.reset_stats(mailbox)
+		opened = open_thread(c.atlas_inbox_thread)
+		assert opened["hydrated"] == 1 and accounts.server.stats(mailbox)["api_calls"] == 1
+		[m] = opened["messages"]
+		assert "Hello <b>there</b>" in m.html
+		for bad in ("<script", "onclick", "javascript:"):
+			assert bad not in m.html
+		assert frappe.db.get_value("Communication", c.name, "atlas_body_stored") == 1
+		assert open_thread(c.atlas_inbox_thread)["hydrated"] == 0  # stored now: no second fetch
+	finally:
+		frappe.db.set_single_value("Atlas Settings", "body_storage_mode", "full")
+		frappe.db.commit()

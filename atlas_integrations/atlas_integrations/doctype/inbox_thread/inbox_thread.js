@@ -6,6 +6,7 @@ const ATLAS_INBOX_API = "atlas_integrations.api.inbox";
 frappe.ui.form.on("Inbox Thread", {
 	refresh(frm) {
 		if (frm.is_new()) return;
+		atlas_render_messages(frm);
 		frm.add_custom_button(frm.doc.unread ? __("Mark read") : __("Mark unread"), () =>
 			frappe.call({
 				method: `${ATLAS_INBOX_API}.mark_read`,
@@ -36,3 +37,33 @@ frappe.ui.form.on("Inbox Thread", {
 		});
 	},
 });
+
+// Each message body is shown in a sandboxed iframe (no scripts, no same-origin access, no forms or
+// popups), on top of the server-side nh3 sanitizing.
+function atlas_render_messages(frm) {
+	const $wrapper = frm.fields_dict.messages_html.$wrapper;
+	$wrapper.html(`<div class="text-muted">${__("Loading messages…")}</div>`);
+	frappe.call({
+		method: `${ATLAS_INBOX_API}.open_thread`,
+		args: { thread: frm.doc.name },
+		callback: (r) => {
+			$wrapper.empty();
+			for (const m of (r.message && r.message.messages) || []) {
+				const who = frappe.utils.escape_html(m.sender_full_name || m.sender || "");
+				const when = frappe.datetime.str_to_user(m.communication_date);
+				const $card = $(`<div class="atlas-message" style="border:1px solid var(--border-color);border-radius:8px;margin-bottom:12px;">
+					<div style="padding:8px 12px;border-bottom:1px solid var(--border-color);">
+						<b>${who}</b> <span class="text-muted">${frappe.utils.escape_html(when || "")}</span>
+						<span class="indicator-pill ${m.sent_or_received === "Sent" ? "blue" : "gray"}" style="float:right">${__(m.sent_or_received)}</span>
+					</div></div>`);
+				const iframe = document.createElement("iframe");
+				iframe.setAttribute("sandbox", "");
+				iframe.setAttribute("referrerpolicy", "no-referrer");
+				iframe.style.cssText = "width:100%;border:0;min-height:120px;";
+				iframe.srcdoc = `<base target="_blank"><style>body{font-family:sans-serif;font-size:13px}</style>${m.html || ""}`;
+				$card.append(iframe);
+				$wrapper.append($card);
+			}
+		},
+	});
+}

@@ -1,0 +1,74 @@
+"""Bodies on demand: when a thread is opened, messages stored without their body (storage mode
+``snippet only``, or not yet fetched) are fetched from Gmail, sanitized (nh3) and stored."""
+
+from __future__ import annotations
+
+import base64
+
+import frappe
+
+from atlas_integrations.endpoints import gmail_api_root
+from atlas_integrations.gmail import accounts
+from atlas_integrations.gmail.client import GmailClient
+from atlas_integrations.gmail.html import sanitize, text_to_html
+from atlas_integrations.gmail.mime import parse_message
+
+
+def hydrate_thread(thread: str) -> int:
+	"""Fetch and store the bodies of the thread's messages that have none (one Gmail batch per 50).
+
+	Args:
+		thread: Inbox Thread name (the caller has checked read permission).
+
+	Returns:
+		The number of messages whose body was stored now (0 when all were there).
+
+	Raises:
+		AuthRevoked, Temporary, Permanent: from the Gmail client (nothing is stored then).
+	"""
+	doc = frappe.get_doc("Inbox Thread", thread)
+	rows = frappe.get_all(
+		"Communication",
+		filters={"atlas_inbox_thread": thread, "atlas_body_stored": 0, "atlas_deleted": 0},
+		fields=["name", "atlas_gmail_message_id"],
+	)
+	if not rows:
+		return 0
+	client = GmailClient(accounts.token_state(doc.gmail_account), gmail_api_root())
+	messages, _failures = client.get_messages([r.atlas_gmail_message_id for r in rows], fmt="raw")
+	stored = 0
+	for row in rows:
+		gm = messages.get(row.atlas_gmail_message_id)
+		if not gm:
+			continue
+		parsed = parse_message(base64.urlsafe_b64decode((gm.get("raw") or "").encode() + b"==="))
+		frappe.db.set_value(
+			"Communication",
+			row.name,
+			{
+				"content": sanitize(parsed.html) if parsed.html else text_to_html(parsed.text),
+				"text_content": parsed.text,
+				"atlas_body_stored": 1,
+			},
+			update_modified=False,
+		)
+		stored += 1
+	if client.credentials.token:
+		accounts.save_access_token(doc.gmail_account, client.credentials.token, client.credentials.expiry)
+	return stored
+
+
+def thread_messages(thread: str) -> list[dict]:
+	"""The thread's messages for the desk's sandboxed reader, oldest first.
+
+	Returns:
+		``[{"name", "sender", "sender_full_name", "recipients", "communication_date", "subject",
+		"sent_or_received", "html"}]``; ``html`` is the stored body, sanitized with nh3 when it was stored.
+	"""
+	return frappe.get_all(
+		"Communication",
+		filters={"atlas_inbox_thread": thread, "atlas_deleted": 0},
+		fields=["name", "sender", "sender_full_name", "recipients", "communication_date", "subject",
+				"sent_or_received", "content as html"],
+		order_by="communication_date asc, creation asc",
+	)
