@@ -162,20 +162,13 @@ class GmailClient:
 		Yields:
 			Pages: lists of ``{"id", "threadId"}``, newest first.
 		"""
-		token = None
-		while True:
-			kwargs = {"userId": "me", "maxResults": LIST_PAGE_SIZE, "includeSpamTrash": include_spam_trash}
-			if q:
-				kwargs["q"] = q
-			if label_ids:
-				kwargs["labelIds"] = label_ids
-			if token:
-				kwargs["pageToken"] = token
-			page = self.execute(self.service.users().messages().list(**kwargs), "messages.list") or {}
+		kwargs = {"userId": "me", "maxResults": LIST_PAGE_SIZE, "includeSpamTrash": include_spam_trash}
+		if q:
+			kwargs["q"] = q
+		if label_ids:
+			kwargs["labelIds"] = label_ids
+		for page in self._pages(self.service.users().messages().list, kwargs, "messages.list"):
 			yield page.get("messages", [])
-			token = page.get("nextPageToken")
-			if not token:
-				return
 
 	def iter_history(self, start_history_id: str, history_types: list[str] | None = None) -> Iterator[dict]:
 		"""users.history.list from ``start_history_id``, paged (500 records per page).
@@ -189,19 +182,22 @@ class GmailClient:
 		"""
 		from atlas_integrations.gmail.errors import CursorExpired, Permanent
 
+		kwargs = {"userId": "me", "startHistoryId": start_history_id, "maxResults": LIST_PAGE_SIZE}
+		if history_types:
+			kwargs["historyTypes"] = history_types
+		try:
+			yield from self._pages(self.service.users().history().list, kwargs, "history.list")
+		except Permanent as exc:
+			if exc.status == 404:
+				raise CursorExpired(str(exc), 404, exc.reason) from None
+			raise
+
+	def _pages(self, method, kwargs: dict, context: str) -> Iterator[dict]:
+		"""Every page of a Gmail list method (follows ``nextPageToken``); each page is a decoded dict."""
 		token = None
 		while True:
-			kwargs = {"userId": "me", "startHistoryId": start_history_id, "maxResults": LIST_PAGE_SIZE}
-			if history_types:
-				kwargs["historyTypes"] = history_types
-			if token:
-				kwargs["pageToken"] = token
-			try:
-				page = self.execute(self.service.users().history().list(**kwargs), "history.list") or {}
-			except Permanent as exc:
-				if exc.status == 404:
-					raise CursorExpired(str(exc), 404, exc.reason) from None
-				raise
+			request = method(**kwargs, **({"pageToken": token} if token else {}))
+			page = self.execute(request, context) or {}
 			yield page
 			token = page.get("nextPageToken")
 			if not token:

@@ -91,6 +91,26 @@ def run_worker(burst: bool = True, queues: str = "long,default,short", timeout: 
 	return subprocess.run(cmd, cwd=str(SITES_PATH), capture_output=True, text=True, timeout=timeout)
 
 
+def race_two_runs(frappe, account: str) -> list[str]:
+	"""Two Sync Jobs of one account handed to two real workers at the same moment (bypassing the
+	per-account dedupe on purpose); waits for both workers. Returns the two Sync Job names."""
+	from atlas_integrations import jobs
+
+	names = []
+	for n in range(2):
+		job = jobs.create("Gmail Sync", "Gmail Account", account, payload={"account": account}, trigger=f"race-{n}")
+		names.append(job.name)
+		frappe.enqueue("atlas_integrations.gmail.sync.run_sync_job", queue="long", job_id=f"race-{job.name}",
+					   enqueue_after_commit=True, sync_job=job.name)
+	frappe.db.commit()
+	workers = [start_worker(), start_worker()]
+	for w in workers:
+		out, _ = w.communicate(timeout=600)
+		assert w.returncode == 0, out
+	frappe.db.rollback()
+	return names
+
+
 def start_worker(queues: str = "long,default,short", burst: bool = True) -> subprocess.Popen:
 	"""Start a real rq worker process without waiting for it."""
 	cmd = [str(BENCH / "env" / "bin" / "python"), "-m", "frappe.utils.bench_helper", "frappe", "--site", SITE,
@@ -182,6 +202,17 @@ class Accounts:
 			frappe.db.delete("Gmail Account", {"name": name})
 			frappe.db.delete("__Auth", {"doctype": "Gmail Account", "name": name})
 		frappe.db.commit()
+
+
+@pytest.fixture
+def snippet_only(site, google):
+	"""Atlas Settings body storage mode ``snippet only`` for one test (back to ``full`` afterwards)."""
+	site.db.set_single_value("Atlas Settings", "body_storage_mode", "snippet only")
+	site.db.commit()
+	yield
+	site.db.rollback()
+	site.db.set_single_value("Atlas Settings", "body_storage_mode", "full")
+	site.db.commit()
 
 
 @pytest.fixture

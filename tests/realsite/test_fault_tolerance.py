@@ -6,7 +6,7 @@ import signal
 import subprocess
 import time
 
-from tests.realsite.conftest import BENCH, SITE, SITES_PATH, run_worker, start_worker
+from tests.realsite.conftest import BENCH, SITE, SITES_PATH, race_two_runs, run_worker
 
 
 def test_worker_killed_mid_run_loses_and_duplicates_nothing(site, accounts):
@@ -53,8 +53,6 @@ def test_worker_killed_mid_run_loses_and_duplicates_nothing(site, accounts):
 
 
 def test_concurrent_incremental_runs_create_no_duplicates(site, accounts):
-	from atlas_integrations import jobs
-
 	frappe = site
 	server = accounts.server
 	mailbox = accounts.mailbox(load_corpus=False)
@@ -64,18 +62,7 @@ def test_concurrent_incremental_runs_create_no_duplicates(site, accounts):
 	for n in range(120):
 		server.insert_message(mailbox, (f"From: c{n}@example.org\r\nTo: {mailbox}\r\nSubject: n{n}\r\n"
 										f"Date: Thu, 19 Nov 2026 10:00:00 +0000\r\n\r\nbody {n}\r\n").encode())
-	names = []
-	for n in range(2):
-		job = jobs.create("Gmail Sync", "Gmail Account", account, payload={"account": account}, trigger=f"race-{n}")
-		names.append(job.name)
-		frappe.enqueue("atlas_integrations.gmail.sync.run_sync_job", queue="long", job_id=f"race-{job.name}",
-					   enqueue_after_commit=True, sync_job=job.name)
-	frappe.db.commit()
-	workers = [start_worker(), start_worker()]
-	for w in workers:
-		out, _ = w.communicate(timeout=600)
-		assert w.returncode == 0, out
-	frappe.db.rollback()
+	names = race_two_runs(frappe, account)
 	rows = frappe.get_all("Sync Job", filters={"name": ["in", names]}, fields=["status", "sync_mode", "created", "failed"])
 	assert [(r.status, r.sync_mode) for r in rows] == [("succeeded", "incremental")] * 2
 	assert sum(r.created for r in rows) == 120 and sum(r.failed for r in rows) == 0

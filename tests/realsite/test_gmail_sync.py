@@ -10,7 +10,7 @@ import json
 import time
 
 from atlas_integrations.gmail.mime import unsurrogate
-from tests.realsite.conftest import run_worker, start_worker
+from tests.realsite.conftest import race_two_runs, run_worker
 
 
 def _server_messages(server, mailbox):
@@ -299,23 +299,10 @@ def test_sync_now_is_deduplicated(site, accounts):
 
 def test_two_runs_started_together_create_no_duplicates(site, accounts):
 	"""Two Sync Jobs of one account handed to two real workers at the same moment."""
-	from atlas_integrations import jobs
-
 	frappe = site
 	account, mailbox = accounts.connect()
 	frappe.db.delete("Sync Job", {"reference_name": account})  # drop the queued connect run
-	names = []
-	for n in range(2):
-		job = jobs.create("Gmail Sync", "Gmail Account", account, payload={"account": account}, trigger=f"race-{n}")
-		names.append(job.name)
-		frappe.enqueue("atlas_integrations.gmail.sync.run_sync_job", queue="long", job_id=f"race-{job.name}",
-					   enqueue_after_commit=True, sync_job=job.name)
-	frappe.db.commit()
-	workers = [start_worker(), start_worker()]
-	for w in workers:
-		out, _ = w.communicate(timeout=600)
-		assert w.returncode == 0, out
-	frappe.db.rollback()
+	names = race_two_runs(frappe, account)
 	rows = frappe.get_all("Sync Job", filters={"name": ["in", names]}, fields=["status", "created", "already_present", "failed", "last_error"])
 	assert [r.status for r in rows] == ["succeeded", "succeeded"], rows
 	assert sum(r.created for r in rows) == 276
@@ -370,25 +357,19 @@ def test_invalid_grant_marks_one_account_unauthorized_while_another_syncs(site, 
 	assert good in queued and bad not in queued
 
 
-def test_snippet_only_mode_stores_no_body(site, accounts):
+def test_snippet_only_mode_stores_no_body(site, accounts, snippet_only):
 	frappe = site
-	frappe.db.set_single_value("Atlas Settings", "body_storage_mode", "snippet only")
-	frappe.db.commit()
-	try:
-		mailbox = accounts.mailbox(load_corpus=False)
-		account, _ = accounts.connect(mailbox)
-		body = "A long body that is not the snippet. " * 50
-		raw = ("From: a@example.org\r\nTo: %s\r\nSubject: hello\r\nDate: Thu, 19 Nov 2026 10:00:00 +0000\r\n\r\n%s\r\n" % (mailbox, body)).encode()
-		accounts.server.insert_message(mailbox, raw)
-		run_worker()
-		frappe.db.rollback()
-		[c] = frappe.get_all("Communication", filters={"atlas_gmail_account": account},
-							 fields=["content", "text_content", "atlas_snippet", "atlas_body_stored"])
-		assert c.atlas_body_stored == 0 and not c.text_content
-		assert c.atlas_snippet and len(c.content) < 400
-	finally:
-		frappe.db.set_single_value("Atlas Settings", "body_storage_mode", "full")
-		frappe.db.commit()
+	mailbox = accounts.mailbox(load_corpus=False)
+	account, _ = accounts.connect(mailbox)
+	body = "A long body that is not the snippet. " * 50
+	raw = ("From: a@example.org\r\nTo: %s\r\nSubject: hello\r\nDate: Thu, 19 Nov 2026 10:00:00 +0000\r\n\r\n%s\r\n" % (mailbox, body)).encode()
+	accounts.server.insert_message(mailbox, raw)
+	run_worker()
+	frappe.db.rollback()
+	[c] = frappe.get_all("Communication", filters={"atlas_gmail_account": account},
+						 fields=["content", "text_content", "atlas_snippet", "atlas_body_stored"])
+	assert c.atlas_body_stored == 0 and not c.text_content
+	assert c.atlas_snippet and len(c.content) < 400
 
 
 def test_processing_label_that_cannot_be_created_is_shown_on_the_account(site, accounts):
@@ -480,33 +461,27 @@ def test_desk_label_and_read_changes_go_to_gmail_and_are_not_undone_by_history(s
 	assert {"IMPORTANT", "STARRED"} <= set(frappe.db.get_value("Inbox Thread", thread, "label_ids").split(","))
 
 
-def test_snippet_only_bodies_are_hydrated_and_sanitized_when_the_thread_is_opened(site, accounts):
+def test_snippet_only_bodies_are_hydrated_and_sanitized_when_the_thread_is_opened(site, accounts, snippet_only):
 	from atlas_integrations.api.inbox import open_thread
 
 	frappe = site
-	frappe.db.set_single_value("Atlas Settings", "body_storage_mode", "snippet only")
-	frappe.db.commit()
-	try:
-		mailbox = accounts.mailbox(load_corpus=False)
-		account, _ = accounts.connect(mailbox)
-		html_mail = (b"From: a@example.org\r\nTo: %s\r\nSubject: html\r\nMIME-Version: 1.0\r\n"
-					 b"Content-Type: text/html; charset=utf-8\r\n\r\n<p onclick=\"steal()\">Hello <b>there</b>"
-					 b"<script>alert(1)</script><a href=\"javascript:x()\">x</a></p>\r\n" % mailbox.encode())
-		accounts.server.insert_message(mailbox, html_mail)
-		run_worker()
-		frappe.db.rollback()
-		[c] = frappe.get_all("Communication", filters={"atlas_gmail_account": account},
-							 fields=["name", "atlas_body_stored", "atlas_inbox_thread", "content"])
-		assert c.atlas_body_stored == 0 and "<b>" not in c.content
-		accounts.server.reset_stats(mailbox)
-		opened = open_thread(c.atlas_inbox_thread)
-		assert opened["hydrated"] == 1 and accounts.server.stats(mailbox)["api_calls"] == 1
-		[m] = opened["messages"]
-		assert "Hello <b>there</b>" in m.html
-		for bad in ("<script", "onclick", "javascript:"):
-			assert bad not in m.html
-		assert frappe.db.get_value("Communication", c.name, "atlas_body_stored") == 1
-		assert open_thread(c.atlas_inbox_thread)["hydrated"] == 0  # stored now: no second fetch
-	finally:
-		frappe.db.set_single_value("Atlas Settings", "body_storage_mode", "full")
-		frappe.db.commit()
+	mailbox = accounts.mailbox(load_corpus=False)
+	account, _ = accounts.connect(mailbox)
+	html_mail = (b"From: a@example.org\r\nTo: %s\r\nSubject: html\r\nMIME-Version: 1.0\r\n"
+				 b"Content-Type: text/html; charset=utf-8\r\n\r\n<p onclick=\"steal()\">Hello <b>there</b>"
+				 b"<script>alert(1)</script><a href=\"javascript:x()\">x</a></p>\r\n" % mailbox.encode())
+	accounts.server.insert_message(mailbox, html_mail)
+	run_worker()
+	frappe.db.rollback()
+	[c] = frappe.get_all("Communication", filters={"atlas_gmail_account": account},
+						 fields=["name", "atlas_body_stored", "atlas_inbox_thread", "content"])
+	assert c.atlas_body_stored == 0 and "<b>" not in c.content
+	accounts.server.reset_stats(mailbox)
+	opened = open_thread(c.atlas_inbox_thread)
+	assert opened["hydrated"] == 1 and accounts.server.stats(mailbox)["api_calls"] == 1
+	[m] = opened["messages"]
+	assert "Hello <b>there</b>" in m.html
+	for bad in ("<script", "onclick", "javascript:"):
+		assert bad not in m.html
+	assert frappe.db.get_value("Communication", c.name, "atlas_body_stored") == 1
+	assert open_thread(c.atlas_inbox_thread)["hydrated"] == 0  # stored now: no second fetch
