@@ -112,7 +112,8 @@ jstr() {
 	printf '"%s"' "$v"
 }
 
-add_to_path_if_dir() { case ":$PATH:" in *":$1:"*) ;; *) [ -d "$1" ] && PATH="$1:$PATH" ;; esac; }
+# Always returns 0: a missing directory is not an error (set -e would abort).
+add_to_path_if_dir() { case ":$PATH:" in *":$1:"*) ;; *) if [ -d "$1" ]; then PATH="$1:$PATH"; fi ;; esac; return 0; }
 refresh_path() {
 	if command -v pyenv >/dev/null 2>&1; then pyenv rehash >/dev/null 2>&1 || true; fi
 	add_to_path_if_dir "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
