@@ -5,6 +5,7 @@ from __future__ import annotations
 import frappe
 
 WORKSPACE_UNAVAILABLE = "Workspace changes are temporarily unavailable"
+DEFAULT_PROCESSING_LABEL_DELAY = 300  # seconds
 
 
 def get_settings():
@@ -32,3 +33,10 @@ def max_attachment_bytes() -> int:
 def sync_allowed() -> bool:
 	"""False when the workspace is Archived: nothing syncs then."""
 	return (get_settings().workspace_state or "Active") != "Archived"
+
+
+def processing_label_delay() -> int:
+	"""Seconds a stored message may wait for its Gmail processing label before a batch is applied
+	(Atlas Settings ``processing_label_delay``; 0 = at the end of every run)."""
+	value = get_settings().processing_label_delay
+	return DEFAULT_PROCESSING_LABEL_DELAY if value is None or value == "" else max(0, int(value))

@@ -1,4 +1,5 @@
-"""Labels and read state, two-way: desk changes go to Gmail through a queued ``messages.batchModify``.
+"""Labels and read state, two-way: desk changes go to Gmail through a queued ``messages.batchModify``;
+and the processing label Atlas puts on every message it has stored, applied in batches.
 
 A desk change is applied to the stored messages at once (the desk shows it), flagged pending, and a
 "Gmail Modify" Sync Job writes it to Gmail. While a message's change is pending, incremental sync does
@@ -9,18 +10,25 @@ change carries the same labels, so applying it changes nothing.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 
 import frappe
+from frappe.utils import now_datetime
 
 from atlas_integrations import jobs
 from atlas_integrations.endpoints import gmail_api_root
 from atlas_integrations.gmail import accounts, store
 from atlas_integrations.gmail.client import GmailClient
-from atlas_integrations.gmail.errors import AuthRevoked, GmailError
+from atlas_integrations.gmail.errors import AuthRevoked, GmailError, Permanent, Temporary
+from atlas_integrations.settings import processing_label_delay
 
 JOB_TYPE = "Gmail Modify"
 #: system labels a desk user may set or clear on a thread
 SETTABLE_SYSTEM = frozenset({"UNREAD", "STARRED", "IMPORTANT", "INBOX", "SPAM", "TRASH"})
+#: this many stored messages waiting for the processing label are labelled at once, whatever their age
+PROCESSING_LABEL_BATCH = 200
+#: below this many messages, one messages.modify each (5 quota units) is cheaper than a batchModify (50)
+MODIFY_ONE_BY_ONE_BELOW = 10
 
 
 def _label_ids(account_labels: dict[str, str], names: list[str]) -> list[str]:
@@ -115,3 +123,101 @@ def run_modify_job(sync_job: str) -> None:
 		frappe.db.rollback()
 		jobs.finish(sync_job, jobs.FAILED, {"api_calls": client.api_calls if client else 0},
 					error=f"{type(exc).__name__}: {exc}", secrets=secrets)
+
+
+# -- the processing label ------------------------------------------------------------------------------
+# Gmail quota (https://developers.google.com/gmail/api/reference/quota): messages.modify costs 5 units,
+# messages.batchModify 50 units for up to 1,000 ids. Labelling each incremental run's one or two messages
+# at once would cost as much as fetching them, and every label change makes Gmail push again; so stored
+# messages are flagged ``atlas_processed_pending`` and labelled together (see processing_label_due).
+
+
+def processing_label_debt(account_names: list[str]) -> dict[str, tuple[int, datetime]]:
+	"""Stored, not deleted messages still waiting for the processing label, per account.
+
+	Returns:
+		``{account: (count, creation of the oldest waiting message, system time)}``; accounts with none
+		are absent.
+	"""
+	if not account_names:
+		return {}
+	rows = frappe.db.sql(
+		"""select atlas_gmail_account, count(*), min(creation) from `tabCommunication`
+		where atlas_processed_pending=1 and atlas_deleted=0 and atlas_gmail_account in %s
+		group by atlas_gmail_account""",
+		(tuple(account_names),),
+	)
+	return {account: (int(count), oldest) for account, count, oldest in rows}
+
+
+def processing_label_due(debt: tuple[int, datetime] | None, now: datetime | None = None) -> bool:
+	"""True when an account's waiting messages (see :func:`processing_label_debt`) should be labelled
+	now: at least ``PROCESSING_LABEL_BATCH`` wait, or the oldest has waited ``processing_label_delay``
+	seconds (Atlas Settings; 0 = always)."""
+	if not debt or not debt[0]:
+		return False
+	count, oldest = debt
+	delay = processing_label_delay()
+	return (count >= PROCESSING_LABEL_BATCH or delay == 0
+			or oldest <= (now or now_datetime()) - timedelta(seconds=delay))
+
+
+def apply_processing_label(account: str, client: GmailClient, label_id: str | None) -> dict:
+	"""Give every waiting message of ``account`` the processing label in Gmail, at the lower quota cost:
+	``messages.modify`` each for fewer than 10, else ``messages.batchModify`` per 1,000 ids. Clears
+	``atlas_processed_pending`` of the messages done (and of deleted ones); does not commit.
+
+	A message Gmail refuses for good (e.g. deleted there meanwhile: 4xx) is not retried; a Temporary
+	error stops here and leaves the rest waiting for the next time.
+
+	Args:
+		account: Gmail Account name.
+		client: a :class:`GmailClient` of the account.
+		label_id: the Gmail label id of the processing label; None (it could not be created) does nothing.
+
+	Returns:
+		``{"labelled": int, "errors": [str]}``.
+
+	Raises:
+		AuthRevoked: Gmail refused the account's authorization.
+	"""
+	outcome = {"labelled": 0, "errors": []}
+	if not label_id:
+		return outcome
+	frappe.db.sql("""update `tabCommunication` set atlas_processed_pending=0
+		where atlas_processed_pending=1 and atlas_deleted=1 and atlas_gmail_account=%s""", (account,))
+	ids = frappe.get_all("Communication", filters={"atlas_gmail_account": account, "atlas_processed_pending": 1,
+												   "atlas_deleted": 0}, pluck="atlas_gmail_message_id")
+
+	def done(message_ids: list[str]) -> None:
+		keys = [store.message_key(account, m) for m in message_ids]
+		frappe.db.set_value("Communication", {"atlas_gmail_key": ["in", keys]}, "atlas_processed_pending", 0,
+							update_modified=False)
+
+	messages = client.service.users().messages()
+	if len(ids) < MODIFY_ONE_BY_ONE_BELOW:
+		for mid in ids:
+			try:
+				client.execute(messages.modify(userId="me", id=mid, body={"addLabelIds": [label_id]}),
+							   "messages.modify")
+				outcome["labelled"] += 1
+			except Permanent as exc:
+				outcome["errors"].append(f"messages.modify {mid}: {exc}")
+			except Temporary as exc:
+				outcome["errors"].append(f"messages.modify: {exc}")
+				return outcome
+			done([mid])
+		return outcome
+	for start in range(0, len(ids), 1000):
+		chunk = ids[start : start + 1000]
+		try:
+			client.execute(messages.batchModify(userId="me", body={"ids": chunk, "addLabelIds": [label_id]}),
+						   "messages.batchModify")
+			outcome["labelled"] += len(chunk)
+		except Permanent as exc:
+			outcome["errors"].append(f"messages.batchModify: {exc}")
+		except Temporary as exc:
+			outcome["errors"].append(f"messages.batchModify: {exc}")
+			return outcome
+		done(chunk)
+	return outcome

@@ -346,11 +346,14 @@ def handle_push(body: bytes) -> dict:
 
 	Accounts: enabled, status ACTIVE or SYNCING, ``email_address`` equal to the notification's
 	(case-insensitive). Each gets :func:`atlas_integrations.gmail.sync.enqueue_sync` with trigger
-	``push`` (deduplicated: an open Sync Job absorbs the push). An address of no such account is
-	accepted and ignored, so Pub/Sub does not retry it forever. Does not commit.
+	``push`` (deduplicated: an open Sync Job absorbs the push), unless its cursor (stored historyId) is
+	already at or past the notification's historyId: everything up to it is stored, so a late or
+	redelivered push costs no run. An address of no such account is accepted and ignored, so Pub/Sub
+	does not retry it forever. Does not commit.
 
 	Returns:
-		``{"accounts": [account names queued or already queued], "historyId": int}``.
+		``{"accounts": [account names queued or already queued], "up_to_date": [account names whose
+		cursor already covers the notification], "historyId": int}``.
 
 	Raises:
 		InvalidPush: (400) see :func:`parse_envelope`.
@@ -363,17 +366,22 @@ def handle_push(body: bytes) -> dict:
 	if not sync_allowed():
 		return {"accounts": [], "historyId": history_id}
 	table = frappe.qb.DocType(accounts.DOCTYPE)
-	names = (
+	rows = (
 		frappe.qb.from_(table)
-		.select(table.name)
+		.select(table.name, table.history_id)
 		.where(Lower(table.email_address) == address.lower())
 		.where(table.enabled == 1)
 		.where(table.status.isin(PUSH_STATUSES))
 		.orderby(table.name)
-	).run(pluck=True)
-	for name in names:
+	).run()
+	queued, up_to_date = [], []
+	for name, cursor in rows:
+		if str(cursor or "").isdigit() and int(cursor) >= history_id:
+			up_to_date.append(name)
+			continue
 		enqueue_sync(name, trigger="push")
-	return {"accounts": list(names), "historyId": history_id}
+		queued.append(name)
+	return {"accounts": queued, "up_to_date": up_to_date, "historyId": history_id}
 
 
 __all__ = [

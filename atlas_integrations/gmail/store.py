@@ -146,6 +146,7 @@ def build_row(ctx: StoreContext, gmail_message: dict) -> _Row:
 		"atlas_gmail_thread_id": thread_id,
 		"atlas_gmail_key": message_key(ctx.account, mid),
 		"atlas_label_ids": ",".join(labels),
+		"atlas_processed_pending": 1,  # until the processing label is applied in Gmail (labels.py)
 	}
 	parsed = None
 	try:

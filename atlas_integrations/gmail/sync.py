@@ -20,7 +20,7 @@ from frappe.utils import cint, now_datetime
 
 from atlas_integrations import jobs
 from atlas_integrations.endpoints import gmail_api_root
-from atlas_integrations.gmail import accounts, store
+from atlas_integrations.gmail import accounts, labels, store
 from atlas_integrations.gmail import accounts as accounts_mod
 from atlas_integrations.gmail.client import BATCH_SIZE, GmailClient
 from atlas_integrations.gmail.errors import AuthRevoked, CursorExpired, GmailError, Permanent, Temporary
@@ -135,18 +135,21 @@ def enqueue_due_accounts() -> list[str]:
 
 def poll_accounts(accounts: list[str]) -> dict[str, str]:
 	"""Poll sweep (rq job): for each account, one ``history.list`` from its cursor (Gmail sync guide,
-	"Partial synchronization"). No change: only ``last_processed_at`` moves — no Sync Job, one API call.
+	"Partial synchronization"). No change: only ``last_processed_at`` moves — no Sync Job, one API call
+	(plus the processing label of waiting messages, when due: see :func:`labels.processing_label_due`).
 	Changes (or no cursor yet): a Sync Job is queued (deduplicated per account) to apply them.
 	One account's failure never stops the sweep: AuthRevoked marks it UNAUTHORIZED, a Temporary error
 	throttles it.
 
 	Returns:
-		Account -> outcome (``idle``, ``queued``, ``busy``, ``unauthorized``, ``throttled``, ``error``).
+		Account -> outcome (``idle``, ``labelled``, ``queued``, ``busy``, ``unauthorized``, ``throttled``,
+		``error``).
 	"""
 	outcome: dict[str, str] = {}
+	debt = labels.processing_label_debt(accounts)
 	for account in accounts:
 		try:
-			outcome[account] = _poll_one(account)
+			outcome[account] = _poll_one(account, debt.get(account))
 		except AuthRevoked as exc:
 			frappe.db.rollback()
 			accounts_mod.mark_unauthorized(account, f"Gmail refused the stored authorization ({exc.reason or exc.status}); reconnect the account")
@@ -166,11 +169,11 @@ def poll_accounts(accounts: list[str]) -> dict[str, str]:
 	return outcome
 
 
-def _poll_one(account: str) -> str:
+def _poll_one(account: str, label_debt: tuple | None = None) -> str:
 	if jobs.open_job(JOB_TYPE, accounts_mod.DOCTYPE, account):
 		enqueue_sync(account, trigger="scheduler")  # re-dispatches a pending job whose rq job was lost
 		return "busy"
-	history_id = frappe.db.get_value(accounts_mod.DOCTYPE, account, "history_id")
+	history_id, label_id = frappe.db.get_value(accounts_mod.DOCTYPE, account, ["history_id", "processing_label_id"])
 	if history_id:
 		client = GmailClient(accounts_mod.token_state(account), gmail_api_root())
 		try:
@@ -181,12 +184,16 @@ def _poll_one(account: str) -> str:
 			if exc.status != 404:
 				raise
 			page = {"history": ["expired"]}  # the run will do the full resync
+		outcome = "queued" if page.get("history") else "idle"
+		if outcome == "idle" and label_id and labels.processing_label_due(label_debt):
+			labels.apply_processing_label(account, client, label_id)
+			outcome = "labelled"
 		if client.credentials.token:
 			accounts_mod.save_access_token(account, client.credentials.token, client.credentials.expiry)
-		if not page.get("history"):
+		if outcome != "queued":
 			frappe.db.set_value(accounts_mod.DOCTYPE, account, "last_processed_at", now_datetime(),
 								update_modified=False)
-			return "idle"
+			return outcome
 	enqueue_sync(account, trigger="scheduler")
 	return "queued"
 
@@ -240,13 +247,8 @@ class SyncRun:
 		self.mode = ""
 		self.skipped: dict[str, str] = {}  # Gmail message id -> why the account's filters skipped it
 		self.lock = None
-		self.created_ids: list[str] = []  # stored by this run, not yet given the processing label
 		self.processing_label_id: str | None = None
 		self.warning: str | None = None  # shown on the account after a run that otherwise succeeded
-
-	def _take_created(self) -> list[str]:
-		ids, self.created_ids = self.created_ids, []
-		return ids
 
 	# -- lifecycle ------------------------------------------------------------------------------
 	def execute(self) -> None:
@@ -413,32 +415,15 @@ class SyncRun:
 		self.processing_label_id = label_id
 		frappe.db.set_value(accounts.DOCTYPE, self.account, "processing_label_id", label_id, update_modified=False)
 
-	def _label_processed(self, message_ids: list[str]) -> None:
-		"""Apply the processing label to stored messages, at the lower Gmail quota cost: messages.modify
-		(5 units each) for fewer than 10 messages, else messages.batchModify (50 units per 1,000 ids)."""
-		if not self.processing_label_id or not message_ids:
+	def _label_processed(self, due_only: bool) -> None:
+		"""Apply the processing label to the account's stored messages that wait for it (see
+		:func:`labels.apply_processing_label`): all of them (backfill pages), or only when they are due
+		(incremental runs: :func:`labels.processing_label_due`). Best effort: errors are noted on the job."""
+		if not self.processing_label_id:
 			return
-		if len(message_ids) < 10:
-			for mid in message_ids:
-				try:
-					self.client.execute(
-						self.client.service.users().messages().modify(
-							userId="me", id=mid, body={"addLabelIds": [self.processing_label_id]}),
-						"messages.modify",
-					)
-				except (Permanent, Temporary) as exc:
-					self.errors.append(f"messages.modify: {exc}")
+		if due_only and not labels.processing_label_due(labels.processing_label_debt([self.account]).get(self.account)):
 			return
-		for start in range(0, len(message_ids), 1000):
-			ids = message_ids[start : start + 1000]
-			try:
-				self.client.execute(
-					self.client.service.users().messages().batchModify(
-						userId="me", body={"ids": ids, "addLabelIds": [self.processing_label_id]}),
-					"messages.batchModify",
-				)
-			except (Permanent, Temporary) as exc:  # labelling is best effort; the mail is stored
-				self.errors.append(f"messages.batchModify: {exc}")
+		self.errors.extend(labels.apply_processing_label(self.account, self.client, self.processing_label_id)["errors"])
 
 	def full_sync(self, days: int) -> str:
 		"""Gmail sync guide "Full synchronization": note the current historyId, then store the backfill
@@ -495,11 +480,11 @@ class SyncRun:
 			self._ensure_processing_label()
 		for start in range(0, len(todo), BATCH_SIZE):
 			self.store_batch(self.ctx, todo[start : start + BATCH_SIZE])
-		self._label_processed(self._take_created())
 		touched = store.mark_deleted(self.account, sorted(deleted))
 		touched |= store.update_labels(self.account, {m: l for m, l in labels.items() if m not in deleted})
 		store.refresh_threads(self.account, touched, self.ctx.label_names)
 		linked = store.link_replies(self.account) if todo else 0
+		self._label_processed(due_only=True)
 		frappe.db.commit()  # everything the new cursor covers is stored ...
 		frappe.db.set_value(accounts.DOCTYPE, self.account, "history_id", new_history_id, update_modified=False)
 		frappe.db.commit()  # ... before the cursor moves
@@ -516,7 +501,7 @@ class SyncRun:
 			todo = [i for i in ids if i not in present]
 			for start in range(0, len(todo), BATCH_SIZE):
 				self.store_batch(ctx, todo[start : start + BATCH_SIZE])
-			self._label_processed(self._take_created())
+			self._label_processed(due_only=False)
 			jobs.update_counts(self.sync_job, {**self.counts, "api_calls": self.client.api_calls})
 			frappe.db.commit()
 
@@ -536,7 +521,6 @@ class SyncRun:
 			self.errors.append(f"{mid}: {err}")
 		result = store.write_batch(ctx, [messages[mid] for mid in ids if mid in messages])
 		self.counts["created"] += len(result.created)
-		self.created_ids.extend(result.created)
 		self.counts["already_present"] += len(result.already_present)
 		self.skipped.update(result.skipped)
 		self.counts["skipped"] = len(self.skipped)

@@ -6,6 +6,7 @@ import frappe
 from frappe.custom.doctype.custom_field.custom_field import create_custom_fields
 
 from atlas_integrations.permissions import ADMIN, DISPATCHER, OWNER, ROLES
+from atlas_integrations.settings import DEFAULT_PROCESSING_LABEL_DELAY
 
 #: Custom fields Atlas adds to Frappe's Communication (one Communication per Gmail message).
 COMMUNICATION_FIELDS = [
@@ -39,6 +40,9 @@ COMMUNICATION_FIELDS = [
 	 "insert_after": "atlas_parse_error", "description": "A desk change of labels/read state not yet written to Gmail"},
 	{"fieldname": "atlas_deleted", "fieldtype": "Check", "label": "Deleted in Gmail", "read_only": 1,
 	 "insert_after": "atlas_parse_error", "description": "Deleted in Gmail: kept here, hidden from the thread"},
+	{"fieldname": "atlas_processed_pending", "fieldtype": "Check", "label": "Processing Label Pending",
+	 "read_only": 1, "insert_after": "atlas_deleted", "search_index": 1,
+	 "description": "Stored here; the Gmail processing label is not yet applied (applied in batches)"},
 ]
 
 
@@ -85,6 +89,10 @@ def set_defaults() -> None:
 		if not settings.get(field):
 			settings.set(field, value)
 			changed = True
+	# 0 is a meaningful value here ("label at the end of every run"), so only a never-set field is filled
+	if not frappe.db.sql("select 1 from `tabSingles` where doctype='Atlas Settings' and field='processing_label_delay'"):
+		settings.processing_label_delay = DEFAULT_PROCESSING_LABEL_DELAY
+		changed = True
 	if changed:
 		settings.flags.ignore_permissions = True
 		settings.save()

@@ -485,3 +485,76 @@ def test_snippet_only_bodies_are_hydrated_and_sanitized_when_the_thread_is_opene
 		assert bad not in m.html
 	assert frappe.db.get_value("Communication", c.name, "atlas_body_stored") == 1
 	assert open_thread(c.atlas_inbox_thread)["hydrated"] == 0  # stored now: no second fetch
+
+
+def test_processing_label_waits_for_a_batch_and_the_sweep_applies_it_at_the_lowest_quota_cost(site, accounts):
+	from atlas_integrations.gmail.sync import enqueue_sync, poll_accounts
+
+	frappe = site
+	server = accounts.server
+	assert frappe.get_single("Atlas Settings").processing_label_delay == 300  # the default
+	mailbox = accounts.mailbox(load_corpus=False)
+	account, _ = accounts.connect(mailbox)
+	run_worker()  # initial sync of an empty mailbox: the cursor and the processing label exist
+	frappe.db.rollback()
+	label_id = frappe.db.get_value("Gmail Account", account, "processing_label_id")
+	assert label_id
+
+	def raw(n):
+		return b"From: a%d@example.org\r\nSubject: small run %d\r\n\r\nx\r\n" % (n, n)
+
+	def pending():
+		frappe.db.rollback()
+		return frappe.get_all("Communication", filters={"atlas_gmail_account": account, "atlas_processed_pending": 1},
+							  pluck="atlas_gmail_message_id")
+
+	def labelled():
+		return {m["id"] for m in server.dump_messages(mailbox) if label_id in m["labelIds"]}
+
+	def backdate():  # as if the waiting messages were stored 10 minutes ago
+		frappe.db.sql("""update `tabCommunication` set creation = creation - interval 600 second
+			where atlas_gmail_account=%s and atlas_processed_pending=1""", account)
+		frappe.db.commit()
+
+	# an incremental run of 3 messages stores them and spends nothing on labelling yet
+	small = [server.insert_message(mailbox, raw(n)) for n in range(3)]
+	server.reset_stats(mailbox)
+	enqueue_sync(account)
+	frappe.db.commit()
+	run_worker()
+	assert sorted(pending()) == sorted(small)
+	assert labelled() == set()
+	assert set(server.stats(mailbox)["by_method"]) == {"history.list", "messages.get"}
+
+	# a sweep within the delay: one history.list, nothing labelled
+	server.reset_stats(mailbox)
+	assert poll_accounts([account]) == {account: "idle"}
+	assert server.stats(mailbox)["by_method"] == {"history.list": 1}
+	assert len(pending()) == 3
+
+	# once the oldest has waited the delay: fewer than 10 -> messages.modify each (5 units, not 50)
+	backdate()
+	server.reset_stats(mailbox)
+	assert poll_accounts([account]) == {account: "labelled"}
+	assert server.stats(mailbox)["by_method"] == {"history.list": 1, "messages.modify": 3}
+	assert pending() == [] and labelled() == set(small)
+
+	# 12 more, one deleted in Gmail before it was labelled: one messages.batchModify for the 11 others
+	more = [server.insert_message(mailbox, raw(n)) for n in range(10, 22)]
+	enqueue_sync(account)
+	frappe.db.commit()
+	run_worker()  # the labelAdded history of the first batch comes in too: the desk shows the label
+	assert len(pending()) == 12
+	assert all(label_id in (frappe.db.get_value("Communication", {"atlas_gmail_account": account, "atlas_gmail_message_id": m},
+												"atlas_label_ids") or "").split(",") for m in small)
+	server.delete_message(mailbox, more[0])
+	enqueue_sync(account)
+	frappe.db.commit()
+	run_worker()
+	backdate()
+	server.reset_stats(mailbox)
+	assert poll_accounts([account]) == {account: "labelled"}
+	assert server.stats(mailbox)["by_method"] == {"history.list": 1, "messages.batchModify": 1}
+	assert server.stats(mailbox)["quota_units"] == 2 + 50
+	assert pending() == [] and labelled() == set(small) | set(more[1:])
+	assert frappe.get_all("Sync Job", filters={"reference_name": account, "status": ["!=", "succeeded"]}) == []

@@ -166,13 +166,21 @@ def test_watch_then_push_queues_a_push_sync_that_stores_the_new_mail(site, accou
 	assert proc.returncode == 0, proc.stdout + proc.stderr
 	push_jobs = [j for j in sync_jobs(frappe, account) if j.trigger == "push"]
 	assert all(j.status == "succeeded" for j in push_jobs), [j.last_error for j in push_jobs]
-	# the first stored the mail; applying the processing label made Gmail push again while it ran, and
-	# that follow-up (drained by the same worker) found nothing new
+	# the first stored the mail; the second notification's follow-up (drained by the same worker), if it
+	# ran at all, found nothing new (the processing label waits for a batch, so it caused no push)
 	assert [j.created for j in push_jobs][:1] == [1] and sum(j.created for j in push_jobs) == 1
 	assert len(push_jobs) <= 2
 	stored = frappe.get_all("Communication", filters={"atlas_gmail_account": account, "atlas_gmail_message_id": new_id},
 							fields=["subject", "sent_or_received"])
 	assert [(c.subject, c.sent_or_received) for c in stored] == [("Arrived by push", "Received")]
+
+	# a late or redelivered push whose historyId the cursor already covers is acknowledged and runs nothing
+	cursor = int(frappe.db.get_value("Gmail Account", account, "history_id"))
+	jobs_before = len(sync_jobs(frappe, account))
+	for history_id in (cursor - 1, cursor):
+		r = post(push_site, server.pubsub_envelope(mailbox, history_id), token=server.oidc_token(push_site, PUSH_SA))
+		assert (r.status_code, r.json()) == (200, {"message": {"ok": True, "queued": 0}})
+	assert len(sync_jobs(frappe, account)) == jobs_before
 
 
 # -- refusals over real HTTP ------------------------------------------------------------------------------
