@@ -31,7 +31,6 @@ import glob
 import os
 import random
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -195,30 +194,11 @@ class Bench:
 
 	# processes
 	def start_web(self):
-		frappe = self.frappe
-		from frappe.installer import update_site_config
-		import requests
+		from atlas_integrations.testing.site_web import start_site_web
 
-		with socket.socket() as s:
-			s.bind(("127.0.0.1", 0))
-			port = s.getsockname()[1]
-		url = f"http://127.0.0.1:{port}"
-		update_site_config("host_name", url)
-		frappe.local.conf.host_name = url
 		log = open("../logs/atlas-freshness-web.log", "w")
-		self.web = subprocess.Popen(
-			[sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "--site", self.args.site, "serve",
-			 "--port", str(port), "--noreload"], stdout=log, stderr=subprocess.STDOUT)
+		url, self.web = start_site_web(self.args.site, log=log)
 		self.procs.append(self.web)
-		deadline = time.monotonic() + 60
-		while True:
-			try:
-				requests.get(url + "/api/method/ping", timeout=2)
-				break
-			except requests.RequestException:
-				if time.monotonic() > deadline or self.web.poll() is not None:
-					raise RuntimeError("frappe serve did not start (see logs/atlas-freshness-web.log)")
-				time.sleep(0.3)
 		return url
 
 	def start_worker(self):

@@ -18,7 +18,6 @@ import email.policy
 import glob
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -26,16 +25,6 @@ from pathlib import Path
 
 CLIENT_ID = "atlas-demo.apps.googleusercontent.com"
 CLIENT_SECRET = "atlas-demo-secret"
-
-
-def _free_port(preferred: int) -> int:
-	with socket.socket() as s:
-		try:
-			s.bind(("127.0.0.1", preferred))
-			return preferred
-		except OSError:
-			s.bind(("127.0.0.1", 0))
-			return s.getsockname()[1]
 
 
 def _mailbox_owner(corpus: str) -> str:
@@ -52,19 +41,6 @@ def _mailbox_owner(corpus: str) -> str:
 	return counts.most_common(1)[0][0]
 
 
-def _wait_http(url: str, timeout: float = 60) -> None:
-	import requests
-
-	deadline = time.monotonic() + timeout
-	while time.monotonic() < deadline:
-		try:
-			requests.get(url, timeout=2)
-			return
-		except requests.RequestException:
-			time.sleep(0.3)
-	raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
-
-
 def main(argv: list[str] | None = None) -> int:
 	parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 	parser.add_argument("--site", default=os.environ.get("ATLAS_SITE", "atlas.localhost"))
@@ -79,10 +55,11 @@ def main(argv: list[str] | None = None) -> int:
 	from frappe.installer import update_site_config
 
 	from atlas_integrations.testing.gmail_server import GmailTestServer
+	from atlas_integrations.testing.site_web import free_port, start_site_web
 
 	corpus = str(Path(args.corpus).resolve())
 	owner = _mailbox_owner(corpus)
-	gmail = GmailTestServer(port=_free_port(args.gmail_port)).start()
+	gmail = GmailTestServer(port=free_port(args.gmail_port)).start()
 	gmail.register_client(CLIENT_ID, CLIENT_SECRET)
 	gmail.add_mailbox(owner)
 	loaded = gmail.load_eml_dir(owner, corpus, spread_days=min(25, args.days - 1), sent_from=[owner])
@@ -127,17 +104,10 @@ def main(argv: list[str] | None = None) -> int:
 			time.sleep(1)
 		except (OSError, ValueError):
 			pass
-	web_port = _free_port(args.web_port)
-	site_url = f"http://127.0.0.1:{web_port}"
-	update_site_config("host_name", site_url)
-	web = subprocess.Popen(
-		[sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "--site", args.site, "serve",
-		 "--port", str(web_port), "--noreload"],
-		stdout=open("../logs/atlas-demo-web.log", "a"), stderr=subprocess.STDOUT, start_new_session=True,
-	)
+	site_url, web = start_site_web(args.site, port=args.web_port, log=open("../logs/atlas-demo-web.log", "a"),
+								   new_session=True)
 	pid_file.write_text(str(web.pid))
 	try:
-		_wait_http(site_url + "/api/method/ping")
 		http = requests.Session()
 		admin_password = frappe.conf.get("admin_password") or "admin"
 		r = http.post(site_url + "/api/method/login", data={"usr": "Administrator", "pwd": admin_password}, timeout=30)

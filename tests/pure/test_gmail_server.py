@@ -33,21 +33,16 @@ pytest.importorskip("google_auth_oauthlib")
 import google.auth.exceptions
 import requests
 from google.auth.transport.requests import Request
-from google.oauth2.credentials import Credentials
 from google_auth_oauthlib.flow import Flow
-from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 from googleapiclient.http import BatchHttpRequest
 
 from atlas_integrations.testing.gmail_server import GmailTestServer
+from tests.pure.google_client import CLIENT_ID, CLIENT_SECRET, MODIFY, OWNER, gmail, make_creds
 
 CORPUS = Path(os.environ.get("ATLAS_MAIL_CORPUS", "/work/shared/corpus"))
 CORPUS_COUNT = 276
-OWNER = "owner@example.com"
-CLIENT_ID = "atlas-test-client.apps.googleusercontent.com"
-CLIENT_SECRET = "atlas-test-secret"
 REDIRECT = "http://127.0.0.1:8000/api/method/atlas_integrations.api.gmail.oauth_callback"
-MODIFY = "https://www.googleapis.com/auth/gmail.modify"
 READONLY = "https://www.googleapis.com/auth/gmail.readonly"
 FULL = "https://mail.google.com/"
 SPREAD_DAYS = 20
@@ -56,29 +51,6 @@ needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"mail corpus not 
 
 
 # -- helpers ------------------------------------------------------------------------------------------
-def make_creds(server, address=OWNER, scopes=(MODIFY,)) -> Credentials:
-	"""A refresh-token-only Credentials, as the app stores them; the first call refreshes."""
-	tokens = server.issue_tokens(address, CLIENT_ID, list(scopes))
-	return Credentials(
-		token=None,
-		refresh_token=tokens["refresh_token"],
-		token_uri=server.url + "token",
-		client_id=CLIENT_ID,
-		client_secret=CLIENT_SECRET,
-	)
-
-
-def gmail(server, creds):
-	return build(
-		"gmail",
-		"v1",
-		credentials=creds,
-		client_options={"api_endpoint": server.url},
-		static_discovery=True,
-		cache_discovery=False,
-	)
-
-
 def new_batch(server, callback=None) -> BatchHttpRequest:
 	# service.new_batch_http_request() would post to the discovery doc's rootUrl (Google) whatever
 	# api_endpoint says, so the batch URI is built from the server root.
@@ -158,16 +130,6 @@ def mail(
 
 
 # -- fixtures -----------------------------------------------------------------------------------------
-@pytest.fixture
-def server():
-	srv = GmailTestServer().start()
-	srv.register_client(CLIENT_ID, CLIENT_SECRET)
-	srv.add_mailbox(OWNER)
-	yield srv
-	srv.stop()
-	assert not srv.errors, srv.errors
-
-
 @pytest.fixture(scope="module")
 def corpus_server():
 	if not CORPUS.is_dir():

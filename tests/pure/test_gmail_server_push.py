@@ -28,16 +28,11 @@ pytest.importorskip("cryptography")
 import requests
 from google.auth.transport.requests import Request
 from google.oauth2 import id_token
-from google.oauth2.credentials import Credentials
-from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
-from atlas_integrations.testing.gmail_server import GmailTestServer
+from tests.pure import google_client
+from tests.pure.google_client import OWNER, make_creds
 
-OWNER = "owner@example.com"
-CLIENT_ID = "atlas-test-client.apps.googleusercontent.com"
-CLIENT_SECRET = "atlas-test-secret"
-MODIFY = "https://www.googleapis.com/auth/gmail.modify"
 TOPIC = "projects/atlas-test/topics/gmail"
 AUDIENCE = "https://atlas.example.test/api/method/atlas_integrations.api.push.gmail"
 PUSH_SA = "gmail-push@atlas-test.iam.gserviceaccount.com"
@@ -86,15 +81,6 @@ class Receiver:
 
 
 @pytest.fixture
-def server():
-	srv = GmailTestServer().start()
-	srv.register_client(CLIENT_ID, CLIENT_SECRET)
-	srv.add_mailbox(OWNER)
-	yield srv
-	srv.stop()
-
-
-@pytest.fixture
 def receiver():
 	r = Receiver()
 	yield r
@@ -102,22 +88,7 @@ def receiver():
 
 
 def gmail(server, address=OWNER):
-	tokens = server.issue_tokens(address, CLIENT_ID, [MODIFY])
-	creds = Credentials(
-		token=None,
-		refresh_token=tokens["refresh_token"],
-		token_uri=server.url + "token",
-		client_id=CLIENT_ID,
-		client_secret=CLIENT_SECRET,
-	)
-	return build(
-		"gmail",
-		"v1",
-		credentials=creds,
-		client_options={"api_endpoint": server.url},
-		static_discovery=True,
-		cache_discovery=False,
-	)
+	return google_client.gmail(server, make_creds(server, address))
 
 
 def envelope_data(body: bytes) -> dict:

@@ -230,35 +230,14 @@ __all__ = ["run_worker", "start_worker", "CLIENT_SECRET", "CORPUS", "sys"]
 def web(site, google):
 	"""The site's own web server (``frappe serve``) on a free port, with ``host_name`` pointing at it so
 	the OAuth redirect URI leads back to it. Yields its base URL."""
-	import socket
-	import time
-
 	import frappe
-	import requests
 	from frappe.installer import update_site_config
 
-	with socket.socket() as s:
-		s.bind(("127.0.0.1", 0))
-		port = s.getsockname()[1]
-	url = f"http://127.0.0.1:{port}"
+	from atlas_integrations.testing.site_web import start_site_web
+
 	previous = frappe.conf.get("host_name")
-	update_site_config("host_name", url)
-	frappe.local.conf.host_name = url
-	proc = subprocess.Popen(
-		[str(BENCH / "env" / "bin" / "python"), "-m", "frappe.utils.bench_helper", "frappe", "--site", SITE,
-		 "serve", "--port", str(port), "--noreload"],
-		cwd=str(SITES_PATH), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-	)
+	url, proc = start_site_web(SITE, python=str(BENCH / "env" / "bin" / "python"), cwd=str(SITES_PATH))
 	try:
-		deadline = time.monotonic() + 60
-		while True:
-			try:
-				requests.get(url + "/api/method/ping", timeout=2)
-				break
-			except requests.RequestException:
-				if time.monotonic() > deadline or proc.poll() is not None:
-					raise RuntimeError("frappe serve did not start")
-				time.sleep(0.3)
 		yield url
 	finally:
 		proc.terminate()
