@@ -51,8 +51,15 @@ def gmail_api_root(conf: dict | None = None) -> str:
 
 
 def is_loopback(url: str) -> bool:
-	"""True when ``url`` points at this machine (127.0.0.0/8, ::1 or localhost)."""
+	"""True when ``url`` points at this machine: ``localhost`` / ``*.localhost`` (RFC 6761), or an IP
+	address that :mod:`ipaddress` calls loopback (127.0.0.0/8, ::1). A name like ``127.evil.com`` is not."""
+	import ipaddress
 	from urllib.parse import urlsplit
 
-	host = (urlsplit(url).hostname or "").lower()
-	return host == "localhost" or host.endswith(".localhost") or host.startswith("127.") or host == "::1"
+	host = (urlsplit(url).hostname or "").lower().rstrip(".")
+	if host == "localhost" or host.endswith(".localhost"):
+		return True
+	try:
+		return ipaddress.ip_address(host).is_loopback
+	except ValueError:
+		return False

@@ -9,9 +9,12 @@ required_apps = ["frappe", "erpnext"]
 after_install = "atlas_integrations.setup.install.after_install"
 after_migrate = "atlas_integrations.setup.install.after_migrate"
 
+# Row-level rules for every doctype that holds mail (atlas_integrations/permissions.py)
 permission_query_conditions = {
 	"Gmail Account": "atlas_integrations.permissions.gmail_account_query",
 	"Inbox Thread": "atlas_integrations.permissions.inbox_thread_query",
+	"Communication": "atlas_integrations.permissions.communication_query",
+	"File": "atlas_integrations.permissions.file_query",
 }
 
 # Pub/Sub's "Authorization: Bearer <Google JWT>" would make Frappe answer 401 before the push endpoint runs
@@ -20,7 +23,34 @@ before_request = ["atlas_integrations.api.push.set_aside_push_authorization"]
 has_permission = {
 	"Gmail Account": "atlas_integrations.permissions.gmail_account_has_permission",
 	"Inbox Thread": "atlas_integrations.permissions.inbox_thread_has_permission",
+	"Communication": "atlas_integrations.permissions.communication_has_permission",
+	"File": "atlas_integrations.permissions.file_has_permission",
 }
+
+_MAIL_ROW_EVENTS = {
+	"validate": [
+		"atlas_integrations.permissions.validate_mail_row",
+		"atlas_integrations.inbox.text.escape_changed_fields",
+	]
+}
+doc_events = {
+	"Communication": _MAIL_ROW_EVENTS,
+	"Inbox Thread": _MAIL_ROW_EVENTS,
+	"File": _MAIL_ROW_EVENTS,
+	# a share or an assignment would override the row-level rule: refused for users outside the mailbox
+	"DocShare": {"validate": "atlas_integrations.permissions.validate_share"},
+	"ToDo": {"validate": "atlas_integrations.permissions.validate_todo"},
+}
+
+# Mail attachments are downloads, never pages (atlas_integrations/downloads.py)
+after_request = ["atlas_integrations.downloads.force_download"]
+
+# mail text is shown as text everywhere (atlas_integrations/inbox/text.py, public/js/atlas_text.js)
+doctype_js = {
+	"Communication": ["public/js/atlas_text.js", "public/js/communication.js"],
+	"Inbox Thread": ["public/js/atlas_text.js"],
+}
+# (list rows need nothing: Frappe shows a Small Text title through html2text, i.e. exactly its text)
 
 scheduler_events = {
 	"cron": {
@@ -30,3 +60,6 @@ scheduler_events = {
 	"hourly": ["atlas_integrations.jobs.reap_stale_jobs"],
 	"daily": ["atlas_integrations.gmail.push.renew_watches"],
 }
+
+# Sync Job types each provider registers with the shared job ledger (atlas_integrations/jobs.py)
+atlas_job_types = ["atlas_integrations.gmail.jobs.JOB_TYPES"]

@@ -1,8 +1,23 @@
-"""Atlas roles and who may see what.
+"""Atlas roles and who may see what: row-level rules for every doctype that holds mail.
 
 Roles: **Atlas Owner** (everything, incl. workspace state), **Atlas Admin** (configure, connect shared
 mailboxes, see every account), **Atlas Dispatcher** (works the inbox; sees their own personal mailbox and
 the shared workspace mailboxes, never another user's personal mailbox).
+
+A *mail row* is a document that belongs to a mailbox: every Inbox Thread; a Communication with an Atlas
+mailbox, thread, or an Inbox Thread reference; a File attached to such a Communication or to an Inbox
+Thread. For mail rows the rule is the mailbox's, for every permission type, and it **denies by default**
+when the mailbox cannot be determined. Frappe's own emails and files (no Atlas mailbox) keep Frappe's
+rules. Frappe semantics this module works with (frappe/permissions.py, frappe/model/db_query.py):
+
+* ``has_permission`` hooks can only narrow role permissions: the first hook (apps in reverse order) that
+  returns a non-None value decides, so returning ``False`` denies and ``None`` defers.
+* ``permission_query_conditions`` of every app are ANDed.
+* A DocShare overrides a controller's denial (and is ORed into list conditions), so no mail row may be
+  shared with, or assigned to, a user who may not read its mailbox (:func:`validate_share`,
+  :func:`validate_todo`).
+
+This module imports no provider package: the mailbox doctype (Gmail Account) is read with SQL.
 """
 
 from __future__ import annotations
@@ -18,6 +33,15 @@ ADMIN_ROLES = frozenset({OWNER, ADMIN, "System Manager"})
 
 SHARED = "Shared workspace mailbox"
 PERSONAL = "Personal"
+MAILBOX_DOCTYPE = "Gmail Account"
+#: doctypes whose rows can hold mail
+MAIL_DOCTYPES = ("Inbox Thread", "Communication", "File")
+#: every permission type a hook may be asked about
+PTYPES = ("read", "select", "write", "create", "delete", "submit", "cancel", "amend", "print", "email",
+		  "report", "import", "export", "share")
+
+NOT_YOUR_MAILBOX = "You cannot use this mailbox"
+OWNERSHIP_FIXED = "The mailbox of {doctype} {name} cannot be changed"
 
 
 def is_admin(user: str | None = None) -> bool:
@@ -28,8 +52,15 @@ def is_admin(user: str | None = None) -> bool:
 	return bool(ADMIN_ROLES.intersection(frappe.get_roles(user)))
 
 
+def has_atlas_role(user: str | None = None) -> bool:
+	"""True when ``user`` holds any Atlas role (or is an admin)."""
+	user = user or frappe.session.user
+	return is_admin(user) or DISPATCHER in frappe.get_roles(user)
+
+
 def visible_account_condition(user: str | None = None) -> str:
-	"""SQL condition on ``tabGmail Account`` limiting a non-admin to their own and shared accounts."""
+	"""SQL condition on ``tabGmail Account`` limiting a non-admin to their own and shared accounts
+	("" for admins)."""
 	user = user or frappe.session.user
 	if is_admin(user):
 		return ""
@@ -38,40 +69,268 @@ def visible_account_condition(user: str | None = None) -> str:
 	)
 
 
-def gmail_account_query(user: str | None = None) -> str:
-	"""``permission_query_conditions`` hook for Gmail Account."""
-	return visible_account_condition(user)
-
-
-def inbox_thread_query(user: str | None = None) -> str:
-	"""``permission_query_conditions`` hook for Inbox Thread: threads of the accounts the user can see."""
-	cond = visible_account_condition(user)
-	if not cond:
-		return ""
-	return f"`tabInbox Thread`.`gmail_account` in (select `name` from `tabGmail Account` where {cond})"
+def _visible_accounts_subquery(user: str) -> str:
+	return f"select `name` from `tabGmail Account` where {visible_account_condition(user)}"
 
 
 def can_see_account(account_type: str, account_user: str, user: str | None = None) -> bool:
-	"""Row-level rule behind both hooks: admins see all; others their own or shared mailboxes."""
+	"""Row-level rule behind every hook: admins see all; others their own or shared mailboxes."""
 	user = user or frappe.session.user
 	return is_admin(user) or account_user == user or account_type == SHARED
 
 
+def can_read_mailbox(account: str | None, user: str | None = None) -> bool:
+	"""True when ``user`` may read the mail of the mailbox ``account`` (Gmail Account name).
+
+	False for an empty or unknown account (deny by default).
+	"""
+	user = user or frappe.session.user
+	if not account:
+		return False
+	row = frappe.db.get_value(MAILBOX_DOCTYPE, account, ["account_type", "user"], as_dict=True)
+	if not row:
+		return False
+	return can_see_account(row.account_type, row.user, user)
+
+
+# ------------------------------------------------------------------ which mailbox a row belongs to ---
+
+def communication_mailbox(doc) -> tuple[bool, str | None]:
+	"""``(is_mail_row, mailbox)`` of a Communication (a document or a dict of its fields)."""
+	account = doc.get("atlas_gmail_account")
+	thread = doc.get("atlas_inbox_thread") or (
+		doc.get("reference_name") if doc.get("reference_doctype") == "Inbox Thread" else None)
+	if not (account or thread or doc.get("reference_doctype") == "Inbox Thread"):
+		return False, None
+	if not account:
+		return True, None  # mail whose mailbox cannot be determined: deny
+	if thread:
+		thread_account = frappe.db.get_value("Inbox Thread", thread, "gmail_account")
+		if thread_account != account:
+			return True, None  # inconsistent links: deny
+	return True, account
+
+
+def file_mailbox(doc) -> tuple[bool, str | None]:
+	"""``(is_mail_row, mailbox)`` of a File: follows the Communication or Inbox Thread it is attached to."""
+	doctype, name = doc.get("attached_to_doctype"), doc.get("attached_to_name")
+	if doctype == "Inbox Thread":
+		return True, frappe.db.get_value("Inbox Thread", name, "gmail_account") if name else None
+	if doctype == "Communication" and name:
+		row = frappe.db.get_value(
+			"Communication", name,
+			["atlas_gmail_account", "atlas_inbox_thread", "reference_doctype", "reference_name"], as_dict=True)
+		if row:
+			return communication_mailbox(row)
+	if doc.get("atlas_original_name"):
+		return True, None  # an Atlas attachment that lost its message: deny
+	return False, None
+
+
+def mailbox_of(doc) -> tuple[bool, str | None]:
+	"""``(is_mail_row, mailbox)`` of an Inbox Thread, Communication or File."""
+	if doc.doctype == "Inbox Thread":
+		return True, doc.get("gmail_account") or None
+	if doc.doctype == "Communication":
+		return communication_mailbox(doc)
+	if doc.doctype == "File":
+		return file_mailbox(doc)
+	return False, None
+
+
+def _mail_row_rule(doc, user: str | None) -> bool | None:
+	"""False when ``doc`` is a mail row the user may not read; None (defer to Frappe) otherwise."""
+	user = user or frappe.session.user
+	is_mail, account = mailbox_of(doc)
+	if not is_mail:
+		return None
+	if not account:
+		return False  # deny by default, admins included: nothing to show for a row without a mailbox
+	if is_admin(user):
+		return None
+	return None if can_read_mailbox(account, user) else False
+
+
+# ----------------------------------------------------------------------------- has_permission hooks ---
+
 def gmail_account_has_permission(doc, ptype: str | None = None, user: str | None = None) -> bool | None:
 	"""``has_permission`` hook for Gmail Account (returns False to deny; None defers to role permissions)."""
+	user = user or frappe.session.user
 	if not can_see_account(doc.account_type, doc.user, user):
 		return False
-	if ptype in ("write", "delete", "submit", "cancel") and not is_admin(user):
+	if ptype not in ("read", "select", "print", "email", "report", "export") and not is_admin(user):
 		# dispatchers may edit only their own personal mailbox
-		return bool(doc.account_type == PERSONAL and doc.user == (user or frappe.session.user))
+		if not (doc.account_type == PERSONAL and doc.user == user):
+			return False
 	return None
 
 
 def inbox_thread_has_permission(doc, ptype: str | None = None, user: str | None = None) -> bool | None:
-	"""``has_permission`` hook for Inbox Thread: follows the thread's Gmail Account."""
-	if is_admin(user) or not doc.gmail_account:
+	"""``has_permission`` hook for Inbox Thread: follows the thread's mailbox; no mailbox → denied."""
+	return _mail_row_rule(doc, user)
+
+
+def communication_has_permission(doc, ptype: str | None = None, user: str | None = None) -> bool | None:
+	"""``has_permission`` hook for Communication: mail rows follow their mailbox (every ptype); others defer."""
+	return _mail_row_rule(doc, user)
+
+
+def file_has_permission(doc, ptype: str | None = None, user: str | None = None) -> bool | None:
+	"""``has_permission`` hook for File: attachments of mail follow their mailbox; other files defer."""
+	return _mail_row_rule(doc, user)
+
+
+# ------------------------------------------------------------------ permission_query_conditions hooks ---
+
+def gmail_account_query(user: str | None = None, doctype: str | None = None) -> str:
+	"""``permission_query_conditions`` hook for Gmail Account."""
+	return visible_account_condition(user)
+
+
+def inbox_thread_query(user: str | None = None, doctype: str | None = None) -> str:
+	"""``permission_query_conditions`` hook for Inbox Thread: threads of the mailboxes the user can see;
+	a thread without a mailbox is listed to no one."""
+	user = user or frappe.session.user
+	if is_admin(user):
+		return "ifnull(`tabInbox Thread`.`gmail_account`, '') != ''"
+	return f"`tabInbox Thread`.`gmail_account` in ({_visible_accounts_subquery(user)})"
+
+
+def _communication_condition(user: str, table: str = "`tabCommunication`") -> str:
+	not_mail = (f"(ifnull({table}.`atlas_gmail_account`, '') = '' and ifnull({table}.`atlas_inbox_thread`, '') = ''"
+				f" and ifnull({table}.`reference_doctype`, '') != 'Inbox Thread')")
+	if is_admin(user):
+		visible = f"ifnull({table}.`atlas_gmail_account`, '') != ''"
+	else:
+		visible = f"{table}.`atlas_gmail_account` in ({_visible_accounts_subquery(user)})"
+	return f"({not_mail} or {visible})"
+
+
+def communication_query(user: str | None = None, doctype: str | None = None) -> str:
+	"""``permission_query_conditions`` hook for Communication: Frappe's own rows untouched; mail rows only
+	of visible mailboxes; mail rows without a mailbox listed to no one."""
+	return _communication_condition(user or frappe.session.user)
+
+
+def file_query(user: str | None = None, doctype: str | None = None) -> str:
+	"""``permission_query_conditions`` hook for File: attachments of mail only of visible mailboxes."""
+	user = user or frappe.session.user
+	if is_admin(user):
+		threads = "select `name` from `tabInbox Thread` where ifnull(`gmail_account`, '') != ''"
+	else:
+		threads = f"select `name` from `tabInbox Thread` where `gmail_account` in ({_visible_accounts_subquery(user)})"
+	comm = _communication_condition(user, "c")
+	mail_comms = ("select c.`name` from `tabCommunication` c where (ifnull(c.`atlas_gmail_account`, '') != ''"
+				  " or ifnull(c.`atlas_inbox_thread`, '') != '' or c.`reference_doctype` = 'Inbox Thread')")
+	return (
+		"(case"
+		" when `tabFile`.`attached_to_doctype` = 'Inbox Thread'"
+		f"  then `tabFile`.`attached_to_name` in ({threads})"
+		" when `tabFile`.`attached_to_doctype` = 'Communication'"
+		f"  and `tabFile`.`attached_to_name` in ({mail_comms})"
+		f"  then `tabFile`.`attached_to_name` in (select c.`name` from `tabCommunication` c where {comm})"
+		" when ifnull(`tabFile`.`atlas_original_name`, '') != '' then 0"
+		" else 1 end)"
+	)
+
+
+# ------------------------------------------------------------------------ ownership and sharing ---
+
+def _changed(doc, fields: tuple[str, ...]) -> list[str]:
+	before = doc.get_doc_before_save()
+	if before is None:
+		return []
+	return [f for f in fields if (before.get(f) or None) != (doc.get(f) or None)]
+
+
+def validate_gmail_account_ownership(doc) -> None:
+	"""Gmail Account ``validate``: a non-admin cannot re-home a mailbox (``user``, ``account_type``) —
+	checked against the stored row, not the submitted one.
+
+	Raises:
+		frappe.PermissionError: the change would hand the mailbox to someone (or make it shared).
+	"""
+	if doc.is_new() or doc.flags.ignore_permissions or is_admin():
+		return
+	changed = _changed(doc, ("user", "account_type"))
+	if changed:
+		frappe.throw(OWNERSHIP_FIXED.format(doctype=doc.doctype, name=doc.name) + f" ({', '.join(changed)})",
+					 frappe.PermissionError)
+
+
+#: fields that tie a mail row to its mailbox; set by the sync, never changed through the ORM
+MAILBOX_LINK_FIELDS = {
+	"Inbox Thread": ("gmail_account", "gmail_thread_id", "thread_key"),
+	"Communication": ("atlas_gmail_account", "atlas_inbox_thread", "atlas_gmail_key", "atlas_gmail_message_id",
+					  "atlas_gmail_thread_id", "reference_doctype", "reference_name"),
+	"File": ("attached_to_doctype", "attached_to_name", "attached_to_field", "atlas_original_name"),
+}
+
+
+def validate_mail_row(doc, method: str | None = None) -> None:
+	"""``validate`` doc event for Inbox Thread, Communication and File.
+
+	* Existing mail rows: the mailbox links (:data:`MAILBOX_LINK_FIELDS`) are compared with the stored
+	  row and cannot change, for anyone (the sync writes them directly).
+	* New rows that claim a mailbox (a Communication in a thread, a File attached to mail) must name a
+	  mailbox the user may read, consistently.
+
+	Raises:
+		frappe.PermissionError: an ownership change, or a row planted in a mailbox that is not the user's.
+	"""
+	if doc.flags.ignore_permissions:  # a code path of Atlas or Frappe, not a user's ORM save
+		return
+	if not doc.is_new():
+		before = doc.get_doc_before_save()
+		if before is not None and mailbox_of(before)[0]:
+			changed = _changed(doc, MAILBOX_LINK_FIELDS[doc.doctype])
+			if changed:
+				frappe.throw(OWNERSHIP_FIXED.format(doctype=doc.doctype, name=doc.name) + f" ({', '.join(changed)})",
+							 frappe.PermissionError)
+			return
+	is_mail, account = mailbox_of(doc)
+	if is_mail and not (account and (is_admin() or can_read_mailbox(account))):
+		frappe.throw(NOT_YOUR_MAILBOX, frappe.PermissionError)
+
+
+def _mail_row_for(doctype: str | None, name: str | None):
+	if doctype not in MAIL_DOCTYPES or not name:
 		return None
-	row = frappe.db.get_value("Gmail Account", doc.gmail_account, ["account_type", "user"], as_dict=True)
-	if not row or not can_see_account(row.account_type, row.user, user):
-		return False
-	return None
+	try:
+		doc = frappe.get_doc(doctype, name)
+	except frappe.DoesNotExistError:
+		return None
+	return doc if mailbox_of(doc)[0] else None
+
+
+def _may_read(doc, user: str | None) -> bool:
+	is_mail, account = mailbox_of(doc)
+	return bool(account) and (is_admin(user) or can_read_mailbox(account, user))
+
+
+def validate_share(doc, method: str | None = None) -> None:
+	"""DocShare ``validate``: a mail row is never shared with everyone, nor with a user who may not read
+	its mailbox (a share would override the row-level rule).
+
+	Raises:
+		frappe.PermissionError: "… may not read this mailbox".
+	"""
+	row = _mail_row_for(doc.share_doctype, doc.share_name)
+	if row is None:
+		return
+	if doc.everyone:
+		frappe.throw("Mail cannot be shared with everyone", frappe.PermissionError)
+	if doc.user and not _may_read(row, doc.user):
+		frappe.throw(f"{doc.user} may not read this mailbox", frappe.PermissionError)
+
+
+def validate_todo(doc, method: str | None = None) -> None:
+	"""ToDo ``validate``: assigning a mail row (``assign_to`` shares it with the assignee) to a user who
+	may not read its mailbox is refused.
+
+	Raises:
+		frappe.PermissionError: "… may not read this mailbox".
+	"""
+	row = _mail_row_for(doc.reference_type, doc.reference_name)
+	if row is not None and doc.allocated_to and not _may_read(row, doc.allocated_to):
+		frappe.throw(f"{doc.allocated_to} may not read this mailbox", frappe.PermissionError)

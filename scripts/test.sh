@@ -15,14 +15,26 @@ cd "$ROOT"
 if [ -x "$BENCH/env/bin/python" ] && [ -f "$BENCH/sites/$SITE/site_config.json" ]; then
   PY="$BENCH/env/bin/python"
   "$PY" -c "import pytest" 2>/dev/null || "$PY" -m pip install -q "pytest>=8,<9"
+  "$PY" -c "import pytest_randomly" 2>/dev/null || "$PY" -m pip install -q "pytest-randomly>=3.15,<4"
+  # The browser tests: Debian's Chromium, driven by Playwright for Python (its own browser download is
+  # never used: the tests launch /usr/bin/chromium).
+  if ! command -v chromium >/dev/null 2>&1; then
+    echo "Installing Debian's chromium for the browser tests…"
+    if [ "$(id -u)" = 0 ]; then
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
+    else
+      (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
+    fi
+  fi
+  "$PY" -c "import playwright" 2>/dev/null || "$PY" -m pip install -q "playwright>=1.40,<2"
 else
   echo "No bench at $BENCH (site $SITE): running pure tests only."
   PY="$ROOT/.venv/bin/python"
   if [ ! -x "$PY" ]; then
     python3 -m venv "$ROOT/.venv"
   fi
-  "$PY" -m pip install -q --disable-pip-version-check "pytest>=8,<9" "requests>=2.31" \
+  "$PY" -m pip install -q --disable-pip-version-check "pytest>=8,<9" "pytest-randomly>=3.15,<4" "requests>=2.31" \
     "google-api-python-client>=2.100,<3" "google-auth>=2.20,<3" "google-auth-oauthlib>=1.1,<2" \
-    "google-auth-httplib2>=0.2,<1" "nh3>=0.2.14,<1"
+    "google-auth-httplib2>=0.2,<1" "nh3>=0.2.14,<1" "werkzeug>=3,<4"
 fi
 exec "$PY" -m pytest -p no:cacheprovider "$@"

@@ -73,10 +73,13 @@ def sync_now(account: str) -> dict:
 
 	Raises:
 		frappe.PermissionError: the user cannot edit the account.
-		frappe.ValidationError: the account is not connected.
+		frappe.ValidationError: the account is not connected; "Workspace changes are temporarily
+			unavailable" (workspace Locked, Read-only or Archived).
 	"""
 	from atlas_integrations.gmail.sync import enqueue_sync
+	from atlas_integrations.settings import require_active_workspace
 
+	require_active_workspace()
 	doc = frappe.get_doc(DOCTYPE, account)
 	doc.check_permission("write")
 	if doc.status not in ("SYNCING", "ACTIVE") or not doc.enabled:

@@ -7,6 +7,7 @@ import json
 import frappe
 
 from atlas_integrations.gmail import labels
+from atlas_integrations.settings import require_active_workspace
 
 
 def _names(value) -> list[str]:
@@ -29,8 +30,10 @@ def set_labels(thread: str, add: list[str] | str | None = None, remove: list[str
 		``{"sync_job": str | None, "messages": int}``.
 
 	Raises:
-		frappe.PermissionError: the user cannot write the thread. frappe.ValidationError: unknown label.
+		frappe.PermissionError: the user cannot write the thread.
+		frappe.ValidationError: unknown label; "Workspace changes are temporarily unavailable".
 	"""
+	require_active_workspace()
 	return labels.modify_thread(thread, add=_names(add), remove=_names(remove))
 
 
@@ -40,18 +43,28 @@ def mark_read(thread: str, read: int | str = 1) -> dict:
 
 	Returns:
 		``{"sync_job": str | None, "messages": int}``.
+
+	Raises:
+		frappe.PermissionError: the user cannot write the thread.
+		frappe.ValidationError: "Workspace changes are temporarily unavailable".
 	"""
+	require_active_workspace()
 	return labels.mark_read(thread, read=str(read) not in ("0", "false", "False"))
 
 
 @frappe.whitelist(methods=["GET", "POST"])
-def open_thread(thread: str) -> dict:
+def open_thread(thread: str, show_images: int | str = 0) -> dict:
 	"""Open a thread in the desk: bodies not stored yet (storage mode ``snippet only``) are fetched from
 	Gmail first, then the messages are returned for the sandboxed reader.
 
+	Args:
+		thread: Inbox Thread name.
+		show_images: 1 to enable the bodies' remote images (off by default: no tracking pixel fires).
+
 	Returns:
-		``{"thread": str, "hydrated": int, "messages": [{"name", "sender", "sender_full_name", "recipients",
-		"communication_date", "subject", "sent_or_received", "html"}]}`` — ``html`` sanitized (nh3).
+		``{"thread": str, "hydrated": int, "messages": [...]}``, each message as described in
+		:func:`atlas_integrations.gmail.bodies.thread_messages` (text values are the exact decoded text;
+		``html`` is nh3-sanitized, for a sandboxed iframe).
 
 	Raises:
 		frappe.PermissionError: the user cannot read the thread.
@@ -67,4 +80,5 @@ def open_thread(thread: str) -> dict:
 	except GmailError as exc:  # show what is stored; say why the rest is missing
 		frappe.db.rollback()
 		frappe.msgprint(f"Could not fetch the full messages from Gmail now ({type(exc).__name__})", alert=True)
-	return {"thread": thread, "hydrated": hydrated, "messages": bodies.thread_messages(thread)}
+	show = str(show_images) not in ("0", "", "false", "False", "None")
+	return {"thread": thread, "hydrated": hydrated, "messages": bodies.thread_messages(thread, show_images=show)}

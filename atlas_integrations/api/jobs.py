@@ -16,8 +16,12 @@ def retry(sync_job: str) -> dict:
 
 	Raises:
 		frappe.PermissionError: the user cannot write Sync Jobs (Atlas Owner/Admin only).
-		frappe.ValidationError: the job is not failed.
+		frappe.ValidationError: the job is not failed; "Workspace changes are temporarily unavailable"
+			(workspace Locked, Read-only or Archived).
 	"""
+	from atlas_integrations.settings import require_active_workspace
+
+	require_active_workspace()
 	frappe.get_doc("Sync Job", sync_job).check_permission("write")
 	jobs.retry(sync_job)
 	return {"sync_job": sync_job, "status": jobs.PENDING}

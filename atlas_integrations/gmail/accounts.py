@@ -8,8 +8,9 @@ import frappe
 from frappe.utils import now_datetime
 from frappe.utils.password import get_decrypted_password, remove_encrypted_password, set_encrypted_password
 
-from atlas_integrations.endpoints import get_endpoint
-from atlas_integrations.gmail.client import TokenState
+from atlas_integrations import jobs
+from atlas_integrations.endpoints import get_endpoint, gmail_api_root
+from atlas_integrations.gmail.client import GmailClient, TokenState
 from atlas_integrations.permissions import PERSONAL, SHARED, is_admin
 
 DOCTYPE = "Gmail Account"
@@ -76,6 +77,32 @@ def token_state(account: str) -> TokenState:
 		access_token=access or None,
 		expiry=expiry if access else None,
 	)
+
+
+def client_for(account: str, tokens: TokenState | None = None) -> GmailClient:
+	"""The one way to get an authorised Gmail client for ``account``.
+
+	Args:
+		account: Gmail Account name (used for its stored tokens unless ``tokens`` is given).
+		tokens: token material to use instead of the stored one, e.g. tokens just obtained from an OAuth
+			consent and not stored yet.
+
+	Returns:
+		A :class:`~atlas_integrations.gmail.client.GmailClient` on the configured Gmail API root (site
+		config ``atlas_gmail_api_url``). It refreshes its access token itself; the caller keeps a
+		refreshed one with :func:`save_access_token` (``client.credentials.token`` / ``.expiry``, naive UTC).
+
+	Raises:
+		frappe.ValidationError: Gmail not configured (no Google client id/secret in Atlas Settings), or the
+			account holds no refresh token (when ``tokens`` is not given).
+	"""
+	return GmailClient(tokens if tokens is not None else token_state(account), gmail_api_root())
+
+
+def run_as_user(account: str) -> str:
+	"""The user a worker run for ``account`` executes as: the account's owner (Gmail Account ``user``)
+	when it is an enabled user, else ``Administrator`` (see :func:`atlas_integrations.jobs.resolve_run_as`)."""
+	return jobs.resolve_run_as(frappe.db.get_value(DOCTYPE, account, "user") if account else None)
 
 
 def secrets_of(account: str) -> list[str]:

@@ -61,12 +61,18 @@ class TokenState:
 	"""OAuth client and token material for one mailbox. ``expiry`` is naive UTC (google-auth's form)."""
 
 	client_id: str
-	client_secret: str
+	client_secret: str = field(repr=False)  # secrets never reach a repr, a log or an Error Log
 	token_uri: str
-	refresh_token: str
-	access_token: str | None = None
+	refresh_token: str = field(repr=False)
+	access_token: str | None = field(default=None, repr=False)
 	expiry: datetime | None = None
 	scopes: list[str] = field(default_factory=lambda: list(SCOPES))
+
+	def __repr__(self) -> str:
+		return (f"TokenState(client_id={self.client_id!r}, token_uri={self.token_uri!r}, "
+				f"expiry={self.expiry!r}, client_secret=***, refresh_token=***, access_token=***)")
+
+	__str__ = __repr__
 
 	def credentials(self) -> Credentials:
 		"""A google-auth ``Credentials`` that refreshes itself against ``token_uri``."""

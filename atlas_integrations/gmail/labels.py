@@ -5,18 +5,24 @@ A desk change is applied to the stored messages at once (the desk shows it), fla
 "Gmail Modify" Sync Job writes it to Gmail. While a message's change is pending, incremental sync does
 not let older Gmail history overwrite it; once written, the history event Gmail records for our own
 change carries the same labels, so applying it changes nothing.
+
+An account's Gmail Modify jobs are written one at a time, in the order they were made: one rq job per
+account (the job type is one-at-a-time per reference), which drains the account's pending Modify jobs
+oldest first, each under the account's modify lock (:func:`modify_lock_name`, kept alive by a heartbeat).
+A job that fails (or that the ledger gives up on) clears the pending flag of its messages, unless
+another open Modify job of the account still covers them, so later Gmail history updates them again.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timedelta
 
 import frappe
 from frappe.utils import now_datetime
 
 from atlas_integrations import jobs
-from atlas_integrations.endpoints import gmail_api_root
 from atlas_integrations.gmail import accounts, store
 from atlas_integrations.gmail.client import GmailClient
 from atlas_integrations.gmail.errors import AuthRevoked, GmailError, Permanent, Temporary
@@ -29,6 +35,12 @@ SETTABLE_SYSTEM = frozenset({"UNREAD", "STARRED", "IMPORTANT", "INBOX", "SPAM", 
 PROCESSING_LABEL_BATCH = 200
 #: below this many messages, one messages.modify each (5 quota units) is cheaper than a batchModify (50)
 MODIFY_ONE_BY_ONE_BELOW = 10
+#: seconds the account's modify lock lives without a heartbeat (a dead write-back frees it this soon)
+MODIFY_LOCK_TTL = 30
+#: seconds a write-back waits for another live one of the same account before leaving its job pending
+MODIFY_LOCK_WAIT = 120
+#: seconds one rq job keeps draining the account's pending Modify jobs (the job type's timeout is 300)
+MODIFY_DRAIN_SECONDS = 120
 
 
 def _label_ids(account_labels: dict[str, str], names: list[str]) -> list[str]:
@@ -91,38 +103,142 @@ def mark_read(thread: str, read: bool = True) -> dict:
 	return modify_thread(thread, remove=["UNREAD"]) if read else modify_thread(thread, add=["UNREAD"])
 
 
-def run_modify_job(sync_job: str) -> None:
-	"""rq entry point of a Gmail Modify Sync Job: one ``users.messages.batchModify`` per 1,000 ids.
+def modify_lock_name(account: str) -> str:
+	"""Redis key of the account's Gmail Modify lock (one write-back at a time)."""
+	return f"{frappe.local.site}:atlas:gmail-modify:{account}"
 
-	On success the messages' pending flags are cleared; on failure the job keeps its payload and can be
-	retried (the desk keeps showing the change, flagged pending).
+
+def release_modify_lock(account: str) -> bool:
+	"""Free the account's modify lock when the write-back holding it is dead (its Sync Job no longer
+	processing); the ``release`` hook of the Gmail Modify job type.
+
+	Args:
+		account: Gmail Account name.
+
+	Returns:
+		True when a lock was freed.
 	"""
-	if not jobs.claim(sync_job):
+	return jobs.release_run_lock(modify_lock_name(account))
+
+
+def run_modify_job(sync_job: str) -> None:
+	"""rq entry point of the Gmail Modify job type: write the account's pending desk changes to Gmail,
+	oldest first, one at a time (one ``users.messages.batchModify`` per 1,000 ids each).
+
+	``sync_job`` names the account; the run then drains that account's pending Modify jobs in creation
+	order (``sync_job`` among them) for up to ``MODIFY_DRAIN_SECONDS`` seconds, each claimed only while
+	holding the account's modify lock. When another live write-back of the account holds the lock for
+	over ``MODIFY_LOCK_WAIT`` seconds, the jobs stay pending for it (or for the next poll sweep).
+
+	Runs as the account's owner user (Gmail Account ``user``, else Administrator), recorded as each Sync
+	Job's ``run_as``. On success the messages' pending flags are cleared; on failure the job keeps its
+	payload and can be retried, and the flags are cleared too (see :func:`release_pending_labels`), so
+	later Gmail history updates those messages again. Never raises for a failed write.
+
+	Args:
+		sync_job: Sync Job name.
+	"""
+	account = frappe.db.get_value("Sync Job", sync_job, "reference_name")
+	if not account:
 		return
+	with jobs.run_as(accounts.run_as_user(account)):
+		deadline = time.monotonic() + MODIFY_DRAIN_SECONDS
+		while time.monotonic() < deadline:
+			frappe.db.rollback()  # a fresh snapshot: the jobs (and writes) committed meanwhile
+			candidate = jobs.next_pending(JOB_TYPE, accounts.DOCTYPE, account)
+			if not candidate:
+				return
+			lock = jobs.RunLock(modify_lock_name(account), owner=candidate, ttl=MODIFY_LOCK_TTL)
+			if not lock.acquire(wait=MODIFY_LOCK_WAIT):
+				return  # a live write-back of this account drains it
+			try:
+				frappe.db.rollback()  # see everything the previous holder committed
+				if jobs.next_pending(JOB_TYPE, accounts.DOCTYPE, account) != candidate or not jobs.claim(candidate):
+					continue  # another run took it meanwhile: pick the oldest again
+				_write_back(candidate)
+			finally:
+				lock.release()
+
+
+def _write_back(sync_job: str) -> None:
+	"""Write one claimed Gmail Modify job to Gmail and close it (commits)."""
 	job = frappe.get_doc("Sync Job", sync_job)
 	payload = json.loads(job.payload or "{}")
-	account = payload["account"]
+	account = payload.get("account") or job.reference_name
 	secrets = accounts.secrets_of(account)
 	client = None
 	try:
-		client = GmailClient(accounts.token_state(account), gmail_api_root())
+		client = accounts.client_for(account)
 		ids = payload["message_ids"]
 		for start in range(0, len(ids), 1000):
 			client.execute(client.service.users().messages().batchModify(userId="me", body={
 				"ids": ids[start : start + 1000], "addLabelIds": payload.get("addLabelIds") or [],
 				"removeLabelIds": payload.get("removeLabelIds") or []}), "messages.batchModify")
-		keys = [store.message_key(account, m) for m in ids]
-		frappe.db.set_value("Communication", {"atlas_gmail_key": ["in", keys]}, "atlas_labels_pending", 0,
-							update_modified=False)
+		_clear_pending_flags(account, ids, sync_job)
 		jobs.finish(sync_job, jobs.SUCCEEDED, {"listed": len(ids), "api_calls": client.api_calls}, secrets=secrets)
 	except AuthRevoked as exc:
 		frappe.db.rollback()
 		accounts.mark_unauthorized(account, f"Gmail refused the stored authorization ({exc.reason or exc.status}); reconnect the account")
+		release_pending_labels(sync_job)
 		jobs.finish(sync_job, jobs.FAILED, {"api_calls": client.api_calls if client else 0}, error=str(exc), secrets=secrets)
 	except (GmailError, frappe.ValidationError) as exc:
 		frappe.db.rollback()
+		release_pending_labels(sync_job)
 		jobs.finish(sync_job, jobs.FAILED, {"api_calls": client.api_calls if client else 0},
 					error=f"{type(exc).__name__}: {exc}", secrets=secrets)
+	except Exception as exc:
+		frappe.db.rollback()
+		frappe.log_error(title=f"Gmail label write-back failed for {account}",
+						 message=jobs.scrub(frappe.get_traceback(), secrets),
+						 reference_doctype=accounts.DOCTYPE, reference_name=account)
+		release_pending_labels(sync_job)
+		jobs.finish(sync_job, jobs.FAILED, {"api_calls": client.api_calls if client else 0},
+					error=f"{type(exc).__name__}: {jobs.scrub(str(exc), secrets)}", secrets=secrets)
+
+
+def _clear_pending_flags(account: str, message_ids: list[str], sync_job: str) -> int:
+	"""Clear ``atlas_labels_pending`` of the messages, except those another open (pending or processing)
+	Gmail Modify job of the account still has to write. Returns how many messages were cleared."""
+	ids = set(message_ids or [])
+	others = frappe.get_all("Sync Job", filters={"job_type": JOB_TYPE, "reference_doctype": accounts.DOCTYPE,
+												 "reference_name": account, "status": ["in", jobs.OPEN_STATES],
+												 "name": ["!=", sync_job]}, pluck="payload")
+	for other in others:
+		try:
+			ids -= set(json.loads(other or "{}").get("message_ids") or [])
+		except ValueError:
+			continue
+	if ids:
+		keys = [store.message_key(account, m) for m in sorted(ids)]
+		frappe.db.set_value("Communication", {"atlas_gmail_key": ["in", keys]}, "atlas_labels_pending", 0,
+							update_modified=False)
+	return len(ids)
+
+
+def release_pending_labels(sync_job: str) -> int:
+	"""A Gmail Modify job that will not be written (it failed, or the ledger gave up on it): clear the
+	pending flag of its messages so later Gmail history can update them again; messages another open
+	Modify job of the account covers stay pending. The ``on_give_up`` hook of the Gmail Modify job type.
+	Does not commit.
+
+	The desk keeps showing the change until Gmail history of those messages says otherwise; retrying the
+	job (:func:`atlas_integrations.jobs.retry`) writes it again.
+
+	Args:
+		sync_job: Sync Job name.
+
+	Returns:
+		The number of messages whose flag was cleared.
+	"""
+	row = frappe.db.get_value("Sync Job", sync_job, ["reference_name", "payload"], as_dict=True)
+	if not row:
+		return 0
+	try:
+		payload = json.loads(row.payload or "{}")
+	except ValueError:
+		return 0
+	account = payload.get("account") or row.reference_name
+	return _clear_pending_flags(account, payload.get("message_ids") or [], sync_job)
 
 
 # -- the processing label ------------------------------------------------------------------------------

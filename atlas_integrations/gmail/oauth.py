@@ -27,6 +27,8 @@ CALLBACK_METHOD = "atlas_integrations.api.gmail.oauth_callback"
 STATE_TTL = 600  # seconds a consent flow stays valid
 CANCELLED = "Gmail connection was cancelled"
 NO_OFFLINE = "Gmail did not grant offline access"
+MISSING_SCOPE = ("Gmail did not grant access to read, label and send mail (gmail.modify); connect again and "
+				 "allow every permission Atlas asks for")
 FLOW_EXPIRED = "Gmail connection expired or was already used; start again"
 HTTP_TIMEOUT = 30  # seconds
 
@@ -36,6 +38,33 @@ def redirect_uri() -> str:
 	return get_url(f"/api/method/{CALLBACK_METHOD}")
 
 
+#: the Google endpoints whose transport oauthlib's insecure switch would weaken
+GOOGLE_ENDPOINT_KEYS = ("atlas_google_auth_url", "atlas_google_token_url", "atlas_google_revoke_url",
+						"atlas_gmail_api_url")
+
+
+def set_insecure_transport() -> bool:
+	"""Turn oauthlib's insecure-transport switch (``OAUTHLIB_INSECURE_TRANSPORT``, an environment variable
+	it reads on every call) on only while *every* configured Google endpoint is on loopback (a local
+	Google-compatible server, decided with :func:`atlas_integrations.endpoints.is_loopback`), and off
+	otherwise. Returns whether it is on."""
+	local = all(is_loopback(get_endpoint(key)) for key in GOOGLE_ENDPOINT_KEYS)
+	if local:
+		os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+	else:
+		os.environ.pop("OAUTHLIB_INSECURE_TRANSPORT", None)
+	return local
+
+
+def granted_scopes(token: dict, requested: list[str]) -> list[str]:
+	"""The scopes Google granted, from the token response's ``scope`` (space-separated per RFC 6749 §5.1,
+	or a list as oauthlib keeps it); the requested ones when the response does not say."""
+	scope = token.get("scope") if token else None
+	if scope is None:
+		return list(requested)
+	return scope.split() if isinstance(scope, str) else [str(x) for x in scope]
+
+
 def _state_key(state: str) -> str:
 	return f"atlas:gmail_oauth_state:{state}"
 
@@ -43,9 +72,7 @@ def _state_key(state: str) -> str:
 def _flow(state: str | None = None, code_verifier: str | None = None) -> Flow:
 	client_id, secret = accounts.client_credentials()
 	token_url = get_endpoint("atlas_google_token_url")
-	if is_loopback(token_url) and token_url.startswith("http://"):
-		# oauthlib refuses plain HTTP; allowed only for a local Google-compatible server on loopback
-		os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+	set_insecure_transport()
 	# Google may return the scopes in another order or with previously granted ones
 	os.environ.setdefault("OAUTHLIB_RELAX_TOKEN_SCOPE", "1")
 	config = {
@@ -149,6 +176,10 @@ def complete(state: str | None, code: str | None = None, error: str | None = Non
 	creds = flow.credentials
 	if not creds.refresh_token:
 		frappe.throw(NO_OFFLINE, title="Gmail")
+	scopes = granted_scopes(flow.oauth2session.token, SCOPES)
+	missing = [x for x in SCOPES if x not in scopes]
+	if missing:
+		frappe.throw(MISSING_SCOPE, title="Gmail")
 	client_id, secret = accounts.client_credentials()
 	tokens = TokenState(
 		client_id=client_id,
@@ -159,7 +190,7 @@ def complete(state: str | None, code: str | None = None, error: str | None = Non
 		expiry=creds.expiry,
 	)
 	try:
-		profile = GmailClient(tokens, gmail_api_root()).get_profile()
+		profile = accounts.client_for(account, tokens=tokens).get_profile()
 	except Exception as exc:
 		frappe.throw(f"Could not read the Gmail profile: {classify(exc, 'users.getProfile')}", title="Gmail")
 	accounts.store_connection(
@@ -168,7 +199,7 @@ def complete(state: str | None, code: str | None = None, error: str | None = Non
 		refresh_token=creds.refresh_token,
 		access_token=creds.token,
 		expiry=creds.expiry.replace(tzinfo=None) if creds.expiry and creds.expiry.tzinfo else creds.expiry,
-		scopes=list(creds.scopes or SCOPES),
+		scopes=scopes,
 	)
 	from atlas_integrations.gmail.sync import enqueue_sync
 

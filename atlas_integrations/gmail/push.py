@@ -34,7 +34,8 @@ from frappe.utils import get_datetime, now_datetime
 from frappe.utils.data import convert_utc_to_system_timezone
 from frappe.utils.password import get_decrypted_password
 
-from atlas_integrations.endpoints import get_endpoint, gmail_api_root
+from atlas_integrations import jobs
+from atlas_integrations.endpoints import get_endpoint
 from atlas_integrations.gmail import accounts
 from atlas_integrations.gmail.errors import AuthRevoked
 from atlas_integrations.redact import scrub
@@ -109,9 +110,7 @@ def ensure_watch(account: str, client=None, force: bool = False) -> dict | None:
 			return None
 	own_client = client is None
 	if own_client:
-		from atlas_integrations.gmail.client import GmailClient
-
-		client = GmailClient(accounts.token_state(account), gmail_api_root())
+		client = accounts.client_for(account)
 	answer = client.execute(client.service.users().watch(userId="me", body={"topicName": topic}), "users.watch")
 	answer = answer or {}
 	if answer.get("expiration"):
@@ -129,9 +128,7 @@ def stop_watch(account: str, client=None) -> None:
 		As :func:`ensure_watch`.
 	"""
 	if client is None:
-		from atlas_integrations.gmail.client import GmailClient
-
-		client = GmailClient(accounts.token_state(account), gmail_api_root())
+		client = accounts.client_for(account)
 	client.execute(client.service.users().stop(userId="me"), "users.stop")
 	frappe.db.set_value(accounts.DOCTYPE, account, "watch_expiration", None, update_modified=False)
 
@@ -143,38 +140,49 @@ def renew_watches(only: list[str] | None = None) -> list[str]:
 	One account's failure does not stop the others: a refused authorization marks that account
 	UNAUTHORIZED (as a sync run does); any other error goes to the Error Log, scrubbed of the account's
 	secrets. Commits per account. Nothing happens without a topic or while the workspace is Archived.
+	Each account is renewed as its owner user (Gmail Account ``user``, else Administrator), the rest as
+	Administrator; the caller's session user is restored afterwards.
 
 	Returns:
 		Names of the accounts whose watch was (re)created.
 	"""
-	if not pubsub_topic() or not sync_allowed():
-		return []
-	filters = {"enabled": 1, "status": ["in", PUSH_STATUSES]}
-	if only is not None:
-		filters["name"] = ["in", list(only) or [""]]
-	names = frappe.get_all(accounts.DOCTYPE, filters=filters, pluck="name", order_by="name asc")
-	renewed = []
-	for name in names:
-		try:
-			if ensure_watch(name) is not None:
-				renewed.append(name)
-			frappe.db.commit()
-		except AuthRevoked as exc:
-			frappe.db.rollback()
-			accounts.mark_unauthorized(
-				name, f"Gmail refused the stored authorization ({exc.reason or exc.status}); reconnect the account"
-			)
-			frappe.db.commit()
-		except Exception:
-			frappe.db.rollback()
-			frappe.log_error(
-				title=f"Gmail watch renewal failed for {name}",
-				message=scrub(traceback.format_exc(), accounts.secrets_of(name)),
-				reference_doctype=accounts.DOCTYPE,
-				reference_name=name,
-			)
-			frappe.db.commit()
-	return renewed
+	with jobs.run_as(jobs.FALLBACK_USER):
+		if not pubsub_topic() or not sync_allowed():
+			return []
+		filters = {"enabled": 1, "status": ["in", PUSH_STATUSES]}
+		if only is not None:
+			filters["name"] = ["in", list(only) or [""]]
+		names = frappe.get_all(accounts.DOCTYPE, filters=filters, pluck="name", order_by="name asc")
+		renewed = []
+		for name in names:
+			with jobs.run_as(accounts.run_as_user(name)):
+				if _renew_one(name):
+					renewed.append(name)
+		return renewed
+
+
+def _renew_one(name: str) -> bool:
+	"""One account of :func:`renew_watches`; True when its watch was (re)created. Commits."""
+	try:
+		renewed = ensure_watch(name) is not None
+		frappe.db.commit()
+		return renewed
+	except AuthRevoked as exc:
+		frappe.db.rollback()
+		accounts.mark_unauthorized(
+			name, f"Gmail refused the stored authorization ({exc.reason or exc.status}); reconnect the account"
+		)
+		frappe.db.commit()
+	except Exception:
+		frappe.db.rollback()
+		frappe.log_error(
+			title=f"Gmail watch renewal failed for {name}",
+			message=scrub(traceback.format_exc(), accounts.secrets_of(name)),
+			reference_doctype=accounts.DOCTYPE,
+			reference_name=name,
+		)
+		frappe.db.commit()
+	return False
 
 
 # -- verification ---------------------------------------------------------------------------------------

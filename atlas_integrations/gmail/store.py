@@ -5,8 +5,9 @@ Messages are written a batch at a time with Frappe's ``bulk_insert`` (``INSERT I
 ``atlas_gmail_key`` (account + Gmail message id): a replay or a concurrent run that already stored a
 message makes its row a no-op instead of a second copy, and the batch learns which rows it really created
 by reading back the names it generated. Document controllers are not run for these rows; what they would
-do that matters here is done explicitly (HTML sanitized with nh3, text fields passed through Frappe's own
-XSS filter, address fields validated with Frappe's email validator).
+do that matters here is done explicitly (HTML sanitized with nh3, every mail-derived text value kept by
+the one convention of :mod:`atlas_integrations.inbox.text`, address fields validated with Frappe's email
+validator).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -24,6 +26,7 @@ from frappe.utils import convert_utc_to_system_timezone, now_datetime, validate_
 from atlas_integrations.gmail.filters import MailFilter
 from atlas_integrations.gmail.html import sanitize, text_to_html
 from atlas_integrations.gmail.mime import ParsedMessage, format_address, parse_message, snippet_of
+from atlas_integrations.inbox.text import mail_text, safe_file_name
 
 FULL, SNIPPET_ONLY = "full", "snippet only"
 DATA_LENGTH = 140  # varchar length of Frappe Data fields
@@ -96,21 +99,18 @@ def message_time(header_date: datetime | None, received: datetime) -> datetime:
 	return header_date
 
 
-def _text(value: str | None, length: int | None = None) -> str | None:
-	"""A plain-text field (subject, names, snippet) ready to store, cut to ``length``.
+#: what a Gmail labelId looks like (system ids such as ``INBOX``, user ids such as ``Label_12``)
+_LABEL_ID = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
 
-	Frappe's XSS filter would run bleach on any value containing ``<`` or ``>`` (and store it escaped);
-	for plain text the safe and exact equivalent is HTML-escaping it, which ``html.unescape`` reverses
-	losslessly.
-	"""
-	if not value:
-		return None
-	if "<" in value or ">" in value:
-		value = html.escape(value, quote=False)
-	return value[:length] if length else value
+
+def safe_label_ids(label_ids: list[str] | None) -> list[str]:
+	"""Gmail labelIds as stored: only id-shaped values (a provider answer is hostile input too)."""
+	return [x for x in (label_ids or []) if isinstance(x, str) and _LABEL_ID.match(x)]
 
 
 def _addresses(pairs: list[tuple[str, str]]) -> str:
+	"""Addresses for Communication ``recipients``/``cc``/``bcc`` (Code fields: the exact text, which
+	Frappe escapes wherever it shows a Code value)."""
 	return ", ".join(format_address(p) for p in pairs)
 
 
@@ -131,8 +131,8 @@ def build_row(ctx: StoreContext, gmail_message: dict) -> _Row:
 	that cannot be read is described by its raw headers and its error."""
 	mid = gmail_message["id"]
 	thread_id = gmail_message.get("threadId") or mid
-	labels = gmail_message.get("labelIds") or []
-	snippet = html.unescape(gmail_message.get("snippet") or "")
+	labels = safe_label_ids(gmail_message.get("labelIds"))
+	snippet = html.unescape(gmail_message.get("snippet") or "")  # Gmail's snippet is HTML-escaped text
 	base = {
 		"communication_type": "Communication",
 		"communication_medium": "Email",
@@ -158,22 +158,22 @@ def build_row(ctx: StoreContext, gmail_message: dict) -> _Row:
 		full = ctx.storage_mode == FULL
 		base.update(
 			{
-				"subject": _text(parsed.subject) or "(no subject)",
+				"subject": mail_text(parsed.subject) or "(no subject)",
 				"sender": sender,
-				"sender_full_name": _text(name or (addr if not sender else None), DATA_LENGTH),
+				"sender_full_name": mail_text(name or (addr if not sender else None), DATA_LENGTH),
 				"recipients": _addresses(parsed.to) or None,
 				"cc": _addresses(parsed.cc) or None,
 				"bcc": _addresses(parsed.bcc) or None,
 				"communication_date": _system_time(when),
-				"message_id": parsed.message_id[:995] or None,
+				"message_id": mail_text(parsed.message_id[:900]),
 				"content": (sanitize(parsed.html) if parsed.html else text_to_html(parsed.text))
 				if full
 				else html.escape(snippet),
 				"text_content": parsed.text if full else None,
-				"atlas_snippet": _text(snippet),
-				"atlas_in_reply_to": parsed.in_reply_to or None,
+				"atlas_snippet": mail_text(snippet),
+				"atlas_in_reply_to": mail_text(parsed.in_reply_to),
 				"atlas_body_stored": 1 if full else 0,
-				"atlas_parse_error": parsed.parse_error or None,
+				"atlas_parse_error": mail_text(parsed.parse_error),
 				"has_attachment": 0,
 			}
 		)
@@ -181,11 +181,11 @@ def build_row(ctx: StoreContext, gmail_message: dict) -> _Row:
 		headers = parsed.raw_headers if parsed else ""
 		base.update(
 			{
-				"subject": _text(parsed.subject if parsed and parsed.subject else "(unreadable message)"),
+				"subject": mail_text(parsed.subject if parsed and parsed.subject else "(unreadable message)"),
 				"communication_date": _system_time(internal_date(gmail_message)),
 				"content": "<pre>" + html.escape(headers[:20000]) + "</pre>",
-				"atlas_snippet": _text(snippet),
-				"atlas_parse_error": f"could not read the message: {type(exc).__name__}: {exc}"[:2000],
+				"atlas_snippet": mail_text(snippet),
+				"atlas_parse_error": mail_text(f"could not read the message: {type(exc).__name__}: {exc}"[:2000]),
 			}
 		)
 		parsed = None
@@ -224,7 +224,7 @@ def ensure_threads(account: str, subjects: dict[str, str]) -> dict[str, str]:
 			["name", "creation", "modified", "owner", "modified_by", "gmail_account", "gmail_thread_id",
 			 "thread_key", "subject", "message_count", "unread"],
 			[(frappe.generate_hash(length=10), now, now, user, user, account, tid, thread_key(account, tid),
-			  (_text(subjects[tid]) or "(no subject)")[:1000], 0, 0) for tid in missing],
+			  (subjects[tid] or "(no subject)")[:1000], 0, 0) for tid in missing],  # subjects are stored text
 			ignore_duplicates=True,  # a concurrent run created it a moment ago: keep theirs
 		)
 		found = lookup(current=True)
@@ -304,17 +304,23 @@ def store_attachments(ctx: StoreContext, communication: str, parsed: ParsedMessa
 		Communication's ``atlas_skipped_attachments``.
 	"""
 	stored, skipped = 0, []
+
+	def record(att, reason: str) -> None:  # every value is mail-derived text: kept as HTML text
+		skipped.append({"filename": mail_text(att.filename) or "", "content_type": mail_text(att.content_type) or "",
+						"size": att.size, "reason": mail_text(reason)})
+
 	for att in parsed.attachments:
 		if att.size > ctx.max_attachment_bytes:
-			skipped.append({"filename": att.filename, "content_type": att.content_type, "size": att.size,
-							"reason": f"over the {ctx.max_attachment_bytes} byte cap"})
+			record(att, f"over the {ctx.max_attachment_bytes} byte cap")
 			continue
 		frappe.db.savepoint("atlas_file")
 		try:
 			frappe.get_doc(
 				{
 					"doctype": "File",
-					"file_name": att.filename,
+					"file_name": safe_file_name(att.filename, att.content_type),
+					"atlas_original_name": mail_text(att.filename) or safe_file_name(att.filename, att.content_type),
+					"atlas_content_id": mail_text(getattr(att, "content_id", None), DATA_LENGTH),
 					"attached_to_doctype": "Communication",
 					"attached_to_name": communication,
 					"is_private": 1,
@@ -324,8 +330,7 @@ def store_attachments(ctx: StoreContext, communication: str, parsed: ParsedMessa
 			stored += 1
 		except Exception as exc:
 			frappe.db.rollback(save_point="atlas_file")
-			skipped.append({"filename": att.filename, "content_type": att.content_type, "size": att.size,
-							"reason": f"not stored: {type(exc).__name__}: {str(exc)[:200]}"})
+			record(att, f"not stored: {type(exc).__name__}: {str(exc)[:200]}")
 	values = {"has_attachment": 1 if stored else 0}
 	if skipped:
 		values["atlas_skipped_attachments"] = json.dumps(skipped, ensure_ascii=False)
@@ -367,6 +372,7 @@ def refresh_threads(account: str, thread_ids: set[str] | list[str], label_names:
 		people: dict[str, None] = {}
 		for m in msgs:
 			label_ids.update(x for x in (m.atlas_label_ids or "").split(",") if x)
+			# recipients/cc are Code fields (exact text); participants is Small Text: kept as HTML text
 			for value in (m.sender, m.recipients, m.cc):
 				for part in (value or "").split(","):
 					part = part.strip()
@@ -375,12 +381,12 @@ def refresh_threads(account: str, thread_ids: set[str] | list[str], label_names:
 		values.append((
 			thread,
 			(msgs[0].subject or "(no subject)")[:1000],
-			", ".join(list(people)[:50]),
+			mail_text(", ".join(list(people)[:50])),
 			msgs[0].communication_date,
 			msgs[-1].communication_date,
 			len(msgs),
 			",".join(sorted(label_ids)),
-			", ".join(sorted(label_names.get(x, x) for x in label_ids)),
+			mail_text(", ".join(sorted(label_names.get(x, x) for x in label_ids))),
 			1 if "UNREAD" in label_ids else 0,
 			msgs[-1].atlas_snippet,
 			now,
@@ -426,7 +432,7 @@ def update_labels(account: str, labels_by_message: dict[str, list[str]]) -> set[
 	for row in rows:
 		if row.atlas_labels_pending:  # a desk change not yet written to Gmail: older history must not undo it
 			continue
-		labels = labels_by_message[keys[row.atlas_gmail_key]]
+		labels = safe_label_ids(labels_by_message[keys[row.atlas_gmail_key]])
 		value = ",".join(labels)
 		if value != (row.atlas_label_ids or ""):
 			frappe.db.set_value("Communication", row.name, {"atlas_label_ids": value,

@@ -19,7 +19,6 @@ import frappe
 from frappe.utils import cint, now_datetime
 
 from atlas_integrations import jobs
-from atlas_integrations.endpoints import gmail_api_root
 from atlas_integrations.gmail import accounts, labels, store
 from atlas_integrations.gmail import accounts as accounts_mod
 from atlas_integrations.gmail.client import BATCH_SIZE, GmailClient
@@ -28,8 +27,10 @@ from atlas_integrations.gmail.filters import MailFilter
 from atlas_integrations.settings import get_settings, max_attachment_bytes, sync_allowed
 
 JOB_TYPE = "Gmail Sync"
-LOCK_TTL = 120  # seconds; extended after every batch, so a killed worker frees the account quickly
-LOCK_WAIT = 600  # seconds a run waits for another run of the same account to finish
+#: seconds the account's run lock lives without a heartbeat; a live run extends it every LOCK_TTL / 3 seconds
+#: (heartbeat thread) and after every batch, so a killed worker frees the account within LOCK_TTL seconds
+LOCK_TTL = 30
+LOCK_WAIT = 600  # seconds a run waits for another (live) run of the same account to finish
 DEFAULT_BACKFILL_DAYS = 30
 PROCESSING_LABEL_FAILED = "Could not create the required processing label"
 
@@ -55,7 +56,7 @@ def enqueue_sync(account: str, trigger: str = "manual") -> dict:
 		"name",
 	)
 	if pending:
-		if not _rq_job_active(jobs.rq_job_id(JOB_TYPE, account)):
+		if not jobs.rq_job_active(jobs.rq_job_id_of(JOB_TYPE, pending, account)):
 			jobs.dispatch(JOB_TYPE, pending, account)  # its rq job was lost: hand it to a worker again
 		return {"sync_job": pending, "created": False, "status": jobs.PENDING}
 	if existing and not _follow_up_needed(trigger):
@@ -77,14 +78,6 @@ def _follow_up_needed(trigger: str) -> bool:
 	passed (its history.list is done), so they get a pending follow-up, which the running job drains
 	when it finishes. A scheduler poll needs none: it comes again next minute."""
 	return trigger != "scheduler"
-
-
-def _rq_job_active(job_id: str) -> bool:
-	from frappe.utils.background_jobs import get_job
-	from rq.job import JobStatus
-
-	job = get_job(job_id)
-	return bool(job and job.get_status() in (JobStatus.QUEUED, JobStatus.STARTED))
 
 
 POLL_CHUNK = 200  # accounts per poll sweep job
@@ -137,45 +130,59 @@ def poll_accounts(accounts: list[str]) -> dict[str, str]:
 	"""Poll sweep (rq job): for each account, one ``history.list`` from its cursor (Gmail sync guide,
 	"Partial synchronization"). No change: only ``last_processed_at`` moves — no Sync Job, one API call
 	(plus the processing label of waiting messages, when due: see :func:`labels.processing_label_due`).
-	Changes (or no cursor yet): a Sync Job is queued (deduplicated per account) to apply them.
+	Changes (or no cursor yet): a Sync Job is queued (deduplicated per account) to apply them. A pending
+	Gmail Modify job no rq job would pick up is handed to a worker again.
 	One account's failure never stops the sweep: AuthRevoked marks it UNAUTHORIZED, a Temporary error
-	throttles it.
+	throttles it. Each account is polled as its owner user (:func:`accounts.run_as_user`), the rest of the
+	sweep as Administrator; the caller's session user is restored afterwards.
+
+	Args:
+		accounts: Gmail Account names.
 
 	Returns:
 		Account -> outcome (``idle``, ``labelled``, ``queued``, ``busy``, ``unauthorized``, ``throttled``,
 		``error``).
 	"""
 	outcome: dict[str, str] = {}
-	debt = labels.processing_label_debt(accounts)
-	for account in accounts:
-		try:
-			outcome[account] = _poll_one(account, debt.get(account))
-		except AuthRevoked as exc:
-			frappe.db.rollback()
-			accounts_mod.mark_unauthorized(account, f"Gmail refused the stored authorization ({exc.reason or exc.status}); reconnect the account")
-			outcome[account] = "unauthorized"
-		except Temporary as exc:
-			frappe.db.rollback()
-			seconds = exc.retry_after or 60
-			frappe.db.set_value(accounts_mod.DOCTYPE, account, "throttle_until",
-								now_datetime() + timedelta(seconds=seconds), update_modified=False)
-			outcome[account] = "throttled"
-		except Exception:
-			frappe.db.rollback()
-			frappe.log_error(title=f"Gmail poll failed for {account}",
-							 message=jobs.scrub(traceback.format_exc(), accounts_mod.secrets_of(account)))
-			outcome[account] = "error"
-		frappe.db.commit()
+	with jobs.run_as(jobs.FALLBACK_USER):
+		debt = labels.processing_label_debt(accounts)
+		for account in accounts:
+			with jobs.run_as(accounts_mod.run_as_user(account)):
+				outcome[account] = _poll_guarded(account, debt.get(account))
+	return outcome
+
+
+def _poll_guarded(account: str, label_debt: tuple | None) -> str:
+	"""One account of a poll sweep, its failures turned into an outcome; commits."""
+	try:
+		outcome = _poll_one(account, label_debt)
+	except AuthRevoked as exc:
+		frappe.db.rollback()
+		accounts_mod.mark_unauthorized(account, f"Gmail refused the stored authorization ({exc.reason or exc.status}); reconnect the account")
+		outcome = "unauthorized"
+	except Temporary as exc:
+		frappe.db.rollback()
+		seconds = exc.retry_after or 60
+		frappe.db.set_value(accounts_mod.DOCTYPE, account, "throttle_until",
+							now_datetime() + timedelta(seconds=seconds), update_modified=False)
+		outcome = "throttled"
+	except Exception:
+		frappe.db.rollback()
+		frappe.log_error(title=f"Gmail poll failed for {account}",
+						 message=jobs.scrub(traceback.format_exc(), accounts_mod.secrets_of(account)))
+		outcome = "error"
+	frappe.db.commit()
 	return outcome
 
 
 def _poll_one(account: str, label_debt: tuple | None = None) -> str:
+	jobs.redispatch_pending(labels.JOB_TYPE, accounts_mod.DOCTYPE, account)  # a desk change nobody would write
 	if jobs.open_job(JOB_TYPE, accounts_mod.DOCTYPE, account):
 		enqueue_sync(account, trigger="scheduler")  # re-dispatches a pending job whose rq job was lost
 		return "busy"
 	history_id, label_id = frappe.db.get_value(accounts_mod.DOCTYPE, account, ["history_id", "processing_label_id"])
 	if history_id:
-		client = GmailClient(accounts_mod.token_state(account), gmail_api_root())
+		client = accounts_mod.client_for(account)
 		try:
 			page = client.execute(client.service.users().history().list(
 				userId="me", startHistoryId=history_id, maxResults=1,
@@ -199,26 +206,29 @@ def _poll_one(account: str, label_debt: tuple | None = None) -> str:
 
 
 def run_sync_job(sync_job: str) -> None:
-	"""rq entry point: claim the Sync Job and run it, then run the account's pending follow-ups (queued
-	while this one was processing; their rq job could not be queued while this one held the id).
+	"""rq entry point of the Gmail Sync job type: claim the Sync Job and run it, then run the account's
+	pending follow-ups (queued while this one was processing; their rq job could not be queued while this
+	one held the id), at most ``MAX_DRAIN`` runs.
 
-	A job that is not pending (already claimed, or finished) is left alone, so a replayed rq job is a
-	no-op.
+	Runs as the account's owner user (:func:`accounts.run_as_user`: Gmail Account ``user``, else
+	Administrator), recorded as the Sync Job's ``run_as``; the caller's session user is restored after.
+	A job that is not pending (already claimed, or finished) or unknown is left alone, so a replayed rq
+	job is a no-op. Never raises for a failed run (the Sync Job records the error).
+
+	Args:
+		sync_job: Sync Job name.
 	"""
-	for _ in range(MAX_DRAIN):
-		if not jobs.claim(sync_job):
-			return
-		account = frappe.db.get_value("Sync Job", sync_job, "reference_name")
-		SyncRun(account, sync_job).execute()
-		sync_job = frappe.db.get_value(
-			"Sync Job",
-			{"job_type": JOB_TYPE, "reference_doctype": accounts.DOCTYPE, "reference_name": account,
-			 "status": jobs.PENDING},
-			"name",
-			order_by="creation asc",
-		)
-		if not sync_job:
-			return
+	account = frappe.db.get_value("Sync Job", sync_job, "reference_name")
+	if not account:
+		return
+	with jobs.run_as(accounts.run_as_user(account)):
+		for _ in range(MAX_DRAIN):
+			if not jobs.claim(sync_job):
+				return
+			SyncRun(account, sync_job).execute()
+			sync_job = jobs.next_pending(JOB_TYPE, accounts.DOCTYPE, account)
+			if not sync_job:
+				return
 
 
 def lock_name(account: str) -> str:
@@ -226,9 +236,30 @@ def lock_name(account: str) -> str:
 	return f"{frappe.local.site}:atlas:gmail-sync:{account}"
 
 
-def release_lock(account: str) -> None:
-	"""Drop the account's run lock whatever holds it (for a run whose worker is known to be dead)."""
-	frappe.cache.delete_value(lock_name(account), make_keys=False)
+def release_lock(account: str) -> bool:
+	"""Free the account's run lock when the run holding it is dead (its Sync Job no longer processing:
+	the reaper has just requeued or failed it); a live run's lock is left alone. The ``release`` hook of
+	the Gmail Sync job type (see :func:`atlas_integrations.jobs.release_run_lock`).
+
+	Args:
+		account: Gmail Account name.
+
+	Returns:
+		True when a lock was freed.
+	"""
+	return jobs.release_run_lock(lock_name(account))
+
+
+def give_up(sync_job: str) -> None:
+	"""The ``on_give_up`` hook of the Gmail Sync job type: the ledger failed ``sync_job`` for good (its
+	worker was lost too often); the account's health and last error record the failure. Does not commit.
+
+	Args:
+		sync_job: Sync Job name.
+	"""
+	row = frappe.db.get_value("Sync Job", sync_job, ["reference_name", "details"], as_dict=True)
+	if row and row.reference_name and frappe.db.exists(accounts.DOCTYPE, row.reference_name):
+		accounts.record_run(row.reference_name, False, error=row.details or "worker lost")
 
 
 class SyncRun:
@@ -300,25 +331,22 @@ class SyncRun:
 		frappe.db.commit()
 
 	def _acquire_lock(self) -> None:
-		name = lock_name(self.account)
-		self.lock = frappe.cache.lock(name, timeout=LOCK_TTL, blocking_timeout=LOCK_WAIT)
-		if not self.lock.acquire():
+		"""Take the account's run lock (waiting up to LOCK_WAIT seconds for a live holder); a heartbeat
+		keeps it while this run lives."""
+		self.lock = jobs.RunLock(lock_name(self.account), owner=self.sync_job, ttl=LOCK_TTL)
+		if not self.lock.acquire(wait=LOCK_WAIT):
 			self.lock = None
 			raise GmailError("another run of this account held its lock for too long")
 
 	def _extend_lock(self) -> None:
+		# the second heartbeat, after every batch; a lost lock (taken after expiry) does not stop the run:
+		# the unique key still prevents duplicates
 		if self.lock is not None:
-			try:
-				self.lock.reacquire()
-			except Exception:  # lock lost (expired): carry on, the unique key still prevents duplicates
-				pass
+			self.lock.extend()
 
 	def _release_lock(self) -> None:
 		if self.lock is not None:
-			try:
-				self.lock.release()
-			except Exception:
-				pass
+			self.lock.release()
 			self.lock = None
 
 	# -- the work -------------------------------------------------------------------------------
@@ -326,7 +354,7 @@ class SyncRun:
 		account = frappe.get_doc(accounts.DOCTYPE, self.account)
 		if not account.enabled or account.status in (accounts.NOT_CONNECTED, accounts.UNAUTHORIZED):
 			raise GmailError(f"account is {account.status.lower()}{'' if account.enabled else ' and disabled'}")
-		self.client = GmailClient(accounts.token_state(self.account), gmail_api_root())
+		self.client = accounts.client_for(self.account)
 		settings = get_settings()
 		self.ctx = ctx = store.StoreContext(
 			account=self.account,
@@ -542,4 +570,5 @@ class SyncRun:
 			accounts.save_access_token(self.account, creds.token, creds.expiry)
 
 
-__all__ = ["enqueue_sync", "enqueue_due_accounts", "run_sync_job", "SyncRun"]
+__all__ = ["enqueue_sync", "enqueue_due_accounts", "poll_accounts", "run_sync_job", "release_lock", "give_up",
+		   "SyncRun"]

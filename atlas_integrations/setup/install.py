@@ -46,6 +46,24 @@ COMMUNICATION_FIELDS = [
 ]
 
 
+#: Custom fields Atlas adds to Frappe's File (attachments of mail)
+FILE_FIELDS = [
+	# the readable original file name (HTML text, see atlas_integrations/inbox/text.py); file_name is the
+	# safe stored name (werkzeug secure_filename)
+	{"fieldname": "atlas_original_name", "fieldtype": "Small Text", "label": "Original File Name (mail)",
+	 "read_only": 1, "insert_after": "file_name"},
+	{"fieldname": "atlas_content_id", "fieldtype": "Data", "label": "Content-ID (mail)", "read_only": 1,
+	 "insert_after": "atlas_original_name"},
+]
+
+#: role permissions Atlas roles need on Frappe's doctypes that hold mail. The row-level hooks in
+#: atlas_integrations/permissions.py can only narrow these: they limit each role to its mailboxes.
+#: (File is readable by Frappe's "All" role already; reading an attachment follows its Communication.)
+HOST_DOCPERMS = {
+	"Communication": ("read", "print", "email", "report", "export"),
+}
+
+
 def make_roles() -> None:
 	"""Create the three Atlas roles (desk access) if missing."""
 	for role in ROLES:
@@ -69,8 +87,24 @@ def map_host_roles() -> None:
 
 
 def make_custom_fields() -> None:
-	"""Add the Gmail fields to Communication (idempotent: updates in place)."""
-	create_custom_fields({"Communication": COMMUNICATION_FIELDS}, ignore_validate=True, update=True)
+	"""Add the Gmail fields to Communication and File (idempotent: updates in place)."""
+	create_custom_fields({"Communication": COMMUNICATION_FIELDS, "File": FILE_FIELDS}, ignore_validate=True,
+						 update=True)
+
+
+def make_host_permissions() -> None:
+	"""Give the Atlas roles :data:`HOST_DOCPERMS` on Frappe's doctypes, with Frappe's own
+	``add_permission`` / ``update_permission_property`` (Custom DocPerm, as the Role Permission Manager
+	does). Idempotent."""
+	from frappe.permissions import add_permission, update_permission_property
+
+	for doctype, ptypes in HOST_DOCPERMS.items():
+		for role in ROLES:
+			if not frappe.db.exists("Custom DocPerm", {"parent": doctype, "role": role, "permlevel": 0, "if_owner": 0}):
+				add_permission(doctype, role, 0)
+			for ptype in ptypes:
+				update_permission_property(doctype, role, 0, ptype, 1, validate=False)
+	frappe.clear_cache()
 
 
 def set_defaults() -> None:
@@ -102,6 +136,7 @@ def after_install() -> None:
 	"""``after_install`` hook."""
 	make_roles()
 	make_custom_fields()
+	make_host_permissions()
 	map_host_roles()
 	set_defaults()
 
@@ -110,6 +145,7 @@ def after_migrate() -> None:
 	"""``after_migrate`` hook: the same steps, all idempotent."""
 	make_roles()
 	make_custom_fields()
+	make_host_permissions()
 	set_defaults()
 
 

@@ -256,3 +256,29 @@ def login(url: str, user: str = "Administrator", password: str | None = None):
 	response = http.post(url + "/api/method/login", data={"usr": user, "pwd": pwd}, timeout=30)
 	response.raise_for_status()
 	return http
+
+
+TEST_PASSWORD = "Atlas-Test-Pass-7391"
+
+
+def ensure_user(frappe, email: str, roles: tuple[str, ...] | list[str], password: str = TEST_PASSWORD) -> str:
+	"""A desk user with exactly ``roles`` (plus Frappe's automatic ones) and ``password``; committed."""
+	from frappe.utils.password import update_password
+
+	for role in roles:  # e.g. "Super Email User": Frappe's Communication rules name it, v15 creates none
+		if not frappe.db.exists("Role", role):
+			frappe.get_doc({"doctype": "Role", "role_name": role, "desk_access": 1}).insert(ignore_permissions=True)
+	if not frappe.db.exists("User", email):
+		frappe.get_doc({"doctype": "User", "email": email, "first_name": email.split("@")[0],
+						"send_welcome_email": 0, "user_type": "System User"}).insert(ignore_permissions=True)
+	user = frappe.get_doc("User", email)
+	wanted = set(roles)
+	user.set("roles", [r for r in user.roles if r.role in wanted])
+	for role in wanted - {r.role for r in user.roles}:
+		user.append("roles", {"role": role})
+	user.flags.ignore_permissions = True
+	user.save()
+	update_password(email, password)
+	frappe.db.commit()
+	frappe.clear_cache(user=email)
+	return email

@@ -38,30 +38,58 @@ frappe.ui.form.on("Inbox Thread", {
 	},
 });
 
-// Each message body is shown in a sandboxed iframe (no scripts, no same-origin access, no forms or
-// popups), on top of the server-side nh3 sanitizing.
-function atlas_render_messages(frm) {
+// Each message body is shown in a sandboxed iframe (no scripts, no same-origin access, no forms; links
+// open in a new tab without access to the desk), on top of the server-side nh3 sanitizing. Remote images
+// stay off (and the iframe's Content-Security-Policy forbids them) until the user asks for them. Every
+// text value from the message is escaped once (atlas_mail.escape): the API returns the exact text.
+const ATLAS_READER_CSP_BLOCKED = "default-src 'none'; img-src data:; style-src 'unsafe-inline'";
+const ATLAS_READER_CSP_IMAGES = "default-src 'none'; img-src data: https: http:; style-src 'unsafe-inline'";
+
+function atlas_render_messages(frm, show_images) {
 	const $wrapper = frm.fields_dict.messages_html.$wrapper;
+	const esc = (v) => window.atlas_mail.escape(v);
 	$wrapper.html(`<div class="text-muted">${__("Loading messages…")}</div>`);
 	frappe.call({
 		method: `${ATLAS_INBOX_API}.open_thread`,
-		args: { thread: frm.doc.name },
+		args: { thread: frm.doc.name, show_images: show_images ? 1 : 0 },
 		callback: (r) => {
 			$wrapper.empty();
-			for (const m of (r.message && r.message.messages) || []) {
-				const who = frappe.utils.escape_html(m.sender_full_name || m.sender || "");
+			const messages = (r.message && r.message.messages) || [];
+			if (!show_images && messages.some((m) => m.remote_images)) {
+				const $bar = $(`<div class="atlas-remote-images alert alert-warning" style="display:flex;justify-content:space-between;align-items:center;">
+					<span>${__("Remote images are hidden to protect your privacy.")}</span>
+					<button class="btn btn-xs btn-default atlas-show-images">${__("Show images")}</button></div>`);
+				$bar.find(".atlas-show-images").on("click", () => atlas_render_messages(frm, true));
+				$wrapper.append($bar);
+			}
+			for (const m of messages) {
+				const who = esc(m.sender_full_name || m.sender || "");
+				const address = m.sender && m.sender_full_name ? ` <span class="text-muted">&lt;${esc(m.sender)}&gt;</span>` : "";
 				const when = frappe.datetime.str_to_user(m.communication_date);
-				const $card = $(`<div class="atlas-message" style="border:1px solid var(--border-color);border-radius:8px;margin-bottom:12px;">
+				const $card = $(`<div class="atlas-message" data-communication="${esc(m.name)}" style="border:1px solid var(--border-color);border-radius:8px;margin-bottom:12px;">
 					<div style="padding:8px 12px;border-bottom:1px solid var(--border-color);">
-						<b>${who}</b> <span class="text-muted">${frappe.utils.escape_html(when || "")}</span>
-						<span class="indicator-pill ${m.sent_or_received === "Sent" ? "blue" : "gray"}" style="float:right">${__(m.sent_or_received)}</span>
+						<b class="atlas-sender">${who}</b>${address} <span class="text-muted">${esc(when || "")}</span>
+						<span class="indicator-pill ${m.sent_or_received === "Sent" ? "blue" : "gray"}" style="float:right">${esc(__(m.sent_or_received))}</span>
+						<div class="text-muted small atlas-recipients">${__("To")}: ${esc(m.recipients || "")}${m.cc ? " · " + __("Cc") + ": " + esc(m.cc) : ""}</div>
+						<div class="atlas-subject">${esc(m.subject || "")}</div>
 					</div></div>`);
 				const iframe = document.createElement("iframe");
-				iframe.setAttribute("sandbox", "");
+				// allow-popups: links open in a new tab; -to-escape-sandbox: that tab is a normal page. No
+				// allow-scripts, no allow-same-origin: the body can neither run script nor reach the desk.
+				iframe.setAttribute("sandbox", "allow-popups allow-popups-to-escape-sandbox");
 				iframe.setAttribute("referrerpolicy", "no-referrer");
 				iframe.style.cssText = "width:100%;border:0;min-height:120px;";
-				iframe.srcdoc = `<base target="_blank"><style>body{font-family:sans-serif;font-size:13px}</style>${m.html || ""}`;
+				const csp = show_images ? ATLAS_READER_CSP_IMAGES : ATLAS_READER_CSP_BLOCKED;
+				iframe.srcdoc = `<meta http-equiv="Content-Security-Policy" content="${csp}"><base target="_blank"><style>body{font-family:sans-serif;font-size:13px}</style>${m.html || ""}`;
 				$card.append(iframe);
+				if ((m.attachments || []).length) {
+					const $list = $(`<div class="atlas-attachments" style="padding:6px 12px;border-top:1px solid var(--border-color);"></div>`);
+					for (const a of m.attachments) {
+						// a download link: the server sends attachments as downloads, never as pages
+						$list.append(`<a class="atlas-attachment small" href="${esc(a.file_url)}" download rel="noopener noreferrer" style="margin-right:12px;">${frappe.utils.icon("attachment", "xs")} ${esc(a.file_name)}</a>`);
+					}
+					$card.append($list);
+				}
 				$wrapper.append($card);
 			}
 		},

@@ -1,0 +1,238 @@
+"""The shared modules import no provider package, and every provider's job-type registrations (hook
+``atlas_job_types``) point at code that exists. Source is read with ``ast``: no Frappe site needed."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "atlas_integrations"
+#: modules every provider uses; none of them may know a provider
+SHARED_MODULES = ("jobs.py", "permissions.py", "redact.py", "settings.py", "endpoints.py")
+PROVIDERS = ("gmail", "xero")
+PROVIDER_PREFIXES = tuple(f"atlas_integrations.{p}" for p in PROVIDERS)
+#: calls that import a module named by a string
+DYNAMIC_IMPORTS = {"import_module", "__import__", "get_attr", "get_module", "import_string", "find_spec"}
+
+
+def _names_provider(dotted: str | None) -> bool:
+	return bool(dotted) and any(dotted == p or dotted.startswith(p + ".") for p in PROVIDER_PREFIXES)
+
+
+def _docstring_nodes(tree: ast.AST) -> set[int]:
+	ids = set()
+	for node in ast.walk(tree):
+		if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+			body = getattr(node, "body", [])
+			if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+				ids.add(id(body[0].value))
+	return ids
+
+
+def provider_imports(source: str, package: str = "atlas_integrations") -> list[str]:
+	"""Every place in ``source`` (a module of ``package``) that imports a provider package — at module
+	level or lazily inside a function, statically or by a string — as ``"line N: what"``."""
+	tree = ast.parse(source)
+	docstrings = _docstring_nodes(tree)
+	found = []
+	for node in ast.walk(tree):
+		if isinstance(node, ast.Import):
+			for alias in node.names:
+				if _names_provider(alias.name):
+					found.append(f"line {node.lineno}: import {alias.name}")
+		elif isinstance(node, ast.ImportFrom):
+			if node.level:  # relative: resolve against the package
+				base = package.split(".")[: max(0, len(package.split(".")) - node.level + 1)]
+				module = ".".join(base + ([node.module] if node.module else []))
+			else:
+				module = node.module or ""
+			if _names_provider(module):
+				found.append(f"line {node.lineno}: from {'.' * node.level}{node.module or ''} import ...")
+			else:
+				for alias in node.names:
+					if _names_provider(f"{module}.{alias.name}"):
+						found.append(f"line {node.lineno}: from {'.' * node.level}{node.module or ''} import {alias.name}")
+		elif isinstance(node, ast.Call):
+			func = node.func
+			name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+			if name in DYNAMIC_IMPORTS:
+				for arg in node.args[:1]:
+					if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and _names_provider(arg.value):
+						found.append(f"line {node.lineno}: {name}({arg.value!r})")
+		elif (isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+			  and _names_provider(node.value.strip())):
+			# a dotted path of provider code in a shared module is a provider registration in disguise
+			found.append(f"line {node.lineno}: string {node.value!r}")
+	return sorted(set(found))
+
+
+@pytest.mark.parametrize("module", SHARED_MODULES)
+def test_shared_module_imports_no_provider_package(module):
+	source = (APP / module).read_text()
+	assert provider_imports(source) == [], f"atlas_integrations/{module} must not import a provider package"
+
+
+@pytest.mark.parametrize(
+	"source",
+	[
+		"import atlas_integrations.gmail.sync",
+		"import atlas_integrations.xero as x",
+		"from atlas_integrations.gmail.sync import release_lock",
+		"from atlas_integrations.gmail import sync",
+		"from atlas_integrations import gmail",
+		"from atlas_integrations import settings, xero",
+		"from .gmail import accounts",
+		"from . import gmail",
+		"def f():\n\tfrom atlas_integrations.gmail.sync import release_lock\n\treturn release_lock",
+		"def f():\n\timport importlib\n\treturn importlib.import_module('atlas_integrations.gmail.sync')",
+		"import frappe\ndef f():\n\treturn frappe.get_attr('atlas_integrations.xero.pull.run')",
+		"RUNNERS = {'Gmail Sync': ('atlas_integrations.gmail.sync.run_sync_job', 'long')}",
+	],
+)
+def test_the_check_catches_every_kind_of_provider_import(source):
+	assert provider_imports(source), source
+
+
+@pytest.mark.parametrize(
+	"source",
+	[
+		'"""Docstrings may say atlas_integrations.gmail.sync is where Gmail lives."""',
+		"import frappe\nfrom atlas_integrations.redact import scrub",
+		"from atlas_integrations import redact, settings",
+		"import atlas_integrations.gmailish",
+		"HOOK = 'atlas_job_types'",
+	],
+)
+def test_the_check_lets_shared_code_through(source):
+	assert provider_imports(source) == []
+
+
+# -- the registrations -------------------------------------------------------------------------------------
+def _hooks() -> dict:
+	"""The literal assignments of hooks.py."""
+	values = {}
+	for node in ast.parse((APP / "hooks.py").read_text()).body:
+		if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+			try:
+				values[node.targets[0].id] = ast.literal_eval(node.value)
+			except ValueError:
+				continue
+	return values
+
+
+def _module_names(dotted_module: str) -> set[str]:
+	"""Top-level names (functions, classes, assignments) defined in an app module, read from source."""
+	path = ROOT.joinpath(*dotted_module.split(".")).with_suffix(".py")
+	assert path.exists(), f"no module {dotted_module} ({path})"
+	names = set()
+	for node in ast.parse(path.read_text()).body:
+		if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+			names.add(node.name)
+		elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+			for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+				if isinstance(target, ast.Name):
+					names.add(target.id)
+	return names
+
+
+def _assert_resolves(dotted: str) -> None:
+	module, _, name = dotted.rpartition(".")
+	assert name in _module_names(module), f"{dotted} does not exist"
+
+
+def _registrations() -> list[tuple[str, dict]]:
+	paths = _hooks().get("atlas_job_types")
+	assert paths, "hooks.py registers no job types (atlas_job_types)"
+	out = []
+	for path in paths:
+		_assert_resolves(path)
+		module, _, name = path.rpartition(".")
+		out.extend((path, entry) for entry in getattr(importlib.import_module(module), name))
+	return out
+
+
+def test_hook_registers_gmail_job_types_from_the_gmail_package():
+	paths = _hooks()["atlas_job_types"]
+	assert "atlas_integrations.gmail.jobs.JOB_TYPES" in paths
+	names = [entry["name"] for _, entry in _registrations()]
+	assert sorted(names) == ["Gmail Modify", "Gmail Sync"]
+	assert len(names) == len(set(names))
+
+
+def test_every_registered_entry_point_and_hook_exists():
+	for _, entry in _registrations():
+		for key in ("method", "release", "on_give_up"):
+			if entry.get(key):
+				_assert_resolves(entry[key])
+
+
+def test_registered_names_are_the_ones_the_provider_code_uses():
+	def constant(module: str, name: str) -> str:
+		path = ROOT.joinpath(*module.split(".")).with_suffix(".py")
+		for node in ast.parse(path.read_text()).body:
+			if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
+				return ast.literal_eval(node.value)
+		raise AssertionError(f"{module}.{name} missing")
+
+	by_method = {entry["method"]: entry["name"] for _, entry in _registrations()}
+	assert by_method["atlas_integrations.gmail.sync.run_sync_job"] == constant("atlas_integrations.gmail.sync", "JOB_TYPE")
+	assert by_method["atlas_integrations.gmail.labels.run_modify_job"] == constant("atlas_integrations.gmail.labels", "JOB_TYPE")
+
+
+def test_gmail_job_types_are_one_at_a_time_per_account():
+	by_name = {entry["name"]: entry for _, entry in _registrations()}
+	assert by_name["Gmail Sync"]["one_at_a_time"] == "reference"
+	assert by_name["Gmail Modify"]["one_at_a_time"] == "reference"  # desk changes are written in order
+	assert (by_name["Gmail Sync"]["queue"], by_name["Gmail Sync"]["timeout"]) == ("long", 6 * 60 * 60)
+	assert (by_name["Gmail Modify"]["queue"], by_name["Gmail Modify"]["timeout"]) == ("short", 300)
+	assert all(entry.get("release") for entry in by_name.values())
+
+
+# -- validation by the ledger (needs the frappe package, not a site) ---------------------------------------
+@pytest.fixture
+def ledger():
+	pytest.importorskip("frappe")
+	from atlas_integrations import jobs
+
+	return jobs
+
+
+def test_ledger_accepts_the_gmail_registrations(ledger):
+	for path, entry in _registrations():
+		job_type = ledger.JobType.from_registration(entry, source=path)
+		assert job_type.max_attempts == 3
+		assert job_type.one_at_a_time in (ledger.PER_REFERENCE, ledger.PER_JOB)
+
+
+@pytest.mark.parametrize(
+	"change,message",
+	[
+		({"colour": "red"}, "unknown keys ['colour']"),
+		({"timeout": 0}, "timeout must be a positive number of seconds"),
+		({"timeout": "300"}, "timeout must be a positive number of seconds"),
+		({"one_at_a_time": "account"}, "one_at_a_time must be 'reference' or 'job'"),
+		({"method": "run_it"}, "method must be a dotted path"),
+		({"release": "not a path"}, "release must be a dotted path"),
+		({"max_attempts": 0}, "max_attempts must be an integer >= 1"),
+		({"name": " "}, "name must be a non-empty string"),
+	],
+)
+def test_ledger_refuses_malformed_registrations_with_a_clear_message(ledger, change, message):
+	entry = {"name": "Test Type", "method": "atlas_integrations.testing.x.run", "queue": "short", "timeout": 60}
+	entry.update(change)
+	with pytest.raises(ledger.InvalidJobType) as info:
+		ledger.JobType.from_registration(entry, source="tests.pure.REGISTRY")
+	assert message in str(info.value) and "tests.pure.REGISTRY" in str(info.value)
+
+
+def test_ledger_refuses_a_registration_without_its_required_keys(ledger):
+	with pytest.raises(ledger.InvalidJobType, match=r"missing keys \['method', 'queue', 'timeout'\]"):
+		ledger.JobType.from_registration({"name": "Half"})
+
+
+def test_rq_job_id_names_type_and_key(ledger):
+	assert ledger.rq_job_id("Gmail Modify", "acc-1") == "atlas::Gmail Modify::acc-1"
