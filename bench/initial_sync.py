@@ -121,7 +121,19 @@ def main() -> int:
 		stats = server.stats(mailbox)
 		stored = frappe.db.count("Communication", {"atlas_gmail_account": account})
 		print(f"Sync Job {job.status}: listed {job.listed}, created {job.created}, failed {job.failed}; {job.last_error or ''}")
+		if not job.details:
+			# the rq queue is shared with every run on this site: another worker may have taken the job
+			print("the benchmark's worker did not run the Sync Job (another worker on the shared rq queue "
+				  "may have taken it: run the benchmark under `flock /tmp/atlas-site.lock`, and see "
+				  "../logs/atlas-bench-worker.log)")
+			return 2
+		files = frappe.db.sql(
+			"""select count(*), count(distinct f.file_url), coalesce(sum(f.file_size), 0) from `tabFile` f
+			join `tabCommunication` c on c.name = f.attached_to_name
+			where f.attached_to_doctype = 'Communication' and c.atlas_gmail_account = %s""", account)[0]
 		print(f"messages stored        {stored}")
+		print(f"attachments            {files[0]} private File rows ({files[2] / 2**20:.1f} MiB), "
+			  f"{files[1]} distinct files on disk")
 		print(f"end to end             {elapsed:.1f} s  ->  {stored / elapsed:.0f} messages/s")
 		print(f"in the worker's run    {job.duration:.1f} s  ->  {stored / max(job.duration, 1e-9):.0f} messages/s "
 			  f"(worker start-up and queue wait {(job.started_at - started_wall).total_seconds():.1f} s)")

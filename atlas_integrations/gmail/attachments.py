@@ -128,17 +128,25 @@ def _prepare(communication: str, att, settings: _Settings):
 
 def _files_on_disk(hashes: set[str]) -> dict[str, str]:
 	"""content_hash -> file_url of a private File whose file is on disk (``File.save_file``'s duplicate
-	check, for all hashes of a batch in one query)."""
+	check, for all hashes of a batch in one query; each distinct file is looked at once, however many
+	rows share it)."""
 	if not hashes:
 		return {}
-	rows = frappe.get_all("File", filters={"content_hash": ["in", sorted(hashes)], "is_private": 1, "is_folder": 0},
-						  fields=["name", "file_name", "file_url", "is_private", "content_hash"], order_by="creation asc")
+	rows = frappe.db.sql(
+		"""select content_hash, file_url, max(file_name) as file_name from `tabFile`
+		where content_hash in %(hashes)s and is_private = 1 and is_folder = 0 and ifnull(file_url, '') != ''
+		group by content_hash, file_url""",
+		{"hashes": sorted(hashes)},
+		as_dict=True,
+	)
 	found: dict[str, str] = {}
 	for row in rows:
-		if row.content_hash in found or not row.file_url:
+		if row.content_hash in found:
 			continue
 		try:
-			if frappe.get_doc({"doctype": "File", **row}).exists_on_disk():
+			candidate = frappe.get_doc({"doctype": "File", "file_name": row.file_name, "file_url": row.file_url,
+										"is_private": 1})
+			if candidate.exists_on_disk():
 				found[row.content_hash] = row.file_url
 		except Exception:  # a row whose path Frappe refuses: not reusable
 			frappe.clear_last_message()
@@ -186,24 +194,27 @@ def store_batch(items: list[tuple[str, list]], max_bytes: int) -> dict[str, Outc
 		return outcomes
 	settings = _Settings.read()
 	messages = frappe.local.message_log
-	prepared = []
+	work = []  # (outcome, attachment, prepared File or None, why not stored or None), in message order
 	for communication, atts in items:
 		outcome = outcomes[communication]
 		for att in atts:
 			if att.size > max_bytes:
-				_record(outcome, att, f"over the {max_bytes} byte cap")
+				work.append((outcome, att, None, f"over the {max_bytes} byte cap"))
 				continue
 			mark = len(messages)
 			try:
-				prepared.append((outcome, att, _prepare(communication, att, settings)))
+				work.append((outcome, att, _prepare(communication, att, settings), None))
 			except Exception as exc:
 				del messages[mark:]  # frappe.throw's message is the reason recorded, not a message for a user
-				_record(outcome, att, _refusal(exc))
-	on_disk = _files_on_disk({doc.content_hash for _, _, doc in prepared})
+				work.append((outcome, att, None, _refusal(exc)))
+	on_disk = _files_on_disk({doc.content_hash for _, _, doc, _ in work if doc is not None})
 	rows = []
 	now, user = now_datetime(), frappe.session.user
 	per_message: dict[str, int] = {}
-	for outcome, att, doc in prepared:
+	for outcome, att, doc, reason in work:
+		if doc is None:
+			_record(outcome, att, reason)
+			continue
 		mark = len(messages)
 		written = False
 		try:
@@ -229,6 +240,7 @@ def store_batch(items: list[tuple[str, list]], max_bytes: int) -> dict[str, Outc
 			continue
 		if written:
 			on_disk[doc.content_hash] = doc.file_url
+		doc.content = doc._content = None  # the bytes are on disk; a rollback callback may keep the doc
 		# distinct timestamps keep the attachments of a message in their order (readers sort by creation)
 		doc.creation = doc.modified = now + timedelta(microseconds=len(rows))
 		doc.owner = doc.modified_by = user

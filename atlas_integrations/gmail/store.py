@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -23,10 +22,11 @@ from datetime import datetime, timezone
 import frappe
 from frappe.utils import convert_utc_to_system_timezone, now_datetime, validate_email_address
 
+from atlas_integrations.gmail import attachments
 from atlas_integrations.gmail.filters import MailFilter
 from atlas_integrations.gmail.html import sanitize, text_to_html
 from atlas_integrations.gmail.mime import ParsedMessage, format_address, parse_message, snippet_of
-from atlas_integrations.inbox.text import mail_text, safe_file_name
+from atlas_integrations.inbox.text import mail_text
 
 FULL, SNIPPET_ONLY = "full", "snippet only"
 DATA_LENGTH = 140  # varchar length of Frappe Data fields
@@ -51,6 +51,7 @@ class BatchResult:
 	created: list[str] = field(default_factory=list)
 	already_present: list[str] = field(default_factory=list)
 	skipped: dict[str, str] = field(default_factory=dict)  # Gmail message id -> why it was not imported
+	failed: dict[str, str] = field(default_factory=dict)  # Gmail message id -> why its row was not stored
 	parse_errors: int = 0
 	attachments_stored: int = 0
 	attachments_skipped: int = 0
@@ -76,6 +77,17 @@ def existing_message_ids(account: str, message_ids: list[str]) -> set[str]:
 	return set(
 		frappe.get_all("Communication", filters={"atlas_gmail_key": ["in", keys]}, pluck="atlas_gmail_message_id")
 	)
+
+
+def _stored_now(account: str, message_ids: list[str]) -> set[str]:
+	"""The subset of ``message_ids`` whose unique key is stored for ``account``, as committed now (a
+	locking read: it sees a row a concurrent run committed after this transaction's snapshot)."""
+	if not message_ids:
+		return set()
+	keys = [message_key(account, m) for m in message_ids]
+	return set(frappe.db.sql_list(
+		"""select atlas_gmail_message_id from `tabCommunication` where atlas_gmail_key in %(keys)s
+		lock in share mode""", {"keys": keys}))
 
 
 def _system_time(dt_utc: datetime) -> datetime:
@@ -235,8 +247,10 @@ def write_batch(ctx: StoreContext, gmail_messages: list[dict]) -> BatchResult:
 	"""Store a batch of Gmail messages (``format=raw`` resources) in the current transaction.
 
 	Returns:
-		A :class:`BatchResult`. Messages already stored (by an earlier or a concurrent run) are reported
-		as ``already_present`` and left untouched.
+		A :class:`BatchResult`. Messages already stored (by an earlier or a concurrent run: their unique
+		``atlas_gmail_key`` exists) are reported as ``already_present`` and left untouched; drafts (label
+		DRAFT) are ``skipped``; a row the ``INSERT IGNORE`` dropped although its key does not exist (a
+		data error, a name collision) is reported in ``failed``, never as already present.
 	"""
 	result = BatchResult()
 	if not gmail_messages:
@@ -245,7 +259,8 @@ def write_batch(ctx: StoreContext, gmail_messages: list[dict]) -> BatchResult:
 	rows = []
 	for gm in gmail_messages:
 		labels = gm.get("labelIds") or []
-		reason = ctx.mail_filter.skip_by_labels(labels) if ctx.mail_filter else None
+		reason = "draft" if "DRAFT" in labels else None  # a sent draft arrives as its own SENT message
+		reason = reason or (ctx.mail_filter.skip_by_labels(labels) if ctx.mail_filter else None)
 		if reason:
 			result.skipped[gm["id"]] = reason
 			continue
@@ -273,21 +288,29 @@ def write_batch(ctx: StoreContext, gmail_messages: list[dict]) -> BatchResult:
 		thread = threads[r.thread_id]
 		values.append([name, now, now, user, user, 0, 0, thread, thread] + [r.values.get(f) for f in value_fields])
 	frappe.db.bulk_insert("Communication", fields + value_fields, values, ignore_duplicates=True)
-	created = set(frappe.get_all("Communication", filters={"name": ["in", list(names)]}, pluck="name"))
+	# created = a row under the name we generated *and* our key (a name collision kept another row)
+	created = {r.name for r in frappe.get_all("Communication", filters={"name": ["in", list(names)]},
+											  fields=["name", "atlas_gmail_key"])
+			   if r.atlas_gmail_key == names[r.name].values["atlas_gmail_key"]}
+	not_created = [r.gmail_id for name, r in names.items() if name not in created]
+	present = _stored_now(ctx.account, not_created)
 	result.seconds["insert"] = time.perf_counter() - clock
 	clock = time.perf_counter()
+	with_attachments = []
 	for name, r in names.items():
 		result.threads.add(r.thread_id)
 		if name not in created:
-			result.already_present.append(r.gmail_id)
+			if r.gmail_id in present:  # a replay: its attachments were stored with it
+				result.already_present.append(r.gmail_id)
+			else:  # dropped by INSERT IGNORE for another reason: a failure, not a duplicate
+				result.failed[r.gmail_id] = "the database did not store the message (row dropped by INSERT IGNORE)"
 			continue
 		result.created.append(r.gmail_id)
 		if r.values.get("atlas_parse_error"):
 			result.parse_errors += 1
 		if r.parsed and r.parsed.attachments:
-			stored, skipped = store_attachments(ctx, name, r.parsed)
-			result.attachments_stored += stored
-			result.attachments_skipped += skipped
+			with_attachments.append((name, r.parsed))
+	result.attachments_stored, result.attachments_skipped = store_attachments(ctx, with_attachments)
 	result.seconds["attachments"] = time.perf_counter() - clock
 	clock = time.perf_counter()
 	refresh_threads(ctx.account, result.threads, ctx.label_names)
@@ -295,47 +318,24 @@ def write_batch(ctx: StoreContext, gmail_messages: list[dict]) -> BatchResult:
 	return result
 
 
-def store_attachments(ctx: StoreContext, communication: str, parsed: ParsedMessage) -> tuple[int, int]:
-	"""Save attachments up to the size cap as private Files on the Communication; record the rest.
+def store_attachments(ctx: StoreContext, messages: list[tuple[str, ParsedMessage]]) -> tuple[int, int]:
+	"""Save the attachments of newly created Communications, up to the size cap, as private Files on
+	them; record the rest. One batch: see :func:`atlas_integrations.gmail.attachments.store_batch`
+	(Frappe's File checks and semantics, rows bulk-inserted, same bytes stored once on disk).
+
+	Args:
+		messages: ``[(Communication name, parsed message)]``; Communications created in the current
+			transaction (not a replayed message).
 
 	Returns:
-		``(stored, skipped)`` counts. Skipped ones (over the cap, or refused by Frappe, e.g. an image
-		that is not one) are listed as JSON ``[{"filename", "content_type", "size", "reason"}]`` in the
-		Communication's ``atlas_skipped_attachments``.
+		``(stored, skipped)`` counts over all messages. Skipped ones (over ``ctx.max_attachment_bytes``,
+		or refused by Frappe, e.g. an image that is not one) are listed as JSON ``[{"filename",
+		"content_type", "size", "reason"}]`` (size in bytes) in the Communication's
+		``atlas_skipped_attachments``; ``has_attachment`` is 1 when at least one was stored.
 	"""
-	stored, skipped = 0, []
-
-	def record(att, reason: str) -> None:  # every value is mail-derived text: kept as HTML text
-		skipped.append({"filename": mail_text(att.filename) or "", "content_type": mail_text(att.content_type) or "",
-						"size": att.size, "reason": mail_text(reason)})
-
-	for att in parsed.attachments:
-		if att.size > ctx.max_attachment_bytes:
-			record(att, f"over the {ctx.max_attachment_bytes} byte cap")
-			continue
-		frappe.db.savepoint("atlas_file")
-		try:
-			frappe.get_doc(
-				{
-					"doctype": "File",
-					"file_name": safe_file_name(att.filename, att.content_type),
-					"atlas_original_name": mail_text(att.filename) or safe_file_name(att.filename, att.content_type),
-					"atlas_content_id": mail_text(getattr(att, "content_id", None), DATA_LENGTH),
-					"attached_to_doctype": "Communication",
-					"attached_to_name": communication,
-					"is_private": 1,
-					"content": att.content,
-				}
-			).insert(ignore_permissions=True)
-			stored += 1
-		except Exception as exc:
-			frappe.db.rollback(save_point="atlas_file")
-			record(att, f"not stored: {type(exc).__name__}: {str(exc)[:200]}")
-	values = {"has_attachment": 1 if stored else 0}
-	if skipped:
-		values["atlas_skipped_attachments"] = json.dumps(skipped, ensure_ascii=False)
-	frappe.db.set_value("Communication", communication, values, update_modified=False)
-	return stored, len(skipped)
+	outcomes = attachments.store_batch([(name, parsed.attachments) for name, parsed in messages],
+									   ctx.max_attachment_bytes)
+	return sum(o.stored for o in outcomes.values()), sum(len(o.skipped) for o in outcomes.values())
 
 
 def refresh_threads(account: str, thread_ids: set[str] | list[str], label_names: dict[str, str]) -> None:

@@ -128,10 +128,11 @@ def enqueue_due_accounts() -> list[str]:
 
 def poll_accounts(accounts: list[str]) -> dict[str, str]:
 	"""Poll sweep (rq job): for each account, one ``history.list`` from its cursor (Gmail sync guide,
-	"Partial synchronization"). No change: only ``last_processed_at`` moves — no Sync Job, one API call
+	"Partial synchronization"). No change: only ``last_processed_at`` and the cursor (to the newer
+	historyId Gmail answered, so a quiet mailbox's cursor never expires) move — no Sync Job, one API call
 	(plus the processing label of waiting messages, when due: see :func:`labels.processing_label_due`).
-	Changes (or no cursor yet): a Sync Job is queued (deduplicated per account) to apply them. A pending
-	Gmail Modify job no rq job would pick up is handed to a worker again.
+	Changes, messages not yet fetched (``pending_messages``) or no cursor yet: a Sync Job is queued
+	(deduplicated per account) to apply them. A pending Gmail Modify job no rq job would pick up is handed to a worker again.
 	One account's failure never stops the sweep: AuthRevoked marks it UNAUTHORIZED, a Temporary error
 	throttles it. Each account is polled as its owner user (:func:`accounts.run_as_user`), the rest of the
 	sweep as Administrator; the caller's session user is restored afterwards.
@@ -180,8 +181,9 @@ def _poll_one(account: str, label_debt: tuple | None = None) -> str:
 	if jobs.open_job(JOB_TYPE, accounts_mod.DOCTYPE, account):
 		enqueue_sync(account, trigger="scheduler")  # re-dispatches a pending job whose rq job was lost
 		return "busy"
-	history_id, label_id = frappe.db.get_value(accounts_mod.DOCTYPE, account, ["history_id", "processing_label_id"])
-	if history_id:
+	history_id, label_id, pending = frappe.db.get_value(
+		accounts_mod.DOCTYPE, account, ["history_id", "processing_label_id", "pending_messages"])
+	if history_id and not cint(pending):  # messages not yet fetched: a run retries them
 		client = accounts_mod.client_for(account)
 		try:
 			page = client.execute(client.service.users().history().list(
@@ -192,6 +194,12 @@ def _poll_one(account: str, label_debt: tuple | None = None) -> str:
 				raise
 			page = {"history": ["expired"]}  # the run will do the full resync
 		outcome = "queued" if page.get("history") else "idle"
+		newer = str(page.get("historyId") or "")
+		if outcome == "idle" and newer.isdigit() and history_id.isdigit() and int(newer) > int(history_id):
+			# no change since the cursor, but a newer historyId: keep the quiet mailbox's cursor fresh so it
+			# does not drift into expiry (only if no run moved it meanwhile)
+			frappe.db.sql(f"update `tab{accounts_mod.DOCTYPE}` set history_id=%s where name=%s and history_id=%s",
+						  (newer, account, history_id))
 		if outcome == "idle" and label_id and labels.processing_label_due(label_debt):
 			labels.apply_processing_label(account, client, label_id)
 			outcome = "labelled"
@@ -262,6 +270,32 @@ def give_up(sync_job: str) -> None:
 		accounts.record_run(row.reference_name, False, error=row.details or "worker lost")
 
 
+def _system_to_utc(value) -> datetime:
+	"""A naive Frappe Datetime (system time zone) as aware UTC."""
+	from zoneinfo import ZoneInfo
+
+	from frappe.utils import get_datetime, get_system_timezone
+
+	return get_datetime(value).replace(tzinfo=ZoneInfo(get_system_timezone())).astimezone(timezone.utc)
+
+
+def _utc_to_system(value: datetime) -> datetime:
+	"""Aware UTC as a naive datetime in the system time zone (how Frappe stores Datetime)."""
+	from frappe.utils import convert_utc_to_system_timezone
+
+	return convert_utc_to_system_timezone(value.replace(tzinfo=None)).replace(tzinfo=None)
+
+
+def _pending_ids(value: str | None) -> list[str]:
+	"""The Gmail message ids stored in a Gmail Account's ``pending_message_ids`` (JSON list; tolerant of
+	an empty or unreadable value, which means none)."""
+	try:
+		ids = json.loads(value or "[]")
+	except ValueError:
+		return []
+	return [str(x) for x in ids if isinstance(x, str) and x] if isinstance(ids, list) else []
+
+
 class SyncRun:
 	"""One run of one account, recorded on one Sync Job."""
 
@@ -280,6 +314,10 @@ class SyncRun:
 		self.lock = None
 		self.processing_label_id: str | None = None
 		self.warning: str | None = None  # shown on the account after a run that otherwise succeeded
+		#: Gmail message ids listed (or added in history) but not fetched and stored yet, in order; kept on
+		#: the account (``pending_message_ids``) with every batch commit and retried first by the next run
+		self.pending: dict[str, str] = {}  # id -> last error
+		self.gone: set[str] = set()  # ids Gmail answered 404 for (deleted meanwhile): not a failure
 
 	# -- lifecycle ------------------------------------------------------------------------------
 	def execute(self) -> None:
@@ -290,7 +328,10 @@ class SyncRun:
 			self._acquire_lock()
 			frappe.db.rollback()  # a fresh snapshot: see everything the previous holder of the lock committed
 			details = self._run()
-			self._finish(jobs.SUCCEEDED, details=details, secrets=secrets)
+			if self.pending:  # nothing is passed over silently: the run is not a success while any is missing
+				self._finish(jobs.FAILED, error=self._pending_error(), details=details, secrets=secrets)
+			else:
+				self._finish(jobs.SUCCEEDED, details=details, secrets=secrets)
 		except AuthRevoked as exc:
 			frappe.db.rollback()
 			message = f"Gmail refused the stored authorization ({exc.reason or exc.status}); reconnect the account"
@@ -364,6 +405,8 @@ class SyncRun:
 		)
 		ctx.label_names = json.loads(account.gmail_labels or "{}")
 		self.processing_label_id = account.processing_label_id or None
+		self.pending = dict.fromkeys(_pending_ids(account.pending_message_ids), "not fetched by an earlier run")
+		retried = self._retry_pending()
 		days = cint(account.backfill_days) or cint(settings.default_backfill_days) or DEFAULT_BACKFILL_DAYS
 		if account.history_id:
 			try:
@@ -372,7 +415,8 @@ class SyncRun:
 			except CursorExpired:
 				frappe.db.rollback()
 				self._set_mode("full resync")
-				details = "historyId expired (Gmail answered 404): full resync of the backfill window; " + self.full_sync(days)
+				details = ("historyId expired (Gmail answered 404): full resync of the backfill window; "
+						   + self.full_sync(days, since=account.last_success_at, reconcile=True))
 		else:
 			self._set_mode("initial")
 			frappe.db.set_value(accounts.DOCTYPE, self.account,
@@ -386,7 +430,9 @@ class SyncRun:
 		self._keep_access_token()
 		frappe.db.commit()
 		return (
-			f"{details}; skipped {len(self.skipped)}; parse errors {self.parse_errors}; attachments stored "
+			f"{details}; retried pending {retried}; gone (404) {len(self.gone)}"
+			+ (f"; NOT FETCHED {len(self.pending)}: {', '.join(list(self.pending)[:20])}" if self.pending else "")
+			+ f"; skipped {len(self.skipped)}; parse errors {self.parse_errors}; attachments stored "
 			f"{self.attachments}; seconds " + ", ".join(f"{k} {v:.1f}" for k, v in self.seconds.items())
 			+ (f"; first errors: {' | '.join(self.errors[:3])}" if self.errors else "")
 		)
@@ -453,17 +499,68 @@ class SyncRun:
 			return
 		self.errors.extend(labels.apply_processing_label(self.account, self.client, self.processing_label_id)["errors"])
 
-	def full_sync(self, days: int) -> str:
+	def full_sync(self, days: int, since: datetime | None = None, reconcile: bool = False) -> str:
 		"""Gmail sync guide "Full synchronization": note the current historyId, then store the backfill
-		window (``after:`` N days, received and sent). The noted historyId becomes the cursor."""
+		window (``after:`` N days, received and sent, drafts excluded). The noted historyId becomes the
+		cursor.
+
+		Args:
+			days: the backfill window in days.
+			since: the account's last successful sync (naive, system time zone), or None. When it is
+				older than the window, the window starts there instead (less a day of margin), so a
+				mailbox unreachable for longer than its window leaves no hole.
+			reconcile: a resync of an account that already has messages: stored messages of the window
+				are brought up to date (unread state from Gmail; those Gmail no longer lists are flagged
+				``atlas_deleted``).
+
+		Returns:
+			A summary for the Sync Job's details.
+		"""
 		start_history_id = str(self.client.get_profile().get("historyId") or "")
 		self._refresh_labels()
 		self._ensure_processing_label()
-		after = int((datetime.now(timezone.utc) - timedelta(days=days)).timestamp())
-		self.backfill(self.ctx, f"after:{after}")
+		start = datetime.now(timezone.utc) - timedelta(days=days)
+		if since:
+			last = _system_to_utc(since) - timedelta(days=1)
+			if last < start:
+				start = last
+		after = int(start.timestamp())
+		listed: set[str] = set()
+		self.backfill(self.ctx, f"after:{after} -in:drafts", listed=listed)
+		reconciled = self._reconcile(after, listed) if reconcile else ""
 		linked = store.link_replies(self.account)
 		frappe.db.set_value(accounts.DOCTYPE, self.account, "history_id", start_history_id, update_modified=False)
-		return f"window {days} days; historyId {start_history_id}; replies linked {linked}"
+		window_days = max(days, round((datetime.now(timezone.utc) - start).total_seconds() / 86400))
+		return f"window {window_days} days; historyId {start_history_id}; replies linked {linked}{reconciled}"
+
+	def _reconcile(self, after: int, listed: set[str]) -> str:
+		"""After a resync listing: stored messages of the window (by message time, with two days of
+		margin for Date headers ahead of Gmail's internalDate) that Gmail no longer lists are flagged
+		deleted; the unread state of the rest follows Gmail (one ``is:unread`` listing of the window).
+		Messages with a desk change not yet written to Gmail are left alone (see store.update_labels)."""
+		cutoff = _utc_to_system(datetime.fromtimestamp(after, tz=timezone.utc) + timedelta(days=2))
+		rows = frappe.get_all(
+			"Communication",
+			filters={"atlas_gmail_account": self.account, "atlas_deleted": 0, "communication_date": [">=", cutoff]},
+			fields=["atlas_gmail_message_id as id", "atlas_label_ids"],
+		)
+		gone = sorted(r.id for r in rows if r.id not in listed and r.id not in self.pending)
+		unread: set[str] = set()
+		for page in self.client.iter_message_ids(q=f"after:{after} -in:drafts is:unread"):
+			unread.update(m["id"] for m in page)
+		changes = {}
+		for r in rows:
+			if r.id not in listed:
+				continue
+			labels = [x for x in (r.atlas_label_ids or "").split(",") if x]
+			want = [x for x in labels if x != "UNREAD"] + (["UNREAD"] if r.id in unread else [])
+			if set(want) != set(labels):
+				changes[r.id] = want
+		touched = store.mark_deleted(self.account, gone)
+		touched |= store.update_labels(self.account, changes)
+		store.refresh_threads(self.account, touched, self.ctx.label_names)
+		frappe.db.commit()
+		return f"; reconciled: {len(gone)} flagged deleted, {len(changes)} read states updated"
 
 	def incremental(self, start_history_id: str) -> str:
 		"""Gmail sync guide "Partial synchronization": replay history.list from the stored historyId.
@@ -497,6 +594,14 @@ class SyncRun:
 						msg = item["message"]
 						if "labelIds" in msg:  # the message's labels after this change
 							labels[msg["id"]] = msg["labelIds"]
+						if (kind == "labelsRemoved" and "DRAFT" in (item.get("labelIds") or [])
+								and "DRAFT" not in (msg.get("labelIds") or ["DRAFT"]) and msg["id"] not in deleted):
+							added[msg["id"]] = msg  # a draft sent under its own id: it arrives now, as sent mail
+		drafts = [mid for mid, msg in added.items() if "DRAFT" in (labels.get(mid) or msg.get("labelIds") or [])]
+		for mid in drafts:  # drafts are not imported; a sent draft arrives as its own SENT message
+			added.pop(mid)
+			self.skipped[mid] = "draft"
+		self.counts["skipped"] = len(self.skipped)
 		unknown = {x for ids in labels.values() for x in ids} | {x for m in added.values() for x in m.get("labelIds", [])}
 		if unknown - set(self.ctx.label_names):
 			self._refresh_labels()
@@ -519,11 +624,19 @@ class SyncRun:
 		return (f"historyId {start_history_id} -> {new_history_id}; added {len(todo)}, deleted {len(deleted)}, "
 				f"label changes {len(labels)}; replies linked {linked}")
 
-	def backfill(self, ctx: store.StoreContext, query: str) -> None:
-		"""List ``query`` and store every message not yet stored; commits after each batch."""
+	def backfill(self, ctx: store.StoreContext, query: str, listed: set[str] | None = None) -> None:
+		"""List ``query`` and store every message not yet stored; commits after each batch.
+
+		Args:
+			ctx: the run's store context.
+			query: Gmail search query.
+			listed: when given, every listed Gmail message id is added to it.
+		"""
 		for page in self.client.iter_message_ids(q=query):
 			self.counts["listed"] += len(page)
 			ids = [m["id"] for m in page]
+			if listed is not None:
+				listed.update(ids)
 			present = store.existing_message_ids(self.account, ids)
 			self.counts["already_present"] += len(present)
 			todo = [i for i in ids if i not in present]
@@ -545,9 +658,21 @@ class SyncRun:
 		commit for the batch."""
 		messages, failures = fetched if fetched is not None else self._fetch(ids)
 		for mid, err in failures.items():
+			if isinstance(err, Permanent) and err.status == 404:  # deleted since it was listed: not a failure
+				self.gone.add(mid)
+				self.pending.pop(mid, None)
+				continue
 			self.counts["failed"] += 1
 			self.errors.append(f"{mid}: {err}")
+			self.pending[mid] = str(err)
 		result = store.write_batch(ctx, [messages[mid] for mid in ids if mid in messages])
+		for mid in (*result.created, *result.already_present, *result.skipped):
+			self.pending.pop(mid, None)
+		for mid, err in result.failed.items():  # fetched but not stored (e.g. a row the database refused)
+			self.counts["failed"] += 1
+			self.errors.append(f"{mid}: {err}")
+			self.pending[mid] = err
+		self._save_pending()
 		self.counts["created"] += len(result.created)
 		self.counts["already_present"] += len(result.already_present)
 		self.skipped.update(result.skipped)
@@ -560,6 +685,41 @@ class SyncRun:
 		frappe.db.commit()
 		self._add_time("commit", time.perf_counter() - clock)
 		self._extend_lock()
+
+	def _retry_pending(self) -> int:
+		"""Fetch and store, before anything else, the messages earlier runs could not fetch (the account's
+		``pending_message_ids``). Those stored meanwhile leave the list; those that fail again stay.
+
+		Returns:
+			How many pending ids were tried.
+		"""
+		ids = list(self.pending)
+		if not ids:
+			return 0
+		present = store.existing_message_ids(self.account, ids)
+		for mid in present:
+			self.pending.pop(mid, None)
+		todo = [mid for mid in ids if mid not in present]
+		if todo and not self.processing_label_id:
+			self._refresh_labels()
+			self._ensure_processing_label()
+		for start in range(0, len(todo), BATCH_SIZE):
+			self.store_batch(self.ctx, todo[start : start + BATCH_SIZE])
+		self._save_pending()
+		frappe.db.commit()
+		return len(ids)
+
+	def _save_pending(self) -> None:
+		"""Keep the not-yet-fetched ids on the account (in the current transaction: committed with the
+		batch that produced them)."""
+		frappe.db.set_value(accounts.DOCTYPE, self.account,
+							{"pending_message_ids": json.dumps(list(self.pending)) if self.pending else None,
+							 "pending_messages": len(self.pending)}, update_modified=False)
+
+	def _pending_error(self) -> str:
+		first = "; ".join(f"{mid}: {err}" for mid, err in list(self.pending.items())[:5])
+		return (f"{len(self.pending)} Gmail message(s) could not be fetched and stay pending (retried first by "
+				f"the next run): {first}")
 
 	def _add_time(self, stage: str, seconds: float) -> None:
 		self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds

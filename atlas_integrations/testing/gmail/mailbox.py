@@ -281,6 +281,14 @@ class _MailboxMixin:
 			mb.history.clear()
 			mb.history_floor = mb.history_id
 
+	def advance_history_id(self, address: str, steps: int = 1) -> str:
+		"""Move the mailbox's historyId on without any history record (as Gmail does for changes
+		history.list does not report, e.g. settings). Returns the new historyId."""
+		with self._lock:
+			mb = self.mailbox(address)
+			mb.history_id += int(steps)
+			return str(mb.history_id)
+
 	def dump_messages(self, address: str) -> list[dict]:
 		"""Every stored message in insertion order: ``{"id", "threadId", "labelIds", "internalDate",
 		"historyId", "raw" (base64url), "source" (path relative to the loaded dir, or None)}``."""
