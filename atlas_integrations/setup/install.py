@@ -107,6 +107,12 @@ def make_host_permissions() -> None:
 	frappe.clear_cache()
 
 
+def make_indexes() -> None:
+	"""Index File ``content_hash``: mail attachments are deduplicated by it (gmail/attachments.py) and
+	Frappe ships no index on it. Idempotent."""
+	frappe.db.add_index("File", ["content_hash"], index_name="atlas_content_hash")
+
+
 def set_defaults() -> None:
 	"""Fill Atlas Settings defaults that are still empty."""
 	settings = frappe.get_single("Atlas Settings")
@@ -137,6 +143,7 @@ def after_install() -> None:
 	make_roles()
 	make_custom_fields()
 	make_host_permissions()
+	make_indexes()
 	map_host_roles()
 	set_defaults()
 
@@ -146,6 +153,7 @@ def after_migrate() -> None:
 	make_roles()
 	make_custom_fields()
 	make_host_permissions()
+	make_indexes()
 	set_defaults()
 
 

@@ -139,6 +139,7 @@ def test_values_saved_later_through_the_orm_follow_the_same_convention(site, hos
 
 
 def test_the_reader_api_returns_exact_text_and_images_only_on_request(site, hostile_box, web):
+	hostile_box["pixel"].hits = 0  # the browser test (any order) may have asked for the images already
 	http = login(web, ADMIN_USER, TEST_PASSWORD)
 	thread = frappe_thread_of(site, hostile_box["comms"][0])
 	r = http.post(web + "/api/method/atlas_integrations.api.inbox.open_thread", data={"thread": thread}, timeout=30)
