@@ -70,7 +70,7 @@ MAX_INLINE_IMAGE_BYTES = 2 * 1024 * 1024
 def _inline_images(communications: list[str]) -> dict[str, dict[str, str]]:
 	"""Communication -> {Content-ID: ``data:`` URI} of its stored inline images (the sandboxed reader has
 	an opaque origin and no cookies, so it cannot load ``/private/files`` itself)."""
-	from frappe.core.doctype.file.file import File  # noqa: F401  (File's content reader)
+	import mimetypes
 
 	out: dict[str, dict[str, str]] = {}
 	rows = frappe.get_all(
@@ -82,8 +82,6 @@ def _inline_images(communications: list[str]) -> dict[str, dict[str, str]]:
 	for row in rows:
 		if (row.file_size or 0) > MAX_INLINE_IMAGE_BYTES:
 			continue
-		import mimetypes
-
 		mime = mimetypes.guess_type(row.file_name or "")[0] or ""
 		if not mime.startswith("image/") or mime == "image/svg+xml":
 			continue

@@ -9,16 +9,15 @@ on the callback against the user who started the flow.
 from __future__ import annotations
 
 import os
-from datetime import timezone
 
 import frappe
 import requests
 from frappe.utils import get_url
 from google_auth_oauthlib.flow import Flow
 
-from atlas_integrations.endpoints import get_endpoint, gmail_api_root, is_loopback
+from atlas_integrations.endpoints import get_endpoint, is_loopback
 from atlas_integrations.gmail import accounts
-from atlas_integrations.gmail.client import SCOPES, GmailClient, TokenState
+from atlas_integrations.gmail.client import SCOPES, TokenState
 from atlas_integrations.gmail.errors import classify
 from atlas_integrations.permissions import SHARED, is_admin
 from atlas_integrations.settings import require_active_workspace
