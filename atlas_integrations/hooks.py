@@ -7,6 +7,7 @@ app_license = "mit"
 required_apps = ["frappe", "erpnext"]
 
 after_install = "atlas_integrations.setup.install.after_install"
+before_migrate = "atlas_integrations.setup.install.before_migrate"
 after_migrate = "atlas_integrations.setup.install.after_migrate"
 
 # Row-level rules for every doctype that holds mail (atlas_integrations/permissions.py)
@@ -63,3 +64,6 @@ scheduler_events = {
 
 # Sync Job types each provider registers with the shared job ledger (atlas_integrations/jobs.py)
 atlas_job_types = ["atlas_integrations.gmail.jobs.JOB_TYPES"]
+
+# read-only URL fields of Atlas Settings that a provider computes (atlas_core/doctype/atlas_settings)
+atlas_settings_urls = {"google_redirect_uri": "atlas_integrations.gmail.oauth.redirect_uri"}

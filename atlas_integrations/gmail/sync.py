@@ -286,6 +286,11 @@ def _utc_to_system(value: datetime) -> datetime:
 	return convert_utc_to_system_timezone(value.replace(tzinfo=None)).replace(tzinfo=None)
 
 
+def _first_error(errors: dict[str, str]) -> str:
+	mid, text = next(iter(errors.items()))
+	return f"{mid}: {text}"[:200]
+
+
 def _pending_ids(value: str | None) -> list[str]:
 	"""The Gmail message ids stored in a Gmail Account's ``pending_message_ids`` (JSON list; tolerant of
 	an empty or unreadable value, which means none)."""
@@ -536,8 +541,10 @@ class SyncRun:
 	def _reconcile(self, after: int, listed: set[str]) -> str:
 		"""After a resync listing: stored messages of the window (by message time, with two days of
 		margin for Date headers ahead of Gmail's internalDate) that Gmail no longer lists are flagged
-		deleted; the unread state of the rest follows Gmail (one ``is:unread`` listing of the window).
-		Messages with a desk change not yet written to Gmail are left alone (see store.update_labels)."""
+		deleted; the rest take Gmail's full labelIds (user labels, INBOX, STARRED, UNREAD ...), read with
+		``users.messages.get`` ``format=minimal`` in batches. Messages with a desk change not yet written
+		to Gmail are left alone (see store.update_labels); one whose labels cannot be read now keeps its
+		stored labels and is counted in the summary (a later resync or history catches it up)."""
 		cutoff = _utc_to_system(datetime.fromtimestamp(after, tz=timezone.utc) + timedelta(days=2))
 		rows = frappe.get_all(
 			"Communication",
@@ -545,22 +552,35 @@ class SyncRun:
 			fields=["atlas_gmail_message_id as id", "atlas_label_ids"],
 		)
 		gone = sorted(r.id for r in rows if r.id not in listed and r.id not in self.pending)
-		unread: set[str] = set()
-		for page in self.client.iter_message_ids(q=f"after:{after} -in:drafts is:unread"):
-			unread.update(m["id"] for m in page)
+		stored = {r.id: [x for x in (r.atlas_label_ids or "").split(",") if x] for r in rows if r.id in listed}
+		current, failures = self._fetch_labels(list(stored))
 		changes = {}
-		for r in rows:
-			if r.id not in listed:
-				continue
-			labels = [x for x in (r.atlas_label_ids or "").split(",") if x]
-			want = [x for x in labels if x != "UNREAD"] + (["UNREAD"] if r.id in unread else [])
-			if set(want) != set(labels):
-				changes[r.id] = want
+		for mid, have in stored.items():
+			if mid in current and set(current[mid]) != set(have):
+				changes[mid] = current[mid]
 		touched = store.mark_deleted(self.account, gone)
 		touched |= store.update_labels(self.account, changes)
-		store.refresh_threads(self.account, touched, self.ctx.label_names)
+		store.refresh_threads(self.account, touched, self.ctx.label_names)  # labels were listed at the start
 		frappe.db.commit()
-		return f"; reconciled: {len(gone)} flagged deleted, {len(changes)} read states updated"
+		unread = sum(1 for mid, want in changes.items() if ("UNREAD" in want) != ("UNREAD" in stored[mid]))
+		unchecked = f", {len(failures)} not checked ({_first_error(failures)})" if failures else ""
+		return (f"; reconciled: {len(gone)} flagged deleted, {len(changes)} label sets updated "
+				f"({unread} read states){unchecked}")
+
+	def _fetch_labels(self, ids: list[str]) -> tuple[dict[str, list[str]], dict[str, str]]:
+		"""Current labelIds of stored messages (``format=minimal``, batched). Returns ``(labels by id,
+		error text by id)``; a 404 means deleted since it was listed and is left to history."""
+		if not ids:
+			return {}, {}
+		clock = time.perf_counter()
+		try:
+			messages, failures = self.client.get_messages(ids, fmt="minimal")
+		finally:
+			self._add_time("reconcile", time.perf_counter() - clock)
+		current = {mid: list(m.get("labelIds") or []) for mid, m in messages.items()}
+		errors = {mid: str(err) for mid, err in failures.items()
+				  if not (isinstance(err, Permanent) and err.status == 404)}
+		return current, errors
 
 	def incremental(self, start_history_id: str) -> str:
 		"""Gmail sync guide "Partial synchronization": replay history.list from the stored historyId.

@@ -138,6 +138,41 @@ def set_defaults() -> None:
 		settings.save()
 
 
+APP = "atlas_integrations"
+
+
+def make_module_defs() -> None:
+	"""A Module Def for every module in modules.txt (Atlas Core, Inbox, Gmail, Xero); migrate needs them
+	before it imports the doctypes of a module that is new to the site. Idempotent."""
+	for module in frappe.get_module_list(APP):
+		if not frappe.db.exists("Module Def", module):
+			frappe.get_doc({"doctype": "Module Def", "module_name": module, "app_name": APP}).insert(
+				ignore_permissions=True)
+
+
+def remove_stale_module_defs() -> list[str]:
+	"""Delete this app's Module Defs that modules.txt no longer lists (e.g. the single "Atlas
+	Integrations" module the doctypes lived in before they were split by provider) once nothing refers
+	to them. Returns the names removed."""
+	current = set(frappe.get_module_list(APP))
+	removed = []
+	for name in frappe.get_all("Module Def", filters={"app_name": APP}, pluck="name"):
+		if name in current:
+			continue
+		used = any(frappe.db.exists(dt, {"module": name}) for dt in
+				   ("DocType", "Report", "Page", "Workspace", "Print Format", "Dashboard Chart", "Number Card",
+					"Custom Field", "Property Setter", "Web Form", "Notification", "Server Script"))
+		if not used:
+			frappe.delete_doc("Module Def", name, ignore_permissions=True, force=True)
+			removed.append(name)
+	return removed
+
+
+def before_migrate() -> None:
+	"""``before_migrate`` hook: Module Defs exist before the doctypes of a new module are imported."""
+	make_module_defs()
+
+
 def after_install() -> None:
 	"""``after_install`` hook."""
 	make_roles()
@@ -150,6 +185,8 @@ def after_install() -> None:
 
 def after_migrate() -> None:
 	"""``after_migrate`` hook: the same steps, all idempotent."""
+	make_module_defs()
+	remove_stale_module_defs()
 	make_roles()
 	make_custom_fields()
 	make_host_permissions()

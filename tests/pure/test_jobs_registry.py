@@ -12,7 +12,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "atlas_integrations"
 #: modules every provider uses; none of them may know a provider
-SHARED_MODULES = ("jobs.py", "permissions.py", "redact.py", "settings.py", "endpoints.py")
+SHARED_MODULES = ("jobs.py", "permissions.py", "redact.py", "settings.py", "endpoints.py", "downloads.py")
+#: provider-neutral packages: the Atlas Core doctypes and the Smart Inbox pipeline
+SHARED_PACKAGES = ("atlas_core", "inbox")
 PROVIDERS = ("gmail", "xero")
 PROVIDER_PREFIXES = tuple(f"atlas_integrations.{p}" for p in PROVIDERS)
 #: calls that import a module named by a string
@@ -74,6 +76,35 @@ def provider_imports(source: str, package: str = "atlas_integrations") -> list[s
 def test_shared_module_imports_no_provider_package(module):
 	source = (APP / module).read_text()
 	assert provider_imports(source) == [], f"atlas_integrations/{module} must not import a provider package"
+
+
+@pytest.mark.parametrize("package", SHARED_PACKAGES)
+def test_shared_package_imports_no_provider_package(package):
+	files = sorted((APP / package).rglob("*.py"))
+	assert files, package
+	found = {str(f.relative_to(APP)): provider_imports(f.read_text()) for f in files}
+	assert {f: v for f, v in found.items() if v} == {}
+
+
+def test_doctypes_live_in_the_module_of_their_package():
+	"""Atlas Core (settings, Sync Job), Inbox (threads, rules, routes), Gmail, Xero: each doctype's
+	folder is in the package of its module, and modules.txt lists exactly those modules."""
+	import json
+
+	modules = [m.strip() for m in (APP / "modules.txt").read_text().splitlines() if m.strip()]
+	assert modules == ["Atlas Core", "Inbox", "Gmail", "Xero"]
+	folders = {m: m.lower().replace(" ", "_") for m in modules}
+	seen = {}
+	for path in APP.glob("*/doctype/*/*.json"):
+		doc = json.loads(path.read_text())
+		if doc.get("doctype") != "DocType" or path.stem != path.parent.name:
+			continue
+		package = path.relative_to(APP).parts[0]
+		assert folders.get(doc["module"]) == package, f"{doc['name']}: module {doc['module']} in {package}/"
+		seen[doc["name"]] = doc["module"]
+	assert {"Atlas Settings": "Atlas Core", "Sync Job": "Atlas Core", "Inbox Thread": "Inbox",
+			"Gmail Account": "Gmail", "Xero Connection": "Xero"}.items() <= seen.items()
+	assert not (APP / "atlas_integrations").exists(), "the old single-module folder is gone"
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ reconciles what is stored."""
 from __future__ import annotations
 
 import base64
+import re
 import json
 import time
 
@@ -160,10 +161,13 @@ def test_full_resync_reconciles_stored_messages_and_covers_an_outage(site, accou
 	ids = [server.insert_message(mailbox, _raw(mailbox, f"r{n}"), label_ids=["INBOX", "UNREAD"]) for n in range(3)]
 	job = _sync(frappe, account)
 	assert job.created == 3
-	# a long outage: the cursor expired; meanwhile one was read, one deleted, and mail arrived that is
-	# older than the 30-day window but newer than the last successful sync
-	server.modify_message(mailbox, ids[0], remove_label_ids=["UNREAD"])
+	# a long outage: the cursor expired; meanwhile one was read and archived, one deleted, one got a new
+	# user label and a star, and mail arrived that is older than the 30-day window but newer than the
+	# last successful sync
+	server.modify_message(mailbox, ids[0], remove_label_ids=["UNREAD", "INBOX"])
 	server.delete_message(mailbox, ids[1])
+	label = server.add_label(mailbox, "Clients/Acme")
+	server.modify_message(mailbox, ids[2], add_label_ids=[label, "STARRED"])
 	old = server.insert_message(mailbox, _raw(mailbox, "during-outage"),
 								internal_date_ms=int((time.time() - 45 * 86400) * 1000))
 	frappe.db.set_value("Gmail Account", account, {"history_id": "2", "last_success_at": add_days(now_datetime(), -60)})
@@ -173,10 +177,23 @@ def test_full_resync_reconciles_stored_messages_and_covers_an_outage(site, accou
 	assert (job.status, job.sync_mode) == ("succeeded", "full resync"), job.last_error
 	rows = _stored(frappe, account)
 	assert set(rows) == set(ids) | {old}
-	assert rows[ids[0]].seen == 1 and "UNREAD" not in rows[ids[0]].atlas_label_ids
+	processed = frappe.db.get_value("Gmail Account", account, "processing_label_id")  # Atlas' own label
+	assert processed
+	assert rows[ids[0]].seen == 1 and set(rows[ids[0]].atlas_label_ids.split(",")) == {processed}
 	assert rows[ids[1]].atlas_deleted == 1
 	assert rows[ids[2]].seen == 0 and rows[ids[2]].atlas_deleted == 0
-	assert "1 flagged deleted, 1 read states updated" in job.details
+	assert set(rows[ids[2]].atlas_label_ids.split(",")) == {"INBOX", "UNREAD", "STARRED", label,
+																	  processed}
+	# (the message stored during this run may also be counted: Atlas' processing label reached it in Gmail)
+	assert re.search(r"1 flagged deleted, [23] label sets updated \(1 read states\)", job.details), job.details
+	# the threads show it too: the label's name, the archived thread out of INBOX
+	threads = {t.gmail_thread_id: t for t in frappe.get_all(
+		"Inbox Thread", filters={"gmail_account": account}, fields=["gmail_thread_id", "labels", "label_ids", "unread"])}
+	thread_of = dict(frappe.get_all("Communication", filters={"atlas_gmail_account": account},
+									fields=["atlas_gmail_message_id", "atlas_gmail_thread_id"], as_list=True))
+	archived, labelled = threads[thread_of[ids[0]]], threads[thread_of[ids[2]]]
+	assert "INBOX" not in (archived.label_ids or "") and archived.unread == 0
+	assert "Clients/Acme" in labelled.labels and labelled.unread == 1
 
 
 def test_idle_poll_keeps_a_quiet_mailboxs_cursor_fresh(site, accounts):
