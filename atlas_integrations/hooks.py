@@ -41,6 +41,18 @@ doc_events = {
 	# a share or an assignment would override the row-level rule: refused for users outside the mailbox
 	"DocShare": {"validate": "atlas_integrations.permissions.validate_share"},
 	"ToDo": {"validate": "atlas_integrations.permissions.validate_todo"},
+	# the Smart Inbox's matching index follows the records it matches (atlas_integrations/inbox/match.py)
+	**{dt: {"on_update": "atlas_integrations.inbox.match.on_record_change",
+			"on_trash": "atlas_integrations.inbox.match.on_record_change"}
+	   for dt in ("Contact", "Customer", "Supplier", "Lead", "User")},
+	"Inbox Rule": {"validate": "atlas_integrations.inbox.rules.validate_rule_doc"},
+}
+
+# a document's timeline shows mail only to users who may read its mailbox (atlas_integrations/inbox/timeline.py)
+override_whitelisted_methods = {
+	"frappe.desk.form.load.getdoc": "atlas_integrations.inbox.timeline.getdoc",
+	"frappe.desk.form.load.get_docinfo": "atlas_integrations.inbox.timeline.get_docinfo",
+	"frappe.desk.form.load.get_communications": "atlas_integrations.inbox.timeline.get_communications",
 }
 
 # Mail attachments are downloads, never pages (atlas_integrations/downloads.py)

@@ -59,11 +59,13 @@ def has_atlas_role(user: str | None = None) -> bool:
 
 
 def visible_account_condition(user: str | None = None) -> str:
-	"""SQL condition on ``tabGmail Account`` limiting a non-admin to their own and shared accounts
-	("" for admins)."""
+	"""SQL condition on ``tabGmail Account`` limiting a non-admin to their own and (with an Atlas role)
+	shared accounts ("" for admins)."""
 	user = user or frappe.session.user
 	if is_admin(user):
 		return ""
+	if not has_atlas_role(user):  # the shared mailboxes are the Atlas roles' workspace
+		return "`tabGmail Account`.`user` = {user}".format(user=frappe.db.escape(user))
 	return "(`tabGmail Account`.`user` = {user} or `tabGmail Account`.`account_type` = {shared})".format(
 		user=frappe.db.escape(user), shared=frappe.db.escape(SHARED)
 	)
@@ -74,9 +76,11 @@ def _visible_accounts_subquery(user: str) -> str:
 
 
 def can_see_account(account_type: str, account_user: str, user: str | None = None) -> bool:
-	"""Row-level rule behind every hook: admins see all; others their own or shared mailboxes."""
+	"""Row-level rule behind every hook: admins see all; users their own personal mailbox; holders of an
+	Atlas role also the shared workspace mailboxes (someone with no Atlas role, e.g. a Sales User who
+	may read Customers, never reads the workspace's mail)."""
 	user = user or frappe.session.user
-	return is_admin(user) or account_user == user or account_type == SHARED
+	return is_admin(user) or account_user == user or (account_type == SHARED and has_atlas_role(user))
 
 
 def can_read_mailbox(account: str | None, user: str | None = None) -> bool:
@@ -204,6 +208,17 @@ def _communication_condition(user: str, table: str = "`tabCommunication`") -> st
 	else:
 		visible = f"{table}.`atlas_gmail_account` in ({_visible_accounts_subquery(user)})"
 	return f"({not_mail} or {visible})"
+
+
+def readable_communications(names: list[str], user: str | None = None) -> set[str]:
+	"""The subset of Communication ``names`` that ``user`` may read by the row-level rule (Frappe's own
+	rows always; mail rows of mailboxes the user can see). One query."""
+	names = [n for n in names if n]
+	if not names:
+		return set()
+	condition = _communication_condition(user or frappe.session.user)
+	return set(frappe.db.sql_list(
+		f"select `name` from `tabCommunication` where `name` in %(names)s and {condition}", {"names": names}))
 
 
 def communication_query(user: str | None = None, doctype: str | None = None) -> str:

@@ -182,7 +182,7 @@ def store_batch(items: list[tuple[str, list]], max_bytes: int) -> dict[str, Outc
 	least one File was stored) and ``atlas_skipped_attachments`` (JSON, only when some were recorded).
 
 	Args:
-		items: ``[(Communication name, [Attachment])]`` (:class:`atlas_integrations.gmail.mime.Attachment`),
+		items: ``[(Communication name, [Attachment])]`` (:class:`atlas_integrations.inbox.mime.Attachment`),
 			Communications created in this transaction (a replayed message must not be passed again).
 		max_bytes: the size cap per attachment, in bytes (decoded size).
 

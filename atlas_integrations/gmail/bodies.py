@@ -8,14 +8,14 @@ import base64
 import frappe
 
 from atlas_integrations.gmail import accounts
-from atlas_integrations.gmail.html import (
+from atlas_integrations.inbox.html import (
 	allow_remote_images,
 	has_remote_images,
 	resolve_cid_images,
 	sanitize,
 	text_to_html,
 )
-from atlas_integrations.gmail.mime import parse_message
+from atlas_integrations.inbox.mime import parse_message
 from atlas_integrations.inbox.text import plain
 
 

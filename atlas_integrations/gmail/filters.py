@@ -1,13 +1,13 @@
 """Which messages an account imports: alias filter, blocklist, Gmail categories, auto-generated mail.
 
-Pure functions over Gmail labelIds and a :class:`~atlas_integrations.gmail.mime.ParsedMessage`.
+Pure functions over Gmail labelIds and a :class:`~atlas_integrations.inbox.mime.ParsedMessage`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from atlas_integrations.gmail.mime import ParsedMessage
+from atlas_integrations.inbox.mime import ParsedMessage
 
 #: Gmail's category labels skipped by "Skip Promotions, Social, Forums and Updates" (Primary is kept)
 SKIPPED_CATEGORIES = frozenset({"CATEGORY_PROMOTIONS", "CATEGORY_SOCIAL", "CATEGORY_FORUMS", "CATEGORY_UPDATES"})

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -24,8 +25,9 @@ from frappe.utils import convert_utc_to_system_timezone, now_datetime, validate_
 
 from atlas_integrations.gmail import attachments
 from atlas_integrations.gmail.filters import MailFilter
-from atlas_integrations.gmail.html import sanitize, text_to_html
-from atlas_integrations.gmail.mime import ParsedMessage, format_address, parse_message, snippet_of
+from atlas_integrations.inbox.html import sanitize, text_to_html
+from atlas_integrations.inbox.mime import ParsedMessage, format_address, parse_message, snippet_of
+from atlas_integrations.inbox.pipeline import rfc_message_key
 from atlas_integrations.inbox.text import mail_text
 
 FULL, SNIPPET_ONLY = "full", "snippet only"
@@ -41,6 +43,7 @@ class StoreContext:
 	max_attachment_bytes: int = 10 * 1024 * 1024
 	label_names: dict[str, str] = field(default_factory=dict)  # Gmail label id -> name
 	mail_filter: "MailFilter | None" = None  # the account's import rules; None imports everything
+	backfill: bool = False  # messages of an initial sync or resync window (the pipeline creates no work)
 
 
 @dataclass
@@ -49,6 +52,7 @@ class BatchResult:
 	parse error, attachments stored as Files and recorded as not stored, Gmail threadIds touched."""
 
 	created: list[str] = field(default_factory=list)
+	created_names: list[str] = field(default_factory=list)  # their Communication names
 	already_present: list[str] = field(default_factory=list)
 	skipped: dict[str, str] = field(default_factory=dict)  # Gmail message id -> why it was not imported
 	failed: dict[str, str] = field(default_factory=dict)  # Gmail message id -> why its row was not stored
@@ -159,6 +163,8 @@ def build_row(ctx: StoreContext, gmail_message: dict) -> _Row:
 		"atlas_gmail_key": message_key(ctx.account, mid),
 		"atlas_label_ids": ",".join(labels),
 		"atlas_processed_pending": 1,  # until the processing label is applied in Gmail (labels.py)
+		"atlas_source": "Gmail",
+		"atlas_backfill": 1 if ctx.backfill else 0,
 	}
 	parsed = None
 	try:
@@ -184,6 +190,12 @@ def build_row(ctx: StoreContext, gmail_message: dict) -> _Row:
 				"text_content": parsed.text if full else None,
 				"atlas_snippet": mail_text(snippet),
 				"atlas_in_reply_to": mail_text(parsed.in_reply_to),
+				# inputs of the Smart Inbox pipeline (atlas_integrations/inbox/pipeline.py)
+				"atlas_reply_to": _addresses(parsed.reply_to) or None,
+				"atlas_references": " ".join(dict.fromkeys(
+					k for k in (rfc_message_key(x) for x in [*parsed.references, parsed.in_reply_to]) if k))[:10000] or None,
+				"atlas_signal_headers": json.dumps(parsed.signal_headers, sort_keys=True),
+				"atlas_message_key": rfc_message_key(parsed.message_id) or None,
 				"atlas_body_stored": 1 if full else 0,
 				"atlas_parse_error": mail_text(parsed.parse_error),
 				"has_attachment": 0,
@@ -306,6 +318,7 @@ def write_batch(ctx: StoreContext, gmail_messages: list[dict]) -> BatchResult:
 				result.failed[r.gmail_id] = "the database did not store the message (row dropped by INSERT IGNORE)"
 			continue
 		result.created.append(r.gmail_id)
+		result.created_names.append(name)
 		if r.values.get("atlas_parse_error"):
 			result.parse_errors += 1
 		if r.parsed and r.parsed.attachments:

@@ -24,6 +24,7 @@ from atlas_integrations.gmail import accounts as accounts_mod
 from atlas_integrations.gmail.client import BATCH_SIZE, GmailClient
 from atlas_integrations.gmail.errors import AuthRevoked, CursorExpired, GmailError, Permanent, Temporary
 from atlas_integrations.gmail.filters import MailFilter
+from atlas_integrations.inbox import pipeline
 from atlas_integrations.settings import get_settings, max_attachment_bytes, sync_allowed
 
 JOB_TYPE = "Gmail Sync"
@@ -322,6 +323,8 @@ class SyncRun:
 		#: Gmail message ids listed (or added in history) but not fetched and stored yet, in order; kept on
 		#: the account (``pending_message_ids``) with every batch commit and retried first by the next run
 		self.pending: dict[str, str] = {}  # id -> last error
+		self.outcomes: dict[str, int] = {}  # Smart Inbox outcome -> messages
+		self.pipeline_on = pipeline.enabled()
 		self.gone: set[str] = set()  # ids Gmail answered 404 for (deleted meanwhile): not a failure
 
 	# -- lifecycle ------------------------------------------------------------------------------
@@ -427,7 +430,9 @@ class SyncRun:
 			frappe.db.set_value(accounts.DOCTYPE, self.account,
 								{"status": accounts.SYNCING, "sync_stage": "Initial sync"}, update_modified=False)
 			frappe.db.commit()
+			ctx.backfill = True  # history: matched and triaged, no work created unless a rule says so
 			details = self.full_sync(days)
+			ctx.backfill = False
 		frappe.db.set_value(accounts.DOCTYPE, self.account,
 							{"status": accounts.ACTIVE, "sync_stage": "Incremental", "throttle_until": None},
 							update_modified=False)
@@ -437,6 +442,7 @@ class SyncRun:
 		return (
 			f"{details}; retried pending {retried}; gone (404) {len(self.gone)}"
 			+ (f"; NOT FETCHED {len(self.pending)}: {', '.join(list(self.pending)[:20])}" if self.pending else "")
+			+ (f"; outcomes " + ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items())) if self.outcomes else "")
 			+ f"; skipped {len(self.skipped)}; parse errors {self.parse_errors}; attachments stored "
 			f"{self.attachments}; seconds " + ", ".join(f"{k} {v:.1f}" for k, v in self.seconds.items())
 			+ (f"; first errors: {' | '.join(self.errors[:3])}" if self.errors else "")
@@ -704,7 +710,26 @@ class SyncRun:
 		clock = time.perf_counter()
 		frappe.db.commit()
 		self._add_time("commit", time.perf_counter() - clock)
+		self._run_pipeline(result.created_names)
 		self._extend_lock()
+
+	def _run_pipeline(self, names: list[str]) -> None:
+		"""The Smart Inbox pipeline on the messages this batch committed (after the commit, in this
+		worker). Its failure never fails the sync: the messages are marked ``failed`` with the error and
+		"Process again" runs them anew."""
+		if not names or not self.pipeline_on:
+			return
+		clock = time.perf_counter()
+		try:
+			result = pipeline.run(names)
+			for outcome in result.outcomes.values():
+				self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+		except Exception as exc:
+			frappe.db.rollback()
+			pipeline.mark_failed(names, exc)
+			self.errors.append(f"pipeline: {type(exc).__name__}")
+		finally:
+			self._add_time("pipeline", time.perf_counter() - clock)
 
 	def _retry_pending(self) -> int:
 		"""Fetch and store, before anything else, the messages earlier runs could not fetch (the account's

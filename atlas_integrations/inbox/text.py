@@ -12,7 +12,7 @@ formatter). So the convention, decided here and only here, is:
   methods return, and what Atlas's own JavaScript escapes once when it shows it.
 * **Code fields** (Communication ``recipients``, ``cc``, ``bcc``, ``text_content``): the exact text,
   unescaped — Frappe escapes Code values wherever it shows them.
-* **HTML bodies** (Communication ``content``): sanitized with nh3 (:mod:`atlas_integrations.gmail.html`),
+* **HTML bodies** (Communication ``content``): sanitized with nh3 (:mod:`atlas_integrations.inbox.html`),
   remote images disabled until the reader asks for them.
 * **File names**: the stored ``file_name`` is made safe with werkzeug's ``secure_filename``; the readable
   original is kept as HTML text in File ``atlas_original_name``.

@@ -43,6 +43,29 @@ COMMUNICATION_FIELDS = [
 	{"fieldname": "atlas_processed_pending", "fieldtype": "Check", "label": "Processing Label Pending",
 	 "read_only": 1, "insert_after": "atlas_deleted", "search_index": 1,
 	 "description": "Stored here; the Gmail processing label is not yet applied (applied in batches)"},
+	# the Smart Inbox pipeline (atlas_integrations/inbox/pipeline.py): inputs kept at store time ...
+	{"fieldname": "atlas_inbox_section", "fieldtype": "Section Break", "label": "Smart Inbox", "collapsible": 1,
+	 "insert_after": "atlas_processed_pending"},
+	{"fieldname": "atlas_source", "fieldtype": "Data", "label": "Source", "read_only": 1,
+	 "insert_after": "atlas_inbox_section", "description": "Gmail or Inbound Route"},
+	{"fieldname": "atlas_backfill", "fieldtype": "Check", "label": "Imported by Backfill", "read_only": 1,
+	 "insert_after": "atlas_source"},
+	{"fieldname": "atlas_reply_to", "fieldtype": "Code", "label": "Reply-To", "read_only": 1,
+	 "insert_after": "atlas_backfill"},
+	{"fieldname": "atlas_references", "fieldtype": "Code", "label": "References", "read_only": 1, "hidden": 1,
+	 "insert_after": "atlas_reply_to"},
+	{"fieldname": "atlas_signal_headers", "fieldtype": "Code", "label": "Signal Headers", "read_only": 1,
+	 "hidden": 1, "insert_after": "atlas_references", "description": "JSON: the headers triage reads"},
+	# ... and what it decided: exactly one outcome per inbound message
+	{"fieldname": "atlas_inbox_column", "fieldtype": "Column Break", "insert_after": "atlas_signal_headers"},
+	{"fieldname": "atlas_outcome", "fieldtype": "Select", "label": "Outcome", "read_only": 1, "search_index": 1,
+	 "options": "\ncreated\nlinked\npending_review\nunknown_sender\nduplicate\nskipped\nfailed",
+	 "insert_after": "atlas_inbox_column"},
+	{"fieldname": "atlas_outcome_reason", "fieldtype": "Small Text", "label": "Why", "read_only": 1,
+	 "insert_after": "atlas_outcome"},
+	{"fieldname": "atlas_message_key", "fieldtype": "Data", "label": "Message-ID (normalised)", "read_only": 1,
+	 "hidden": 1, "search_index": 1, "insert_after": "atlas_outcome_reason",
+	 "description": "Finds the same message received by another mailbox or route"},
 ]
 
 
@@ -111,6 +134,9 @@ def make_indexes() -> None:
 	"""Index File ``content_hash``: mail attachments are deduplicated by it (gmail/attachments.py) and
 	Frappe ships no index on it. Idempotent."""
 	frappe.db.add_index("File", ["content_hash"], index_name="atlas_content_hash")
+	# the pipeline finds a Communication's unprocessed inbound siblings, and timelines by link
+	frappe.db.add_index("Communication", ["atlas_inbox_thread", "atlas_outcome"], index_name="atlas_thread_outcome")
+	frappe.db.add_index("Communication Link", ["link_doctype", "link_name"], index_name="atlas_link")
 
 
 def set_defaults() -> None:
@@ -181,6 +207,7 @@ def after_install() -> None:
 	make_indexes()
 	map_host_roles()
 	set_defaults()
+	make_match_index()
 
 
 def after_migrate() -> None:
@@ -192,6 +219,16 @@ def after_migrate() -> None:
 	make_host_permissions()
 	make_indexes()
 	set_defaults()
+	make_match_index()
+
+
+def make_match_index() -> None:
+	"""Build the Smart Inbox's matching index (Inbox Address) when it is empty, e.g. right after install;
+	doc events keep it current from then on."""
+	from atlas_integrations.inbox.match import rebuild_index
+
+	if not frappe.db.count("Inbox Address"):
+		rebuild_index()
 
 
 __all__ = ["after_install", "after_migrate", "ADMIN", "DISPATCHER", "OWNER"]

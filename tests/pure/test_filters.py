@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from atlas_integrations.gmail.filters import MailFilter
-from atlas_integrations.gmail.mime import parse_message
+from atlas_integrations.inbox.mime import parse_message
 
 
 def _msg(headers: str) -> bytes:

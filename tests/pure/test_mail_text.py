@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import html
 
-from atlas_integrations.gmail.html import has_remote_images, resolve_cid_images
+from atlas_integrations.inbox.html import has_remote_images, resolve_cid_images
 
 
 def test_sanitizer_and_text_helpers():
-	from atlas_integrations.gmail.html import allow_remote_images, sanitize
+	from atlas_integrations.inbox.html import allow_remote_images, sanitize
 	from atlas_integrations.inbox.text import mail_text, plain, safe_file_name
 
 	assert mail_text("Ann <ann@x.org> & \"co\"") == "Ann &lt;ann@x.org&gt; &amp; &quot;co&quot;"
@@ -26,7 +26,7 @@ def test_sanitizer_and_text_helpers():
 
 
 def test_cid_images_resolve_and_remote_ones_wait_for_consent():
-	from atlas_integrations.gmail.html import sanitize
+	from atlas_integrations.inbox.html import sanitize
 
 	body = sanitize('<img src="cid:logo@x"><img src="http://t.example/p.gif">')
 	assert has_remote_images(body)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from atlas_integrations.gmail.mime import format_address, parse_message, snippet_of, unsurrogate
+from atlas_integrations.inbox.mime import format_address, parse_message, snippet_of, unsurrogate
 
 CORPUS = Path(os.environ.get("ATLAS_CORPUS", Path(__file__).resolve().parents[2].parent / "shared" / "corpus"))
 FILES = sorted(glob.glob(str(CORPUS / "**" / "*.eml"), recursive=True))

@@ -49,7 +49,7 @@ from pathlib import Path
 
 import pytest
 
-from atlas_integrations.gmail.mime import default_filename, parse_message, unsurrogate
+from atlas_integrations.inbox.mime import default_filename, parse_message, unsurrogate
 
 CORPUS = Path(
 	os.environ.get("ATLAS_CORPUS", Path(__file__).resolve().parents[2].parent / "shared" / "corpus")

@@ -84,7 +84,7 @@ def _messages(mailbox: str, unique: bytes) -> dict[str, bytes]:
 def box(site, google):
 	"""A synced mailbox holding :func:`_messages`. Yields ``{"account", "comms": {"A", "B"}, "raw",
 	"ids", "parsed"}`` (parsed: the attachments as the sync parsed them, by message)."""
-	from atlas_integrations.gmail.mime import parse_message
+	from atlas_integrations.inbox.mime import parse_message
 
 	frappe = site
 	helper = Accounts(site, google)
@@ -183,7 +183,7 @@ def test_files_on_disk_hold_the_content_hashed_and_sized(site, box):
 
 def test_same_bytes_are_stored_once_on_disk(site, box):
 	from atlas_integrations.gmail import attachments
-	from atlas_integrations.gmail.mime import Attachment
+	from atlas_integrations.inbox.mime import Attachment
 
 	frappe = site
 	a, b = _files(frappe, box["comms"]["A"])["report.txt"], _files(frappe, box["comms"]["B"])["copy of report.txt"]
@@ -233,7 +233,7 @@ def test_cap_extension_rule_and_rollback(site, box, monkeypatch):
 	from frappe.core.doctype.file.exceptions import FileTypeNotAllowed  # noqa: F401 (named in the reason)
 
 	from atlas_integrations.gmail import attachments
-	from atlas_integrations.gmail.mime import Attachment
+	from atlas_integrations.inbox.mime import Attachment
 
 	frappe = site
 	unique = uuid.uuid4().hex.encode()

@@ -9,7 +9,7 @@ import email.policy
 import json
 import time
 
-from atlas_integrations.gmail.mime import unsurrogate
+from atlas_integrations.inbox.mime import unsurrogate
 from tests.realsite.conftest import race_two_runs, run_worker
 
 

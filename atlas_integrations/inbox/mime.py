@@ -1,4 +1,5 @@
-"""Turn one RFC 822 message (Gmail ``format=raw`` bytes) into the fields Atlas stores.
+"""Turn one RFC 822 message (from any source: Gmail ``format=raw``, an inbound route) into the fields
+Atlas stores.
 
 Pure Python (``email`` stdlib, ``policy.default``); never raises on bad input: whatever could be read
 is returned together with the errors met, so a broken message is stored, never dropped.
@@ -77,6 +78,9 @@ class ParsedMessage:
 	#: why the message looks machine-generated ("" when it does not): RFC 3834 Auto-Submitted,
 	#: Precedence bulk/junk/list, List-Unsubscribe, multipart/report delivery notifications
 	auto_generated: str = ""
+	#: the raw values of the headers triage reads (:data:`SIGNAL_HEADERS`, lower-case names), and the
+	#: top-level Content-Type; see atlas_integrations/inbox/signals.py
+	signal_headers: dict[str, str] = field(default_factory=dict)
 
 	@property
 	def parse_error(self) -> str:
@@ -650,6 +654,23 @@ def _leaves(msg: Message, errors: list[str]):
 		stack.append(iter(payload))
 
 
+#: headers the Smart Inbox's triage reads (atlas_integrations/inbox/signals.py), plus Delivered-To for rules
+SIGNAL_HEADERS = ("auto-submitted", "precedence", "list-id", "list-unsubscribe", "x-autoreply", "x-autorespond",
+				  "x-failed-recipients", "delivered-to", "x-original-to")
+
+
+def signal_headers(msg: Message) -> dict[str, str]:
+	"""The raw values (at most 500 characters each) of :data:`SIGNAL_HEADERS` present in ``msg``, and its
+	top-level ``content-type`` with parameters."""
+	out = {}
+	for name in SIGNAL_HEADERS:
+		value = _raw_header(msg, name)
+		if value is not None:
+			out[name] = _WS.sub(" ", str(value)).strip()[:500]
+	out["content-type"] = _WS.sub(" ", str(_raw_header(msg, "Content-Type") or msg.get_content_type())).strip()[:500]
+	return out
+
+
 def _auto_generated(msg: Message) -> str:
 	auto = (_raw_header(msg, "Auto-Submitted") or "").strip().lower()
 	if auto and not auto.startswith("no"):
@@ -706,6 +727,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
 	out.in_reply_to = irt[0].strip("<>") if irt else ""
 	out.references = [r.strip("<>") for r in _MSGID.findall(_raw_header(msg, "References") or "")]
 	out.auto_generated = _auto_generated(msg)
+	out.signal_headers = signal_headers(msg)
 
 	linesep = "\r\n" if b"\r\n" in raw[: cut + 4] else "\n"
 	mime = _Mime(errors)

@@ -1,0 +1,399 @@
+"""The Smart Inbox pipeline: match -> triage -> route -> act -> record the outcome.
+
+Provider-neutral: every source (Gmail accounts, the managed Inbound Route) stores its messages as
+Communications of Inbox Threads and calls :func:`run` with the names it just committed, in the worker
+(never in a web request or inside a user's save). Each stage is its own module:
+
+* match — :mod:`.match` (one indexed lookup of every participant of the batch);
+* triage — :mod:`.triage` (header signals, keywords, summary), then the optional :mod:`.llm` backend;
+* route — :mod:`.rules` (Inbox Rules) and the outcome decision below;
+* act — :mod:`.act` (timeline links, documents, assignment).
+
+Exactly one outcome per inbound message (the operator guide's seven, in this order of decision):
+``skipped`` (mailbox or workspace not active, ignored by a rule, automated mail, backfill),
+``duplicate`` (the same Message-ID was stored first by another mailbox or route), ``linked`` (joins a
+thread that has work, a References chain to such a thread, or names an existing document),
+``created`` (a rule made a document), ``unknown_sender``, ``pending_review`` (with what is missing), and
+``failed`` (processing raised; the scrubbed error is kept and "Process again" runs it anew). Outbound
+messages are matched for the timelines but get no outcome.
+
+Idempotent: a message that has an outcome is not processed again unless asked (``force``), documents are
+created under a row lock of the thread and a thread never gets a second one, and timeline links are
+written only when missing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+
+import frappe
+from frappe.utils import cint, now_datetime
+
+from atlas_integrations.inbox import act, match, rules, triage
+from atlas_integrations.inbox import text as mailtext
+from atlas_integrations.inbox.addresses import addresses_in, normalise
+
+CREATED, LINKED, PENDING, UNKNOWN, DUPLICATE, SKIPPED, FAILED = (
+	"created", "linked", "pending_review", "unknown_sender", "duplicate", "skipped", "failed")
+OUTCOMES = (CREATED, LINKED, PENDING, UNKNOWN, DUPLICATE, SKIPPED, FAILED)
+#: doctypes whose names in a subject or text link a message to them
+NAMED_DOCTYPES = ("Sales Invoice", "Quotation", "Sales Order", "Task", "Issue", "Purchase Order",
+				  "Delivery Note", "Project")
+#: what a document name looks like (ERPNext naming series: ACC-SINV-2026-00001, TASK-2026-00003 ...)
+_DOC_NAME = re.compile(r"\b[A-Z][A-Z0-9]{1,9}(?:-[A-Z0-9]{1,10}){0,3}-\d{2,}(?:-\d+)?\b")
+_PRIORITY_RANK = {p: i for i, p in enumerate(triage.PRIORITIES, 1)}
+_FIELDS = ["name", "sent_or_received", "sender", "recipients", "cc", "bcc", "atlas_reply_to", "subject",
+		   "text_content", "atlas_snippet", "atlas_message_key", "atlas_in_reply_to", "atlas_references",
+		   "atlas_signal_headers", "atlas_label_ids", "atlas_backfill", "atlas_inbox_thread", "atlas_source",
+		   "atlas_outcome", "communication_date", "creation", "atlas_deleted"]
+
+
+@dataclass
+class Result:
+	"""What one run did: outcome by Communication name, documents created, seconds per stage."""
+
+	outcomes: dict[str, str] = field(default_factory=dict)
+	created: list[tuple[str, str]] = field(default_factory=list)
+	links: int = 0
+	seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _clock(result: Result, stage: str, start: float) -> float:
+	now = time.perf_counter()
+	result.seconds[stage] = result.seconds.get(stage, 0.0) + now - start
+	return now
+
+
+def enabled() -> bool:
+	"""Whether the pipeline runs after sync (Atlas Settings ``run_pipeline``, on unless turned off)."""
+	value = frappe.db.get_single_value("Atlas Settings", "pipeline_disabled")
+	return not cint(value)
+
+
+def _mailboxes(threads: dict[str, frappe._dict]) -> dict[str, frappe._dict]:
+	"""Mailbox facts per thread: ``{"active", "why", "company", "own"}`` (own = the mailbox's address).
+	Read with SQL: the pipeline imports no provider."""
+	out: dict[str, frappe._dict] = {}
+	accounts = {t.gmail_account for t in threads.values() if t.gmail_account}
+	rows = {r.name: r for r in frappe.db.sql(
+		"""select name, email_address as email, enabled, status, company from `tabGmail Account`
+		where name in %(n)s""",
+		{"n": list(accounts) or [""]}, as_dict=True)}
+	workspace = frappe.db.get_single_value("Atlas Settings", "workspace_state") or "Active"
+	default_company = frappe.defaults.get_global_default("company") or ""
+	for name, t in threads.items():
+		row = rows.get(t.gmail_account)
+		facts = frappe._dict(active=True, why="", company=default_company, own=set(), mailbox=t.gmail_account or "")
+		if workspace == "Archived":
+			facts.active, facts.why = False, "the workspace is archived"
+		if row is None:
+			facts.active, facts.why = False, "the message belongs to no mailbox"
+		else:
+			facts.own = {normalise(row.email)}
+			facts.company = row.company or default_company
+			if not row.enabled:
+				facts.active, facts.why = False, f"mailbox {row.email} is disabled"
+		out[name] = facts
+	return out
+
+
+def _facts_text(row) -> tuple[str, str]:
+	"""(subject, text) as exact text: the subject is stored as HTML text (inbox/text.py)."""
+	subject = mailtext.plain(row.subject or "")
+	body = row.text_content or mailtext.plain(row.atlas_snippet or "")
+	return subject, body
+
+
+def _doc_names(rows) -> dict[str, tuple[str, str]]:
+	"""Existing documents named in subjects or texts: token -> (doctype, name). One query per doctype."""
+	tokens = set()
+	for row in rows:
+		subject, body = _facts_text(row)
+		tokens.update(_DOC_NAME.findall(subject))
+		tokens.update(_DOC_NAME.findall(body[:20000]))
+	found: dict[str, tuple[str, str]] = {}
+	if not tokens:
+		return found
+	for doctype in NAMED_DOCTYPES:
+		if not frappe.db.exists("DocType", doctype):
+			continue
+		for name in frappe.get_all(doctype, filters={"name": ["in", list(tokens)]}, pluck="name"):
+			found.setdefault(name, (doctype, name))
+	return found
+
+
+def _references(rows) -> dict[str, tuple[str, str]]:
+	"""Message keys referenced by the batch (In-Reply-To, References) whose thread has a document:
+	key -> (doctype, name)."""
+	keys = set()
+	for row in rows:
+		keys.update(x for x in (row.atlas_references or "").split() if x)
+		if row.atlas_in_reply_to:
+			keys.add(rfc_message_key(mailtext.plain(row.atlas_in_reply_to)))
+	keys.discard("")
+	if not keys:
+		return {}
+	return {r.key: (r.reference_doctype, r.reference_name) for r in frappe.db.sql(
+		"""select c.atlas_message_key as `key`, t.reference_doctype, t.reference_name
+		from `tabCommunication` c join `tabInbox Thread` t on t.name = c.atlas_inbox_thread
+		where c.atlas_message_key in %(k)s and ifnull(t.reference_name, '') != ''""",
+		{"k": list(keys)}, as_dict=True)}
+
+
+def _first_copies(rows, threads: dict[str, frappe._dict]) -> dict[str, frappe._dict]:
+	"""For each message key of the batch, the first stored copy of that message in *another* mailbox
+	(the accepted one), if any: Communication name -> that copy (name, thread)."""
+	keys = {r.atlas_message_key for r in rows if r.atlas_message_key}
+	if not keys:
+		return {}
+	copies: dict[str, list] = {}
+	for c in frappe.db.sql(
+			"""select c.name, c.creation, c.atlas_message_key as `key`, c.atlas_inbox_thread as thread,
+			t.gmail_account as mailbox, c.atlas_outcome as outcome
+			from `tabCommunication` c join `tabInbox Thread` t on t.name = c.atlas_inbox_thread
+			where c.atlas_message_key in %(k)s and c.sent_or_received = 'Received'
+			order by c.creation, c.name""", {"k": list(keys)}, as_dict=True):
+		copies.setdefault(c.key, []).append(c)
+	out = {}
+	for row in rows:
+		mine = threads[row.atlas_inbox_thread].gmail_account
+		for c in copies.get(row.atlas_message_key, []):
+			if c.name == row.name or (c.creation, c.name) > (row.creation, row.name):
+				break
+			if c.mailbox != mine and c.outcome not in (SKIPPED, DUPLICATE, FAILED):
+				out[row.name] = c
+				break
+	return out
+
+
+def rfc_message_key(message_id: str | None) -> str:
+	"""The comparable form of an RFC 5322 Message-ID: angle brackets and space removed, lower case."""
+	return (message_id or "").strip().strip("<>").strip().lower()[:255]
+
+
+def run(names: list[str], force: bool = False) -> Result:
+	"""Process stored Communications through the pipeline and commit.
+
+	Args:
+		names: Communication names (any; outbound ones are only matched for timelines, deleted ones and
+			rows outside a thread are ignored).
+		force: process messages that already have an outcome again ("Process again"); a thread's
+			existing document is kept and only linked.
+
+	Returns:
+		A :class:`Result`.
+	"""
+	result = Result()
+	if not names:
+		return result
+	clock = time.perf_counter()
+	rows = frappe.get_all("Communication", filters={"name": ["in", list(names)]}, fields=_FIELDS,
+						  order_by="communication_date asc, creation asc")
+	rows = [r for r in rows if r.atlas_inbox_thread and not r.atlas_deleted]
+	inbound = [r for r in rows if r.sent_or_received == "Received" and (force or not r.atlas_outcome)]
+	threads = {t.name: t for t in frappe.get_all(
+		"Inbox Thread", filters={"name": ["in", list({r.atlas_inbox_thread for r in rows}) or [""]]},
+		fields=["name", "gmail_account", "reference_doctype", "reference_name", "company", "party_type", "party",
+				"category", "priority"])}
+	mailboxes = _mailboxes(threads)
+	# the thread's first inbound message decides its category and summary; later ones may raise priority
+	first_inbound = dict(frappe.db.sql("""select atlas_inbox_thread, substring_index(group_concat(name order by
+		communication_date, creation, name), ',', 1) from `tabCommunication` where atlas_inbox_thread in %(t)s
+		and sent_or_received = 'Received' and atlas_deleted = 0 group by atlas_inbox_thread""",
+									   {"t": list(threads) or [""]}))
+	# -- match: every participant of the batch in one lookup
+	participants: dict[str, list[str]] = {}
+	for r in rows:
+		own = mailboxes[r.atlas_inbox_thread].own
+		people = addresses_in(", ".join(filter(None, [r.sender, r.atlas_reply_to, r.recipients, r.cc, r.bcc])))
+		participants[r.name] = [a for a in people if a not in own]
+	index = match.lookup({a for people in participants.values() for a in people})
+	clock = _clock(result, "match", clock)
+	targets: dict[str, set] = {}
+	for r in rows:
+		targets[r.name] = set().union(*(match.timeline_targets(index.get(a)) for a in participants[r.name])) \
+			if participants[r.name] else set()
+	# -- context for linking
+	named = _doc_names(inbound)
+	referenced = _references(inbound)
+	first_copies = _first_copies(inbound, threads)
+	all_rules = frappe.get_all("Inbox Rule", fields=["*"], filters={"enabled": 1})
+	clock = _clock(result, "context", clock)
+	thread_updates: dict[str, dict] = {}
+	records: dict[str, tuple[str, str]] = {}
+	for r in inbound:
+		frappe.db.savepoint("atlas_pipeline")
+		try:
+			outcome, why, update = _decide(r, threads[r.atlas_inbox_thread], mailboxes[r.atlas_inbox_thread],
+										   index, named, referenced, first_copies, all_rules, targets, result)
+		except Exception as exc:  # never lose the message: undo its half-done work, record why, keep going
+			frappe.db.rollback(save_point="atlas_pipeline")
+			outcome, why, update = FAILED, _scrubbed(exc), {}
+			frappe.log_error(title="Smart Inbox pipeline", message=frappe.get_traceback())
+		records[r.name] = (outcome, why)
+		result.outcomes[r.name] = outcome
+		values = thread_updates.setdefault(r.atlas_inbox_thread, {})
+		if first_inbound.get(r.atlas_inbox_thread) != r.name and threads[r.atlas_inbox_thread].category:
+			for key in ("category", "summary", "signals"):
+				update.pop(key, None)
+			if _PRIORITY_RANK.get(update.get("priority"), 0) <= _PRIORITY_RANK.get(
+					values.get("priority") or threads[r.atlas_inbox_thread].priority, 0):
+				update.pop("priority", None)
+		values.update({**update, "outcome": outcome, "outcome_reason": why})
+	clock = _clock(result, "decide", clock)
+	result.links += act.add_timeline_links(targets)
+	_record(records)
+	for thread, values in thread_updates.items():
+		values["modified"] = now_datetime()
+		frappe.db.set_value("Inbox Thread", thread, values, update_modified=False)
+	clock = _clock(result, "record", clock)
+	frappe.db.commit()
+	act.apply_assignment_rules([t for t, v in thread_updates.items() if v.get("outcome") in (CREATED, PENDING, UNKNOWN)])
+	frappe.db.commit()
+	_clock(result, "assign", clock)
+	return result
+
+
+def _scrubbed(exc: Exception) -> str:
+	from atlas_integrations.redact import scrub
+
+	return scrub(f"{type(exc).__name__}: {exc}")[:1000]
+
+
+def _decide(r, thread, mailbox, index, named, referenced, first_copies, all_rules, targets, result):
+	"""One inbound message: returns ``(outcome, why, thread values)``; may create a document."""
+	subject, body = _facts_text(r)
+	sender = normalise(r.sender) or (addresses_in(r.atlas_reply_to)[:1] or [""])[0]
+	m = match.resolve(sender, index.get(sender))
+	headers = json.loads(r.atlas_signal_headers or "{}")
+	provider_categories = [x for x in (r.atlas_label_ids or "").split(",") if x.startswith("CATEGORY_")]
+	t = triage.classify(subject, body, headers, sender, provider_categories)
+	recipients = addresses_in(", ".join(filter(None, [r.recipients, r.cc, headers.get("delivered-to", "")])))
+	facts = rules.Facts(mailbox=mailbox.mailbox, sender=sender, recipients=recipients, subject=subject,
+						text=triage.new_text(body), category=t.category, party_type=m.party_type, party=m.party,
+						backfill=bool(r.atlas_backfill))
+	decision = rules.evaluate(all_rules, facts)
+	if decision.category:
+		t.category, t.confidence = decision.category, 1.0
+		t.signals.append(f"rule {decision.rules[0]} -> {decision.category}")
+	if decision.priority:
+		t.priority = decision.priority
+	update = {
+		"category": t.category, "priority": t.priority, "summary": mailtext.mail_text(t.summary, 1000),
+		"signals": mailtext.mail_text("\n".join(t.signals)[:2000]), "sender_address": sender[:140],
+		"match_state": m.state, "match_reason": mailtext.mail_text(m.reason),
+		"company": decision.company or thread.company or mailbox.company or None,
+	}
+	if m.state in (match.MATCHED,) or not thread.party:
+		update.update(party_type=m.party_type or None, party=m.party or None, contact=m.contact or None)
+	rule_note = f" (rules: {', '.join(decision.rules)})" if decision.rules else ""
+	# -- route: the outcome, in the order of the module docstring
+	if not mailbox.active:
+		return SKIPPED, mailbox.why, update
+	if decision.ignore:
+		return SKIPPED, f"ignored by rule {decision.ignored_by}", update
+	copy = first_copies.get(r.name)
+	if copy:
+		first = frappe.db.get_value("Inbox Thread", copy.thread, ["reference_doctype", "reference_name"], as_dict=True)
+		if first and first.reference_name:
+			update.update(reference_doctype=first.reference_doctype, reference_name=first.reference_name)
+		return DUPLICATE, f"the same message was accepted first in thread {copy.thread}", update
+	link = None
+	if thread.reference_name:
+		link = (thread.reference_doctype, thread.reference_name, "the thread already has this document")
+	if not link:
+		for key in [*(r.atlas_references or "").split(), rfc_message_key(mailtext.plain(r.atlas_in_reply_to or ""))]:
+			if key in referenced:
+				dt, dn = referenced[key]
+				link = (dt, dn, "it replies to a message of a thread with this document")
+				break
+	if not link:
+		for token in _DOC_NAME.findall(subject) + _DOC_NAME.findall(body[:20000]):
+			if token in named:
+				dt, dn = named[token]
+				link = (dt, dn, "it names this document")
+				break
+	if link:
+		dt, dn, how = link
+		targets[r.name].add((dt, dn))
+		if not thread.reference_name:
+			update.update(reference_doctype=dt, reference_name=dn)
+			thread.reference_doctype, thread.reference_name = dt, dn
+		return LINKED, f"{dt} {dn}: {how}", update
+	if r.atlas_backfill and not (decision.create_document and decision.create_on_backfill):
+		return SKIPPED, "backfill", update
+	if t.kind and not decision.create_document:
+		return SKIPPED, f"{t.kind} mail ({'; '.join(t.signals[:2])})", update
+	if decision.create_document:
+		missing = []
+		if decision.create_document != "ToDo" and m.state not in (match.MATCHED, match.INTERNAL):
+			missing.append("a party (no or several matching records)" if m.state != match.UNKNOWN
+						   else "a known sender")
+		if decision.create_needs_category and not decision.category and t.confidence < triage.CONFIDENCE_THRESHOLD:
+			missing.append(f"a confident category ({t.confidence:.2f} < {triage.CONFIDENCE_THRESHOLD})")
+		if missing:
+			return PENDING, f"{decision.create_document} not created: needs {', '.join(missing)}{rule_note}", update
+		values = act.build_values(decision.create_document, thread, subject=subject, summary=t.summary,
+								  body=triage.new_text(body), priority=t.priority, party_type=m.party_type,
+								  party=m.party, contact=m.contact, sender=sender, company=update["company"] or "")
+		dt, dn, created = act.create_for_thread(thread.name, decision.create_document, values,
+												assign_to=decision.assign_to)
+		thread.reference_doctype, thread.reference_name = dt, dn
+		update.update(reference_doctype=dt, reference_name=dn)
+		targets[r.name].add((dt, dn))
+		if created:
+			result.created.append((dt, dn))
+			return CREATED, f"{dt} {dn} created{rule_note}", update
+		return LINKED, f"{dt} {dn}: the thread already has this document", update
+	if decision.assign_to:
+		act.assign("Inbox Thread", thread.name, decision.assign_to, subject)
+	if m.state == match.UNKNOWN:
+		return UNKNOWN, m.reason, update
+	if m.state == match.AMBIGUOUS:
+		return PENDING, f"needs a party: {m.reason}", update
+	if t.confidence < triage.CONFIDENCE_THRESHOLD:
+		return PENDING, f"low confidence: {t.category} ({t.confidence:.2f} < {triage.CONFIDENCE_THRESHOLD})", update
+	return PENDING, f"{t.category}: no rule creates work for it; choose an action", update
+
+
+def _record(records: dict[str, tuple[str, str]]) -> None:
+	"""Write the outcomes in one statement (every row exists: the insert only updates)."""
+	if not records:
+		return
+	values = [(name, outcome, mailtext.mail_text(why, 1000)) for name, (outcome, why) in records.items()]
+	frappe.db.sql(
+		f"""insert into `tabCommunication` (name, atlas_outcome, atlas_outcome_reason)
+		values {", ".join(["(%s, %s, %s)"] * len(values))}
+		on duplicate key update atlas_outcome=values(atlas_outcome), atlas_outcome_reason=values(atlas_outcome_reason)""",
+		[v for row in values for v in row])
+
+
+def mark_failed(names: list[str], exc: Exception) -> None:
+	"""Record ``failed`` (with the scrubbed error) on inbound messages among ``names`` that have no
+	outcome, after the pipeline itself could not run; commits."""
+	why = _scrubbed(exc)
+	rows = frappe.get_all("Communication", filters={"name": ["in", names or [""]], "sent_or_received": "Received",
+													"atlas_outcome": ["is", "not set"]}, pluck="name")
+	_record({n: (FAILED, why) for n in rows})
+	frappe.db.commit()
+
+
+# -- entry points for the desk and for doc events --------------------------------------------------------------
+def run_threads(thread_names: list[str], force: bool = True) -> Result:
+	"""Process every message of the given threads again (the "Process again" action)."""
+	names = frappe.get_all("Communication", filters={"atlas_inbox_thread": ["in", thread_names or [""]]}, pluck="name")
+	return run(names, force=force)
+
+
+def rematch_addresses(addresses: list[str]) -> int:
+	"""Match again the threads whose sender was unknown or ambiguous at one of ``addresses`` (after a
+	Contact or Lead gained an email or a link). Returns the number of threads processed."""
+	threads = frappe.get_all("Inbox Thread", filters={"sender_address": ["in", addresses or [""]],
+													  "match_state": ["in", [match.UNKNOWN, match.AMBIGUOUS]]},
+							 pluck="name")
+	if threads:
+		run_threads(threads, force=True)
+	return len(threads)

@@ -1,0 +1,140 @@
+"""Inbox Rules: admin-editable conditions on incoming mail and what to do with it.
+
+A rule applies when *every* condition that is filled holds (an empty condition is no condition):
+mailbox, sender (an address or an ``fnmatch`` pattern such as ``*@acme.com``, compared normalised),
+sender domain, recipient alias (To/Cc/Delivered-To), subject keywords (comma-separated, any), text
+keywords, a regex over subject and text, the triage category, and the matched party. Rules run by
+``sequence`` (then name); each applying rule may set the category, priority and company, choose an
+assignee and a document to create, or ignore the message; "Stop after this rule" ends the evaluation.
+Pure functions over plain dicts (Inbox Rule rows, message facts); no Frappe needed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+
+from atlas_integrations.inbox.addresses import domain_of, normalise
+
+#: Inbox Rule fields that are conditions
+CONDITIONS = ("mailbox", "sender", "sender_domain", "recipient", "subject_contains", "body_contains",
+			  "subject_regex", "category_is", "party")
+
+
+@dataclass
+class Facts:
+	"""What rules look at for one message. Addresses are normalised; texts are exact."""
+
+	mailbox: str = ""
+	sender: str = ""
+	recipients: list[str] = field(default_factory=list)  # To, Cc and Delivered-To, normalised
+	subject: str = ""
+	text: str = ""
+	category: str = ""
+	party_type: str = ""
+	party: str = ""
+	backfill: bool = False
+
+
+@dataclass
+class Decision:
+	"""What the applying rules decided, and which rules those were (names, in order)."""
+
+	rules: list[str] = field(default_factory=list)
+	category: str = ""
+	priority: str = ""
+	company: str = ""
+	assign_to: str = ""
+	create_document: str = ""
+	ignore: bool = False
+	ignored_by: str = ""
+	create_on_backfill: bool = False
+	#: the rule that chose the document conditions on the triage category: the classifier must be sure
+	create_needs_category: bool = False
+
+
+def _keywords(value: str | None) -> list[str]:
+	return [k.strip().lower() for k in (value or "").split(",") if k.strip()]
+
+
+def validate_rule(rule: dict) -> None:
+	"""Raise ``ValueError`` with a clear message when a rule cannot work (a regex that does not compile)."""
+	if rule.get("subject_regex"):
+		try:
+			re.compile(rule["subject_regex"])
+		except re.error as exc:
+			raise ValueError(f"Subject or Text Matches is not a valid regular expression: {exc}") from None
+
+
+def validate_rule_doc(doc, method=None) -> None:
+	"""Inbox Rule ``validate`` doc event: :func:`validate_rule` as a Frappe validation error."""
+	import frappe
+
+	try:
+		validate_rule(doc.as_dict())
+	except ValueError as exc:
+		frappe.throw(str(exc))
+
+
+def applies(rule: dict, facts: Facts) -> bool:
+	"""True when every filled condition of ``rule`` (an Inbox Rule as a dict) holds for ``facts``."""
+	if rule.get("mailbox") and rule["mailbox"] != facts.mailbox:
+		return False
+	if rule.get("sender"):
+		pattern = rule["sender"].strip().lower()
+		wanted = normalise(pattern) if "*" not in pattern and "?" not in pattern else pattern
+		if not (facts.sender == wanted or fnmatch.fnmatchcase(facts.sender, wanted)):
+			return False
+	if rule.get("sender_domain"):
+		domain = rule["sender_domain"].strip().lower().lstrip("@")
+		got = domain_of(facts.sender)
+		if not (got == domain or got.endswith("." + domain)):
+			return False
+	if rule.get("recipient") and normalise(rule["recipient"]) not in facts.recipients:
+		return False
+	subject = (facts.subject or "").lower()
+	if rule.get("subject_contains") and not any(k in subject for k in _keywords(rule["subject_contains"])):
+		return False
+	text = (facts.text or "").lower()
+	if rule.get("body_contains") and not any(k in text for k in _keywords(rule["body_contains"])):
+		return False
+	if rule.get("subject_regex"):
+		try:
+			rx = re.compile(rule["subject_regex"], re.IGNORECASE)
+		except re.error:
+			return False  # refused on save; a rule stored before that never applies
+		if not (rx.search(facts.subject or "") or rx.search(facts.text or "")):
+			return False
+	if rule.get("category_is") and rule["category_is"] != facts.category:
+		return False
+	if rule.get("party") and (rule["party"] != facts.party or
+							  (rule.get("party_type") and rule["party_type"] != facts.party_type)):
+		return False
+	return True
+
+
+def evaluate(rules: list[dict], facts: Facts) -> Decision:
+	"""Apply enabled ``rules`` in ``sequence`` order to ``facts``. Later rules fill only what earlier ones
+	left empty; ``ignore`` from any applying rule wins; ``stop_processing`` ends the evaluation.
+
+	Returns:
+		A :class:`Decision` (empty when no rule applied).
+	"""
+	decision = Decision()
+	for rule in sorted((r for r in rules if r.get("enabled")), key=lambda r: (r.get("sequence") or 0, r["name"])):
+		if not applies(rule, facts):
+			continue
+		decision.rules.append(rule["name"])
+		for attr, key in (("category", "set_category"), ("priority", "set_priority"), ("company", "set_company"),
+						  ("assign_to", "assign_to"), ("create_document", "create_document")):
+			if rule.get(key) and not getattr(decision, attr):
+				setattr(decision, attr, rule[key])
+				if attr == "create_document":
+					decision.create_on_backfill = bool(rule.get("applies_to_backfill"))
+					decision.create_needs_category = bool(rule.get("category_is"))
+		if rule.get("ignore") and not decision.ignore:
+			decision.ignore, decision.ignored_by = True, rule["name"]
+		if rule.get("stop_processing"):
+			break
+	return decision

@@ -1,0 +1,52 @@
+"""Timelines show a mailbox's mail only to users who may read that mailbox.
+
+Frappe's form load (``frappe.desk.form.load.getdoc`` / ``get_docinfo`` / ``get_communications``) reads a
+document's Communications with raw SQL and checks no row: anyone who may read a Customer would see every
+mail linked to it. These wrappers (``override_whitelisted_methods`` in hooks.py) call Frappe's own method
+and then drop, from ``docinfo.communications`` and ``docinfo.automated_messages``, every mail row the
+user may not read (:func:`atlas_integrations.permissions.readable_communications`, one query). What the
+timeline shows of a row it keeps is safe as stored: mail subjects are HTML text (inbox/text.py) and bodies
+are nh3-sanitized with remote images disabled (inbox/html.py).
+"""
+
+from __future__ import annotations
+
+import frappe
+from frappe.desk.form import load
+
+from atlas_integrations.permissions import readable_communications
+
+
+def _filter(rows: list | None) -> list:
+	if not rows:
+		return rows or []
+	allowed = readable_communications([r.get("name") for r in rows])
+	return [r for r in rows if r.get("name") in allowed]
+
+
+def _filter_docinfo() -> None:
+	docinfo = frappe.response.get("docinfo")
+	if docinfo:
+		docinfo["communications"] = _filter(docinfo.get("communications"))
+		docinfo["automated_messages"] = _filter(docinfo.get("automated_messages"))
+
+
+@frappe.whitelist()
+def getdoc(doctype, name):
+	"""Frappe's ``frappe.desk.form.load.getdoc`` with mail rows the user may not read removed from the
+	timeline. Same arguments, response and errors."""
+	load.getdoc(doctype, name)
+	_filter_docinfo()
+
+
+@frappe.whitelist()
+def get_docinfo(doc=None, doctype=None, name=None):
+	"""Frappe's ``get_docinfo`` with unreadable mail rows removed (see :func:`getdoc`)."""
+	load.get_docinfo(doc=doc, doctype=doctype, name=name)
+	_filter_docinfo()
+
+
+@frappe.whitelist()
+def get_communications(doctype, name, start=0, limit=20):
+	"""Frappe's ``get_communications`` (the timeline's "load more") with unreadable mail rows removed."""
+	return _filter(load.get_communications(doctype, name, start=start, limit=limit))

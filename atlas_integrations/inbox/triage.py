@@ -1,0 +1,144 @@
+"""Triage: a category, a priority, a one-line summary and the signals that decided them.
+
+The default classifier is offline and explainable: header signals (:mod:`.signals`) decide automated,
+bounce and newsletter mail; otherwise weighted keywords of the subject and the *new* text (quoted history
+and signatures stripped by ``email-reply-parser``) pick a business category. Every decision is recorded as
+a signal string, e.g. ``"keyword 'quote' in subject"``. Inbox Rules and an optional LLM backend may
+override the result afterwards (:mod:`.rules`, :mod:`.llm`). Pure functions; no Frappe needed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from email_reply_parser import EmailReplyParser
+
+from atlas_integrations.inbox import signals as sig
+
+QUOTE = "Quote request"
+ORDER = "Order or work request"
+INVOICE = "Invoice or payment query"
+SUPPORT = "Support or complaint"
+SCHEDULING = "Scheduling"
+NEWSLETTER = "Newsletter or marketing"
+AUTOMATED = "Automated notification or bounce"
+OTHER = "Personal or other"
+CATEGORIES = (QUOTE, ORDER, INVOICE, SUPPORT, SCHEDULING, NEWSLETTER, AUTOMATED, OTHER)
+PRIORITIES = ("Low", "Normal", "High", "Urgent")
+#: below this confidence a classification asks for review
+CONFIDENCE_THRESHOLD = 0.5
+
+#: category -> (pattern, weight); subject hits count double
+KEYWORDS: dict[str, list[tuple[str, float]]] = {
+	QUOTE: [(r"\bquot(e|es|ation|ing)\b", 2), (r"\bestimate\b", 1.5), (r"\bpric(e|es|ing)\b", 1),
+			(r"\bhow much\b", 1), (r"\brfq\b", 2), (r"\bproposal\b", 1)],
+	ORDER: [(r"\b(purchase )?order\b", 1.5), (r"\bpo\s?#?\d", 2), (r"\bwork order\b", 2),
+			(r"\b(book|schedule) (a|the) (job|repair|service)\b", 1.5), (r"\bplease (send|ship|deliver)\b", 1),
+			(r"\brepair\b", 1), (r"\binstall(ation)?\b", 1)],
+	INVOICE: [(r"\binvoice\b", 2), (r"\bpayment\b", 1.5), (r"\bpaid\b", 1), (r"\bremittance\b", 2),
+			  (r"\boverdue\b", 1.5), (r"\bstatement\b", 1), (r"\breceipt\b", 1), (r"\bbilling\b", 1.5),
+			  (r"\brefund\b", 1.5), (r"\bcredit note\b", 2)],
+	SUPPORT: [(r"\bcomplain(t|ts|ing)?\b", 2), (r"\bnot working\b", 2), (r"\bbroken\b", 1.5),
+			  (r"\bproblem\b", 1), (r"\bissue\b", 1), (r"\berror\b", 1), (r"\bhelp\b", 0.5),
+			  (r"\bdisappointed\b", 1.5), (r"\bfault(y)?\b", 1.5), (r"\bbug\b", 1.5), (r"\bcrash(es|ed)?\b", 1.5)],
+	SCHEDULING: [(r"\bmeeting\b", 1.5), (r"\b(re)?schedul(e|ed|ing)\b", 1.5), (r"\bappointment\b", 2),
+				 (r"\bcalendar\b", 1), (r"\bavailab(le|ility)\b", 1), (r"\binvitation\b", 1),
+				 (r"\b(call|meet) (on|at|tomorrow|next)\b", 1.5)],
+}
+URGENT = re.compile(r"\b(urgent(ly)?|emergency|asap|immediately|critical)\b", re.IGNORECASE)
+HIGH = re.compile(r"\b(important|as soon as possible|today|deadline|overdue|final notice)\b", re.IGNORECASE)
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_GREETING = re.compile(r"^(hi|hello|hey|dear|good (morning|afternoon|evening)|greetings)\b[^.!?\n]{0,40}[,!.:]?$",
+					   re.IGNORECASE)
+
+
+@dataclass
+class Triage:
+	"""The outcome of triage. ``confidence`` is 0..1; ``signals`` are human-readable reasons."""
+
+	category: str = OTHER
+	priority: str = "Normal"
+	summary: str = ""
+	confidence: float = 0.0
+	kind: str = ""  # bounce / automated / newsletter from header signals, "" for mail a person wrote
+	signals: list[str] = field(default_factory=list)
+
+
+def new_text(text: str) -> str:
+	"""The part of a plain-text body the sender just wrote: quoted history and signature removed
+	(``email-reply-parser``)."""
+	try:
+		return EmailReplyParser.parse_reply(text or "").strip()
+	except Exception:  # the parser is regex-based; never let it stop triage
+		return (text or "").strip()
+
+
+def summary_of(subject: str, text: str, length: int = 140) -> str:
+	"""One line: the first meaningful sentence of the new text (greetings skipped), else the subject."""
+	for line in new_text(text).splitlines():
+		line = line.strip()
+		if not line or _GREETING.match(line) or line.startswith(">"):
+			continue
+		sentence = _SENTENCE.split(line, 1)[0].strip()
+		if len(sentence) >= 3:
+			return sentence[: length - 1] + "…" if len(sentence) > length else sentence
+	return (subject or "").strip()[:length]
+
+
+def classify(subject: str, text: str, headers: dict[str, str] | None = None, sender: str = "",
+			 provider_categories: list[str] | tuple = ()) -> Triage:
+	"""The default, offline classification of one message.
+
+	Args:
+		subject: decoded subject (exact text).
+		text: plain-text body ("" when only a snippet is stored: the snippet then).
+		headers, sender, provider_categories: see :func:`atlas_integrations.inbox.signals.detect`.
+
+	Returns:
+		A :class:`Triage`.
+	"""
+	result = Triage(summary=summary_of(subject, text))
+	found = sig.detect(headers or {}, sender, subject, provider_categories)
+	result.signals = [str(s) for s in found]
+	result.kind = sig.verdict(found)
+	if result.kind in (sig.BOUNCE, sig.AUTOMATED):
+		result.category, result.priority, result.confidence = AUTOMATED, "Low", 0.95
+		return result
+	if result.kind == sig.NEWSLETTER:
+		result.category, result.priority, result.confidence = NEWSLETTER, "Low", 0.9
+		return result
+	body = new_text(text)[:5000]
+	scores: dict[str, float] = {}
+	for category, patterns in KEYWORDS.items():
+		for pattern, weight in patterns:
+			hit = re.search(pattern, subject or "", re.IGNORECASE)
+			if hit:
+				scores[category] = scores.get(category, 0) + 2 * weight
+				result.signals.append(f"'{hit.group(0).lower()}' in subject -> {category}")
+				continue
+			hit = re.search(pattern, body, re.IGNORECASE)
+			if hit:
+				scores[category] = scores.get(category, 0) + weight
+				result.signals.append(f"'{hit.group(0).lower()}' in text -> {category}")
+	if scores:
+		ranked = sorted(scores.items(), key=lambda kv: (-kv[1], CATEGORIES.index(kv[0])))
+		best, score = ranked[0]
+		runner = ranked[1][1] if len(ranked) > 1 else 0.0
+		result.category = best
+		# strength of the evidence (a subject hit is enough) times its margin over the runner-up
+		result.confidence = round(min(1.0, score / 4) * score / (score + runner), 2)
+	else:
+		result.category, result.confidence = OTHER, 0.3
+		result.signals.append("no business keyword")
+	head = f"{subject}\n{body[:1000]}"
+	if URGENT.search(head):
+		result.priority = "Urgent"
+		result.signals.append(f"'{URGENT.search(head).group(0)}' -> Urgent")
+	elif HIGH.search(head):
+		result.priority = "High"
+		result.signals.append(f"'{HIGH.search(head).group(0)}' -> High")
+	elif result.category == SUPPORT:
+		result.priority = "High"
+		result.signals.append("support or complaint -> High")
+	return result
