@@ -83,14 +83,22 @@ def can_see_account(account_type: str, account_user: str, user: str | None = Non
 	return is_admin(user) or account_user == user or (account_type == SHARED and has_atlas_role(user))
 
 
-def can_read_mailbox(account: str | None, user: str | None = None) -> bool:
-	"""True when ``user`` may read the mail of the mailbox ``account`` (Gmail Account name).
+ROUTE_DOCTYPE = "Inbound Route"
 
-	False for an empty or unknown account (deny by default).
+
+def can_read_mailbox(account: str | tuple | None, user: str | None = None) -> bool:
+	"""True when ``user`` may read the mail of a mailbox: a Gmail Account name, or ``("Inbound Route",
+	name)`` for a managed inbound route (a workspace mailbox: readable with an Atlas role).
+
+	False for an empty or unknown mailbox (deny by default).
 	"""
 	user = user or frappe.session.user
 	if not account:
 		return False
+	if isinstance(account, tuple):
+		doctype, name = account
+		return doctype == ROUTE_DOCTYPE and bool(name) and bool(frappe.db.exists(ROUTE_DOCTYPE, name)) and (
+			is_admin(user) or has_atlas_role(user))
 	row = frappe.db.get_value(MAILBOX_DOCTYPE, account, ["account_type", "user"], as_dict=True)
 	if not row:
 		return False
@@ -99,31 +107,42 @@ def can_read_mailbox(account: str | None, user: str | None = None) -> bool:
 
 # ------------------------------------------------------------------ which mailbox a row belongs to ---
 
-def communication_mailbox(doc) -> tuple[bool, str | None]:
+def _thread_mailbox(thread: str | None):
+	"""The mailbox of an Inbox Thread: its Gmail Account, or ``("Inbound Route", name)``; None if none."""
+	if not thread:
+		return None
+	row = frappe.db.get_value("Inbox Thread", thread, ["gmail_account", "inbound_route"], as_dict=True)
+	if not row:
+		return None
+	return row.gmail_account or ((ROUTE_DOCTYPE, row.inbound_route) if row.inbound_route else None)
+
+
+def communication_mailbox(doc) -> tuple[bool, str | tuple | None]:
 	"""``(is_mail_row, mailbox)`` of a Communication (a document or a dict of its fields)."""
 	account = doc.get("atlas_gmail_account")
+	route = doc.get("atlas_inbound_route")
 	thread = doc.get("atlas_inbox_thread") or (
 		doc.get("reference_name") if doc.get("reference_doctype") == "Inbox Thread" else None)
-	if not (account or thread or doc.get("reference_doctype") == "Inbox Thread"):
+	if not (account or route or thread or doc.get("reference_doctype") == "Inbox Thread"):
 		return False, None
-	if not account:
+	mailbox = account or ((ROUTE_DOCTYPE, route) if route else None)
+	if not mailbox or (account and route):
 		return True, None  # mail whose mailbox cannot be determined: deny
-	if thread:
-		thread_account = frappe.db.get_value("Inbox Thread", thread, "gmail_account")
-		if thread_account != account:
-			return True, None  # inconsistent links: deny
-	return True, account
+	if thread and _thread_mailbox(thread) != mailbox:
+		return True, None  # inconsistent links: deny
+	return True, mailbox
 
 
-def file_mailbox(doc) -> tuple[bool, str | None]:
+def file_mailbox(doc) -> tuple[bool, str | tuple | None]:
 	"""``(is_mail_row, mailbox)`` of a File: follows the Communication or Inbox Thread it is attached to."""
 	doctype, name = doc.get("attached_to_doctype"), doc.get("attached_to_name")
 	if doctype == "Inbox Thread":
-		return True, frappe.db.get_value("Inbox Thread", name, "gmail_account") if name else None
+		return True, _thread_mailbox(name)
 	if doctype == "Communication" and name:
 		row = frappe.db.get_value(
 			"Communication", name,
-			["atlas_gmail_account", "atlas_inbox_thread", "reference_doctype", "reference_name"], as_dict=True)
+			["atlas_gmail_account", "atlas_inbound_route", "atlas_inbox_thread", "reference_doctype",
+			 "reference_name"], as_dict=True)
 		if row:
 			return communication_mailbox(row)
 	if doc.get("atlas_original_name"):
@@ -131,10 +150,14 @@ def file_mailbox(doc) -> tuple[bool, str | None]:
 	return False, None
 
 
-def mailbox_of(doc) -> tuple[bool, str | None]:
-	"""``(is_mail_row, mailbox)`` of an Inbox Thread, Communication or File."""
+def mailbox_of(doc) -> tuple[bool, str | tuple | None]:
+	"""``(is_mail_row, mailbox)`` of an Inbox Thread, Communication or File; the mailbox is a Gmail
+	Account name or ``("Inbound Route", name)``."""
 	if doc.doctype == "Inbox Thread":
-		return True, doc.get("gmail_account") or None
+		if doc.get("gmail_account") and doc.get("inbound_route"):
+			return True, None
+		return True, doc.get("gmail_account") or (
+			(ROUTE_DOCTYPE, doc.get("inbound_route")) if doc.get("inbound_route") else None)
 	if doc.doctype == "Communication":
 		return communication_mailbox(doc)
 	if doc.doctype == "File":
@@ -195,18 +218,24 @@ def inbox_thread_query(user: str | None = None, doctype: str | None = None) -> s
 	"""``permission_query_conditions`` hook for Inbox Thread: threads of the mailboxes the user can see;
 	a thread without a mailbox is listed to no one."""
 	user = user or frappe.session.user
+	route = "ifnull(`tabInbox Thread`.`inbound_route`, '') != '' and ifnull(`tabInbox Thread`.`gmail_account`, '') = ''"
 	if is_admin(user):
-		return "ifnull(`tabInbox Thread`.`gmail_account`, '') != ''"
-	return f"`tabInbox Thread`.`gmail_account` in ({_visible_accounts_subquery(user)})"
+		return f"(ifnull(`tabInbox Thread`.`gmail_account`, '') != '' or ({route}))"
+	routes = f" or ({route})" if has_atlas_role(user) else ""
+	return f"(`tabInbox Thread`.`gmail_account` in ({_visible_accounts_subquery(user)}){routes})"
 
 
 def _communication_condition(user: str, table: str = "`tabCommunication`") -> str:
 	not_mail = (f"(ifnull({table}.`atlas_gmail_account`, '') = '' and ifnull({table}.`atlas_inbox_thread`, '') = ''"
+				f" and ifnull({table}.`atlas_inbound_route`, '') = ''"
 				f" and ifnull({table}.`reference_doctype`, '') != 'Inbox Thread')")
+	route = (f"(ifnull({table}.`atlas_inbound_route`, '') != '' and ifnull({table}.`atlas_gmail_account`, '') = '')")
 	if is_admin(user):
-		visible = f"ifnull({table}.`atlas_gmail_account`, '') != ''"
+		visible = f"(ifnull({table}.`atlas_gmail_account`, '') != '' or {route})"
 	else:
 		visible = f"{table}.`atlas_gmail_account` in ({_visible_accounts_subquery(user)})"
+		if has_atlas_role(user):
+			visible = f"({visible} or {route})"
 	return f"({not_mail} or {visible})"
 
 
@@ -230,12 +259,10 @@ def communication_query(user: str | None = None, doctype: str | None = None) -> 
 def file_query(user: str | None = None, doctype: str | None = None) -> str:
 	"""``permission_query_conditions`` hook for File: attachments of mail only of visible mailboxes."""
 	user = user or frappe.session.user
-	if is_admin(user):
-		threads = "select `name` from `tabInbox Thread` where ifnull(`gmail_account`, '') != ''"
-	else:
-		threads = f"select `name` from `tabInbox Thread` where `gmail_account` in ({_visible_accounts_subquery(user)})"
+	threads = f"select `name` from `tabInbox Thread` where {inbox_thread_query(user)}"
 	comm = _communication_condition(user, "c")
 	mail_comms = ("select c.`name` from `tabCommunication` c where (ifnull(c.`atlas_gmail_account`, '') != ''"
+				  " or ifnull(c.`atlas_inbound_route`, '') != ''"
 				  " or ifnull(c.`atlas_inbox_thread`, '') != '' or c.`reference_doctype` = 'Inbox Thread')")
 	return (
 		"(case"
@@ -275,8 +302,8 @@ def validate_gmail_account_ownership(doc) -> None:
 
 #: fields that tie a mail row to its mailbox; set by the sync, never changed through the ORM
 MAILBOX_LINK_FIELDS = {
-	"Inbox Thread": ("gmail_account", "gmail_thread_id", "thread_key"),
-	"Communication": ("atlas_gmail_account", "atlas_inbox_thread", "atlas_gmail_key", "atlas_gmail_message_id",
+	"Inbox Thread": ("gmail_account", "inbound_route", "gmail_thread_id", "thread_key"),
+	"Communication": ("atlas_gmail_account", "atlas_inbound_route", "atlas_inbox_thread", "atlas_gmail_key", "atlas_gmail_message_id",
 					  "atlas_gmail_thread_id", "reference_doctype", "reference_name"),
 	"File": ("attached_to_doctype", "attached_to_name", "attached_to_field", "atlas_original_name"),
 }

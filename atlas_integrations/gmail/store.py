@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 import frappe
 from frappe.utils import convert_utc_to_system_timezone, now_datetime, validate_email_address
 
-from atlas_integrations.gmail import attachments
+from atlas_integrations.inbox import attachments
 from atlas_integrations.gmail.filters import MailFilter
 from atlas_integrations.inbox.html import sanitize, text_to_html
 from atlas_integrations.inbox.mime import ParsedMessage, format_address, parse_message, snippet_of
@@ -333,7 +333,7 @@ def write_batch(ctx: StoreContext, gmail_messages: list[dict]) -> BatchResult:
 
 def store_attachments(ctx: StoreContext, messages: list[tuple[str, ParsedMessage]]) -> tuple[int, int]:
 	"""Save the attachments of newly created Communications, up to the size cap, as private Files on
-	them; record the rest. One batch: see :func:`atlas_integrations.gmail.attachments.store_batch`
+	them; record the rest. One batch: see :func:`atlas_integrations.inbox.attachments.store_batch`
 	(Frappe's File checks and semantics, rows bulk-inserted, same bytes stored once on disk).
 
 	Args:

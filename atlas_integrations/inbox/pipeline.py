@@ -74,28 +74,35 @@ def enabled() -> bool:
 
 
 def _mailboxes(threads: dict[str, frappe._dict]) -> dict[str, frappe._dict]:
-	"""Mailbox facts per thread: ``{"active", "why", "company", "own"}`` (own = the mailbox's address).
-	Read with SQL: the pipeline imports no provider."""
+	"""Mailbox facts per thread: ``active`` / ``why``, default ``company``, ``own`` addresses (the mailbox's
+	or route's address), ``mailbox`` (its name, for rules) and ``require_known_sender``. Read with SQL:
+	the pipeline imports no provider."""
 	out: dict[str, frappe._dict] = {}
 	accounts = {t.gmail_account for t in threads.values() if t.gmail_account}
 	rows = {r.name: r for r in frappe.db.sql(
-		"""select name, email_address as email, enabled, status, company from `tabGmail Account`
-		where name in %(n)s""",
-		{"n": list(accounts) or [""]}, as_dict=True)}
+		"""select name, email_address as email, enabled, company, 1 as require_known_sender
+		from `tabGmail Account` where name in %(n)s""", {"n": list(accounts) or [""]}, as_dict=True)}
+	routes = {t.inbound_route for t in threads.values() if t.inbound_route and not t.gmail_account}
+	route_rows = {r.name: r for r in frappe.db.sql(
+		"""select name, inbound_address as email, enabled, company, require_known_sender from `tabInbound Route`
+		where name in %(n)s""", {"n": list(routes) or [""]}, as_dict=True)}
 	workspace = frappe.db.get_single_value("Atlas Settings", "workspace_state") or "Active"
 	default_company = frappe.defaults.get_global_default("company") or ""
 	for name, t in threads.items():
-		row = rows.get(t.gmail_account)
-		facts = frappe._dict(active=True, why="", company=default_company, own=set(), mailbox=t.gmail_account or "")
-		if workspace == "Archived":
-			facts.active, facts.why = False, "the workspace is archived"
+		row = rows.get(t.gmail_account) if t.gmail_account else route_rows.get(t.inbound_route)
+		kind = "mailbox" if t.gmail_account else "inbound route"
+		facts = frappe._dict(active=True, why="", company=default_company, own=set(),
+							 mailbox=t.gmail_account or t.inbound_route or "", require_known_sender=True)
 		if row is None:
 			facts.active, facts.why = False, "the message belongs to no mailbox"
 		else:
 			facts.own = {normalise(row.email)}
 			facts.company = row.company or default_company
+			facts.require_known_sender = bool(row.require_known_sender)
 			if not row.enabled:
-				facts.active, facts.why = False, f"mailbox {row.email} is disabled"
+				facts.active, facts.why = False, f"{kind} {row.email} is disabled"
+		if workspace == "Archived":
+			facts.active, facts.why = False, "the workspace is archived"
 		out[name] = facts
 	return out
 
@@ -152,14 +159,14 @@ def _first_copies(rows, threads: dict[str, frappe._dict]) -> dict[str, frappe._d
 	copies: dict[str, list] = {}
 	for c in frappe.db.sql(
 			"""select c.name, c.creation, c.atlas_message_key as `key`, c.atlas_inbox_thread as thread,
-			t.gmail_account as mailbox, c.atlas_outcome as outcome
+			coalesce(t.gmail_account, t.inbound_route) as mailbox, c.atlas_outcome as outcome
 			from `tabCommunication` c join `tabInbox Thread` t on t.name = c.atlas_inbox_thread
 			where c.atlas_message_key in %(k)s and c.sent_or_received = 'Received'
 			order by c.creation, c.name""", {"k": list(keys)}, as_dict=True):
 		copies.setdefault(c.key, []).append(c)
 	out = {}
 	for row in rows:
-		mine = threads[row.atlas_inbox_thread].gmail_account
+		mine = threads[row.atlas_inbox_thread].gmail_account or threads[row.atlas_inbox_thread].inbound_route
 		for c in copies.get(row.atlas_message_key, []):
 			if c.name == row.name or (c.creation, c.name) > (row.creation, row.name):
 				break
@@ -196,8 +203,8 @@ def run(names: list[str], force: bool = False) -> Result:
 	inbound = [r for r in rows if r.sent_or_received == "Received" and (force or not r.atlas_outcome)]
 	threads = {t.name: t for t in frappe.get_all(
 		"Inbox Thread", filters={"name": ["in", list({r.atlas_inbox_thread for r in rows}) or [""]]},
-		fields=["name", "gmail_account", "reference_doctype", "reference_name", "company", "party_type", "party",
-				"category", "priority"])}
+		fields=["name", "gmail_account", "inbound_route", "reference_doctype", "reference_name", "company",
+				"party_type", "party", "category", "priority"])}
 	mailboxes = _mailboxes(threads)
 	# the thread's first inbound message decides its category and summary; later ones may raise priority
 	first_inbound = dict(frappe.db.sql("""select atlas_inbox_thread, substring_index(group_concat(name order by
@@ -350,8 +357,10 @@ def _decide(r, thread, mailbox, index, named, referenced, first_copies, all_rule
 		return LINKED, f"{dt} {dn}: the thread already has this document", update
 	if decision.assign_to:
 		act.assign("Inbox Thread", thread.name, decision.assign_to, subject)
-	if m.state == match.UNKNOWN:
+	if m.state == match.UNKNOWN and mailbox.require_known_sender:
 		return UNKNOWN, m.reason, update
+	if m.state == match.UNKNOWN:
+		return PENDING, f"needs a party: {m.reason}", update
 	if m.state == match.AMBIGUOUS:
 		return PENDING, f"needs a party: {m.reason}", update
 	if t.confidence < triage.CONFIDENCE_THRESHOLD:

@@ -48,8 +48,13 @@ COMMUNICATION_FIELDS = [
 	 "insert_after": "atlas_processed_pending"},
 	{"fieldname": "atlas_source", "fieldtype": "Data", "label": "Source", "read_only": 1,
 	 "insert_after": "atlas_inbox_section", "description": "Gmail or Inbound Route"},
+	{"fieldname": "atlas_inbound_route", "fieldtype": "Link", "label": "Inbound Route", "options": "Inbound Route",
+	 "read_only": 1, "search_index": 1, "insert_after": "atlas_source"},
+	# route + SHA-256 of the raw message: a replayed delivery stores nothing twice
+	{"fieldname": "atlas_route_key", "fieldtype": "Data", "label": "Route Key", "read_only": 1, "hidden": 1,
+	 "unique": 1, "insert_after": "atlas_inbound_route"},
 	{"fieldname": "atlas_backfill", "fieldtype": "Check", "label": "Imported by Backfill", "read_only": 1,
-	 "insert_after": "atlas_source"},
+	 "insert_after": "atlas_route_key"},
 	{"fieldname": "atlas_reply_to", "fieldtype": "Code", "label": "Reply-To", "read_only": 1,
 	 "insert_after": "atlas_backfill"},
 	{"fieldname": "atlas_references", "fieldtype": "Code", "label": "References", "read_only": 1, "hidden": 1,
@@ -131,7 +136,7 @@ def make_host_permissions() -> None:
 
 
 def make_indexes() -> None:
-	"""Index File ``content_hash``: mail attachments are deduplicated by it (gmail/attachments.py) and
+	"""Index File ``content_hash``: mail attachments are deduplicated by it (inbox/attachments.py) and
 	Frappe ships no index on it. Idempotent."""
 	frappe.db.add_index("File", ["content_hash"], index_name="atlas_content_hash")
 	# the pipeline finds a Communication's unprocessed inbound siblings, and timelines by link

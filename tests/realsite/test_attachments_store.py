@@ -1,4 +1,4 @@
-"""The batch path for attachments (atlas_integrations/gmail/attachments.py) keeps Frappe's File semantics.
+"""The batch path for attachments (atlas_integrations/inbox/attachments.py) keeps Frappe's File semantics.
 
 Real site, real sync on a real rq worker, downloads through the site's own web server. Each stored
 attachment is compared with what Frappe's own ``File.insert`` writes for the same content.
@@ -182,7 +182,7 @@ def test_files_on_disk_hold_the_content_hashed_and_sized(site, box):
 
 
 def test_same_bytes_are_stored_once_on_disk(site, box):
-	from atlas_integrations.gmail import attachments
+	from atlas_integrations.inbox import attachments
 	from atlas_integrations.inbox.mime import Attachment
 
 	frappe = site
@@ -232,7 +232,7 @@ def test_cap_extension_rule_and_rollback(site, box, monkeypatch):
 	a transaction that rolls back leaves no new file on disk."""
 	from frappe.core.doctype.file.exceptions import FileTypeNotAllowed  # noqa: F401 (named in the reason)
 
-	from atlas_integrations.gmail import attachments
+	from atlas_integrations.inbox import attachments
 	from atlas_integrations.inbox.mime import Attachment
 
 	frappe = site
