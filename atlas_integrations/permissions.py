@@ -58,6 +58,37 @@ def has_atlas_role(user: str | None = None) -> bool:
 	return is_admin(user) or DISPATCHER in frappe.get_roles(user)
 
 
+def allowed_companies(user: str | None = None) -> list[str] | None:
+	"""The Companies a user is restricted to by Frappe User Permissions (those applying to all doctypes or
+	to Inbox Thread), or None when unrestricted. Administrator is never restricted (as in Frappe)."""
+	user = user or frappe.session.user
+	if user == "Administrator":
+		return None
+	from frappe.permissions import get_user_permissions
+
+	rows = get_user_permissions(user).get("Company") or []
+	names = sorted({r.get("doc") for r in rows if r.get("doc") and (
+		not r.get("applicable_for") or r.get("applicable_for") == "Inbox Thread")})
+	return names or None
+
+
+def _company_condition(user: str, thread_table: str = "`tabInbox Thread`") -> str:
+	"""SQL condition on an Inbox Thread table for the user's allowed Companies ("" when unrestricted).
+	Strict for mail: a thread without a Company is not shown to a restricted user."""
+	allowed = allowed_companies(user)
+	if allowed is None:
+		return ""
+	return f"{thread_table}.`company` in ({', '.join(frappe.db.escape(c) for c in allowed)})"
+
+
+def thread_company_allowed(thread: str | None, user: str | None = None) -> bool:
+	"""True when ``user`` may see mail of ``thread`` by Company (always, when unrestricted)."""
+	allowed = allowed_companies(user)
+	if allowed is None:
+		return True
+	return bool(thread) and frappe.db.get_value("Inbox Thread", thread, "company") in allowed
+
+
 def visible_account_condition(user: str | None = None) -> str:
 	"""SQL condition on ``tabGmail Account`` limiting a non-admin to their own and (with an Atlas role)
 	shared accounts ("" for admins)."""
@@ -173,9 +204,26 @@ def _mail_row_rule(doc, user: str | None) -> bool | None:
 		return None
 	if not account:
 		return False  # deny by default, admins included: nothing to show for a row without a mailbox
+	if not thread_company_allowed(_thread_of(doc), user):
+		return False  # restricted to other Companies by User Permissions
 	if is_admin(user):
 		return None
 	return None if can_read_mailbox(account, user) else False
+
+
+def _thread_of(doc) -> str | None:
+	"""The Inbox Thread a mail row belongs to."""
+	if doc.doctype == "Inbox Thread":
+		return doc.name
+	if doc.doctype == "Communication":
+		return doc.get("atlas_inbox_thread") or (
+			doc.get("reference_name") if doc.get("reference_doctype") == "Inbox Thread" else None)
+	if doc.doctype == "File":
+		if doc.get("attached_to_doctype") == "Inbox Thread":
+			return doc.get("attached_to_name")
+		if doc.get("attached_to_doctype") == "Communication" and doc.get("attached_to_name"):
+			return frappe.db.get_value("Communication", doc.get("attached_to_name"), "atlas_inbox_thread")
+	return None
 
 
 # ----------------------------------------------------------------------------- has_permission hooks ---
@@ -220,9 +268,13 @@ def inbox_thread_query(user: str | None = None, doctype: str | None = None) -> s
 	user = user or frappe.session.user
 	route = "ifnull(`tabInbox Thread`.`inbound_route`, '') != '' and ifnull(`tabInbox Thread`.`gmail_account`, '') = ''"
 	if is_admin(user):
-		return f"(ifnull(`tabInbox Thread`.`gmail_account`, '') != '' or ({route}))"
+		condition = f"(ifnull(`tabInbox Thread`.`gmail_account`, '') != '' or ({route}))"
+		company = _company_condition(user)
+		return f"({condition} and {company})" if company else condition
 	routes = f" or ({route})" if has_atlas_role(user) else ""
-	return f"(`tabInbox Thread`.`gmail_account` in ({_visible_accounts_subquery(user)}){routes})"
+	condition = f"(`tabInbox Thread`.`gmail_account` in ({_visible_accounts_subquery(user)}){routes})"
+	company = _company_condition(user)
+	return f"({condition} and {company})" if company else condition
 
 
 def _communication_condition(user: str, table: str = "`tabCommunication`") -> str:
@@ -236,6 +288,10 @@ def _communication_condition(user: str, table: str = "`tabCommunication`") -> st
 		visible = f"{table}.`atlas_gmail_account` in ({_visible_accounts_subquery(user)})"
 		if has_atlas_role(user):
 			visible = f"({visible} or {route})"
+	company = _company_condition(user, "t")
+	if company:
+		visible = (f"({visible} and {table}.`atlas_inbox_thread` in (select t.`name` from `tabInbox Thread` t"
+				   f" where {company}))")
 	return f"({not_mail} or {visible})"
 
 

@@ -47,6 +47,17 @@ def addresses_in(value: str | None) -> list[str]:
 	return list(seen)
 
 
+def exact_addresses(value: str | None) -> list[str]:
+	"""The addr-specs of a header-style list, lower case but otherwise as written (``+tag`` and dots
+	kept: an alias such as ``sales+eu@x.org`` is its own address), in order, without duplicates."""
+	seen: dict[str, None] = {}
+	for _name, addr in getaddresses([value or ""]):
+		addr = (addr or "").strip().lower()
+		if "@" in addr:
+			seen.setdefault(addr, None)
+	return list(seen)
+
+
 def domain_of(address: str | None) -> str:
 	"""The domain of a normalised address ("" when none)."""
 	return (address or "").rpartition("@")[2]

@@ -34,7 +34,7 @@ from frappe.utils import cint, now_datetime
 
 from atlas_integrations.inbox import act, match, rules, triage
 from atlas_integrations.inbox import text as mailtext
-from atlas_integrations.inbox.addresses import addresses_in, normalise
+from atlas_integrations.inbox.addresses import addresses_in, exact_addresses, normalise
 
 CREATED, LINKED, PENDING, UNKNOWN, DUPLICATE, SKIPPED, FAILED = (
 	"created", "linked", "pending_review", "unknown_sender", "duplicate", "skipped", "failed")
@@ -278,7 +278,8 @@ def _decide(r, thread, mailbox, index, named, referenced, first_copies, all_rule
 	headers = json.loads(r.atlas_signal_headers or "{}")
 	provider_categories = [x for x in (r.atlas_label_ids or "").split(",") if x.startswith("CATEGORY_")]
 	t = triage.classify(subject, body, headers, sender, provider_categories)
-	recipients = addresses_in(", ".join(filter(None, [r.recipients, r.cc, headers.get("delivered-to", "")])))
+	recipients = exact_addresses(", ".join(filter(None, [r.recipients, r.cc, headers.get("delivered-to", ""),
+													  headers.get("x-original-to", "")])))
 	facts = rules.Facts(mailbox=mailbox.mailbox, sender=sender, recipients=recipients, subject=subject,
 						text=triage.new_text(body), category=t.category, party_type=m.party_type, party=m.party,
 						backfill=bool(r.atlas_backfill))

@@ -28,7 +28,7 @@ class Facts:
 
 	mailbox: str = ""
 	sender: str = ""
-	recipients: list[str] = field(default_factory=list)  # To, Cc and Delivered-To, normalised
+	recipients: list[str] = field(default_factory=list)  # To, Cc and Delivered-To, lower case, not normalised
 	subject: str = ""
 	text: str = ""
 	category: str = ""
@@ -91,8 +91,8 @@ def applies(rule: dict, facts: Facts) -> bool:
 		got = domain_of(facts.sender)
 		if not (got == domain or got.endswith("." + domain)):
 			return False
-	if rule.get("recipient") and normalise(rule["recipient"]) not in facts.recipients:
-		return False
+	if rule.get("recipient") and rule["recipient"].strip().strip("<>").lower() not in facts.recipients:
+		return False  # an alias is exact (case aside): sales+eu@ and sales@ are different aliases
 	subject = (facts.subject or "").lower()
 	if rule.get("subject_contains") and not any(k in subject for k in _keywords(rule["subject_contains"])):
 		return False
