@@ -82,3 +82,59 @@ def open_thread(thread: str, show_images: int | str = 0) -> dict:
 		frappe.msgprint(f"Could not fetch the full messages from Gmail now ({type(exc).__name__})", alert=True)
 	show = str(show_images) not in ("0", "", "false", "False", "None")
 	return {"thread": thread, "hydrated": hydrated, "messages": bodies.thread_messages(thread, show_images=show)}
+
+
+def _thread_for_work(thread: str):
+	"""The Inbox Thread, after the checks every Smart Inbox action shares."""
+	require_active_workspace()
+	doc = frappe.get_doc("Inbox Thread", thread)
+	doc.check_permission("write")
+	return doc
+
+
+@frappe.whitelist(methods=["POST"])
+def process_again(thread: str) -> dict:
+	"""Run the Smart Inbox pipeline again on every message of a thread ("Match again" / "Retry"): the
+	sender is matched against the current Contacts, Customers, Suppliers, Leads and Users, triage and
+	Inbox Rules run again, and failed messages get a new outcome. Creates nothing the thread already has.
+
+	Returns:
+		``{"thread": str, "outcomes": {communication: outcome}, "created": [[doctype, name]]}``.
+
+	Raises:
+		frappe.PermissionError: the user cannot write the thread.
+		frappe.ValidationError: "Workspace changes are temporarily unavailable".
+	"""
+	from atlas_integrations.inbox import pipeline
+
+	doc = _thread_for_work(thread)
+	result = pipeline.run_threads([doc.name], force=True)
+	return {"thread": doc.name, "outcomes": result.outcomes, "created": [list(x) for x in result.created]}
+
+
+@frappe.whitelist(methods=["POST"])
+def create_work(thread: str, doctype: str, assign_to: str | None = None) -> dict:
+	"""Create a document (ToDo, Task, Issue or a doctype listed in Atlas Settings) from a thread,
+	pre-filled from it (subject, cleaned text of its first inbound message, party, contact, priority,
+	Company), linked both ways, and assigned with Frappe's ``assign_to`` when ``assign_to`` is given.
+	The thread's latest inbound message records the outcome ``created``. A thread with a document
+	already keeps it (returned with ``created: false``).
+
+	Args:
+		thread: Inbox Thread name.
+		doctype: the document type.
+		assign_to: a user to assign the document to.
+
+	Returns:
+		``{"doctype": str, "name": str, "created": bool}``.
+
+	Raises:
+		frappe.PermissionError: the user cannot write the thread or create ``doctype``.
+		frappe.ValidationError: the doctype is not allowed; "Workspace changes are temporarily unavailable".
+	"""
+	from atlas_integrations.inbox import pipeline
+
+	doc = _thread_for_work(thread)
+	if not frappe.has_permission(doctype, "create"):
+		frappe.throw(f"You cannot create {doctype}", frappe.PermissionError)
+	return pipeline.create_from_thread(doc, doctype, assign_to=assign_to or "")

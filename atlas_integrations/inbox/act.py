@@ -105,8 +105,11 @@ def create_for_thread(thread_name: str, doctype: str, values: dict, assign_to: s
 	if row and row[0].reference_name and frappe.db.exists(row[0].reference_doctype, row[0].reference_name):
 		link_documents(thread_name, row[0].reference_doctype, row[0].reference_name, message_names)
 		return row[0].reference_doctype, row[0].reference_name, False
+	if doctype == "ToDo" and assign_to:  # a ToDo is itself the assignment
+		values = {**values, "allocated_to": assign_to}
+		assign_to = ""
 	doc = frappe.get_doc(values)
-	doc.flags.ignore_permissions = True  # the pipeline decided; the worker runs as a defined user
+	doc.flags.ignore_permissions = True  # the pipeline or the API decided; the worker runs as a defined user
 	doc.insert()
 	frappe.db.set_value("Inbox Thread", thread_name, {"reference_doctype": doctype, "reference_name": doc.name},
 						update_modified=False)

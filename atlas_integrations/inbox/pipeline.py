@@ -391,6 +391,37 @@ def mark_failed(names: list[str], exc: Exception) -> None:
 	frappe.db.commit()
 
 
+def create_from_thread(thread, doctype: str, assign_to: str = "") -> dict:
+	"""An operator's "Create ToDo/Task/Issue" on a thread (see ``api.inbox.create_work``): the document
+	pre-filled from the thread's first inbound message, linked both ways, optionally assigned; the latest
+	inbound message's outcome becomes ``created``. A thread that already has a document keeps it and its
+	outcomes.
+
+	Returns:
+		``{"doctype", "name", "created"}``.
+	"""
+	msgs = frappe.get_all("Communication", filters={"atlas_inbox_thread": thread.name, "atlas_deleted": 0},
+						  fields=["name", "sent_or_received", "subject", "text_content", "atlas_snippet", "sender"],
+						  order_by="communication_date asc, creation asc")
+	inbound = [m for m in msgs if m.sent_or_received == "Received"] or msgs
+	first = inbound[0] if inbound else frappe._dict()
+	subject, body = _facts_text(first) if first else (mailtext.plain(thread.subject or ""), "")
+	values = act.build_values(doctype, thread, subject=subject, summary=mailtext.plain(thread.summary or ""),
+							  body=triage.new_text(body), priority=thread.priority or "Normal",
+							  party_type=thread.party_type or "", party=thread.party or "",
+							  contact=thread.contact or "", sender=first.get("sender") or "",
+							  company=thread.company or "")
+	dt, dn, created = act.create_for_thread(thread.name, doctype, values, assign_to=assign_to,
+											message_names=[m.name for m in msgs])
+	if created:  # a repeated request (double click, retry) changes nothing
+		why = f"{dt} {dn} created by {frappe.session.user}"
+		if inbound:
+			_record({inbound[-1].name: (CREATED, why)})
+		frappe.db.set_value("Inbox Thread", thread.name, {"outcome": CREATED, "outcome_reason": mailtext.mail_text(why)},
+							update_modified=True)
+	return {"doctype": dt, "name": dn, "created": created}
+
+
 # -- entry points for the desk and for doc events --------------------------------------------------------------
 def run_threads(thread_names: list[str], force: bool = True) -> Result:
 	"""Process every message of the given threads again (the "Process again" action)."""

@@ -328,3 +328,34 @@ def test_backfill_is_matched_and_triaged_but_creates_no_work(site, google):
 		frappe.delete_doc("Inbox Rule", rule.name, ignore_permissions=True, force=True)
 		frappe.db.commit()
 		helper.cleanup()
+
+
+def test_operator_creates_work_from_a_thread_over_http_once(world, web):
+	frappe, w = world.frappe, world
+	thread = w.comm(w.ids["review"], w.account).atlas_inbox_thread  # pending review: no rule made work
+	dispatcher = login(web, DISPATCHER, TEST_PASSWORD)
+	url = f"{web}/api/method/atlas_integrations.api.inbox.create_work"
+	first = dispatcher.post(url, data={"thread": thread, "doctype": "ToDo", "assign_to": DISPATCHER})
+	assert first.status_code == 200, first.text[:500]
+	made = first.json()["message"]
+	assert made["doctype"] == "ToDo" and made["created"] is True
+	again = dispatcher.post(url, data={"thread": thread, "doctype": "ToDo"})  # a double click
+	assert again.json()["message"] == {"doctype": "ToDo", "name": made["name"], "created": False}
+	# a dispatcher may not create what their roles do not allow (Task: Projects roles)
+	assert dispatcher.post(url, data={"thread": thread, "doctype": "Task"}).status_code == 403
+	frappe.db.rollback()
+	todo = frappe.get_doc("ToDo", made["name"])
+	assert (todo.reference_type, todo.reference_name) == ("Inbox Thread", thread)
+	assert "invoice 77 is still not paid" in todo.description
+	t = w.thread(thread)
+	assert (t.reference_doctype, t.reference_name, t.outcome) == ("ToDo", made["name"], "created")
+	assert w.comm(w.ids["review"], w.account).atlas_outcome == "created"
+	assert frappe.db.exists("Communication Link", {"parent": w.comm(w.ids["review"], w.account).name,
+												   "link_doctype": "ToDo", "link_name": made["name"]})
+	# "Match again" over HTTP: the pipeline runs again and keeps the document
+	redo = dispatcher.post(f"{web}/api/method/atlas_integrations.api.inbox.process_again", data={"thread": thread})
+	assert redo.status_code == 200, redo.text[:300]
+	assert set(redo.json()["message"]["outcomes"].values()) == {"linked"}
+	# someone without an Atlas role cannot
+	sales = login(web, SALES, TEST_PASSWORD)
+	assert sales.post(url, data={"thread": thread, "doctype": "Task"}).status_code == 403

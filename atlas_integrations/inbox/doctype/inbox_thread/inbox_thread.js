@@ -35,8 +35,50 @@ frappe.ui.form.on("Inbox Thread", {
 			});
 			dialog.show();
 		});
+		atlas_smart_inbox_buttons(frm);
 	},
 });
+
+// Smart Inbox actions: the pipeline again ("Match again", or "Retry" after a failure) and mail becomes work.
+function atlas_smart_inbox_buttons(frm) {
+	const group = __("Smart Inbox");
+	frm.add_custom_button(frm.doc.outcome === "failed" ? __("Retry") : __("Match again"), () =>
+		frappe.call({
+			method: `${ATLAS_INBOX_API}.process_again`,
+			args: { thread: frm.doc.name },
+			freeze: true,
+			callback: () => frm.reload_doc(),
+		}), group);
+	if (frm.doc.reference_doctype && frm.doc.reference_name) {
+		frm.add_custom_button(__("Open {0}", [__(frm.doc.reference_doctype)]), () =>
+			frappe.set_route("Form", frm.doc.reference_doctype, frm.doc.reference_name), group);
+		return;
+	}
+	frm.add_custom_button(__("Create work"), () => {
+		const dialog = new frappe.ui.Dialog({
+			title: __("Create from this thread"),
+			fields: [
+				{ fieldname: "doctype", fieldtype: "Select", label: __("Document"), reqd: 1,
+				  options: ["ToDo", "Task", "Issue"], default: "Task" },
+				{ fieldname: "assign_to", fieldtype: "Link", options: "User", label: __("Assign To") },
+			],
+			primary_action_label: __("Create"),
+			primary_action(values) {
+				frappe.call({
+					method: `${ATLAS_INBOX_API}.create_work`,
+					args: { thread: frm.doc.name, doctype: values.doctype, assign_to: values.assign_to || "" },
+					freeze: true,
+					callback: (r) => {
+						dialog.hide();
+						frm.reload_doc();
+						if (r.message) frappe.show_alert({ message: frappe.utils.escape_html(`${__(r.message.doctype)} ${r.message.name}`), indicator: "green" });
+					},
+				});
+			},
+		});
+		dialog.show();
+	}, group);
+}
 
 // Each message body is shown in a sandboxed iframe (no scripts, no same-origin access, no forms; links
 // open in a new tab without access to the desk), on top of the server-side nh3 sanitizing. Remote images
