@@ -11,5 +11,6 @@ test:        ## the whole test suite (real-site tests need the bench; skipped lo
 bench:       ## build or refresh the Frappe v15 + ERPNext bench at $${ATLAS_BENCH:-~/atlas-bench}
 	bash scripts/bench.sh
 
-bench-sync:  ## benchmark: initial sync of 10,000 messages into the real site
-	bash scripts/run-in-bench.sh bench/initial_sync.py
+bench-sync:  ## benchmark: initial sync of 10,000 messages into the real site, Smart Inbox pipeline off then on
+	flock /tmp/atlas-site.lock bash scripts/run-in-bench.sh bench/initial_sync.py --pipeline off
+	flock /tmp/atlas-site.lock bash scripts/run-in-bench.sh bench/initial_sync.py --pipeline on

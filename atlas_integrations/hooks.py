@@ -62,6 +62,8 @@ after_request = ["atlas_integrations.downloads.force_download"]
 doctype_js = {
 	"Communication": ["public/js/atlas_text.js", "public/js/communication.js"],
 	"Inbox Thread": ["public/js/atlas_text.js"],
+	"Gmail Account": ["public/js/atlas_erase.js"],
+	"Inbound Route": ["public/js/atlas_erase.js"],
 }
 # (list rows need nothing: Frappe shows a Small Text title through html2text, i.e. exactly its text)
 
@@ -75,7 +77,7 @@ scheduler_events = {
 }
 
 # Sync Job types each provider registers with the shared job ledger (atlas_integrations/jobs.py)
-atlas_job_types = ["atlas_integrations.gmail.jobs.JOB_TYPES"]
+atlas_job_types = ["atlas_integrations.gmail.jobs.JOB_TYPES", "atlas_integrations.inbox.jobs.JOB_TYPES"]
 
 # read-only URL fields of Atlas Settings that a provider computes (atlas_core/doctype/atlas_settings)
 atlas_settings_urls = {"google_redirect_uri": "atlas_integrations.gmail.oauth.redirect_uri"}

@@ -138,3 +138,30 @@ def create_work(thread: str, doctype: str, assign_to: str | None = None) -> dict
 	if not frappe.has_permission(doctype, "create"):
 		frappe.throw(f"You cannot create {doctype}", frappe.PermissionError)
 	return pipeline.create_from_thread(doc, doctype, assign_to=assign_to or "")
+
+
+@frappe.whitelist(methods=["POST"])
+def erase_mailbox_data(doctype: str, name: str, confirm: str) -> dict:
+	"""Queue the erasure of a mailbox's synced data: its threads, messages, attachments and pipeline
+	records (see :mod:`atlas_integrations.inbox.erase`). Documents created from the mail stay.
+
+	Args:
+		doctype: ``Gmail Account`` or ``Inbound Route``.
+		name: the mailbox.
+		confirm: the mailbox's address, typed by the admin as confirmation.
+
+	Returns:
+		``{"sync_job": str}`` (the "Mailbox Erase" Sync Job).
+
+	Raises:
+		frappe.PermissionError: the user is not an Atlas Owner/Admin.
+		frappe.ValidationError: the confirmation does not match; "Workspace changes are temporarily
+			unavailable".
+	"""
+	from atlas_integrations.inbox import erase
+	from atlas_integrations.permissions import is_admin
+
+	if not is_admin():
+		frappe.throw("Only admins can delete a mailbox's data", frappe.PermissionError)
+	require_active_workspace()
+	return {"sync_job": erase.request(doctype, name, confirm)}

@@ -9,27 +9,41 @@ usernames"). Pure functions; no Frappe needed.
 
 from __future__ import annotations
 
+import re
 from email.utils import getaddresses
+from functools import lru_cache
 
 #: domains where dots in the local part do not matter, mapped to their canonical domain
 GMAIL_DOMAINS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
+#: what cannot appear in an unquoted local part or in a domain (RFC 5322 specials and white space)
+_SPECIALS = re.compile(r'[\s<>()\[\],;:"@\\]')
 
 
 def normalise(address: str | None) -> str:
 	"""The comparable form of one addr-spec, e.g. ``"J.Doe+quotes@GoogleMail.com"`` -> ``"jdoe@gmail.com"``.
 
 	Args:
-		address: an addr-spec (``local@domain``), optionally in angle brackets.
+		address: an addr-spec (``local@domain``), optionally in angle brackets, or a display-name form
+			such as ``"Ann <ann@x.org>"`` (the part in angle brackets is taken).
 
 	Returns:
-		The normalised address, or ``""`` when ``address`` has no ``@`` with text on both sides.
+		The normalised address, or ``""`` when ``address`` is not one readable addr-spec: no ``@`` with
+		text on both sides, or white space or specials (``<>()[],;:"@``) in the domain or in an unquoted
+		local part.
 	"""
-	value = (address or "").strip().strip("<>").strip().lower()
+	value = (address or "").strip().lower()
+	if value.endswith(">") and "<" in value:
+		value = value[value.rindex("<") + 1 : -1]  # "Ann <ann@x.org>" -> "ann@x.org"
+	value = value.strip().strip("<>").strip()
 	local, at, domain = value.rpartition("@")
 	if not at or not local or not domain:
 		return ""
-	if local.startswith('"') and local.endswith('"'):
+	if len(local) > 1 and local.startswith('"') and local.endswith('"'):
 		local = local[1:-1]
+	elif _SPECIALS.search(local):
+		return ""
+	if _SPECIALS.search(domain.strip("[]")):
+		return ""
 	local = local.split("+", 1)[0] or local
 	if domain in GMAIL_DOMAINS:
 		local, domain = local.replace(".", ""), GMAIL_DOMAINS[domain]
@@ -39,25 +53,36 @@ def normalise(address: str | None) -> str:
 def addresses_in(value: str | None) -> list[str]:
 	"""The normalised addresses of a header-style list (``"Ann <ann@x.org>, bob@y.org"``), in order,
 	without duplicates or unreadable entries."""
+	return list(_addresses_in(value or ""))
+
+
+@lru_cache(maxsize=4096)  # a mailbox sees the same few recipient lists over and over
+def _addresses_in(value: str) -> tuple[str, ...]:
 	seen: dict[str, None] = {}
 	for _name, addr in getaddresses([value or ""]):
 		norm = normalise(addr)
 		if norm:
 			seen.setdefault(norm, None)
-	return list(seen)
+	return tuple(seen)
 
 
 def exact_addresses(value: str | None) -> list[str]:
 	"""The addr-specs of a header-style list, lower case but otherwise as written (``+tag`` and dots
 	kept: an alias such as ``sales+eu@x.org`` is its own address), in order, without duplicates."""
+	return list(_exact_addresses(value or ""))
+
+
+@lru_cache(maxsize=4096)
+def _exact_addresses(value: str) -> tuple[str, ...]:
 	seen: dict[str, None] = {}
-	for _name, addr in getaddresses([value or ""]):
+	for _name, addr in getaddresses([value]):
 		addr = (addr or "").strip().lower()
 		if "@" in addr:
 			seen.setdefault(addr, None)
-	return list(seen)
+	return tuple(seen)
 
 
 def domain_of(address: str | None) -> str:
 	"""The domain of a normalised address ("" when none)."""
-	return (address or "").rpartition("@")[2]
+	_local, at, domain = (address or "").rpartition("@")
+	return domain if at else ""

@@ -44,11 +44,14 @@ NAMED_DOCTYPES = ("Sales Invoice", "Quotation", "Sales Order", "Task", "Issue", 
 				  "Delivery Note", "Project")
 #: what a document name looks like (ERPNext naming series: ACC-SINV-2026-00001, TASK-2026-00003 ...)
 _DOC_NAME = re.compile(r"\b[A-Z][A-Z0-9]{1,9}(?:-[A-Z0-9]{1,10}){0,3}-\d{2,}(?:-\d+)?\b")
+#: characters of a plain-text body the pipeline reads (triage reads the new text's first 5,000, document
+#: names are looked for in the first 20,000)
+TEXT_LIMIT = 20000
 _PRIORITY_RANK = {p: i for i, p in enumerate(triage.PRIORITIES, 1)}
 _FIELDS = ["name", "sent_or_received", "sender", "recipients", "cc", "bcc", "atlas_reply_to", "subject",
 		   "text_content", "atlas_snippet", "atlas_message_key", "atlas_in_reply_to", "atlas_references",
 		   "atlas_signal_headers", "atlas_label_ids", "atlas_backfill", "atlas_inbox_thread", "atlas_source",
-		   "atlas_outcome", "communication_date", "creation", "atlas_deleted"]
+		   "atlas_outcome", "atlas_outcome_reason", "communication_date", "creation", "atlas_deleted"]
 
 
 @dataclass
@@ -59,6 +62,18 @@ class Result:
 	created: list[tuple[str, str]] = field(default_factory=list)
 	links: int = 0
 	seconds: dict[str, float] = field(default_factory=dict)
+	savepoint: bool = False  # the message being decided has started writing (see _writing)
+
+
+SAVEPOINT = "atlas_pipeline"
+
+
+def _writing(result: Result) -> None:
+	"""Mark the start of a message's writes (a document, an assignment) with a savepoint, so a failure
+	undoes exactly that message's work. Most messages write nothing in ``_decide`` and need none."""
+	if not result.savepoint:
+		frappe.db.savepoint(SAVEPOINT)
+		result.savepoint = True
 
 
 def _clock(result: Result, stage: str, start: float) -> float:
@@ -115,21 +130,24 @@ def _facts_text(row) -> tuple[str, str]:
 
 
 def _doc_names(rows) -> dict[str, tuple[str, str]]:
-	"""Existing documents named in subjects or texts: token -> (doctype, name). One query per doctype."""
+	"""Existing documents named in subjects or texts: token -> (doctype, name). One query for the batch."""
 	tokens = set()
 	for row in rows:
 		subject, body = _facts_text(row)
 		tokens.update(_DOC_NAME.findall(subject))
 		tokens.update(_DOC_NAME.findall(body[:20000]))
+	doctypes = [d for d in NAMED_DOCTYPES if _doctype_exists(d)]
+	if not tokens or not doctypes:
+		return {}
+	union = " union all ".join(f"select %(dt{i})s, name from `tab{d}` where name in %(t)s" for i, d in enumerate(doctypes))
 	found: dict[str, tuple[str, str]] = {}
-	if not tokens:
-		return found
-	for doctype in NAMED_DOCTYPES:
-		if not frappe.db.exists("DocType", doctype):
-			continue
-		for name in frappe.get_all(doctype, filters={"name": ["in", list(tokens)]}, pluck="name"):
-			found.setdefault(name, (doctype, name))
+	for doctype, name in frappe.db.sql(union, {"t": list(tokens), **{f"dt{i}": d for i, d in enumerate(doctypes)}}):
+		found.setdefault(name, (doctype, name))
 	return found
+
+
+def _doctype_exists(doctype: str) -> bool:
+	return bool(frappe.db.exists("DocType", doctype, cache=True))
 
 
 def _references(rows) -> dict[str, tuple[str, str]]:
@@ -197,20 +215,18 @@ def run(names: list[str], force: bool = False) -> Result:
 	if not names:
 		return result
 	clock = time.perf_counter()
-	rows = frappe.get_all("Communication", filters={"name": ["in", list(names)]}, fields=_FIELDS,
-						  order_by="communication_date asc, creation asc")
+	columns = ", ".join(f"substring(`{f}`, 1, {TEXT_LIMIT}) as `{f}`" if f == "text_content" else f"`{f}`"
+						for f in _FIELDS)
+	rows = frappe.db.sql(f"""select {columns} from `tabCommunication` where name in %(n)s
+		order by communication_date asc, creation asc""", {"n": list(names)}, as_dict=True)
 	rows = [r for r in rows if r.atlas_inbox_thread and not r.atlas_deleted]
 	inbound = [r for r in rows if r.sent_or_received == "Received" and (force or not r.atlas_outcome)]
-	threads = {t.name: t for t in frappe.get_all(
-		"Inbox Thread", filters={"name": ["in", list({r.atlas_inbox_thread for r in rows}) or [""]]},
-		fields=["name", "gmail_account", "inbound_route", "reference_doctype", "reference_name", "company",
-				"party_type", "party", "category", "priority"])}
+	threads = {t.name: t for t in frappe.db.sql(
+		"""select name, gmail_account, inbound_route, reference_doctype, reference_name, company, party_type,
+		party, category, priority from `tabInbox Thread` where name in %(n)s""",
+		{"n": list({r.atlas_inbox_thread for r in rows}) or [""]}, as_dict=True)}
 	mailboxes = _mailboxes(threads)
-	# the thread's first inbound message decides its category and summary; later ones may raise priority
-	first_inbound = dict(frappe.db.sql("""select atlas_inbox_thread, substring_index(group_concat(name order by
-		communication_date, creation, name), ',', 1) from `tabCommunication` where atlas_inbox_thread in %(t)s
-		and sent_or_received = 'Received' and atlas_deleted = 0 group by atlas_inbox_thread""",
-									   {"t": list(threads) or [""]}))
+	# a thread's category and summary come from its first triaged inbound message; later ones may raise priority
 	# -- match: every participant of the batch in one lookup
 	participants: dict[str, list[str]] = {}
 	for r in rows:
@@ -228,22 +244,25 @@ def run(names: list[str], force: bool = False) -> Result:
 	referenced = _references(inbound)
 	first_copies = _first_copies(inbound, threads)
 	all_rules = frappe.get_all("Inbox Rule", fields=["*"], filters={"enabled": 1})
+	backend = _llm_settings()
 	clock = _clock(result, "context", clock)
 	thread_updates: dict[str, dict] = {}
 	records: dict[str, tuple[str, str]] = {}
 	for r in inbound:
-		frappe.db.savepoint("atlas_pipeline")
+		result.savepoint = False
 		try:
 			outcome, why, update = _decide(r, threads[r.atlas_inbox_thread], mailboxes[r.atlas_inbox_thread],
-										   index, named, referenced, first_copies, all_rules, targets, result)
+										   index, named, referenced, first_copies, all_rules, targets, result,
+										   backend)
 		except Exception as exc:  # never lose the message: undo its half-done work, record why, keep going
-			frappe.db.rollback(save_point="atlas_pipeline")
+			if result.savepoint:
+				frappe.db.rollback(save_point=SAVEPOINT)
 			outcome, why, update = FAILED, _scrubbed(exc), {}
 			frappe.log_error(title="Smart Inbox pipeline", message=frappe.get_traceback())
 		records[r.name] = (outcome, why)
 		result.outcomes[r.name] = outcome
 		values = thread_updates.setdefault(r.atlas_inbox_thread, {})
-		if first_inbound.get(r.atlas_inbox_thread) != r.name and threads[r.atlas_inbox_thread].category:
+		if threads[r.atlas_inbox_thread].category or values.get("category"):
 			for key in ("category", "summary", "signals"):
 				update.pop(key, None)
 			if _PRIORITY_RANK.get(update.get("priority"), 0) <= _PRIORITY_RANK.get(
@@ -253,13 +272,11 @@ def run(names: list[str], force: bool = False) -> Result:
 	clock = _clock(result, "decide", clock)
 	result.links += act.add_timeline_links(targets)
 	_record(records)
-	for thread, values in thread_updates.items():
-		values["modified"] = now_datetime()
-		frappe.db.set_value("Inbox Thread", thread, values, update_modified=False)
+	_update_threads(thread_updates)
 	clock = _clock(result, "record", clock)
 	frappe.db.commit()
-	act.apply_assignment_rules([t for t, v in thread_updates.items() if v.get("outcome") in (CREATED, PENDING, UNKNOWN)])
-	frappe.db.commit()
+	if act.apply_assignment_rules([t for t, v in thread_updates.items() if v.get("outcome") in (CREATED, PENDING, UNKNOWN)]):
+		frappe.db.commit()
 	_clock(result, "assign", clock)
 	return result
 
@@ -270,7 +287,21 @@ def _scrubbed(exc: Exception) -> str:
 	return scrub(f"{type(exc).__name__}: {exc}")[:1000]
 
 
-def _decide(r, thread, mailbox, index, named, referenced, first_copies, all_rules, targets, result):
+def _llm_settings() -> dict | None:
+	"""The LLM backend's :func:`atlas_integrations.inbox.llm.refine` arguments from Atlas Settings, or None
+	(offline classifier only)."""
+	from atlas_integrations.inbox import llm
+
+	settings = frappe.get_cached_doc("Atlas Settings")
+	if not (settings.llm_base_url and settings.llm_model):
+		return None
+	values = {"llm_base_url": settings.llm_base_url, "llm_model": settings.llm_model,
+			  "llm_timeout_seconds": settings.llm_timeout_seconds,
+			  "llm_api_key": settings.get_password("llm_api_key", raise_exception=False) or ""}
+	return llm.settings_from(values)
+
+
+def _decide(r, thread, mailbox, index, named, referenced, first_copies, all_rules, targets, result, backend=None):
 	"""One inbound message: returns ``(outcome, why, thread values)``; may create a document."""
 	subject, body = _facts_text(r)
 	sender = normalise(r.sender) or (addresses_in(r.atlas_reply_to)[:1] or [""])[0]
@@ -278,6 +309,11 @@ def _decide(r, thread, mailbox, index, named, referenced, first_copies, all_rule
 	headers = json.loads(r.atlas_signal_headers or "{}")
 	provider_categories = [x for x in (r.atlas_label_ids or "").split(",") if x.startswith("CATEGORY_")]
 	t = triage.classify(subject, body, headers, sender, provider_categories)
+	if backend and not r.atlas_backfill:  # history is triaged offline: no API cost for 30 days of mail
+		from atlas_integrations.inbox import llm
+
+		# only what the mailbox stores: no body at all when it keeps snippets only
+		t = llm.refine(t, subject=subject, text=r.text_content if r.text_content else None, sender=sender, **backend)
 	recipients = exact_addresses(", ".join(filter(None, [r.recipients, r.cc, headers.get("delivered-to", ""),
 													  headers.get("x-original-to", "")])))
 	facts = rules.Facts(mailbox=mailbox.mailbox, sender=sender, recipients=recipients, subject=subject,
@@ -309,6 +345,10 @@ def _decide(r, thread, mailbox, index, named, referenced, first_copies, all_rule
 		if first and first.reference_name:
 			update.update(reference_doctype=first.reference_doctype, reference_name=first.reference_name)
 		return DUPLICATE, f"the same message was accepted first in thread {copy.thread}", update
+	if r.atlas_outcome in (CREATED, LINKED) and thread.reference_name:
+		# processed again: it still created, or joined, the thread's document; the record stays as it was
+		return r.atlas_outcome, mailtext.plain(
+			r.atlas_outcome_reason or f"{thread.reference_doctype} {thread.reference_name}"), update
 	link = None
 	if thread.reference_name:
 		link = (thread.reference_doctype, thread.reference_name, "the thread already has this document")
@@ -344,6 +384,7 @@ def _decide(r, thread, mailbox, index, named, referenced, first_copies, all_rule
 			missing.append(f"a confident category ({t.confidence:.2f} < {triage.CONFIDENCE_THRESHOLD})")
 		if missing:
 			return PENDING, f"{decision.create_document} not created: needs {', '.join(missing)}{rule_note}", update
+		_writing(result)
 		values = act.build_values(decision.create_document, thread, subject=subject, summary=t.summary,
 								  body=triage.new_text(body), priority=t.priority, party_type=m.party_type,
 								  party=m.party, contact=m.contact, sender=sender, company=update["company"] or "")
@@ -357,6 +398,7 @@ def _decide(r, thread, mailbox, index, named, referenced, first_copies, all_rule
 			return CREATED, f"{dt} {dn} created{rule_note}", update
 		return LINKED, f"{dt} {dn}: the thread already has this document", update
 	if decision.assign_to:
+		_writing(result)
 		act.assign("Inbox Thread", thread.name, decision.assign_to, subject)
 	if m.state == match.UNKNOWN and mailbox.require_known_sender:
 		return UNKNOWN, m.reason, update
@@ -367,6 +409,23 @@ def _decide(r, thread, mailbox, index, named, referenced, first_copies, all_rule
 	if t.confidence < triage.CONFIDENCE_THRESHOLD:
 		return PENDING, f"low confidence: {t.category} ({t.confidence:.2f} < {triage.CONFIDENCE_THRESHOLD})", update
 	return PENDING, f"{t.category}: no rule creates work for it; choose an action", update
+
+
+def _update_threads(updates: dict[str, dict]) -> None:
+	"""Write the threads' new values: one ``insert ... on duplicate key update`` per set of columns
+	(every thread exists: nothing is inserted)."""
+	now = now_datetime()
+	groups: dict[tuple, list] = {}
+	for thread, values in updates.items():
+		values = {**values, "modified": now}
+		columns = tuple(sorted(values))
+		groups.setdefault(columns, []).append([thread, *[values[c] for c in columns]])
+	for columns, rows in groups.items():
+		names = ", ".join(f"`{c}`" for c in ("name", *columns))
+		placeholders = ", ".join(["(" + ", ".join(["%s"] * (len(columns) + 1)) + ")"] * len(rows))
+		assignments = ", ".join(f"`{c}`=values(`{c}`)" for c in columns)
+		frappe.db.sql(f"insert into `tabInbox Thread` ({names}) values {placeholders} "
+					  f"on duplicate key update {assignments}", [v for row in rows for v in row])
 
 
 def _record(records: dict[str, tuple[str, str]]) -> None:

@@ -15,7 +15,7 @@ import fnmatch
 import re
 from dataclasses import dataclass, field
 
-from atlas_integrations.inbox.addresses import domain_of, normalise
+from atlas_integrations.inbox.addresses import GMAIL_DOMAINS, domain_of, normalise
 
 #: Inbox Rule fields that are conditions
 CONDITIONS = ("mailbox", "sender", "sender_domain", "recipient", "subject_contains", "body_contains",
@@ -77,17 +77,30 @@ def validate_rule_doc(doc, method=None) -> None:
 		frappe.throw(str(exc))
 
 
+def _sender_pattern(value: str) -> str:
+	"""A Sender condition in the form senders are compared in: an address normalised, a pattern lower case
+	with a Gmail domain canonical (``*@googlemail.com`` -> ``*@gmail.com``); "" when unreadable."""
+	pattern = value.strip().lower()
+	if "*" not in pattern and "?" not in pattern:
+		return normalise(pattern)
+	pattern = pattern.strip("<>").strip()
+	local, at, domain = pattern.rpartition("@")
+	if at and domain in GMAIL_DOMAINS:
+		return f"{local.replace('.', '')}@{GMAIL_DOMAINS[domain]}"
+	return pattern
+
+
 def applies(rule: dict, facts: Facts) -> bool:
 	"""True when every filled condition of ``rule`` (an Inbox Rule as a dict) holds for ``facts``."""
 	if rule.get("mailbox") and rule["mailbox"] != facts.mailbox:
 		return False
 	if rule.get("sender"):
-		pattern = rule["sender"].strip().lower()
-		wanted = normalise(pattern) if "*" not in pattern and "?" not in pattern else pattern
-		if not (facts.sender == wanted or fnmatch.fnmatchcase(facts.sender, wanted)):
-			return False
+		wanted = _sender_pattern(rule["sender"])
+		if not wanted or not (facts.sender == wanted or fnmatch.fnmatchcase(facts.sender, wanted)):
+			return False  # an unreadable sender condition (e.g. "acme.com") never applies
 	if rule.get("sender_domain"):
 		domain = rule["sender_domain"].strip().lower().lstrip("@")
+		domain = GMAIL_DOMAINS.get(domain, domain)  # senders are normalised: googlemail.com is gmail.com
 		got = domain_of(facts.sender)
 		if not (got == domain or got.endswith("." + domain)):
 			return False

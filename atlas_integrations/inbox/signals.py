@@ -3,14 +3,19 @@
 Decided from what the sending software says about the message, never from guessing at its prose:
 
 * **bounce** — a delivery status notification: ``multipart/report; report-type=delivery-status``
-  (RFC 3464), or a sender that is a mail system (``MAILER-DAEMON``, ``postmaster``) with a "could not be
-  delivered" subject, or ``X-Failed-Recipients`` (Exim).
-* **automated** — RFC 3834 ``Auto-Submitted`` other than ``no``; ``X-Autoreply`` / ``X-Autorespond``
-  (vacation responders); ``Precedence: auto_reply``; a read receipt (``report-type=disposition-
-  notification``, RFC 8098); a no-reply sender (``noreply@``, ``no-reply@``, ``donotreply@`` ...);
-  Gmail's "Updates" category.
-* **newsletter** — bulk or list mail: ``List-Unsubscribe`` (RFC 2369/8058), ``List-Id`` (RFC 2919),
-  ``Precedence: bulk|list|junk``; Gmail's "Promotions", "Social" and "Forums" categories.
+  (RFC 3464, delay warnings included), or a sender that is a mail system (``MAILER-DAEMON``,
+  ``postmaster``, with or without a domain) with a "could not be delivered" or delay-warning subject,
+  or ``X-Failed-Recipients`` (Exim).
+* **automated** — RFC 3834 ``Auto-Submitted`` other than ``no`` (comments ignored); ``X-Autoreply`` /
+  ``X-Autorespond`` (vacation responders); ``Precedence: auto_reply``; a read receipt
+  (``report-type=disposition-notification``, RFC 8098); a no-reply sender (``noreply@``, ``no-reply@``,
+  ``donotreply@`` ...); Gmail's "Updates" category.
+* **newsletter** — bulk or list mail: ``List-Unsubscribe`` (RFC 2369/8058), ``List-Id`` in its RFC 2919
+  form (``<label.namespace>``; a free-text value that some site aliases add is not one), ``Precedence:
+  bulk|list|junk``; a bulk-sender address (``news@``, ``enews@``, ``newsletter@``, ``announcements@``,
+  ``promotions@``, also as a part as in ``shop_newsflash@``); a list digest subject (``<list> digest,
+  Vol N ...`` as Mailman and LISTSERV write it, not a reply or forward); Gmail's "Promotions", "Social"
+  and "Forums" categories.
 
 Pure functions over a header dict (lower-case names, raw values) as
 :func:`atlas_integrations.inbox.mime.signal_headers` returns it.
@@ -26,10 +31,20 @@ BOUNCE, AUTOMATED, NEWSLETTER = "bounce", "automated", "newsletter"
 #: local parts of senders that never read replies
 _NO_REPLY = re.compile(r"^(no[-_.]?reply|do[-_.]?not[-_.]?reply|donotreply|noreply[-_.].*|.*[-_.]noreply|"
 					   r"notifications?|mailer|automailer|bounces?)$")
+#: local parts of senders of bulk mail: newsletters, announcements, promotions
+_BULK_SENDER = re.compile(r"^([a-z0-9]+[-_.])*"
+						  r"(e-?news|news(letters?|flash)?|announce(ments?)?|promos?|promotions?)([-_.][a-z0-9]+)*$")
+#: RFC 2919 list-id: "<" list-label "." list-id-namespace ">"
+_LIST_ID = re.compile(r"<[^<>@\s]+\.[^<>@\s]+>")
 _MAIL_SYSTEM = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mailerdaemon)$")
 _BOUNCE_SUBJECT = re.compile(
-	r"(undeliver|delivery (status notification|failure|has failed)|returned mail|mail delivery (failed|"
-	r"subsystem)|failure notice|could not be delivered|delivery notification)", re.IGNORECASE)
+	r"(undeliver|delivery (status notification|failure|has failed|delayed)|returned mail|"
+	r"mail delivery (failed|subsystem)|failure notice|could not be delivered|could not send message|"
+	r"delivery notification|delayed mail)", re.IGNORECASE)
+#: "<list> digest, Vol 1 #2" (Mailman 2), "<list> Digest, Vol 42, Issue 7" (Mailman), "Volume 3, Issue 12"
+_DIGEST_SUBJECT = re.compile(r"\bdigest,?\s+vol(ume)?\b\.?\s*\d", re.IGNORECASE)
+_REPLY_OR_FORWARD = re.compile(r"^\s*(re|fwd?|aw|sv|wg)\s*(\[\d+\])?\s*:", re.IGNORECASE)
+_COMMENT = re.compile(r"\([^()]*\)")
 #: provider categories (Gmail's CATEGORY_* labels) and what they say
 PROVIDER_CATEGORIES = {
 	"CATEGORY_PROMOTIONS": NEWSLETTER,
@@ -51,6 +66,13 @@ class Signal:
 		return f"{self.kind}: {self.evidence}"
 
 
+def _keyword(value: str) -> str:
+	"""The keyword of a header such as ``Auto-Submitted: auto-generated (failure)`` or ``Precedence: bulk``:
+	comments and parameters dropped, lower case ("" when none)."""
+	words = _COMMENT.sub(" ", value or "").split(";")[0].split()
+	return words[0].lower() if words else ""
+
+
 def _param(content_type: str, name: str) -> str:
 	match = re.search(rf"{name}\s*=\s*\"?([^\";\s]+)", content_type or "", re.IGNORECASE)
 	return match.group(1).lower() if match else ""
@@ -63,7 +85,8 @@ def detect(headers: dict[str, str], sender: str = "", subject: str = "",
 	Args:
 		headers: lower-case header name -> raw value (only the headers named in the module docstring
 			matter; ``content-type`` is the top-level one).
-		sender: the From addr-spec (any case).
+		sender: the From addr-spec (any case; angle brackets allowed; a bare local part such as
+			``MAILER-DAEMON`` is read as one).
 		subject: the decoded subject.
 		provider_categories: the provider's own classification labels, e.g. Gmail ``CATEGORY_UPDATES``.
 
@@ -71,7 +94,8 @@ def detect(headers: dict[str, str], sender: str = "", subject: str = "",
 		A list of :class:`Signal` (empty for mail a person wrote to you).
 	"""
 	h = {k.lower(): (v or "").strip() for k, v in (headers or {}).items()}
-	local = (sender or "").lower().rpartition("@")[0]
+	addr = (sender or "").strip().strip("<>").strip().lower()
+	local = addr.rpartition("@")[0] if "@" in addr else addr
 	found: list[Signal] = []
 	ctype = h.get("content-type", "").lower()
 	report = _param(ctype, "report-type") if ctype.startswith("multipart/report") else ""
@@ -81,13 +105,13 @@ def detect(headers: dict[str, str], sender: str = "", subject: str = "",
 		found.append(Signal(BOUNCE, "X-Failed-Recipients"))
 	if _MAIL_SYSTEM.match(local) and _BOUNCE_SUBJECT.search(subject or ""):
 		found.append(Signal(BOUNCE, f"sender {local}@ with a delivery-failure subject"))
-	auto = h.get("auto-submitted", "").lower().split(";")[0].strip()
+	auto = _keyword(h.get("auto-submitted", ""))
 	if auto and auto != "no":
 		found.append(Signal(AUTOMATED, f"Auto-Submitted: {auto}"))
 	for name in ("x-autoreply", "x-autorespond"):
 		if h.get(name):
 			found.append(Signal(AUTOMATED, name.title()))
-	precedence = h.get("precedence", "").lower()
+	precedence = _keyword(h.get("precedence", ""))
 	if precedence == "auto_reply":
 		found.append(Signal(AUTOMATED, "Precedence: auto_reply"))
 	if report == "disposition-notification":
@@ -98,10 +122,14 @@ def detect(headers: dict[str, str], sender: str = "", subject: str = "",
 		found.append(Signal(AUTOMATED, f"mail system sender ({local}@)"))
 	if h.get("list-unsubscribe"):
 		found.append(Signal(NEWSLETTER, "List-Unsubscribe"))
-	if h.get("list-id"):
+	if _LIST_ID.search(h.get("list-id", "")):
 		found.append(Signal(NEWSLETTER, "List-Id"))
 	if precedence in ("bulk", "list", "junk"):
 		found.append(Signal(NEWSLETTER, f"Precedence: {precedence}"))
+	if _BULK_SENDER.match(local):
+		found.append(Signal(NEWSLETTER, f"bulk sender ({local}@)"))
+	if _DIGEST_SUBJECT.search(subject or "") and not _REPLY_OR_FORWARD.match(subject or ""):
+		found.append(Signal(NEWSLETTER, "list digest subject"))
 	for label in provider_categories or ():
 		kind = PROVIDER_CATEGORIES.get(label)
 		if kind:

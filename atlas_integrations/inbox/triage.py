@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from email_reply_parser import EmailReplyParser
 
@@ -46,10 +47,14 @@ KEYWORDS: dict[str, list[tuple[str, float]]] = {
 				 (r"\bcalendar\b", 1), (r"\bavailab(le|ility)\b", 1), (r"\binvitation\b", 1),
 				 (r"\b(call|meet) (on|at|tomorrow|next)\b", 1.5)],
 }
+_COMPILED = {c: [(re.compile(p, re.IGNORECASE), w) for p, w in patterns] for c, patterns in KEYWORDS.items()}
 URGENT = re.compile(r"\b(urgent(ly)?|emergency|asap|immediately|critical)\b", re.IGNORECASE)
 HIGH = re.compile(r"\b(important|as soon as possible|today|deadline|overdue|final notice)\b", re.IGNORECASE)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
-_GREETING = re.compile(r"^(hi|hello|hey|dear|good (morning|afternoon|evening)|greetings)\b[^.!?\n]{0,40}[,!.:]?$",
+#: a salutation at the start of a line ("Hi John,", "Dear Mr. Smith,", "Good morning team!", "Hey all -"):
+#: a greeting word, at most four more words, then punctuation or the end of the line
+_GREETING = re.compile(r"^(hi|hello|hey|dear|good (morning|afternoon|evening)|greetings)\b"
+					   r"(\s+(mr|mrs|ms|miss|dr|prof)\.?)?(\s+[^\s,.!?:;]+){0,4}?\s*([,.!:;]+|-+|$)\s*",
 					   re.IGNORECASE)
 
 
@@ -65,6 +70,7 @@ class Triage:
 	signals: list[str] = field(default_factory=list)
 
 
+@lru_cache(maxsize=512)  # summary, classification and the pipeline's rules all ask for the same text
 def new_text(text: str) -> str:
 	"""The part of a plain-text body the sender just wrote: quoted history and signature removed
 	(``email-reply-parser``)."""
@@ -75,10 +81,14 @@ def new_text(text: str) -> str:
 
 
 def summary_of(subject: str, text: str, length: int = 140) -> str:
-	"""One line: the first meaningful sentence of the new text (greetings skipped), else the subject."""
+	"""One line: the first meaningful sentence of the new text (a salutation opening a line skipped,
+	"Hi John, the heater is broken." -> "the heater is broken."), else the subject."""
 	for line in new_text(text).splitlines():
 		line = line.strip()
-		if not line or _GREETING.match(line) or line.startswith(">"):
+		if line.startswith(">"):
+			continue
+		line = _GREETING.sub("", line, count=1).strip()
+		if not line:
 			continue
 		sentence = _SENTENCE.split(line, 1)[0].strip()
 		if len(sentence) >= 3:
@@ -110,14 +120,14 @@ def classify(subject: str, text: str, headers: dict[str, str] | None = None, sen
 		return result
 	body = new_text(text)[:5000]
 	scores: dict[str, float] = {}
-	for category, patterns in KEYWORDS.items():
+	for category, patterns in _COMPILED.items():
 		for pattern, weight in patterns:
-			hit = re.search(pattern, subject or "", re.IGNORECASE)
+			hit = pattern.search(subject or "")
 			if hit:
 				scores[category] = scores.get(category, 0) + 2 * weight
 				result.signals.append(f"'{hit.group(0).lower()}' in subject -> {category}")
 				continue
-			hit = re.search(pattern, body, re.IGNORECASE)
+			hit = pattern.search(body)
 			if hit:
 				scores[category] = scores.get(category, 0) + weight
 				result.signals.append(f"'{hit.group(0).lower()}' in text -> {category}")

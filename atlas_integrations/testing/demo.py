@@ -79,14 +79,12 @@ def main(argv: list[str] | None = None) -> int:
 					 "workspace_state": "Active", "default_backfill_days": args.days})
 	settings.save(ignore_permissions=True)
 	name = frappe.db.get_value("Gmail Account", {"account_name": "Demo workspace mailbox"})
-	if name:  # a previous demo: start from a clean mailbox
+	if name:  # a previous demo: start from a clean mailbox (the app's own Mailbox Erase)
 		from frappe.utils.password import remove_encrypted_password
 
-		comms = frappe.get_all("Communication", filters={"atlas_gmail_account": name}, pluck="name")
-		if comms:
-			frappe.db.delete("File", {"attached_to_doctype": "Communication", "attached_to_name": ["in", comms]})
-			frappe.db.delete("Communication", {"name": ["in", comms]})
-		frappe.db.delete("Inbox Thread", {"gmail_account": name})
+		from atlas_integrations.inbox import erase
+
+		erase.erase("Gmail Account", name)
 		frappe.db.delete("Sync Job", {"reference_name": name})
 		remove_encrypted_password("Gmail Account", name, "refresh_token")
 		frappe.db.set_value("Gmail Account", name, {"history_id": None, "status": "NOT CONNECTED",
@@ -95,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 		name = frappe.get_doc({"doctype": "Gmail Account", "account_name": "Demo workspace mailbox",
 							   "account_type": "Shared workspace mailbox", "user": "Administrator"}).insert(
 			ignore_permissions=True).name
+	demo_parties = _seed_parties(frappe, corpus, owner)
 	frappe.db.commit()
 
 	pid_file = Path("../logs/atlas-demo-web.pid")
@@ -135,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
 		if worker.returncode != 0:
 			print(worker.stdout[-2000:], worker.stderr[-2000:])
 		frappe.db.rollback()
-		return _summary(frappe, name, site_url, elapsed, gmail.stats(owner))
+		code = _summary(frappe, name, site_url, elapsed, gmail.stats(owner))
+		return _smart_inbox(frappe, gmail, owner, name, site_url, demo_parties) or code
 	finally:
 		gmail.stop()
 		if os.environ.get("ATLAS_DEMO_STOP_WEB") == "1":
@@ -143,6 +143,124 @@ def main(argv: list[str] | None = None) -> int:
 			pid_file.unlink(missing_ok=True)
 		else:
 			print(f"The site's web server keeps running for the desk (pid {web.pid}); stop it with: kill {web.pid}")
+
+
+DEMO_CUSTOMER, DEMO_RULE, DEMO_ROUTE = "Demo Pallets Co", "Demo: quote requests become Tasks", "Demo inbound route"
+DEMO_ROUTE_KEY = "demo-route-signing-key"
+
+
+def _seed_parties(frappe, corpus: str, owner: str) -> dict:
+	"""ERPNext records the Smart Inbox matches the demo mail against: the corpus's most frequent external
+	sender as a Contact of a Customer, an Inbox Rule turning quote requests into Tasks, and an Inbound
+	Route (idempotent: a re-run reuses them)."""
+	from collections import Counter
+	from email.utils import parseaddr
+
+	senders = Counter()
+	for path in sorted(Path(corpus).rglob("*.eml")):
+		head = path.read_bytes().split(b"\n\n", 1)[0].decode("utf-8", "replace")
+		for line in head.splitlines():
+			if line.lower().startswith("from:"):
+				addr = parseaddr(line[5:])[1].lower()
+				if "@" in addr and addr != owner:
+					senders[addr] += 1
+				break
+	sender = senders.most_common(1)[0][0]
+	if not frappe.db.exists("Customer", DEMO_CUSTOMER):
+		frappe.get_doc({"doctype": "Customer", "customer_name": DEMO_CUSTOMER}).insert(ignore_permissions=True)
+	contact = frappe.db.get_value("Contact Email", {"email_id": sender, "parenttype": "Contact"}, "parent")
+	if not contact:
+		contact = frappe.get_doc({"doctype": "Contact", "first_name": "Demo", "last_name": "Buyer",
+								  "email_ids": [{"email_id": sender, "is_primary": 1}],
+								  "links": [{"link_doctype": "Customer", "link_name": DEMO_CUSTOMER}]}).insert(
+			ignore_permissions=True).name
+	if not frappe.db.exists("Inbox Rule", DEMO_RULE):
+		frappe.get_doc({"doctype": "Inbox Rule", "rule_name": DEMO_RULE, "category_is": "Quote request",
+						"create_document": "Task", "sequence": 10}).insert(ignore_permissions=True)
+	if not frappe.db.exists("Inbound Route", DEMO_ROUTE):
+		frappe.get_doc({"doctype": "Inbound Route", "route_name": DEMO_ROUTE, "inbound_address": "inbound@atlas-demo.example",
+						"signing_key": DEMO_ROUTE_KEY, "require_known_sender": 0}).insert(ignore_permissions=True)
+	else:
+		from atlas_integrations.inbox import erase
+
+		erase.erase("Inbound Route", DEMO_ROUTE)
+	return {"sender": sender, "contact": contact}
+
+
+def _new_mail(to: str, sender: str, subject: str, body: str, headers: dict | None = None) -> bytes:
+	import uuid
+	from email.message import EmailMessage
+
+	msg = EmailMessage()
+	msg["From"], msg["To"], msg["Subject"] = sender, to, subject
+	msg["Message-ID"] = f"<demo-{uuid.uuid4().hex}@atlas-demo.example>"
+	msg["Date"] = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())
+	for k, v in (headers or {}).items():
+		msg[k] = v
+	msg.set_content(body)
+	return msg.as_bytes()
+
+
+def _smart_inbox(frappe, gmail, owner: str, account: str, site_url: str, parties: dict) -> int:
+	"""New mail after the backfill, through the pipeline: a quote request from the known Contact (a rule
+	creates a Task), a newsletter, a stranger; and one message through the signed Inbound Route."""
+	import requests
+
+	from atlas_integrations.gmail.sync import enqueue_sync
+	from atlas_integrations.inbox.inbound import endpoint_url, sign
+
+	outcomes = dict(frappe.db.sql("""select atlas_outcome, count(*) from `tabCommunication`
+		where atlas_gmail_account=%s and sent_or_received='Received' group by atlas_outcome""", account))
+	states = dict(frappe.db.sql("""select match_state, count(*) from `tabInbox Thread` where gmail_account=%s
+		group by match_state""", account))
+	categories = frappe.db.sql("""select category, count(*) n from `tabInbox Thread` where gmail_account=%s
+		group by category order by n desc""", account)
+	linked = frappe.db.sql("""select count(distinct l.parent) from `tabCommunication Link` l join `tabCommunication` c
+		on c.name = l.parent where c.atlas_gmail_account=%s and l.link_doctype='Customer'""", account)[0][0]
+	print("Smart Inbox on the backfill (matched and triaged, no work created):")
+	print(f"  outcomes   {', '.join(f'{k} {v}' for k, v in sorted(outcomes.items()))}")
+	print(f"  matching   {', '.join(f'{k or 0} {v}' for k, v in sorted(states.items(), key=str))}; "
+		  f"{linked} messages on Customer {DEMO_CUSTOMER}'s timeline (Contact {parties['contact']})")
+	print(f"  categories {', '.join(f'{c} {n}' for c, n in categories)}")
+	for raw in (
+		_new_mail(owner, f"Demo Buyer <{parties['sender']}>", "Quote for 40 pallets of tiles",
+				  "Hello,\n\nCould you send us a quote for 40 pallets of blue tiles by Friday?\n\nThanks"),
+		_new_mail(owner, "Shop <news@promo.example>", "Winter sale", "Everything 50% off.",
+				  {"List-Unsubscribe": "<mailto:unsubscribe@promo.example>"}),
+		_new_mail(owner, "Someone <someone@unknown.example>", "Hello", "Do you repair boilers?"),
+	):
+		gmail.insert_message(owner, raw, label_ids=["INBOX", "UNREAD"])
+	enqueue_sync(account, trigger="manual")
+	frappe.db.commit()
+	subprocess.run([sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "--site", frappe.local.site,
+					"worker", "--queue", "long,default,short", "--burst"], capture_output=True, timeout=600)
+	frappe.db.rollback()
+	print("New mail after the backfill, through the pipeline:")
+	for t in frappe.get_all("Inbox Thread", filters={"gmail_account": account}, order_by="last_message_at desc",
+							fields=["subject", "outcome", "outcome_reason", "category", "priority", "party",
+									"reference_doctype", "reference_name"], limit=3):
+		from atlas_integrations.inbox.text import plain
+
+		work = f" -> {t.reference_doctype} {t.reference_name}" if t.reference_name else ""
+		print(f"  {plain(t.subject)[:40]:40}  {t.outcome:15} {t.category} / {t.priority}"
+			  f"{' / party ' + t.party if t.party else ''}{work}")
+		print(f"  {'':40}  why: {plain(t.outcome_reason)[:90]}")
+	body = _new_mail("inbound@atlas-demo.example", "Walk-in <walkin@customer.example>", "Order: 3 boxes of grout",
+					 "Please send 3 boxes of grout to our site.")
+	url = endpoint_url(DEMO_ROUTE).replace(frappe.utils.get_url(), site_url)
+	r = requests.post(url, data=body, headers={"X-Atlas-Signature": sign(DEMO_ROUTE_KEY, body)}, timeout=30)
+	bad = requests.post(url, data=body, headers={"X-Atlas-Signature": sign("wrong-key", body)}, timeout=30)
+	subprocess.run([sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "--site", frappe.local.site,
+					"worker", "--queue", "short", "--burst"], capture_output=True, timeout=600)
+	frappe.db.rollback()
+	route_thread = frappe.get_all("Inbox Thread", filters={"inbound_route": DEMO_ROUTE},
+								  fields=["outcome", "category", "outcome_reason"], limit=1)
+	print(f"Inbound Route '{DEMO_ROUTE}': signed POST -> {r.status_code} {r.json().get('message', {}).get('status')}; "
+		  f"forged signature -> {bad.status_code}; outcome "
+		  f"{route_thread[0].outcome if route_thread else '?'} ({route_thread[0].category if route_thread else ''})")
+	print(f"Review queue: {site_url}/app/inbox-thread?outcome=pending_review")
+	print("=" * 72)
+	return 0 if r.status_code == 200 and bad.status_code == 401 and route_thread and route_thread[0].outcome else 1
 
 
 def _summary(frappe, account: str, site_url: str, elapsed: float, stats: dict) -> int:
@@ -172,7 +290,7 @@ def _summary(frappe, account: str, site_url: str, elapsed: float, stats: dict) -
 	for t in threads:
 		print(f"  {t.message_count:3d}  {t.subject[:60]}  [{t.labels}]")
 	print(f"See them in the desk: {site_url}/app/inbox-thread?gmail_account={account} (Administrator / admin)")
-	print("=" * 72)
+	print("-" * 72)
 	return 0 if job.status == "succeeded" and len(comms) == job.listed else 1
 
 

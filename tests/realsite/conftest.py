@@ -177,26 +177,14 @@ class Accounts:
 		return account, email
 
 	def cleanup(self):
-		"""Delete everything the accounts produced (rows by SQL; private files no other row uses)."""
+		"""Delete everything the accounts produced (the Mailbox Erase code path, then the accounts)."""
 		frappe = self.frappe
 		frappe.db.rollback()
 		frappe.set_user("Administrator")
+		from atlas_integrations.inbox import erase
+
 		for name in self.names:
-			comms = frappe.get_all("Communication", filters={"atlas_gmail_account": name}, pluck="name")
-			for start in range(0, len(comms), 500):
-				chunk = comms[start : start + 500]
-				files = frappe.get_all("File", filters={"attached_to_doctype": "Communication",
-														"attached_to_name": ["in", chunk]}, fields=["name", "file_url"])
-				frappe.db.delete("File", {"name": ["in", [f.name for f in files] or [""]]})
-				for url in {f.file_url for f in files if f.file_url}:
-					if not frappe.db.exists("File", {"file_url": url}):
-						path = frappe.get_site_path(url.lstrip("/"))
-						if os.path.exists(path):
-							os.remove(path)
-				frappe.db.delete("Comment", {"reference_doctype": "Communication", "reference_name": ["in", chunk]})
-				frappe.db.delete("Communication Link", {"parent": ["in", chunk]})
-				frappe.db.delete("Communication", {"name": ["in", chunk]})
-			frappe.db.delete("Inbox Thread", {"gmail_account": name})
+			erase.erase("Gmail Account", name)  # threads, messages, attachments (the app's own erasure)
 			frappe.db.delete("Sync Job", {"reference_doctype": "Gmail Account", "reference_name": name})
 			frappe.db.delete("Notification Log", {"document_type": "Gmail Account", "document_name": name})
 			frappe.db.delete("Gmail Account", {"name": name})

@@ -5,6 +5,7 @@ const ATLAS_GMAIL_API = "atlas_integrations.api.gmail";
 
 frappe.ui.form.on("Gmail Account", {
 	refresh(frm) {
+		if (window.atlas_erase_button) window.atlas_erase_button(frm, "email_address");
 		if (frm.is_new()) return;
 		const connected = ["SYNCING", "ACTIVE"].includes(frm.doc.status);
 		frm.add_custom_button(connected ? __("Reconnect Gmail") : __("Connect Gmail"), () => {
