@@ -48,7 +48,7 @@ _DOC_NAME = re.compile(r"\b[A-Z][A-Z0-9]{1,9}(?:-[A-Z0-9]{1,10}){0,3}-\d{2,}(?:-
 #: names are looked for in the first 20,000)
 TEXT_LIMIT = 20000
 _PRIORITY_RANK = {p: i for i, p in enumerate(triage.PRIORITIES, 1)}
-_FIELDS = ["name", "sent_or_received", "sender", "recipients", "cc", "bcc", "atlas_reply_to", "subject",
+_FIELDS = ["name", "sent_or_received", "sender", "sender_full_name", "recipients", "cc", "bcc", "atlas_reply_to", "subject",
 		   "text_content", "atlas_snippet", "atlas_message_key", "atlas_in_reply_to", "atlas_references",
 		   "atlas_signal_headers", "atlas_label_ids", "atlas_backfill", "atlas_inbox_thread", "atlas_source",
 		   "atlas_outcome", "atlas_outcome_reason", "communication_date", "creation", "atlas_deleted"]
@@ -95,25 +95,27 @@ def _mailboxes(threads: dict[str, frappe._dict]) -> dict[str, frappe._dict]:
 	out: dict[str, frappe._dict] = {}
 	accounts = {t.gmail_account for t in threads.values() if t.gmail_account}
 	rows = {r.name: r for r in frappe.db.sql(
-		"""select name, email_address as email, enabled, company, 1 as require_known_sender
+		"""select name, email_address as email, enabled, company, 1 as require_known_sender, create_contacts
 		from `tabGmail Account` where name in %(n)s""", {"n": list(accounts) or [""]}, as_dict=True)}
 	routes = {t.inbound_route for t in threads.values() if t.inbound_route and not t.gmail_account}
 	route_rows = {r.name: r for r in frappe.db.sql(
-		"""select name, inbound_address as email, enabled, company, require_known_sender from `tabInbound Route`
-		where name in %(n)s""", {"n": list(routes) or [""]}, as_dict=True)}
+		"""select name, inbound_address as email, enabled, company, require_known_sender, create_contacts
+		from `tabInbound Route` where name in %(n)s""", {"n": list(routes) or [""]}, as_dict=True)}
 	workspace = frappe.db.get_single_value("Atlas Settings", "workspace_state") or "Active"
 	default_company = frappe.defaults.get_global_default("company") or ""
 	for name, t in threads.items():
 		row = rows.get(t.gmail_account) if t.gmail_account else route_rows.get(t.inbound_route)
 		kind = "mailbox" if t.gmail_account else "inbound route"
 		facts = frappe._dict(active=True, why="", company=default_company, own=set(),
-							 mailbox=t.gmail_account or t.inbound_route or "", require_known_sender=True)
+							 mailbox=t.gmail_account or t.inbound_route or "", require_known_sender=True,
+							 create_contacts=False)
 		if row is None:
 			facts.active, facts.why = False, "the message belongs to no mailbox"
 		else:
 			facts.own = {normalise(row.email)}
 			facts.company = row.company or default_company
 			facts.require_known_sender = bool(row.require_known_sender)
+			facts.create_contacts = bool(row.create_contacts)
 			if not row.enabled:
 				facts.active, facts.why = False, f"{kind} {row.email} is disabled"
 		if workspace == "Archived":
@@ -309,6 +311,10 @@ def _decide(r, thread, mailbox, index, named, referenced, first_copies, all_rule
 	headers = json.loads(r.atlas_signal_headers or "{}")
 	provider_categories = [x for x in (r.atlas_label_ids or "").split(",") if x.startswith("CATEGORY_")]
 	t = triage.classify(subject, body, headers, sender, provider_categories)
+	if m.state == match.UNKNOWN and sender and mailbox.create_contacts and mailbox.active and not t.kind \
+			and not r.atlas_backfill:  # the mailbox says so: new mail from a person nobody knows
+		_writing(result)
+		m = _create_contact(sender, mailtext.plain(r.sender_full_name or ""), index)
 	if backend and not r.atlas_backfill:  # history is triaged offline: no API cost for 30 days of mail
 		from atlas_integrations.inbox import llm
 
@@ -426,6 +432,20 @@ def _update_threads(updates: dict[str, dict]) -> None:
 		assignments = ", ".join(f"`{c}`=values(`{c}`)" for c in columns)
 		frappe.db.sql(f"insert into `tabInbox Thread` ({names}) values {placeholders} "
 					  f"on duplicate key update {assignments}", [v for row in rows for v in row])
+
+
+def _create_contact(address: str, display_name: str, index: dict) -> match.Match:
+	"""A Contact (no party link) for an unknown sender, indexed at once (its doc event also re-matches
+	other threads of that address after the commit). Returns the sender's new match."""
+	local = address.partition("@")[0]
+	first, _, last = (display_name or local).strip().partition(" ")
+	contact = frappe.get_doc({"doctype": "Contact", "first_name": first[:140] or local, "last_name": last[:140] or None,
+							  "email_ids": [{"email_id": address, "is_primary": 1}]})
+	contact.flags.ignore_permissions = True
+	contact.insert()
+	index[address] = match.lookup({address}).get(address, [])
+	return match.Match(match.MATCHED, contact=contact.name,
+					   reason=f"{address}: Contact {contact.name} created for this unknown sender (no party linked)")
 
 
 def _record(records: dict[str, tuple[str, str]]) -> None:

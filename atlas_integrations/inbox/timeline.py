@@ -12,7 +12,9 @@ are nh3-sanitized with remote images disabled (inbox/html.py).
 from __future__ import annotations
 
 import frappe
+from frappe import _
 from frappe.desk.form import load
+from frappe.utils import escape_html
 
 from atlas_integrations.permissions import readable_communications
 
@@ -21,7 +23,23 @@ def _filter(rows: list | None) -> list:
 	if not rows:
 		return rows or []
 	allowed = readable_communications([r.get("name") for r in rows])
-	return [r for r in rows if r.get("name") in allowed]
+	kept = [r for r in rows if r.get("name") in allowed]
+	_mark_source(kept)
+	return kept
+
+
+def _mark_source(rows: list) -> None:
+	"""Mail rows show where they came from (Gmail, Inbound Route) above their body, as text."""
+	mail = [r.get("name") for r in rows if r.get("reference_doctype") == "Inbox Thread"]
+	if not mail:
+		return
+	sources = dict(frappe.db.sql("select name, atlas_source from `tabCommunication` where name in %(n)s",
+								 {"n": mail}))
+	for row in rows:
+		source = sources.get(row.get("name"))
+		if source:
+			row["content"] = (f'<div class="atlas-mail-source text-muted small">{escape_html(_("via {0}").format(source))}'
+							  f"</div>{row.get('content') or ''}")
 
 
 def _filter_docinfo() -> None:

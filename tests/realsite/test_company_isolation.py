@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 import uuid
-from email.message import EmailMessage
 
 import pytest
 
+from tests.realsite.mail import make_mail
 from tests.realsite.conftest import TEST_PASSWORD, Accounts, ensure_user, login, run_worker
 
 RESTRICTED = "atlas-company-two@atlas-test.example"
@@ -24,14 +24,7 @@ def _company(frappe, name: str, abbr: str) -> str:
 
 
 def _mail(to: str, subject: str) -> bytes:
-	msg = EmailMessage()
-	msg["From"] = "Buyer <buyer@customer.example>"
-	msg["To"] = to
-	msg["Subject"] = subject
-	msg["Message-ID"] = f"<{uuid.uuid4().hex}@customer.example>"
-	msg["Date"] = "Tue, 01 Dec 2026 09:00:00 +0000"
-	msg.set_content(f"{subject}: please call me back.")
-	return msg.as_bytes()
+	return make_mail("Buyer <buyer@customer.example>", to, subject, f"{subject}: please call me back.")
 
 
 @pytest.fixture(scope="module")

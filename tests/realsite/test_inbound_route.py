@@ -7,12 +7,12 @@ import hashlib
 import hmac
 import time
 import uuid
-from email.message import EmailMessage
 
 import pytest
 import requests
 
 from atlas_integrations.inbox.inbound import sign
+from tests.realsite.mail import make_mail
 from tests.realsite.conftest import run_worker
 
 KEY = "route-signing-key-" + uuid.uuid4().hex
@@ -45,14 +45,7 @@ def _url(web, route, mailgun=False):
 
 
 def _message(subject: str, sender: str = "Stranger <someone@nowhere.example>") -> bytes:
-	msg = EmailMessage()
-	msg["From"] = sender
-	msg["To"] = "in@atlas-test.example"
-	msg["Subject"] = subject
-	msg["Message-ID"] = f"<{uuid.uuid4().hex}@route.example>"
-	msg["Date"] = "Tue, 01 Dec 2026 09:00:00 +0000"
-	msg.set_content(f"Body of {subject}. Could you send a quote?")
-	return msg.as_bytes()
+	return make_mail(sender, "in@atlas-test.example", subject, f"Body of {subject}. Could you send a quote?")
 
 
 def _post(web, route, body: bytes, key: str = KEY, t: int | None = None, header: str | None = None):
@@ -163,3 +156,28 @@ def test_route_mail_is_readable_by_atlas_roles_only(site, web, route):
 	sales = login(web, "atlas-route-sales@atlas-test.example", TEST_PASSWORD)
 	assert dispatcher.get(f"{web}/api/resource/Communication/{comm}").status_code == 200
 	assert sales.get(f"{web}/api/resource/Communication/{comm}").status_code == 403
+
+
+def test_route_that_says_so_creates_a_contact_for_an_unknown_sender(site, web, route):
+	frappe = site
+	address = f"new-person-{uuid.uuid4().hex[:6]}@newcomer.example"
+	frappe.db.set_value("Inbound Route", route, {"create_contacts": 1, "require_known_sender": 0})
+	frappe.db.commit()
+	try:
+		r = _post(web, route, _message("First contact", sender=f"Nina Newcomer <{address}>"))
+		assert r.status_code == 200, r.text
+		proc = run_worker()
+		assert proc.returncode == 0, proc.stdout + proc.stderr
+		frappe.db.rollback()
+		contact = frappe.db.get_value("Contact Email", {"email_id": address, "parenttype": "Contact"}, "parent")
+		assert contact and frappe.db.get_value("Contact", contact, ["first_name", "last_name"]) == ("Nina", "Newcomer")
+		comm = frappe.get_doc("Communication", r.json()["message"]["communication"])
+		thread = frappe.get_doc("Inbox Thread", comm.atlas_inbox_thread)
+		assert (thread.match_state, thread.contact, thread.party) == ("matched", contact, None)
+		assert comm.atlas_outcome == "pending_review"  # a known person now, but no party and no rule
+	finally:
+		frappe.db.set_value("Inbound Route", route, {"create_contacts": 0, "require_known_sender": 1})
+		frappe.db.commit()
+		for name in frappe.get_all("Contact Email", filters={"email_id": address}, pluck="parent"):
+			frappe.delete_doc("Contact", name, ignore_permissions=True, force=True)
+		frappe.db.commit()

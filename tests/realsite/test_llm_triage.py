@@ -5,25 +5,18 @@ stands; a snippet-only mailbox never sends a body; backfill is triaged offline."
 from __future__ import annotations
 
 import uuid
-from email.message import EmailMessage
 
 import pytest
 
 from atlas_integrations.testing.llm_server import FakeLLM
+from tests.realsite.mail import make_mail
 from tests.realsite.conftest import Accounts, run_worker
 
 KEY = "sk-test-" + uuid.uuid4().hex
 
 
 def _mail(to: str, subject: str, body: str) -> bytes:
-	msg = EmailMessage()
-	msg["From"] = "Buyer <buyer@llm.example>"
-	msg["To"] = to
-	msg["Subject"] = subject
-	msg["Message-ID"] = f"<{uuid.uuid4().hex}@llm.example>"
-	msg["Date"] = "Tue, 01 Dec 2026 09:00:00 +0000"
-	msg.set_content(body)
-	return msg.as_bytes()
+	return make_mail("Buyer <buyer@llm.example>", to, subject, body)
 
 
 @pytest.fixture

@@ -5,24 +5,16 @@ without their timeline links to the erased mail. Over HTTP."""
 from __future__ import annotations
 
 import uuid
-from email.message import EmailMessage
 
+from tests.realsite.mail import make_mail
 from tests.realsite.conftest import TEST_PASSWORD, Accounts, ensure_user, login, run_worker
 
 DISPATCHER = "atlas-erase-dispatcher@atlas-test.example"
 
 
 def _mail(to: str, n: int) -> bytes:
-	msg = EmailMessage()
-	msg["From"] = "Customer <customer@erase.example>"
-	msg["To"] = to
-	msg["Subject"] = f"Please repair unit {n}"
-	msg["Message-ID"] = f"<{uuid.uuid4().hex}@erase.example>"
-	msg["Date"] = "Tue, 01 Dec 2026 09:00:00 +0000"
-	msg.set_content(f"Unit {n} is broken.")
-	msg.add_attachment(f"photo {n} {uuid.uuid4().hex}".encode(), maintype="application", subtype="octet-stream",
-					   filename=f"unit-{n}.bin")
-	return msg.as_bytes()
+	return make_mail("Customer <customer@erase.example>", to, f"Please repair unit {n}", f"Unit {n} is broken.",
+					 attachments=[(f"unit-{n}.bin", f"photo {n} {uuid.uuid4().hex}".encode())])
 
 
 def test_admin_erases_a_mailboxs_data_and_the_work_stays(site, google, web):

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import uuid
-from email.message import EmailMessage
 
 import pytest
 
+from tests.realsite.mail import make_mail
 from tests.realsite.conftest import TEST_PASSWORD, Accounts, ensure_user, login, run_worker
 
 DISPATCHER = "atlas-inbox-dispatcher@atlas-test.example"
@@ -21,19 +21,7 @@ SALES = "atlas-inbox-sales@atlas-test.example"  # may read Customers, not the ma
 
 def _mail(sender: str, to: str, subject: str, body: str, message_id: str, headers: dict | None = None,
 		  in_reply_to: str | None = None) -> bytes:
-	msg = EmailMessage()
-	msg["From"] = sender
-	msg["To"] = to
-	msg["Subject"] = subject
-	msg["Date"] = "Tue, 01 Dec 2026 09:00:00 +0000"
-	msg["Message-ID"] = f"<{message_id}>"
-	if in_reply_to:
-		msg["In-Reply-To"] = f"<{in_reply_to}>"
-		msg["References"] = f"<{in_reply_to}>"
-	for k, v in (headers or {}).items():
-		msg[k] = v
-	msg.set_content(body)
-	return msg.as_bytes()
+	return make_mail(sender, to, subject, body, message_id=message_id, headers=headers, in_reply_to=in_reply_to)
 
 
 def _sync(frappe, account):
@@ -311,6 +299,9 @@ def test_timelines_show_mail_only_to_readers_of_the_mailbox(world, web):
 
 	admin = login(web)
 	assert comm in timeline(admin, "Customer", w.customer)
+	r = admin.get(web + "/api/method/frappe.desk.form.load.getdoc", params={"doctype": "Customer", "name": w.customer})
+	row = [c for c in r.json()["docinfo"]["communications"] if c["name"] == comm][0]
+	assert row["content"].startswith('<div class="atlas-mail-source text-muted small">via Gmail</div>')
 	assert comm in timeline(admin, "Contact", w.contact)
 	sales = login(web, SALES, TEST_PASSWORD)
 	assert timeline(sales, "Customer", w.customer) == set()  # may read the Customer, not the mailbox
