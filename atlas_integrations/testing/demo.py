@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 
 DEMO_CUSTOMER, DEMO_RULE, DEMO_ROUTE = "Demo Pallets Co", "Demo: quote requests become Tasks", "Demo inbound route"
 DEMO_ROUTE_KEY = "demo-route-signing-key"
+SENT_ONLY = "(sent only)"  # a thread with no inbound message has no match or category
 
 
 def _seed_parties(frappe, corpus: str, owner: str) -> dict:
@@ -219,9 +220,9 @@ def _smart_inbox(frappe, gmail, owner: str, account: str, site_url: str, parties
 		on c.name = l.parent where c.atlas_gmail_account=%s and l.link_doctype='Customer'""", account)[0][0]
 	print("Smart Inbox on the backfill (matched and triaged, no work created):")
 	print(f"  outcomes   {', '.join(f'{k} {v}' for k, v in sorted(outcomes.items()))}")
-	print(f"  matching   {', '.join(f'{k or chr(40) + 'sent only' + chr(41)} {v}' for k, v in sorted(states.items(), key=str))}; "
+	print(f"  matching   {', '.join(f'{k or SENT_ONLY} {v}' for k, v in sorted(states.items(), key=str))}; "
 		  f"{linked} messages on Customer {DEMO_CUSTOMER}'s timeline (Contact {parties['contact']})")
-	print(f"  categories {', '.join(f'{c or chr(40) + 'sent only' + chr(41)} {n}' for c, n in categories)}")
+	print(f"  categories {', '.join(f'{c or SENT_ONLY} {n}' for c, n in categories)}")
 	for raw in (
 		_new_mail(owner, f"Demo Buyer <{parties['sender']}>", "Quote for 40 pallets of tiles",
 				  "Hello,\n\nCould you send us a quote for 40 pallets of blue tiles by Friday?\n\nThanks"),
