@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 		name = frappe.get_doc({"doctype": "Gmail Account", "account_name": "Demo workspace mailbox",
 							   "account_type": "Shared workspace mailbox", "user": "Administrator"}).insert(
 			ignore_permissions=True).name
-	demo_parties = _seed_parties(frappe, corpus, owner)
+	demo_parties = _seed_parties(frappe, corpus, owner, name)
 	frappe.db.commit()
 
 	pid_file = Path("../logs/atlas-demo-web.pid")
@@ -150,7 +150,7 @@ DEMO_ROUTE_KEY = "demo-route-signing-key"
 SENT_ONLY = "(sent only)"  # a thread with no inbound message has no match or category
 
 
-def _seed_parties(frappe, corpus: str, owner: str) -> dict:
+def _seed_parties(frappe, corpus: str, owner: str, account: str) -> dict:
 	"""ERPNext records the Smart Inbox matches the demo mail against: the corpus's most frequent external
 	sender as a Contact of a Customer, an Inbox Rule turning quote requests into Tasks, and an Inbound
 	Route (idempotent: a re-run reuses them)."""
@@ -175,9 +175,11 @@ def _seed_parties(frappe, corpus: str, owner: str) -> dict:
 								  "email_ids": [{"email_id": sender, "is_primary": 1}],
 								  "links": [{"link_doctype": "Customer", "link_name": DEMO_CUSTOMER}]}).insert(
 			ignore_permissions=True).name
-	if not frappe.db.exists("Inbox Rule", DEMO_RULE):
+	if not frappe.db.exists("Inbox Rule", DEMO_RULE):  # for the demo mailbox only
 		frappe.get_doc({"doctype": "Inbox Rule", "rule_name": DEMO_RULE, "category_is": "Quote request",
-						"create_document": "Task", "sequence": 10}).insert(ignore_permissions=True)
+						"create_document": "Task", "sequence": 10, "mailbox": account}).insert(ignore_permissions=True)
+	else:
+		frappe.db.set_value("Inbox Rule", DEMO_RULE, "mailbox", account)
 	if not frappe.db.exists("Inbound Route", DEMO_ROUTE):
 		frappe.get_doc({"doctype": "Inbound Route", "route_name": DEMO_ROUTE, "inbound_address": "inbound@atlas-demo.example",
 						"signing_key": DEMO_ROUTE_KEY, "require_known_sender": 0}).insert(ignore_permissions=True)
