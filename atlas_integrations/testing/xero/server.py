@@ -1,0 +1,246 @@
+"""HTTP wiring and :class:`XeroTestServer`: the threading HTTP server and request handler, and the
+class that owns all state (``__init__``), its lifecycle (start / stop / url) and the request router
+(``handle_http``). The rest of its methods come from the mixins of the sibling modules."""
+
+from __future__ import annotations
+
+import collections
+import re
+import secrets
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from atlas_integrations.testing.xero.api import _ApiMixin
+from atlas_integrations.testing.xero.common import _CaseDict, _json_resp, _problem
+from atlas_integrations.testing.xero.oauth import _OAuthMixin
+from atlas_integrations.testing.xero.state import ACCESS_TOKEN_TTL, REFRESH_GRACE, _StateMixin
+
+MAX_BODY = 16 * 1024 * 1024
+_CONNECTION_RE = re.compile(r"(?i)^/connections/([^/]+)/?$")
+
+
+# --------------------------------------------------------------------------------------------------
+# HTTP plumbing
+# --------------------------------------------------------------------------------------------------
+class _Handler(BaseHTTPRequestHandler):
+	protocol_version = "HTTP/1.1"
+	server_version = "XeroTestServer/1.0"
+	sys_version = ""
+	timeout = 60  # idle keep-alive connections are dropped after this many seconds
+
+	def log_message(self, format, *args):
+		pass
+
+	def setup(self):
+		super().setup()
+		with self.server.conn_lock:
+			self.server.conns.add(self.connection)
+
+	def finish(self):
+		try:
+			super().finish()
+		finally:
+			with self.server.conn_lock:
+				self.server.conns.discard(self.connection)
+
+	def _read_body(self) -> bytes | None:
+		try:
+			length = int(self.headers.get("Content-Length") or 0)
+		except ValueError:
+			return None
+		if length < 0 or length > MAX_BODY:
+			return None
+		return self.rfile.read(length) if length else b""
+
+	def _handle(self):
+		app = self.server.app
+		try:
+			body = self._read_body()
+			if body is None:
+				status, headers, payload = _json_resp(400, {"error": "invalid_request"})
+				self.close_connection = True
+			else:
+				status, headers, payload = app.handle_http(
+					self.command, self.path, _CaseDict(self.headers.items()), body
+				)
+		except Exception as exc:  # never die on a bad request
+			app._record_error(exc)
+			status, headers, payload = _json_resp(500, {"Title": "Internal error in test server."})
+		try:
+			self.send_response(status)
+			for k, v in headers:
+				self.send_header(k, v)
+			self.send_header("Content-Length", str(len(payload)))
+			self.end_headers()
+			if self.command != "HEAD" and payload:
+				self.wfile.write(payload)
+		except (BrokenPipeError, ConnectionResetError, OSError):
+			self.close_connection = True
+
+	do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+
+
+class _HTTPServer(ThreadingHTTPServer):
+	daemon_threads = True
+	block_on_close = False
+	allow_reuse_address = True
+	request_queue_size = 64
+
+	def __init__(self, *args, **kwargs):
+		self.conns = set()
+		self.conn_lock = threading.Lock()
+		super().__init__(*args, **kwargs)
+
+	def close_connections(self) -> None:
+		"""Cut open keep-alive connections so clients see the server gone."""
+		import socket
+
+		with self.conn_lock:
+			conns = list(self.conns)
+		for conn in conns:
+			try:
+				conn.shutdown(socket.SHUT_RDWR)
+			except OSError:
+				pass
+
+	def handle_error(self, request, client_address):  # no tracebacks on stderr
+		exc = sys.exc_info()[1]
+		if exc is not None and not isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+			self.app._record_error(exc)
+
+
+# --------------------------------------------------------------------------------------------------
+# the server
+# --------------------------------------------------------------------------------------------------
+class XeroTestServer(_StateMixin, _OAuthMixin, _ApiMixin):
+	"""Xero's OAuth 2.0 identity service and api.xero.com over real HTTP on a loopback port.
+
+	One port serves all three Xero hosts (their paths do not collide): point the login URL at
+	``url + "identity/connect/authorize"``, the identity URL at ``url`` (``connect/token``,
+	``connect/revocation``) and the API URL at ``url`` (``connections``, ``api.xro/2.0/...``).
+
+	Args:
+		host: interface to bind (default 127.0.0.1).
+		port: TCP port; 0 picks a free one.
+		clock: a callable returning the current time in epoch seconds (default ``time.time``); every
+			expiry (codes, access tokens, the refresh grace period) reads it, so tests move time.
+		access_token_ttl: seconds an access token lives (Xero: 1800).
+		refresh_grace: seconds a rotated refresh token keeps working (Xero: 1800).
+	"""
+
+	def __init__(
+		self,
+		host: str = "127.0.0.1",
+		port: int = 0,
+		clock=None,
+		access_token_ttl: int = ACCESS_TOKEN_TTL,
+		refresh_grace: float = REFRESH_GRACE,
+	):
+		self.host = host
+		self.port = port
+		self._clock = clock or time.time
+		self.access_token_ttl = int(access_token_ttl)
+		self.refresh_grace = float(refresh_grace)
+		self._lock = threading.RLock()
+		self._signing_key = secrets.token_bytes(32)
+		self._clients: dict[str, dict] = {}
+		self._tenants: dict[str, dict] = {}
+		self._consent = {"action": "allow", "tenants": None, "scopes": None}
+		self._codes: dict[str, dict] = {}
+		self._grants: dict[str, dict] = {}
+		self._refresh: dict[str, dict] = {}
+		self._access: dict[str, dict] = {}
+		self._connections: dict[str, dict] = {}
+		self._calls: collections.Counter = collections.Counter()
+		self.errors: list[str] = []  # unexpected exceptions caught while serving (for debugging)
+		self._httpd: _HTTPServer | None = None
+		self._thread: threading.Thread | None = None
+
+	# -- lifecycle ----------------------------------------------------------------------------------
+	def start(self) -> XeroTestServer:
+		"""Bind and serve in a daemon thread. Returns self."""
+		if self._httpd is not None:
+			return self
+		httpd = _HTTPServer((self.host, self.port), _Handler)
+		httpd.app = self
+		self._httpd = httpd
+		self.port = httpd.server_address[1]
+		self._thread = threading.Thread(
+			target=httpd.serve_forever,
+			kwargs={"poll_interval": 0.05},
+			name=f"xero-test-server:{self.port}",
+			daemon=True,
+		)
+		self._thread.start()
+		return self
+
+	def stop(self) -> None:
+		"""Stop serving and close the socket and open keep-alive connections."""
+		httpd, self._httpd = self._httpd, None
+		if httpd is not None:
+			httpd.shutdown()
+			httpd.server_close()
+			httpd.close_connections()
+		if self._thread is not None:
+			self._thread.join(timeout=5)
+			self._thread = None
+
+	def __enter__(self):
+		return self.start()
+
+	def __exit__(self, *exc):
+		self.stop()
+
+	@property
+	def url(self) -> str:
+		"""Root with trailing slash, e.g. ``http://127.0.0.1:PORT/``."""
+		host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
+		return f"http://{host}:{self.port}/"
+
+	@property
+	def authorize_url(self) -> str:
+		return self.url + "identity/connect/authorize"
+
+	@property
+	def token_url(self) -> str:
+		return self.url + "connect/token"
+
+	@property
+	def revocation_url(self) -> str:
+		return self.url + "connect/revocation"
+
+	def _record_error(self, exc: BaseException) -> None:
+		import traceback
+
+		with self._lock:
+			self.errors.append("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:])
+			del self.errors[:-50]
+
+	# -- HTTP entry -----------------------------------------------------------------------------------
+	def handle_http(self, method: str, target: str, headers, body: bytes) -> tuple:
+		"""Answer one HTTP request: ``(status, [(header, value)], body bytes)``."""
+		parts = urllib.parse.urlsplit(target)
+		path, query = parts.path or "/", parts.query
+		m = method.upper()
+		low = path.rstrip("/").lower()
+		if low == "/identity/connect/authorize" and m == "GET":
+			return self._authorize(query)
+		if low == "/connect/token" and m == "POST":
+			return self._token(headers, body)
+		if low == "/connect/revocation" and m == "POST":
+			return self._revocation(headers, body)
+		if low == "/connections" and m == "GET":
+			return self._connections_list(headers, query)
+		conn = _CONNECTION_RE.match(path)
+		if conn and m == "DELETE":
+			return self._connection_delete(headers, conn.group(1))
+		if low == "/api.xro/2.0/organisation" and m == "GET":
+			return self._organisation(headers)
+		if low == "" and m == "GET":
+			return _json_resp(200, {"server": "XeroTestServer", "tenants": self.tenant_ids()})
+		with self._lock:
+			self._calls["not_found"] += 1
+		return _problem(404, f"The resource {path} was not found.")
