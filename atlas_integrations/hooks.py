@@ -80,4 +80,5 @@ scheduler_events = {
 atlas_job_types = ["atlas_integrations.gmail.jobs.JOB_TYPES", "atlas_integrations.inbox.jobs.JOB_TYPES"]
 
 # read-only URL fields of Atlas Settings that a provider computes (atlas_core/doctype/atlas_settings)
-atlas_settings_urls = {"google_redirect_uri": "atlas_integrations.gmail.oauth.redirect_uri"}
+atlas_settings_urls = {"google_redirect_uri": "atlas_integrations.gmail.oauth.redirect_uri",
+					   "xero_redirect_uri": "atlas_integrations.xero.oauth.redirect_uri"}

@@ -19,3 +19,7 @@ class AtlasSettings(Document):
 	@property
 	def google_redirect_uri(self) -> str:
 		return provider_url("google_redirect_uri")
+
+	@property
+	def xero_redirect_uri(self) -> str:
+		return provider_url("xero_redirect_uri")
