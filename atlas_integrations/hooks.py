@@ -46,6 +46,9 @@ doc_events = {
 			"on_trash": "atlas_integrations.inbox.match.on_record_change"}
 	   for dt in ("Contact", "Customer", "Supplier", "Lead", "User")},
 	"Inbox Rule": {"validate": "atlas_integrations.inbox.rules.validate_rule_doc"},
+	# Sales Invoices reach Xero through the Sync Job queue, after commit (atlas_integrations/xero/sync.py)
+	"Sales Invoice": {"on_submit": "atlas_integrations.xero.sync.on_submit",
+					  "on_cancel": "atlas_integrations.xero.sync.on_cancel"},
 }
 
 # a document's timeline shows mail only to users who may read its mailbox (atlas_integrations/inbox/timeline.py)
@@ -77,7 +80,8 @@ scheduler_events = {
 }
 
 # Sync Job types each provider registers with the shared job ledger (atlas_integrations/jobs.py)
-atlas_job_types = ["atlas_integrations.gmail.jobs.JOB_TYPES", "atlas_integrations.inbox.jobs.JOB_TYPES"]
+atlas_job_types = ["atlas_integrations.gmail.jobs.JOB_TYPES", "atlas_integrations.inbox.jobs.JOB_TYPES",
+				   "atlas_integrations.xero.jobs.JOB_TYPES"]
 
 # read-only URL fields of Atlas Settings that a provider computes (atlas_core/doctype/atlas_settings)
 atlas_settings_urls = {"google_redirect_uri": "atlas_integrations.gmail.oauth.redirect_uri",

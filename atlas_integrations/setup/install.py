@@ -114,10 +114,27 @@ def map_host_roles() -> None:
 			frappe.get_doc("User", user).add_roles(OWNER)
 
 
+#: Xero state on ERPNext's documents (atlas_integrations/xero/sync.py)
+SALES_INVOICE_FIELDS = [
+	{"fieldname": "atlas_xero_status", "fieldtype": "Select", "label": "Xero", "read_only": 1, "no_copy": 1,
+	 "options": "\nXero Pending\nXero Synced\nXero Error", "in_standard_filter": 1, "in_list_view": 1,
+	 "allow_on_submit": 1, "insert_after": "status", "search_index": 1},
+	{"fieldname": "atlas_xero_invoice_id", "fieldtype": "Data", "label": "Xero InvoiceID", "read_only": 1,
+	 "no_copy": 1, "allow_on_submit": 1, "insert_after": "atlas_xero_status"},
+	{"fieldname": "atlas_xero_error", "fieldtype": "Small Text", "label": "Xero Error", "read_only": 1,
+	 "no_copy": 1, "allow_on_submit": 1, "insert_after": "atlas_xero_invoice_id"},
+]
+CUSTOMER_FIELDS = [
+	{"fieldname": "atlas_xero_contact_id", "fieldtype": "Data", "label": "Xero ContactID", "read_only": 1,
+	 "no_copy": 1, "insert_after": "customer_name"},
+]
+
+
 def make_custom_fields() -> None:
-	"""Add the Gmail fields to Communication and File (idempotent: updates in place)."""
-	create_custom_fields({"Communication": COMMUNICATION_FIELDS, "File": FILE_FIELDS}, ignore_validate=True,
-						 update=True)
+	"""Add Atlas's fields to Communication, File, Sales Invoice and Customer (idempotent: updates in place)."""
+	create_custom_fields({"Communication": COMMUNICATION_FIELDS, "File": FILE_FIELDS,
+						  "Sales Invoice": SALES_INVOICE_FIELDS, "Customer": CUSTOMER_FIELDS},
+						 ignore_validate=True, update=True)
 
 
 def make_host_permissions() -> None:

@@ -191,7 +191,8 @@ def test_hook_registers_gmail_job_types_from_the_gmail_package():
 	assert "atlas_integrations.gmail.jobs.JOB_TYPES" in paths
 	assert "atlas_integrations.inbox.jobs.JOB_TYPES" in paths
 	names = [entry["name"] for _, entry in _registrations()]
-	assert sorted(names) == ["Gmail Modify", "Gmail Sync", "Mailbox Erase"]
+	assert "atlas_integrations.xero.jobs.JOB_TYPES" in paths
+	assert sorted(names) == ["Gmail Modify", "Gmail Sync", "Mailbox Erase", "Xero Invoice"]
 	assert len(names) == len(set(names))
 	gmail = [entry["name"] for path, entry in _registrations() if path.startswith("atlas_integrations.gmail.")]
 	assert sorted(gmail) == ["Gmail Modify", "Gmail Sync"]
@@ -235,7 +236,7 @@ def ledger():
 	return jobs
 
 
-def test_ledger_accepts_the_gmail_registrations(ledger):
+def test_ledger_accepts_every_registration(ledger):
 	for path, entry in _registrations():
 		job_type = ledger.JobType.from_registration(entry, source=path)
 		assert job_type.max_attempts == 3
