@@ -41,4 +41,7 @@ def accounting_api(company: str):
 									 "expires_in": oauth.REFRESH_MARGIN, "scope": list(oauth.SCOPES)},
 		oauth2_token_saver=lambda _token: None,
 	)
+	# urllib3 would re-send GET/PUT after a 429/503 itself, sleeping Retry-After (hours for a spent day
+	# budget): the app's rate limiter decides instead
+	api_client.rest_client.pool_manager.connection_pool_kw["retries"] = False
 	return AccountingApi(api_client, base_url=get_endpoint("atlas_xero_api_url").rstrip("/") + "/api.xro/2.0")

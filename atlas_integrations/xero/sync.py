@@ -27,6 +27,13 @@ from atlas_integrations.xero.rate_limit import TenantLimiter
 
 BATCH = 50
 PENDING, SYNCED, ERROR = "Xero Pending", "Xero Synced", "Xero Error"
+DEFAULT_TIMEOUT = 30  # seconds per Xero request (site config ``atlas_xero_timeout`` overrides)
+
+
+def _timeout() -> tuple[float, float]:
+	"""(connect, read) seconds for xero-python's ``_request_timeout`` (it ignores a plain float)."""
+	read = float(frappe.conf.get("atlas_xero_timeout") or DEFAULT_TIMEOUT)
+	return (min(10.0, read), read)
 
 
 def _connected(company: str) -> bool:
@@ -161,6 +168,9 @@ def _push(api, limiter, tenant: str, company: str, jobs_rows: dict) -> None:
 		sis[job] = si
 	if not sis:
 		return
+	_adopt_existing(api, limiter, tenant, sis)
+	if not sis:
+		return
 	contacts = _contact_ids(api, limiter, tenant, sorted({si.customer for si in sis.values()}))
 	payloads, order = [], []
 	for job, si in sis.items():
@@ -176,7 +186,7 @@ def _push(api, limiter, tenant: str, company: str, jobs_rows: dict) -> None:
 	key = "invoices-" + hashlib.sha256(",".join(order).encode()).hexdigest()[:40]  # the same jobs: the same key
 	try:
 		result = limiter.call(api.update_or_create_invoices, tenant, Invoices(invoices=payloads),
-							  summarize_errors=False, idempotency_key=key)
+							  summarize_errors=False, idempotency_key=key, _request_timeout=_timeout())
 	except Exception as exc:  # the whole request failed: the jobs keep their payload and can be retried
 		for job in order:
 			_fail(job, sis[job].name, f"{type(exc).__name__}: {getattr(exc, 'reason', '') or exc}"[:500])
@@ -196,6 +206,28 @@ def _push(api, limiter, tenant: str, company: str, jobs_rows: dict) -> None:
 													   "atlas_xero_status": SYNCED, "atlas_xero_error": None},
 							update_modified=False)
 		jobs.finish(job, jobs.SUCCEEDED, details=f"Xero InvoiceID {answer.invoice_id}, total {answer.total}")
+
+
+def _adopt_existing(api, limiter, tenant: str, sis: dict) -> None:
+	"""A job run again (its earlier attempt may have reached Xero and then timed out, or died before
+	recording) first looks for its invoice in Xero by InvoiceNumber (one call for the retried jobs of the
+	batch) and links it instead of posting it a second time. First attempts skip the look-up."""
+	retried = {j: si for j, si in sis.items() if (frappe.db.get_value("Sync Job", j, "attempts") or 0) > 1}
+	if not retried:
+		return
+	numbers = [si.name for si in retried.values()]
+	found = {str(inv.invoice_number): inv for inv in
+			 (limiter.call(api.get_invoices, tenant, invoice_numbers=numbers).invoices or [])
+			 if str(inv.status) not in ("DELETED", "VOIDED")}
+	for job, si in retried.items():
+		answer = found.get(si.name)
+		if answer is None:
+			continue
+		frappe.db.set_value("Sales Invoice", si.name, {"atlas_xero_invoice_id": str(answer.invoice_id),
+													   "atlas_xero_status": SYNCED, "atlas_xero_error": None},
+							update_modified=False)
+		jobs.finish(job, jobs.SUCCEEDED, details=f"found in Xero: InvoiceID {answer.invoice_id} (not posted again)")
+		sis.pop(job)
 
 
 def _void(api, limiter, tenant: str, job: str, invoice: str) -> None:

@@ -89,3 +89,55 @@ def test_cancel_voids_the_xero_invoice(site, connected):
 	jobs = frappe.get_all("Sync Job", filters={"reference_name": name, "job_type": "Xero Invoice"},
 						  fields=["status", "details"], order_by="creation asc")
 	assert [j.status for j in jobs] == ["succeeded", "succeeded"] and "VOIDED" in jobs[-1].details
+
+
+def test_one_bad_invoice_fails_alone_in_its_batch(site, connected):
+	frappe = site
+	good_customer = _customer(frappe, f"Xero Good {uuid.uuid4().hex[:6]}")
+	bad_customer = _customer(frappe, f"Xero Bad {uuid.uuid4().hex[:6]}")
+	# its stored ContactID points at nothing in Xero: Xero refuses that invoice
+	frappe.db.set_value("Customer", bad_customer, "atlas_xero_contact_id", str(uuid.uuid4()))
+	good = [_invoice(frappe, connected["company"], good_customer) for _ in range(3)]
+	bad = _invoice(frappe, connected["company"], bad_customer)
+	frappe.db.commit()
+	proc = run_worker()
+	assert proc.returncode == 0, proc.stdout + proc.stderr
+	frappe.db.rollback()
+	assert [frappe.db.get_value("Sales Invoice", n, "atlas_xero_status") for n in good] == ["Xero Synced"] * 3
+	state, error = frappe.db.get_value("Sales Invoice", bad, ["atlas_xero_status", "atlas_xero_error"])
+	assert state == "Xero Error" and error.startswith("Xero refused the invoice"), error
+	failed = frappe.get_all("Sync Job", filters={"reference_name": bad, "job_type": "Xero Invoice"},
+							fields=["status", "payload", "last_error"])
+	assert failed[0].status == "failed" and '"action": "push"' in failed[0].payload  # payload kept for Retry
+	puts = connected["server"].requests_received(connected["tenant"], "Invoices")
+	assert any(len((r.get("json") or {}).get("Invoices", [])) == 4 for r in puts)  # one request for the four
+
+
+def test_timeout_after_xero_accepted_never_posts_twice(site, connected):
+	from frappe.installer import update_site_config
+
+	from atlas_integrations import jobs
+
+	frappe = site
+	customer = _customer(frappe, f"Xero Timeout {uuid.uuid4().hex[:6]}")
+	name = _invoice(frappe, connected["company"], customer)
+	frappe.db.commit()
+	server = connected["server"]
+	update_site_config("atlas_xero_timeout", 1)
+	server.delay_next("Invoices", 3, method="POST")  # Xero stores it, the answer comes too late
+	try:
+		run_worker()
+	finally:
+		update_site_config("atlas_xero_timeout", "None")
+	frappe.db.rollback()
+	job = frappe.get_all("Sync Job", filters={"reference_name": name, "job_type": "Xero Invoice"}, pluck="name")[0]
+	assert frappe.db.get_value("Sync Job", job, "status") == "failed"
+	assert len([i for i in server.invoices(connected["tenant"]) if i.get("InvoiceNumber") == name]) == 1
+	jobs.retry(job)
+	frappe.db.commit()
+	run_worker()
+	frappe.db.rollback()
+	assert frappe.db.get_value("Sync Job", job, "status") == "succeeded"
+	assert "not posted again" in frappe.db.get_value("Sync Job", job, "details")
+	assert frappe.db.get_value("Sales Invoice", name, "atlas_xero_status") == "Xero Synced"
+	assert len([i for i in server.invoices(connected["tenant"]) if i.get("InvoiceNumber") == name]) == 1

@@ -34,6 +34,37 @@ What it models (shapes from Xero's xero-identity.yaml and the recorded xero-pyth
   expired one, ``AuthorizationUnsuccessful`` without an accounting.settings scope), 403
   ``AuthenticationUnsuccessful`` for a tenant not connected to the app.
 
+* Accounting stores per tenant (``accounting.py``), behind the same 401 / 403 checks, scope-checked
+  (``accounting.contacts[.read]``, ``accounting.transactions[.read]``, ``accounting.settings[.read]``;
+  missing -> 401 ``AuthorizationUnsuccessful``): ``GET/POST/PUT /Contacts`` (``where`` equality terms
+  such as ``Name=="X"`` / ``ContactNumber=="X"`` / ``EmailAddress=="X"`` joined by AND, ``IDs``,
+  ``searchTerm``, ``includeArchived``, ``page``), ``GET /Contacts/{id}``; ``GET/POST/PUT /Invoices``
+  (``IDs``, ``InvoiceNumbers``, ``ContactIDs``, ``Statuses``, ``where``), ``GET /Invoices/{id or
+  number}``, ``POST /Invoices/{id}``; ``GET /Accounts``, ``/TaxRates``, ``/Items`` (seeded NZ demo
+  defaults; :meth:`set_accounts` / :meth:`set_tax_rates` / :meth:`set_items`). POST and PUT both create
+  or update by ContactID / InvoiceID. Invoice totals are worked out per line (Quantity x UnitAmount less
+  DiscountRate, rounded half-up to cents, tax per line from the tenant's ``EffectiveRate`` table;
+  Exclusive / Inclusive / NoTax). Status rules: new invoices DRAFT / SUBMITTED / AUTHORISED; only
+  DRAFT / SUBMITTED can become DELETED; only AUTHORISED without payments (:meth:`pay_invoice`) can be
+  VOIDED; VOIDED / DELETED / PAID are final.
+* Batches: ``summarizeErrors=false`` -> 200, bad elements carry ``HasValidationErrors`` (invoices:
+  ``HasErrors``), ``ValidationErrors`` and ``StatusAttributeString: ERROR``, good ones are stored;
+  otherwise any bad element -> 400 ``{"ErrorNumber": 10, "Type": "ValidationException", ...,
+  "Elements": [the bad elements]}`` and nothing is stored. Rules: contact Name required and unique among
+  ACTIVE contacts (case-insensitive, also within a batch); invoice needs Type, an existing Contact, line
+  items, known AccountCode / TaxType / ItemCode, an AccountCode when SUBMITTED / AUTHORISED, and a
+  unique ACCREC InvoiceNumber (``Invoice # must be unique.``; numbers INV-0001.. are generated).
+* ``Idempotency-Key`` on POST / PUT: a 2xx response is stored per (tenant, path, key) for 24 h and
+  replayed without re-applying (errors are not stored, so a corrected retry with the same key works).
+* Every Accounting response (Organisation too) carries ``X-DayLimit-Remaining`` / ``X-MinLimit-Remaining``
+  / ``X-AppMinLimit-Remaining`` (:meth:`set_rate_limits`, default 5000 / 60 / 10000; an exhausted budget
+  answers 429 with ``Retry-After`` and ``X-Rate-Limit-Problem``, Organisation is counted but never
+  refused). Faults: :meth:`fail_next` (default 429 ``Retry-After: 1`` ``X-Rate-Limit-Problem: minute``,
+  not applied) and :meth:`delay_next` (applied, answered late). :meth:`requests_received` lists every
+  authenticated Accounting request (method, path, query, headers, JSON body) per tenant.
+* Note for clients: xero-python's default urllib3 pool retries GET / PUT (not POST) by itself on 429 /
+  503 with ``Retry-After`` (sleeping that long) and on read timeouts.
+
 Choices where Xero is unspecified or this server simplifies:
 
 * One Xero user consents; connections belong to (user, app) as in Xero, so ``/connections`` lists every
@@ -46,7 +77,9 @@ Choices where Xero is unspecified or this server simplifies:
 
 Modules: ``server`` (:class:`XeroTestServer`, HTTP plumbing, router), ``state`` (test controls, clock,
 counters, the Organisation template), ``oauth`` (authorize / token / revocation, grants, tokens),
-``api`` (connections, Organisation), ``common`` (responses, error bodies, date formats, JWT).
+``api`` (connections, Organisation), ``accounting`` (Contacts, Invoices, Accounts, TaxRates, Items,
+batches, idempotency, rate limits, faults and their controls), ``common`` (responses, error bodies, date
+formats, JWT).
 """
 
 from __future__ import annotations

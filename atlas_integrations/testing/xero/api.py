@@ -77,4 +77,5 @@ class _ApiMixin:
 				"DateTimeUTC": ms_date(self.now()),
 				"Organisations": [org],
 			}
-			return _json_resp(200, envelope)
+			limit_headers, _ = self._consume(tid, grant["client_id"])  # counted, never refused
+			return _json_resp(200, envelope, limit_headers)

@@ -35,7 +35,15 @@ def _oauth_error(error: str, status: int = 400) -> tuple:
 def _problem(status: int, detail: str, headers=()) -> tuple:
 	"""The api.xero.com error body, e.g. ``{"Type":null,"Title":"Forbidden","Status":403,
 	"Detail":"AuthenticationUnsuccessful","Instance":"<uuid>","Extensions":{}}``."""
-	title = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found"}.get(status, "Error")
+	title = {
+		401: "Unauthorized",
+		403: "Forbidden",
+		404: "Not Found",
+		405: "Method Not Allowed",
+		429: "Too Many Requests",
+		500: "Internal Server Error",
+		503: "Service Unavailable",
+	}.get(status, "Error")
 	body = {
 		"Type": None,
 		"Title": title,

@@ -13,6 +13,12 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from atlas_integrations.testing.xero.accounting import (
+	APP_MINUTE_LIMIT,
+	DAY_LIMIT,
+	MINUTE_LIMIT,
+	_AccountingMixin,
+)
 from atlas_integrations.testing.xero.api import _ApiMixin
 from atlas_integrations.testing.xero.common import _CaseDict, _json_resp, _problem
 from atlas_integrations.testing.xero.oauth import _OAuthMixin
@@ -115,7 +121,7 @@ class _HTTPServer(ThreadingHTTPServer):
 # --------------------------------------------------------------------------------------------------
 # the server
 # --------------------------------------------------------------------------------------------------
-class XeroTestServer(_StateMixin, _OAuthMixin, _ApiMixin):
+class XeroTestServer(_StateMixin, _OAuthMixin, _ApiMixin, _AccountingMixin):
 	"""Xero's OAuth 2.0 identity service and api.xero.com over real HTTP on a loopback port.
 
 	One port serves all three Xero hosts (their paths do not collide): point the login URL at
@@ -155,6 +161,13 @@ class XeroTestServer(_StateMixin, _OAuthMixin, _ApiMixin):
 		self._access: dict[str, dict] = {}
 		self._connections: dict[str, dict] = {}
 		self._calls: collections.Counter = collections.Counter()
+		# Accounting API (accounting.py): per-tenant stores, injected faults / delays, rate-limit usage
+		self._books: dict[str, dict] = {}
+		self._faults: list[dict] = []
+		self._delays: list[dict] = []
+		self._limits = {"day": DAY_LIMIT, "minute": MINUTE_LIMIT, "app_minute": APP_MINUTE_LIMIT}
+		self._usage: dict[tuple, int] = {}
+		self._seq = 0
 		self.errors: list[str] = []  # unexpected exceptions caught while serving (for debugging)
 		self._httpd: _HTTPServer | None = None
 		self._thread: threading.Thread | None = None
@@ -239,6 +252,8 @@ class XeroTestServer(_StateMixin, _OAuthMixin, _ApiMixin):
 			return self._connection_delete(headers, conn.group(1))
 		if low == "/api.xro/2.0/organisation" and m == "GET":
 			return self._organisation(headers)
+		if low.startswith("/api.xro/2.0/"):
+			return self._accounting(m, path, query, headers, body)
 		if low == "" and m == "GET":
 			return _json_resp(200, {"server": "XeroTestServer", "tenants": self.tenant_ids()})
 		with self._lock:

@@ -194,7 +194,9 @@ class _StateMixin:
 	# -- counters -------------------------------------------------------------------------------------
 	def calls(self, endpoint: str | None = None):
 		"""Requests served per endpoint: ``authorize``, ``token``, ``revocation``, ``connections``,
-		``connections_delete``, ``organisation``, ``not_found``. With ``endpoint``: that count (int);
+		``connections_delete``, ``organisation``, ``not_found``, and for the Accounting stores ``contacts``,
+		``invoices``, ``accounts``, ``taxrates``, ``items``, ``idempotent_replay``,
+		``accounting_unauthorised``. With ``endpoint``: that count (int);
 		without: a dict of every non-zero count."""
 		with self._lock:
 			if endpoint is not None:
