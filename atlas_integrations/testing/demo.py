@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
 			print(worker.stdout[-2000:], worker.stderr[-2000:])
 		frappe.db.rollback()
 		code = _summary(frappe, name, site_url, elapsed, gmail.stats(owner))
-		return _smart_inbox(frappe, gmail, owner, name, site_url, demo_parties) or code
+		code = _smart_inbox(frappe, gmail, owner, name, site_url, demo_parties) or code
+		return _xero(frappe, http, site_url) or code
 	finally:
 		gmail.stop()
 		if os.environ.get("ATLAS_DEMO_STOP_WEB") == "1":
@@ -262,8 +263,78 @@ def _smart_inbox(frappe, gmail, owner: str, account: str, site_url: str, parties
 		  f"forged signature -> {bad.status_code}; outcome "
 		  f"{route_thread[0].outcome if route_thread else '?'} ({route_thread[0].category if route_thread else ''})")
 	print(f"Review queue: {site_url}/app/inbox-thread?outcome=pending_review")
-	print("=" * 72)
+	print("-" * 72)
 	return 0 if r.status_code == 200 and bad.status_code == 401 and route_thread and route_thread[0].outcome else 1
+
+
+XERO_CLIENT_ID, XERO_CLIENT_SECRET = "atlas-demo-xero", "atlas-demo-xero-secret"
+XERO_ITEM = "ATLAS-DEMO-SERVICE"
+
+
+def _xero(frappe, http, site_url: str) -> int:
+	"""Connect the demo Company's Xero organisation (the local Xero-compatible server) through the real
+	OAuth redirect flow, submit three Sales Invoices and let the queue send them; print their Xero states."""
+	import requests
+	from frappe.installer import update_site_config
+
+	from atlas_integrations.testing.xero import XeroTestServer
+	from atlas_integrations.xero import oauth
+
+	company = frappe.defaults.get_global_default("company")
+	server = XeroTestServer().start()
+	try:
+		server.register_client(XERO_CLIENT_ID, XERO_CLIENT_SECRET,
+							   [oauth.redirect_uri(), f"{site_url}/api/method/{oauth.CALLBACK_METHOD}"])
+		tenant = server.add_tenant("Atlas Demo (Xero)", short_code="!AtDmo", base_currency="GBP")
+		server.set_consent(tenants=[tenant])
+		for key, value in {"atlas_xero_login_url": server.authorize_url, "atlas_xero_identity_url": server.url,
+						   "atlas_xero_api_url": server.url}.items():
+			update_site_config(key, value)
+		settings = frappe.get_single("Atlas Settings")
+		settings.xero_client_id, settings.xero_client_secret = XERO_CLIENT_ID, XERO_CLIENT_SECRET
+		settings.save(ignore_permissions=True)
+		if frappe.db.exists("Xero Connection", company):  # a previous demo's connection: connect afresh
+			frappe.delete_doc("Xero Connection", company, ignore_permissions=True, force=True)
+		if not frappe.db.exists("Item", XERO_ITEM):
+			frappe.get_doc({"doctype": "Item", "item_code": XERO_ITEM, "item_name": "Tiling service", "is_stock_item": 0,
+							"item_group": "All Item Groups", "stock_uom": "Nos"}).insert(ignore_permissions=True)
+		frappe.db.commit()
+		r = http.post(site_url + "/api/method/atlas_integrations.api.xero.connect", data={"company": company}, timeout=30)
+		r.raise_for_status()
+		consent = requests.get(r.json()["message"]["authorization_url"], allow_redirects=False, timeout=30)
+		done = http.get(consent.headers["Location"], allow_redirects=False, timeout=30)
+		frappe.db.rollback()
+		conn = frappe.get_doc("Xero Connection", company)
+		print(f"Xero: {company} -> {conn.tenant_name} ({conn.short_code}, {conn.base_currency}): {conn.status} "
+			  f"(OAuth with PKCE, callback {done.status_code})")
+		names = []
+		for qty, rate, discount in ((2, 120.0, 0), (5, 33.33, 10), (1, 999.99, 0)):
+			si = frappe.get_doc({"doctype": "Sales Invoice", "company": company, "customer": DEMO_CUSTOMER,
+								 "items": [{"item_code": XERO_ITEM, "qty": qty, "rate": rate}], "discount_amount": discount})
+			si.set_missing_values()
+			si.insert(ignore_permissions=True)
+			si.submit()
+			names.append(si.name)
+		frappe.db.commit()
+		subprocess.run([sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "--site", frappe.local.site,
+						"worker", "--queue", "short,default", "--burst"], capture_output=True, timeout=600)
+		frappe.db.rollback()
+		in_xero = {i["InvoiceNumber"]: i for i in server.invoices(tenant)}
+		ok = True
+		for name in names:
+			si = frappe.db.get_value("Sales Invoice", name, ["grand_total", "atlas_xero_status", "atlas_xero_invoice_id"],
+									 as_dict=True)
+			x = in_xero.get(name, {})
+			ok = ok and si.atlas_xero_status == "Xero Synced"
+			print(f"  {name}  ERPNext {si.grand_total:>9.2f}  {si.atlas_xero_status or '-':12}  Xero {x.get('Status', '-')} "
+				  f"total {x.get('Total', '-')}  {si.atlas_xero_invoice_id or ''}")
+		print(f"Xero API calls: {server.calls()}")
+		print("=" * 72)
+		return 0 if ok and conn.status == "connected" else 1
+	finally:
+		for key in ("atlas_xero_login_url", "atlas_xero_identity_url", "atlas_xero_api_url"):
+			update_site_config(key, "None")
+		server.stop()
 
 
 def _summary(frappe, account: str, site_url: str, elapsed: float, stats: dict) -> int:

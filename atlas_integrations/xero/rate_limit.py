@@ -29,6 +29,10 @@ _ACQUIRE = """
 -- KEYS: window zset, in-flight zset, tenant pause, app pause
 -- ARGV: now, window, minute limit, concurrent limit, slot id, slot ttl
 local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+if not now then  -- the real clock: Redis's own, the same for every worker (callers' clocks and delays differ)
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
 local minute_limit, concurrent_limit = tonumber(ARGV[3]), tonumber(ARGV[4])
 for _, key in ipairs({KEYS[3], KEYS[4]}) do
   local until_ = tonumber(redis.call('GET', key) or '0')
@@ -47,7 +51,7 @@ redis.call('ZADD', KEYS[1], now, ARGV[5])
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[6]), ARGV[5])
 redis.call('EXPIRE', KEYS[1], math.ceil(window) + 5)
 redis.call('EXPIRE', KEYS[2], math.ceil(tonumber(ARGV[6])) + 5)
-return {1, '0', ''}
+return {1, tostring(now), ''}
 """
 
 
@@ -88,6 +92,8 @@ class TenantLimiter:
 		self.redis, self.tenant_id = redis, tenant_id
 		self.minute_limit, self.concurrent_limit, self.window = minute_limit, concurrent_limit, window
 		self.clock, self.sleep = clock, sleep
+		#: with the real clock, admissions are timed by Redis itself (one clock for every worker)
+		self.redis_time = clock is time.time
 		self.keys = [f"{prefix}:{tenant_id}:window", f"{prefix}:{tenant_id}:inflight",
 					 f"{prefix}:{tenant_id}:paused_until", f"{prefix}:app:paused_until"]
 		self.day_key = f"{prefix}:{tenant_id}:day_remaining"
@@ -104,9 +110,11 @@ class TenantLimiter:
 		while True:
 			now = self.clock()
 			slot = Slot(uuid.uuid4().hex, now)
-			ok, wait, why = self._script(keys=self.keys, args=[now, self.window, self.minute_limit,
-															   self.concurrent_limit, slot.id, SLOT_TTL])
+			ok, wait, why = self._script(keys=self.keys, args=["" if self.redis_time else now, self.window,
+															   self.minute_limit, self.concurrent_limit, slot.id,
+															   SLOT_TTL])
 			if int(ok):
+				slot.taken_at = float(wait)  # the admission time the shared window recorded
 				return slot
 			wait = max(float(wait), 0.01)
 			why = why.decode() if isinstance(why, bytes) else str(why)
@@ -133,7 +141,7 @@ class TenantLimiter:
 		``Retry-After`` or, without it, a day); a 429 pauses the tenant (``minute``, ``day``, ``concurrent``)
 		or the whole app (``appminute``) for ``Retry-After`` seconds (60 when missing)."""
 		h = {str(k).lower(): str(v) for k, v in (headers or {}).items()}
-		now = self.clock()
+		now = self._now()
 		retry_after = _seconds(h.get("retry-after"))
 		remaining = h.get("x-daylimit-remaining")
 		if remaining is not None and remaining.strip().lstrip("-").isdigit():
@@ -149,7 +157,7 @@ class TenantLimiter:
 
 	def pause(self, seconds: float, now: float | None = None) -> None:
 		"""Stop this tenant's calls for ``seconds`` (other tenants go on)."""
-		self._pause_key(self.keys[2], seconds, self.clock() if now is None else now)
+		self._pause_key(self.keys[2], seconds, self._now() if now is None else now)
 
 	def _pause_key(self, key: str, seconds: float, now: float) -> None:
 		until = now + max(seconds, 0.0)
@@ -158,9 +166,15 @@ class TenantLimiter:
 			self.redis.set(key, until, ex=int(seconds) + 5)
 
 	# -- what admins see ----------------------------------------------------------------------------------------
+	def _now(self) -> float:
+		if self.redis_time:
+			seconds, micros = self.redis.time()
+			return seconds + micros / 1_000_000
+		return self.clock()
+
 	def state(self) -> dict:
 		"""``{"calls_in_window", "in_flight", "paused_for", "day_remaining"}`` (seconds; None when unknown)."""
-		now = self.clock()
+		now = self._now()
 		self.redis.zremrangebyscore(self.keys[0], "-inf", now - self.window)
 		self.redis.zremrangebyscore(self.keys[1], "-inf", now)
 		paused = max(float(self.redis.get(self.keys[2]) or 0), float(self.redis.get(self.keys[3]) or 0)) - now

@@ -7,12 +7,11 @@ from __future__ import annotations
 import collections
 import re
 import secrets
-import sys
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from atlas_integrations.testing.http import Handler, HTTPServer
 from atlas_integrations.testing.xero.accounting import (
 	APP_MINUTE_LIMIT,
 	DAY_LIMIT,
@@ -31,91 +30,19 @@ _CONNECTION_RE = re.compile(r"(?i)^/connections/([^/]+)/?$")
 # --------------------------------------------------------------------------------------------------
 # HTTP plumbing
 # --------------------------------------------------------------------------------------------------
-class _Handler(BaseHTTPRequestHandler):
-	protocol_version = "HTTP/1.1"
+class _Handler(Handler):
 	server_version = "XeroTestServer/1.0"
-	sys_version = ""
-	timeout = 60  # idle keep-alive connections are dropped after this many seconds
+	max_body = MAX_BODY
+	headers_class_wrapper = _CaseDict
 
-	def log_message(self, format, *args):
-		pass
+	def bad_request(self):
+		return _json_resp(400, {"error": "invalid_request"})
 
-	def setup(self):
-		super().setup()
-		with self.server.conn_lock:
-			self.server.conns.add(self.connection)
-
-	def finish(self):
-		try:
-			super().finish()
-		finally:
-			with self.server.conn_lock:
-				self.server.conns.discard(self.connection)
-
-	def _read_body(self) -> bytes | None:
-		try:
-			length = int(self.headers.get("Content-Length") or 0)
-		except ValueError:
-			return None
-		if length < 0 or length > MAX_BODY:
-			return None
-		return self.rfile.read(length) if length else b""
-
-	def _handle(self):
-		app = self.server.app
-		try:
-			body = self._read_body()
-			if body is None:
-				status, headers, payload = _json_resp(400, {"error": "invalid_request"})
-				self.close_connection = True
-			else:
-				status, headers, payload = app.handle_http(
-					self.command, self.path, _CaseDict(self.headers.items()), body
-				)
-		except Exception as exc:  # never die on a bad request
-			app._record_error(exc)
-			status, headers, payload = _json_resp(500, {"Title": "Internal error in test server."})
-		try:
-			self.send_response(status)
-			for k, v in headers:
-				self.send_header(k, v)
-			self.send_header("Content-Length", str(len(payload)))
-			self.end_headers()
-			if self.command != "HEAD" and payload:
-				self.wfile.write(payload)
-		except (BrokenPipeError, ConnectionResetError, OSError):
-			self.close_connection = True
-
-	do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+	def internal_error(self):
+		return _json_resp(500, {"Title": "Internal error in test server."})
 
 
-class _HTTPServer(ThreadingHTTPServer):
-	daemon_threads = True
-	block_on_close = False
-	allow_reuse_address = True
-	request_queue_size = 64
-
-	def __init__(self, *args, **kwargs):
-		self.conns = set()
-		self.conn_lock = threading.Lock()
-		super().__init__(*args, **kwargs)
-
-	def close_connections(self) -> None:
-		"""Cut open keep-alive connections so clients see the server gone."""
-		import socket
-
-		with self.conn_lock:
-			conns = list(self.conns)
-		for conn in conns:
-			try:
-				conn.shutdown(socket.SHUT_RDWR)
-			except OSError:
-				pass
-
-	def handle_error(self, request, client_address):  # no tracebacks on stderr
-		exc = sys.exc_info()[1]
-		if exc is not None and not isinstance(exc, (ConnectionError, TimeoutError, OSError)):
-			self.app._record_error(exc)
+_HTTPServer = HTTPServer
 
 
 # --------------------------------------------------------------------------------------------------
