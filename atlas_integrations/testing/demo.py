@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
 		frappe.db.rollback()
 		code = _summary(frappe, name, site_url, elapsed, gmail.stats(owner))
 		code = _smart_inbox(frappe, gmail, owner, name, site_url, demo_parties) or code
-		return _xero(frappe, http, site_url) or code
+		return _xero(frappe, site_url) or code
 	finally:
 		gmail.stop()
 		if os.environ.get("ATLAS_DEMO_STOP_WEB") == "1":
@@ -271,7 +271,7 @@ XERO_CLIENT_ID, XERO_CLIENT_SECRET = "atlas-demo-xero", "atlas-demo-xero-secret"
 XERO_ITEM = "ATLAS-DEMO-SERVICE"
 
 
-def _xero(frappe, http, site_url: str) -> int:
+def _xero(frappe, site_url: str) -> int:
 	"""Connect the demo Company's Xero organisation (the local Xero-compatible server) through the real
 	OAuth redirect flow, submit three Sales Invoices and let the queue send them; print their Xero states."""
 	import requests
@@ -281,6 +281,10 @@ def _xero(frappe, http, site_url: str) -> int:
 	from atlas_integrations.xero import oauth
 
 	company = frappe.defaults.get_global_default("company")
+	# a fresh API session (the one that followed the Gmail redirect into the desk now needs a CSRF token)
+	http = requests.Session()
+	http.post(site_url + "/api/method/login", timeout=30,
+			  data={"usr": "Administrator", "pwd": frappe.conf.get("admin_password") or "admin"}).raise_for_status()
 	server = XeroTestServer().start()
 	try:
 		server.register_client(XERO_CLIENT_ID, XERO_CLIENT_SECRET,
@@ -300,7 +304,8 @@ def _xero(frappe, http, site_url: str) -> int:
 							"item_group": "All Item Groups", "stock_uom": "Nos"}).insert(ignore_permissions=True)
 		frappe.db.commit()
 		r = http.post(site_url + "/api/method/atlas_integrations.api.xero.connect", data={"company": company}, timeout=30)
-		r.raise_for_status()
+		if r.status_code != 200:
+			raise SystemExit(f"Xero connect failed: {r.status_code} {r.text[:500]}")
 		consent = requests.get(r.json()["message"]["authorization_url"], allow_redirects=False, timeout=30)
 		done = http.get(consent.headers["Location"], allow_redirects=False, timeout=30)
 		frappe.db.rollback()
@@ -322,11 +327,11 @@ def _xero(frappe, http, site_url: str) -> int:
 		in_xero = {i["InvoiceNumber"]: i for i in server.invoices(tenant)}
 		ok = True
 		for name in names:
-			si = frappe.db.get_value("Sales Invoice", name, ["grand_total", "atlas_xero_status", "atlas_xero_invoice_id"],
-									 as_dict=True)
+			si = frappe.db.get_value("Sales Invoice", name, ["grand_total", "rounded_total", "atlas_xero_status",
+															  "atlas_xero_invoice_id"], as_dict=True)
 			x = in_xero.get(name, {})
 			ok = ok and si.atlas_xero_status == "Xero Synced"
-			print(f"  {name}  ERPNext {si.grand_total:>9.2f}  {si.atlas_xero_status or '-':12}  Xero {x.get('Status', '-')} "
+			print(f"  {name}  ERPNext grand {si.grand_total:>8.2f} billed {si.rounded_total or si.grand_total:>8.2f}  {si.atlas_xero_status or '-':12}  Xero {x.get('Status', '-')} "
 				  f"total {x.get('Total', '-')}  {si.atlas_xero_invoice_id or ''}")
 		print(f"Xero API calls: {server.calls()}")
 		print("=" * 72)
