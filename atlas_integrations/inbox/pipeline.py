@@ -393,7 +393,8 @@ def _decide(r, thread, mailbox, index, named, referenced, first_copies, all_rule
 		_writing(result)
 		values = act.build_values(decision.create_document, thread, subject=subject, summary=t.summary,
 								  body=triage.new_text(body), priority=t.priority, party_type=m.party_type,
-								  party=m.party, contact=m.contact, sender=sender, company=update["company"] or "")
+								  party=m.party, contact=m.contact, sender=r.sender or sender,
+								  company=update["company"] or "")
 		dt, dn, created = act.create_for_thread(thread.name, decision.create_document, values,
 												assign_to=decision.assign_to)
 		thread.reference_doctype, thread.reference_name = dt, dn

@@ -66,7 +66,7 @@ class World:
 		threads = frappe.get_all("Inbox Thread", filters={"gmail_account": ["in", self.helper.names or [""]]},
 								 fields=["name", "reference_doctype", "reference_name"])
 		for t in threads:
-			if t.reference_doctype and t.reference_doctype != "Sales Invoice":
+			if t.reference_doctype and t.reference_doctype != "Sales Invoice":  # ToDo, Task, Issue made from mail
 				frappe.db.delete("ToDo", {"reference_type": t.reference_doctype, "reference_name": t.reference_name})
 				frappe.db.delete(t.reference_doctype, {"name": t.reference_name})
 		frappe.db.delete("ToDo", {"reference_type": "Inbox Thread", "reference_name": ["in", [t.name for t in threads] or [""]]})
@@ -102,6 +102,8 @@ def world(site, google):
 				"links": [{"link_doctype": "Customer", "link_name": c}]})
 	w.make({"doctype": "Inbox Rule", "rule_name": f"Quotes become Tasks {u}", "sequence": 10,
 			"category_is": "Quote request", "create_document": "Task", "assign_to": DISPATCHER})
+	w.make({"doctype": "Inbox Rule", "rule_name": f"Complaints become Issues {u}", "sequence": 11,
+			"category_is": "Support or complaint", "create_document": "Issue", "sender_domain": "gmail.com"})
 	w.make({"doctype": "Inbox Rule", "rule_name": f"Ignore promo {u}", "sequence": 5,
 			"sender_domain": "ignored.example", "ignore": 1})
 	w.make({"doctype": "Inbox Rule", "rule_name": f"Broken {u}", "sequence": 1, "subject_contains": f"breakme-{u}",
@@ -116,7 +118,7 @@ def world(site, google):
 	frappe.db.rollback()
 	ids = w.ids = {k: f"{k}-{u}@mail.example" for k in ("quote", "reply", "named", "unknown", "review", "news",
 															"ignored", "internal", "ambiguous", "broken",
-															"review2", "unknown2", "assign")}
+															"review2", "unknown2", "assign", "complaint")}
 	# Frappe's Assignment Rule assigns threads (applied explicitly: threads are written in bulk)
 	w.make({"doctype": "Assignment Rule", "name": f"Inbox round robin {u}", "document_type": "Inbox Thread",
 			"priority": 1, "rule": "Round Robin", "assign_condition": f'subject == "Assign me {u}"',
@@ -141,6 +143,10 @@ def world(site, google):
 	send(_mail(f"<sam.{u}@parts.example>", box, "Statement for October", "Please send our statement.", ids["review2"]))
 	send(_mail("Other <Stranger2@Nowhere.example>", box, "Hi", "Are you open on Saturdays?", ids["unknown2"]))
 	send(_mail("Third <stranger3@nowhere.example>", box, f"Assign me {u}", "Who takes this?", ids["assign"]))
+	complaint = _mail(f"Jane <jane.doe.{u}@gmail.com>", box, "Complaint: the tiles arrived broken",
+					  "Hello,\n\nHalf of the tiles arrived broken. This is not working for us.\n\nJane", ids["complaint"])
+	send(complaint)
+	send(complaint, to=w.mailbox2)
 	_sync(frappe, w.account)
 	_sync(frappe, w.account2)
 	w.task = w.thread(w.comm(ids["quote"], w.account).atlas_inbox_thread).reference_name
@@ -158,7 +164,7 @@ def test_each_inbound_message_gets_exactly_one_outcome(world):
 	w, ids = world, world.ids
 	got = {k: w.comm(v, w.account).atlas_outcome for k, v in ids.items()}
 	reasons = {k: w.comm(v, w.account).atlas_outcome_reason for k, v in ids.items()}
-	mutated_by_other_tests = {"broken", "review2", "unknown2"}
+	mutated_by_other_tests = {"broken", "review2", "unknown2", "complaint"}
 	assert {k: v for k, v in got.items() if k not in mutated_by_other_tests} == {
 		"quote": "created", "reply": "linked", "named": "linked", "unknown": "unknown_sender",
 		"review": "pending_review", "news": "skipped", "ignored": "skipped", "internal": "pending_review",
@@ -275,6 +281,22 @@ def test_contact_gaining_the_address_matches_the_unknown_sender_again(world):
 	assert frappe.db.exists("Communication Link", {"parent": w.comm(w.ids["unknown2"], w.account).name,
 												   "link_doctype": "Lead", "link_name": w.lead})
 	assert w.comm(w.ids["unknown2"], w.account).atlas_outcome == "pending_review"  # no rule creates work
+
+
+def test_rule_created_issue_is_linked_both_ways_and_not_duplicated_across_mailboxes(world):
+	frappe, w = world.frappe, world
+	comm = w.comm(w.ids["complaint"], w.account)
+	assert comm.atlas_outcome == "created", comm.atlas_outcome_reason
+	thread = w.thread(comm.atlas_inbox_thread)
+	assert thread.reference_doctype == "Issue"
+	issue = frappe.get_doc("Issue", thread.reference_name)
+	assert (issue.subject, issue.customer, issue.contact) == ("Complaint: the tiles arrived broken", w.customer, w.contact)
+	assert issue.raised_by == f"jane.doe.{w.uid}@gmail.com" and issue.priority == "High"  # complaint -> High
+	assert frappe.db.exists("Communication Link", {"parent": comm.name, "link_doctype": "Issue", "link_name": issue.name})
+	copy = w.comm(w.ids["complaint"], w.account2)
+	assert copy.atlas_outcome == "duplicate"
+	assert w.thread(copy.atlas_inbox_thread).reference_name == issue.name
+	assert frappe.db.count("Issue", {"subject": "Complaint: the tiles arrived broken", "customer": w.customer}) == 1
 
 
 def test_assignment_rule_assigns_the_thread(world):
