@@ -26,6 +26,7 @@ from typing import Any
 import frappe
 from frappe.utils import add_to_date, now_datetime, time_diff_in_seconds
 
+from atlas_integrations.inbox.text import mail_text
 from atlas_integrations.redact import scrub
 
 PENDING, PROCESSING, SUCCEEDED, FAILED = "pending", "processing", "succeeded", "failed"
@@ -251,7 +252,7 @@ def update_counts(name: str, counts: dict[str, int], details: str | None = None)
 	``api_calls``); other keys are ignored. ``details`` is cut to 1,000 characters. Does not commit."""
 	values: dict[str, Any] = {k: int(v) for k, v in counts.items() if k in COUNT_FIELDS}
 	if details is not None:
-		values["details"] = details[:1000]
+		values["details"] = mail_text(details[:1000])
 	if values:
 		frappe.db.set_value("Sync Job", name, values, update_modified=True)
 
@@ -270,9 +271,10 @@ def finish(name: str, status: str, counts: dict[str, int] | None = None, error: 
 	values: dict[str, Any] = {"status": status, "finished_at": now}
 	if job.get("started_at"):
 		values["duration"] = max(0.0, time_diff_in_seconds(now, job["started_at"]))
-	values["last_error"] = scrub(error, secrets) if error else None
+	# provider text (Gmail's or Xero's messages) is kept as HTML text, the one convention of inbox/text.py
+	values["last_error"] = mail_text(scrub(error, secrets)) if error else None
 	if details is not None:
-		values["details"] = details[:1000]
+		values["details"] = mail_text(details[:1000])
 	frappe.db.set_value("Sync Job", name, values, update_modified=True)
 	if counts:
 		update_counts(name, counts)

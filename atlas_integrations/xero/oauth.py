@@ -29,6 +29,7 @@ from frappe.utils import get_url, now_datetime
 from frappe.utils.password import get_decrypted_password, remove_encrypted_password, set_encrypted_password
 
 from atlas_integrations.endpoints import get_endpoint
+from atlas_integrations.inbox.text import mail_text
 from atlas_integrations.permissions import is_admin
 from atlas_integrations.settings import require_active_workspace
 
@@ -240,14 +241,14 @@ def _link(company: str, connection: dict, grant: str, scopes: list[str]) -> str:
 	tenant_id = connection["tenantId"]
 	other = frappe.db.get_value(CONNECTION, {"tenant_id": tenant_id, "name": ["!=", company]}, "name")
 	if other:
-		frappe.db.set_value(CONNECTION, company, {"pending_tenants": None,
-												  "last_error": ALREADY_LINKED.format(connection.get("tenantName"), other)})
+		frappe.db.set_value(CONNECTION, company, {"pending_tenants": None, "last_error": mail_text(
+			ALREADY_LINKED.format(connection.get("tenantName"), other))})
 		frappe.db.commit()
 		frappe.throw(ALREADY_LINKED.format(connection.get("tenantName") or tenant_id, other), title="Xero")
 	previous = frappe.db.get_value(CONNECTION, company, "xero_grant")
 	frappe.db.set_value(CONNECTION, company, {
 		"status": CONNECTED, "tenant_id": tenant_id, "connection_id": connection.get("id"),
-		"tenant_name": connection.get("tenantName"), "xero_grant": grant, "granted_scopes": " ".join(scopes),
+		"tenant_name": mail_text(connection.get("tenantName")), "xero_grant": grant, "granted_scopes": " ".join(scopes),
 		"connected_at": now_datetime(), "connected_by": frappe.session.user, "last_error": None,
 		"pending_tenants": None})
 	if previous and previous != grant and not frappe.db.exists(CONNECTION, {"xero_grant": previous}):
@@ -269,7 +270,7 @@ def _load_organisation(company: str) -> None:
 		frappe.db.commit()
 		return
 	if orgs:
-		frappe.db.set_value(CONNECTION, company, {"short_code": orgs[0].short_code,
+		frappe.db.set_value(CONNECTION, company, {"short_code": mail_text(orgs[0].short_code),
 												  "base_currency": str(orgs[0].base_currency.value
 																	   if hasattr(orgs[0].base_currency, "value")
 																	   else orgs[0].base_currency)})

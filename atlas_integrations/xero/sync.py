@@ -21,6 +21,7 @@ import json
 import frappe
 
 from atlas_integrations import jobs
+from atlas_integrations.inbox.text import mail_text
 from atlas_integrations.xero import mappers, oauth
 from atlas_integrations.xero.jobs import XERO_INVOICE
 from atlas_integrations.xero.rate_limit import TenantLimiter
@@ -99,7 +100,8 @@ def drain(company: str) -> int:
 
 
 def _fail(job: str, invoice: str, error: str) -> None:
-	frappe.db.set_value("Sales Invoice", invoice, {"atlas_xero_status": ERROR, "atlas_xero_error": error[:1000]},
+	frappe.db.set_value("Sales Invoice", invoice, {"atlas_xero_status": ERROR,
+												   "atlas_xero_error": mail_text(error[:1000])},  # Xero's words, as text
 						update_modified=False)
 	jobs.finish(job, jobs.FAILED, error=error)
 
@@ -114,7 +116,7 @@ def _run_batch(company: str, claimed: list[str]) -> None:
 		api = accounting_api(company)
 	except Exception as exc:  # not connected any more / revoked: the jobs stay for a reconnect
 		for job in claimed:
-			frappe.db.set_value("Sync Job", job, {"status": jobs.PENDING, "last_error": str(exc)[:500]})
+			frappe.db.set_value("Sync Job", job, {"status": jobs.PENDING, "last_error": mail_text(str(exc)[:500])})
 		frappe.db.commit()
 		return
 	limiter = _limiter(tenant)

@@ -108,7 +108,8 @@ def test_admin_connects_one_organisation(site, web, xero):
 def test_several_organisations_make_the_admin_choose(site, web, xero):
 	frappe = site
 	company = frappe.defaults.get_global_default("company")
-	a, b = xero.add_tenant("Pick A Ltd"), xero.add_tenant("Pick B Ltd")
+	hostile = f'Pick <img src=x onerror="window.__x=1"> B {uuid.uuid4().hex[:4]}'  # an organisation name is provider text
+	a, b = xero.add_tenant("Pick A Ltd"), xero.add_tenant(hostile)
 	xero.set_consent(tenants=[a, b])
 	admin = login(web)
 	try:
@@ -128,8 +129,14 @@ def test_several_organisations_make_the_admin_choose(site, web, xero):
 		xero.set_consent(tenants=[b])
 		refused = _connect(web, admin, SECOND_COMPANY)
 		assert refused.status_code == 400 and "already connected to Company" in refused.text
+		assert "<img" not in refused.text and "&lt;img" in refused.text  # shown as text on the error page
 		frappe.db.rollback()
 		assert frappe.db.get_value("Xero Connection", SECOND_COMPANY, "status") == "not connected"
+		from atlas_integrations.inbox.text import mail_text, plain
+
+		assert frappe.db.get_value("Xero Connection", company, "tenant_name") == mail_text(hostile)  # HTML text
+		stored_error = frappe.db.get_value("Xero Connection", SECOND_COMPANY, "last_error")
+		assert "<img" not in stored_error and hostile in plain(stored_error)
 	finally:
 		_reset(frappe, company, SECOND_COMPANY)
 
