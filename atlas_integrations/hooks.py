@@ -47,9 +47,14 @@ doc_events = {
 	   for dt in ("Contact", "Customer", "Supplier", "Lead", "User")},
 	"Inbox Rule": {"validate": "atlas_integrations.inbox.rules.validate_rule_doc"},
 	# Sales Invoices reach Xero through the Sync Job queue, after commit (atlas_integrations/xero/sync.py)
-	"Sales Invoice": {"on_submit": "atlas_integrations.xero.sync.on_submit",
+	"Sales Invoice": {"before_insert": "atlas_integrations.xero.sync.before_insert",
+					  "on_submit": "atlas_integrations.xero.sync.on_submit",
+					  "before_cancel": "atlas_integrations.xero.sync.before_cancel",
 					  "on_cancel": "atlas_integrations.xero.sync.on_cancel"},
 }
+# a Customer in Xero whose name, email, address or tax id changed updates its Xero Contact
+doc_events["Customer"] = {**doc_events["Customer"],
+						  "on_update": [doc_events["Customer"]["on_update"], "atlas_integrations.xero.sync.on_customer_update"]}
 
 # a document's timeline shows mail only to users who may read its mailbox (atlas_integrations/inbox/timeline.py)
 override_whitelisted_methods = {
@@ -73,7 +78,11 @@ doctype_js = {
 scheduler_events = {
 	"cron": {
 		# due accounts are enqueued every minute; each account's own poll interval decides if it is due
-		"* * * * *": ["atlas_integrations.gmail.sync.enqueue_due_accounts"],
+		"* * * * *": ["atlas_integrations.gmail.sync.enqueue_due_accounts",
+					  # due retries (exponential backoff) and lost dispatches of every job type
+					  "atlas_integrations.jobs.dispatch_due",
+					  # each connected Company's due Xero jobs
+					  "atlas_integrations.xero.sync.drain_all"],
 	},
 	"hourly": ["atlas_integrations.jobs.reap_stale_jobs"],
 	"daily": ["atlas_integrations.gmail.push.renew_watches"],

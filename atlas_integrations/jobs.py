@@ -43,6 +43,10 @@ DEFAULT_MAX_ATTEMPTS = 3
 #: the user a worker run executes as when the work has no owner user of its own
 FALLBACK_USER = "Administrator"
 GAVE_UP = "worker lost {attempts} times; not retried automatically"
+#: exponential backoff of a job that failed for a passing reason (see :func:`defer`): seconds
+BACKOFF_BASE, BACKOFF_CAP = 30, 60 * 60
+#: a pending job with no rq job this long after it was queued (or due) is dispatched again by the scheduler
+UNDISPATCHED_AFTER = 2 * 60
 REQUEUED = "worker lost; requeued"
 
 
@@ -258,17 +262,20 @@ def update_counts(name: str, counts: dict[str, int], details: str | None = None)
 
 
 def finish(name: str, status: str, counts: dict[str, int] | None = None, error: str | None = None,
-		   details: str | None = None, secrets: list | tuple = ()) -> None:
+		   details: str | None = None, secrets: list | tuple = (), result_ids: list[str] | None = None) -> None:
 	"""Close a job as ``succeeded`` or ``failed`` (commits); ``duration`` is seconds since ``started_at``.
 
 	Args:
 		counts: final counts (see :func:`update_counts`).
 		error: the last error; scrubbed of ``secrets`` and token-shaped text before it is stored.
 		details: free text (at most 1,000 characters kept).
+		result_ids: the provider ids the job produced (e.g. a Xero InvoiceID), kept in ``result_ids``.
 	"""
 	job = frappe.db.get_value("Sync Job", name, ["started_at"], as_dict=True) or {}
 	now = now_datetime()
-	values: dict[str, Any] = {"status": status, "finished_at": now}
+	values: dict[str, Any] = {"status": status, "finished_at": now, "next_retry_at": None}
+	if result_ids:
+		values["result_ids"] = mail_text(", ".join(str(i) for i in result_ids)[:1000])
 	if job.get("started_at"):
 		values["duration"] = max(0.0, time_diff_in_seconds(now, job["started_at"]))
 	# provider text (Gmail's or Xero's messages) is kept as HTML text, the one convention of inbox/text.py
@@ -279,6 +286,71 @@ def finish(name: str, status: str, counts: dict[str, int] | None = None, error: 
 	if counts:
 		update_counts(name, counts)
 	frappe.db.commit()
+
+
+def backoff_seconds(attempts: int, base: int = BACKOFF_BASE, cap: int = BACKOFF_CAP) -> int:
+	"""Seconds to wait before attempt ``attempts + 1``: ``base * 2**(attempts - 1)``, at most ``cap``
+	(30 s, 60 s, 120 s, ... one hour)."""
+	return int(min(cap, base * 2 ** max(int(attempts or 1) - 1, 0)))
+
+
+def defer(name: str, error: str, retry_after: float | None = None, count_attempt: bool = True,
+		  secrets: list | tuple = ()) -> str:
+	"""A claimed job failed for a passing reason (timeout, 5xx, rate limit, paused connection): back to
+	pending until ``next_retry_at``, or failed for good once it used its ``max_attempts`` (commits).
+
+	Args:
+		name: the Sync Job (processing).
+		error: why; scrubbed like :func:`finish`'s and kept in ``last_error``.
+		retry_after: seconds to wait (e.g. Xero's ``Retry-After``); default :func:`backoff_seconds` of the
+			attempts so far.
+		count_attempt: False when the job never got to run (rate limited, connection paused): the attempt
+			it was claimed with is given back, so waiting never fails a job.
+
+	Returns:
+		The job's new status (``pending`` or ``failed``).
+	"""
+	row = frappe.db.get_value("Sync Job", name, ["attempts", "max_attempts", "job_type"], as_dict=True)
+	attempts = int(row.attempts or 0) - (0 if count_attempt else 1)
+	cap = row.max_attempts or get_job_type(row.job_type).max_attempts
+	if count_attempt and attempts >= cap:
+		finish(name, FAILED, error=f"gave up after {attempts} attempts: {error}", secrets=secrets)
+		return FAILED
+	wait = backoff_seconds(attempts) if retry_after is None else max(float(retry_after), 1.0)
+	frappe.db.set_value("Sync Job", name, {
+		"status": PENDING, "attempts": max(attempts, 0), "finished_at": None,
+		"next_retry_at": add_to_date(now_datetime(), seconds=wait),
+		"last_error": mail_text(scrub(error, secrets))}, update_modified=True)
+	frappe.db.commit()
+	return PENDING
+
+
+def due_condition() -> tuple[str, tuple]:
+	"""SQL condition (and its parameters) selecting pending jobs whose ``next_retry_at`` has come."""
+	return "(next_retry_at is null or next_retry_at <= %s)", (now_datetime(),)
+
+
+def dispatch_due() -> list[str]:
+	"""Scheduler hook (every minute): dispatch pending jobs that are due and have no rq job queued or
+	running: deferred jobs whose ``next_retry_at`` passed, and jobs whose after-commit dispatch was lost
+	(older than :data:`UNDISPATCHED_AFTER` seconds). Returns the Sync Jobs dispatched."""
+	cutoff = add_to_date(now_datetime(), seconds=-UNDISPATCHED_AFTER)
+	rows = frappe.db.sql(
+		"""select name, job_type, reference_name from `tabSync Job` where status=%s
+		and ((next_retry_at is not null and next_retry_at <= %s) or (next_retry_at is null and modified <= %s))
+		order by creation limit 500""", (PENDING, now_datetime(), cutoff), as_dict=True)
+	registry, sent, seen = job_types(), [], set()
+	for row in rows:
+		if row.job_type not in registry:
+			continue
+		job_id = rq_job_id_of(row.job_type, row.name, row.reference_name)
+		if job_id in seen or rq_job_active(job_id):
+			continue
+		seen.add(job_id)
+		dispatch(row.job_type, row.name, row.reference_name)
+		sent.append(row.name)
+	frappe.db.commit()
+	return sent
 
 
 def retry(name: str) -> str:
@@ -295,7 +367,7 @@ def retry(name: str) -> str:
 	if doc.status != FAILED:
 		frappe.throw(f"Only failed jobs can be retried (this one is {doc.status})")
 	registration = get_job_type(doc.job_type)
-	frappe.db.set_value("Sync Job", name, {"status": PENDING, "trigger": "retry",
+	frappe.db.set_value("Sync Job", name, {"status": PENDING, "trigger": "retry", "next_retry_at": None,
 										   "max_attempts": (doc.attempts or 0) + registration.max_attempts})
 	dispatch(doc.job_type, name, doc.reference_name)
 	return name
@@ -600,5 +672,5 @@ def _call(path: str | None, *args) -> None:
 
 __all__ = [
 	"JobType", "UnknownJobType", "InvalidJobType", "RunLock", "job_types", "get_job_type", "create", "claim",
-	"finish", "retry", "dispatch", "redispatch_pending", "run_as", "reap_stale_jobs", "release_run_lock", "scrub",
+	"finish", "defer", "backoff_seconds", "dispatch_due", "retry", "dispatch", "redispatch_pending", "run_as", "reap_stale_jobs", "release_run_lock", "scrub",
 ]

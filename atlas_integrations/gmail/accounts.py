@@ -186,28 +186,11 @@ def mark_unauthorized(account: str, error: str) -> None:
 
 
 def notify_admins(subject: str, account: str, detail: str = "") -> None:
-	"""A Notification Log (desk bell) for every enabled Atlas Owner/Admin and System Manager."""
-	from frappe.desk.doctype.notification_log.notification_log import make_notification_logs
+	"""A Notification Log (desk bell) about Gmail Account ``account`` for every enabled Atlas Owner/Admin
+	and System Manager (:func:`atlas_integrations.notify.notify_admins`)."""
+	from atlas_integrations.notify import notify_admins as notify
 
-	users = frappe.get_all(
-		"Has Role",
-		filters={"role": ["in", ["Atlas Owner", "Atlas Admin", "System Manager"]], "parenttype": "User"},
-		pluck="parent",
-		distinct=True,
-	)
-	emails = frappe.get_all("User", filters={"name": ["in", users or [""]], "enabled": 1}, pluck="email")
-	emails = [e for e in emails if e]
-	if emails:
-		make_notification_logs(
-			{
-				"type": "Alert",
-				"subject": subject,
-				"email_content": detail[:500],
-				"document_type": DOCTYPE,
-				"document_name": account,
-			},
-			emails,
-		)
+	notify(subject, DOCTYPE, account, detail)
 
 
 def record_run(account: str, succeeded: bool, error: str | None = None) -> None:

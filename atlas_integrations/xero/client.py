@@ -45,3 +45,104 @@ def accounting_api(company: str):
 	# budget): the app's rate limiter decides instead
 	api_client.rest_client.pool_manager.connection_pool_kw["retries"] = False
 	return AccountingApi(api_client, base_url=get_endpoint("atlas_xero_api_url").rstrip("/") + "/api.xro/2.0")
+
+
+def tenant_limiter(tenant_id: str):
+	"""The tenant's shared :class:`~atlas_integrations.xero.rate_limit.TenantLimiter`: Xero's 60 calls a
+	rolling minute and 5 in flight, unless site config sets ``atlas_xero_minute_limit`` /
+	``atlas_xero_rate_window`` (seconds) / ``atlas_xero_concurrent_limit`` (tests prove the limits in seconds)."""
+	from atlas_integrations.xero.rate_limit import TenantLimiter
+
+	conf = frappe.conf
+	return TenantLimiter(frappe.cache, tenant_id, minute_limit=int(conf.get("atlas_xero_minute_limit") or 60),
+						 window=float(conf.get("atlas_xero_rate_window") or 60),
+						 concurrent_limit=int(conf.get("atlas_xero_concurrent_limit") or 5))
+
+
+def session_for(company: str, wait_budget: float = 30.0) -> "XeroSession":
+	"""A :class:`XeroSession` on ``company``'s connected organisation.
+
+	Raises:
+		frappe.ValidationError, atlas_integrations.xero.oauth.XeroAuthError: as :func:`accounting_api`.
+	"""
+	tenant = frappe.db.get_value(oauth.CONNECTION, company, "tenant_id")
+	return XeroSession(accounting_api(company), tenant_limiter(tenant), tenant, wait_budget=wait_budget)
+
+
+class Deferred(Exception):
+	"""A Xero call could not be done now for a passing reason (rate limit, timeout, Xero unavailable, a
+	paused connection): the Sync Jobs involved go back to pending (:func:`atlas_integrations.jobs.defer`).
+
+	Attributes:
+		retry_after: seconds to wait before trying again (None: the job's exponential backoff).
+		count_attempt: False when nothing reached Xero (waiting never fails a job).
+	"""
+
+	def __init__(self, message: str, retry_after: float | None = None, count_attempt: bool = True):
+		super().__init__(message)
+		self.retry_after = retry_after
+		self.count_attempt = count_attempt
+
+
+#: statuses after which the same call may succeed later
+TRANSIENT_STATUSES = (500, 502, 503, 504)
+
+
+class XeroSession:
+	"""Every Accounting API call of one run for one tenant: through the tenant's shared rate limiter
+	(:class:`atlas_integrations.xero.rate_limit.TenantLimiter`), learning the budgets Xero reports on every
+	answer (``X-DayLimit-Remaining``, ``X-MinLimit-Remaining``) and honouring a 429's ``Retry-After`` /
+	``X-Rate-Limit-Problem`` by waiting and trying again, up to ``wait_budget`` seconds in all.
+
+	Raises (from :meth:`call`):
+		Deferred: rate limited beyond the budget, a timeout or connection error, or a 5xx answer.
+		xero_python.exceptions.HTTPStatusException: any other non-2xx answer (e.g. 400 ValidationErrors).
+	"""
+
+	def __init__(self, api, limiter, tenant_id: str, wait_budget: float = 30.0):
+		self.api, self.limiter, self.tenant_id, self.wait_budget = api, limiter, tenant_id, wait_budget
+		self.calls = 0  # HTTP requests made (429s included)
+
+	def call(self, method: str, *args, **kwargs):
+		"""``AccountingApi.<method>(tenant_id, *args, **kwargs)``; returns the deserialised answer."""
+		import urllib3
+		from xero_python.exceptions import HTTPStatusException
+
+		fn = getattr(self.api, method)
+		deadline = time.monotonic() + self.wait_budget
+		while True:
+			from atlas_integrations.xero.rate_limit import RateLimited
+
+			try:
+				slot = self.limiter.acquire(timeout=max(deadline - time.monotonic(), 0.0))
+			except RateLimited as exc:
+				raise Deferred(f"Xero rate limit ({exc.reason}): waiting {exc.retry_after:.0f} s",
+							   retry_after=exc.retry_after, count_attempt=False) from None
+			try:
+				self.calls += 1
+				data, status, headers = fn(self.tenant_id, *args, _return_http_data_only=False, **kwargs)
+			except HTTPStatusException as exc:
+				self.limiter.record(int(exc.status or 0), dict(exc.headers or {}))
+				if exc.status == 429:
+					if time.monotonic() >= deadline:
+						raise Deferred("Xero rate limit (429 "
+									   f"{(exc.headers or {}).get('X-Rate-Limit-Problem', '')})".strip() + ")",
+									   retry_after=_seconds_or_none((exc.headers or {}).get("Retry-After")),
+									   count_attempt=False) from None
+					continue  # the limiter now holds the pause: acquire waits for it (or defers)
+				if exc.status in TRANSIENT_STATUSES:
+					raise Deferred(f"Xero answered {exc.status} {exc.reason or ''}".strip()) from None
+				raise
+			except (urllib3.exceptions.HTTPError, OSError) as exc:  # timeouts, refused, reset
+				raise Deferred(f"Xero did not answer in time ({type(exc).__name__})") from None
+			finally:
+				self.limiter.release(slot)
+			self.limiter.record(int(status or 200), dict(headers or {}))
+			return data
+
+
+def _seconds_or_none(value) -> float | None:
+	try:
+		return float(value)
+	except (TypeError, ValueError):
+		return None

@@ -1,15 +1,17 @@
 """ERPNext documents as Xero Accounting API payloads (plain dicts in Xero's JSON field names, which
 xero-python models accept and tests validate against ../shared/xero/spec/xero_accounting.yaml).
 
-Totals: the Xero invoice must total exactly ERPNext's grand total. Item lines go as they are (quantity,
-unit amount, account code, item code); every document-level amount ERPNext adds or takes off — each tax
-and charge row, the additional discount, the rounding adjustment — becomes its own line, and the invoice
-is sent with ``LineAmountTypes: NoTax`` so Xero adds nothing on top. The sync checks Xero's ``Total``
-after every write (:func:`total_matches`). Pure functions: no Frappe import at module level.
+Totals: the Xero document must total exactly what ERPNext bills. Taxes whose account the Xero Connection
+maps to a Xero TaxType travel as each line's TaxType and TaxAmount (``Exclusive``); every other
+document-level amount (unmapped tax and charge rows, the additional discount, the rounding adjustment)
+becomes its own line (:func:`line_items`). The sync checks Xero's ``Total`` after every write
+(:func:`total_matches`). Returns become ACCRECCREDIT Credit Notes (:func:`credit_note`). Pure functions:
+no Frappe import at module level.
 """
 
 from __future__ import annotations
 
+import json
 from decimal import ROUND_HALF_UP, Decimal
 
 DEFAULT_SALES_ACCOUNT = "200"  # Xero's default chart: Sales
@@ -21,8 +23,11 @@ def money(value) -> Decimal:
 	return Decimal(str(value or 0)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
-def contact(customer: dict, email: str | None = None, contact_id: str | None = None) -> dict:
-	"""A Xero Contact for an ERPNext Customer (``name``, ``customer_name``, ``tax_id``).
+def contact(customer: dict, email: str | None = None, contact_id: str | None = None,
+			address: dict | None = None) -> dict:
+	"""A Xero Contact for an ERPNext Customer (``name``, ``customer_name``, ``tax_id``), with its primary
+	Address (``address_line1``, ``address_line2``, ``city``, ``state``, ``pincode``, ``country``) as Xero's
+	POBOX (postal, printed on invoices) address.
 
 	The Customer's name is the ContactNumber: it finds the contact again after a lost id or a
 	re-install, so no contact is created twice."""
@@ -33,93 +38,224 @@ def contact(customer: dict, email: str | None = None, contact_id: str | None = N
 		out["TaxNumber"] = str(customer["tax_id"])[:50]
 	if contact_id:
 		out["ContactID"] = contact_id
+	if address:
+		fields = {"AddressLine1": address.get("address_line1"), "AddressLine2": address.get("address_line2"),
+				  "City": address.get("city"), "Region": address.get("state"), "PostalCode": address.get("pincode"),
+				  "Country": address.get("country")}
+		out["Addresses"] = [{"AddressType": "POBOX", **{k: str(v)[:255] for k, v in fields.items() if v}}]
 	return out
 
 
+class MappingError(ValueError):
+	"""An ERPNext document cannot be expressed as a Xero document with the same total."""
+
+
+def _item_tax_shares(items: list[dict], mapped: list[dict], conversion_rate: float) -> list[tuple[Decimal, str | None]]:
+	"""Per item row: (its tax from the mapped tax rows in transaction currency, unrounded; the account head
+	that gave it the most tax). ERPNext keeps each tax row's ``item_wise_tax_detail`` as ``{item_code:
+	[rate, amount in company currency]}`` summed per item code, so rows of the same item share it by
+	net amount."""
+	per_key: dict[str, Decimal] = {}
+	by_head: dict[str, dict[str, Decimal]] = {}
+	rate = Decimal(str(conversion_rate or 1))
+	for tax in mapped:
+		detail = tax.get("item_wise_tax_detail") or {}
+		if isinstance(detail, str):
+			detail = json.loads(detail or "{}")
+		for key, value in detail.items():
+			amount = Decimal(str((value[1] if isinstance(value, (list, tuple)) else value) or 0)) / rate
+			per_key[key] = per_key.get(key, Decimal(0)) + amount
+			by_head.setdefault(key, {})
+			by_head[key][tax["account_head"]] = by_head[key].get(tax["account_head"], Decimal(0)) + amount
+	net_per_key: dict[str, Decimal] = {}
+	for row in items:
+		key = row.get("item_code") or row.get("item_name")
+		net_per_key[key] = net_per_key.get(key, Decimal(0)) + Decimal(str(row.get("net_amount") or 0))
+	out = []
+	for row in items:
+		key = row.get("item_code") or row.get("item_name")
+		total, net = per_key.get(key, Decimal(0)), net_per_key.get(key) or Decimal(0)
+		share = total * Decimal(str(row.get("net_amount") or 0)) / net if net else Decimal(0)
+		heads = by_head.get(key) or {}
+		head = max(heads, key=lambda h: abs(heads[h])) if any(heads.values()) else None
+		out.append((share, head))
+	return out
+
+
+def line_items(si: dict, items: list[dict], taxes: list[dict], *, account_codes: dict | None = None,
+			   item_codes: dict | None = None, tax_types: dict | None = None,
+			   default_account: str = DEFAULT_SALES_ACCOUNT, adjustment_account: str = DEFAULT_ADJUSTMENT_ACCOUNT,
+			   untaxed_type: str = "NONE") -> tuple[str, list[dict]]:
+	"""Xero LineItems (and their ``LineAmountTypes``) whose total is exactly what ERPNext bills.
+
+	Without a mapped tax (no tax row's account in ``tax_types``): ``NoTax``; item lines at rate x qty,
+	every tax or charge row, the additional discount and the rounding as their own lines.
+
+	With mapped taxes: ``Exclusive``; item lines at their net amount (what ERPNext posts to the income
+	account: after the additional discount, without inclusive tax) carrying the mapped ``TaxType`` and
+	their own ``TaxAmount`` from ``item_wise_tax_detail`` (so "on previous row", inclusive and actual taxes
+	all arrive as ERPNext computed them; the cent left by rounding goes on the line with the most tax);
+	unmapped tax rows as lines with ``untaxed_type``. UnitAmount has up to 4 decimals (send ``unitdp=4``).
+
+	A return (negative amounts) gives the same lines with signs flipped: a Credit Note's lines.
+
+	Args:
+		account_codes: ERPNext Account (income account or tax row account head) -> Xero account code.
+		item_codes: ERPNext Item -> Xero Item code.
+		tax_types: ERPNext tax account head -> Xero TaxType.
+
+	Raises:
+		MappingError: the lines would miss ERPNext's total by more than rounding.
+	"""
+	account_codes, item_codes, tax_types = account_codes or {}, item_codes or {}, tax_types or {}
+	sign = Decimal(-1) if money(si.get("grand_total")) < 0 or si.get("is_return") else Decimal(1)
+	mapped = [t for t in taxes if tax_types.get(t.get("account_head"))]
+	lines: list[dict] = []
+
+	def extra(description: str, amount, account: str = adjustment_account, tax_type: str = "NONE"):
+		amount = money(amount) * sign
+		if amount != 0:
+			lines.append({"Description": description[:4000], "Quantity": 1.0, "UnitAmount": float(amount),
+						  "LineAmount": float(amount), "AccountCode": account, "TaxType": tax_type,
+						  **({"TaxAmount": 0.0} if mapped else {})})
+
+	for index, row in enumerate(items):
+		qty = Decimal(str(row.get("qty") or 0)) * sign
+		if mapped:
+			amount = money(row.get("net_amount")) * sign
+			unit = (amount / qty).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP) if qty else amount
+		else:
+			amount = money(row.get("amount")) * sign
+			unit = money(row.get("rate")) * (1 if qty else sign)
+		if not qty:
+			qty = Decimal(1)
+		line = {"Description": (row.get("description") or row.get("item_name") or row["item_code"])[:4000],
+				"Quantity": float(qty), "UnitAmount": float(unit), "LineAmount": float(money(qty * unit)),
+				"AccountCode": account_codes.get(row.get("income_account")) or default_account, "TaxType": "NONE"}
+		if item_codes.get(row.get("item_code")):
+			line["ItemCode"] = item_codes[row["item_code"]]
+		lines.append(line)
+
+	if mapped:
+		shares = _item_tax_shares(items, mapped, float(si.get("conversion_rate") or 1))
+		for line, (tax, head) in zip(lines, shares):
+			line["TaxAmount"] = float(money(tax) * sign)
+			line["TaxType"] = tax_types[head] if head else untaxed_type
+		wanted = sum((money(t.get("tax_amount_after_discount_amount")) for t in mapped), Decimal(0)) * sign
+		residue = wanted - sum((Decimal(str(li["TaxAmount"])) for li in lines), Decimal(0))
+		if residue and lines:
+			biggest = max(lines, key=lambda li: abs(li["TaxAmount"]))
+			biggest["TaxAmount"] = float(money(Decimal(str(biggest["TaxAmount"])) + residue))
+	for tax in taxes:
+		if tax in mapped:
+			continue
+		extra(tax.get("description") or tax.get("account_head") or "Tax", tax.get("tax_amount_after_discount_amount"),
+			  account_codes.get(tax.get("account_head")) or adjustment_account,
+			  untaxed_type if mapped else "NONE")
+	if not mapped:
+		extra("Discount", -money(si.get("discount_amount")))
+	# what is left is rounding: ERPNext's rounding adjustment and the cents of 4-decimal unit amounts
+	billed = billed_total(si) * sign
+	residue = billed - sum((money(li["LineAmount"]) + money(li.get("TaxAmount", 0)) for li in lines), Decimal(0))
+	expected = money(si.get("rounding_adjustment")) * sign if not si.get("disable_rounded_total") else Decimal(0)
+	if abs(residue - expected) > Decimal("0.01") * (len(items) + 1):
+		raise MappingError(f"the lines total {billed - residue} but ERPNext bills {billed}: "
+						   "check the invoice's taxes and the Xero Connection's tax mapping")
+	if residue:
+		extra("Rounding", residue * sign, tax_type=untaxed_type if mapped else "NONE")
+	return ("Exclusive" if mapped else "NoTax"), lines
+
+
 def invoice(si: dict, items: list[dict], taxes: list[dict], contact_id: str, *, status: str = "AUTHORISED",
-			account_codes: dict | None = None, item_codes: dict | None = None,
-			adjustment_account: str = DEFAULT_ADJUSTMENT_ACCOUNT) -> dict:
+			amends_invoice: str | None = None, **maps) -> dict:
 	"""A Xero ACCREC Invoice for a submitted Sales Invoice.
 
 	Args:
 		si: the Sales Invoice fields ``name``, ``posting_date``, ``due_date``, ``currency``, ``po_no``,
 			``discount_amount``, ``rounding_adjustment``, ``grand_total``, ``rounded_total``,
-			``disable_rounded_total``, ``amended_from``.
+			``disable_rounded_total``, ``amended_from``, ``conversion_rate``.
 		items: its item rows (``item_code``, ``item_name``, ``description``, ``qty``, ``rate``, ``amount``,
-			``income_account``).
-		taxes: its tax rows (``description``, ``account_head``, ``tax_amount_after_discount_amount``).
+			``net_amount``, ``income_account``).
+		taxes: its tax rows (``description``, ``account_head``, ``tax_amount_after_discount_amount``,
+			``item_wise_tax_detail``).
 		contact_id: the Xero ContactID of its customer.
 		status: ``AUTHORISED`` or ``DRAFT``.
-		account_codes: ERPNext Income Account -> Xero account code (default :data:`DEFAULT_SALES_ACCOUNT`).
-		item_codes: ERPNext Item -> Xero Item code (only mapped items carry an ItemCode).
+		amends_invoice: the Xero InvoiceNumber of the (voided) invoice this amendment replaces.
+		maps: :func:`line_items`'s mapping keywords.
 
 	Returns:
-		The Invoice dict; its lines sum to the amount ERPNext bills (rounded total when rounding is on).
+		The Invoice dict (Xero field names); its total is what ERPNext bills.
 	"""
-	account_codes, item_codes = account_codes or {}, item_codes or {}
-	lines = []
-	for row in items:
-		line = {"Description": (row.get("description") or row.get("item_name") or row["item_code"])[:4000],
-				"Quantity": float(row.get("qty") or 0), "UnitAmount": float(money(row.get("rate"))),
-				"LineAmount": float(money(row.get("amount"))),
-				"AccountCode": account_codes.get(row.get("income_account")) or DEFAULT_SALES_ACCOUNT,
-				"TaxType": "NONE"}
-		if item_codes.get(row.get("item_code")):
-			line["ItemCode"] = item_codes[row["item_code"]]
-		lines.append(line)
-
-	def adjustment(description: str, amount, account: str = adjustment_account):
-		if money(amount) != 0:
-			lines.append({"Description": description[:4000], "Quantity": 1.0, "UnitAmount": float(money(amount)),
-						  "LineAmount": float(money(amount)), "AccountCode": account, "TaxType": "NONE"})
-
-	for tax in taxes:
-		adjustment(tax.get("description") or tax.get("account_head") or "Tax",
-				   tax.get("tax_amount_after_discount_amount"),
-				   account_codes.get(tax.get("account_head")) or adjustment_account)
-	adjustment("Discount", -money(si.get("discount_amount")))
-	if not si.get("disable_rounded_total"):
-		adjustment("Rounding", si.get("rounding_adjustment"))
+	kind, lines = line_items(si, items, taxes, **maps)
+	reference = si.get("po_no") or (f"Amends {amends_invoice or si['amended_from']}" if si.get("amended_from") else "")
 	out = {
 		"Type": "ACCREC", "Contact": {"ContactID": contact_id}, "InvoiceNumber": si["name"][:255],
-		"Reference": (si.get("po_no") or (f"Amends {si['amended_from']}" if si.get("amended_from") else ""))[:255],
+		"Reference": reference[:255],
 		"Date": str(si["posting_date"]), "DueDate": str(si.get("due_date") or si["posting_date"]),
-		"CurrencyCode": si.get("currency"), "Status": status, "LineAmountTypes": "NoTax", "LineItems": lines,
+		"CurrencyCode": si.get("currency"), "Status": status, "LineAmountTypes": kind, "LineItems": lines,
 	}
 	if not out["Reference"]:
 		out.pop("Reference")
 	return out
 
 
+def credit_note(si: dict, items: list[dict], taxes: list[dict], contact_id: str, *, status: str = "AUTHORISED",
+				**maps) -> dict:
+	"""A Xero ACCRECCREDIT Credit Note for a submitted return (Sales Invoice with ``is_return``; its
+	negative amounts become the credit note's positive lines). ``si`` also needs ``return_against``."""
+	kind, lines = line_items(si, items, taxes, **maps)
+	out = {"Type": "ACCRECCREDIT", "Contact": {"ContactID": contact_id}, "CreditNoteNumber": si["name"][:255],
+		   "Date": str(si["posting_date"]), "CurrencyCode": si.get("currency"), "Status": status,
+		   "LineAmountTypes": kind, "LineItems": lines}
+	if si.get("return_against"):
+		out["Reference"] = f"Return against {si['return_against']}"[:255]
+	return out
+
+
 def billed_total(si: dict) -> Decimal:
-	"""What ERPNext bills: the rounded total when rounding is on, else the grand total."""
+	"""What ERPNext bills: the rounded total when rounding is on, else the grand total (negative for a
+	return)."""
 	if not si.get("disable_rounded_total") and si.get("rounded_total"):
 		return money(si["rounded_total"])
 	return money(si.get("grand_total"))
 
 
 def total_matches(si: dict, xero_total) -> bool:
-	"""True when Xero's ``Total`` equals what ERPNext bills, to the cent."""
-	return money(xero_total) == billed_total(si)
+	"""True when Xero's ``Total`` equals what ERPNext bills, to the cent (a credit note's Total is the
+	return's amount without its minus sign)."""
+	return money(xero_total) == abs(billed_total(si))
 
 
 def to_model(kind: str, data: dict):
-	"""A xero-python model (``Contact`` or ``Invoice``) from a dict of this module (Xero field names).
+	"""A xero-python model (``Contact``, ``Invoice`` or ``CreditNote``) from a dict of this module (Xero field names).
 	Dates are ``YYYY-MM-DD`` strings; the SDK serialises them as Xero expects."""
 	import datetime
 
-	from xero_python.accounting import Contact, CurrencyCode, Invoice, LineAmountTypes, LineItem
+	from xero_python.accounting import Contact, CreditNote, CurrencyCode, Invoice, LineAmountTypes, LineItem
 
 	if kind == "Contact":
+		from xero_python.accounting import Address
+
+		addresses = [Address(address_type=a["AddressType"], address_line1=a.get("AddressLine1"),
+							 address_line2=a.get("AddressLine2"), city=a.get("City"), region=a.get("Region"),
+							 postal_code=a.get("PostalCode"), country=a.get("Country"))
+					 for a in data.get("Addresses") or []] or None
 		return Contact(contact_id=data.get("ContactID"), name=data.get("Name"), contact_number=data.get("ContactNumber"),
-					   email_address=data.get("EmailAddress"), tax_number=data.get("TaxNumber"))
+					   email_address=data.get("EmailAddress"), tax_number=data.get("TaxNumber"), addresses=addresses)
 
 	def day(value):
 		return datetime.date.fromisoformat(str(value)[:10]) if value else None
 
 	lines = [LineItem(description=li.get("Description"), quantity=li.get("Quantity"), unit_amount=li.get("UnitAmount"),
 					  line_amount=li.get("LineAmount"), account_code=li.get("AccountCode"), tax_type=li.get("TaxType"),
-					  item_code=li.get("ItemCode")) for li in data.get("LineItems", [])]
+					  item_code=li.get("ItemCode"), tax_amount=li.get("TaxAmount")) for li in data.get("LineItems", [])]
+	if kind == "CreditNote":
+		return CreditNote(type=data["Type"], contact=Contact(contact_id=data["Contact"]["ContactID"]),
+						  credit_note_number=data.get("CreditNoteNumber"), reference=data.get("Reference"),
+						  date=day(data.get("Date")), status=data.get("Status"),
+						  line_amount_types=LineAmountTypes(data.get("LineAmountTypes", "NoTax")),
+						  currency_code=CurrencyCode(data["CurrencyCode"]) if data.get("CurrencyCode") else None,
+						  line_items=lines)
 	return Invoice(type=data["Type"], contact=Contact(contact_id=data["Contact"]["ContactID"]),
 				   invoice_number=data.get("InvoiceNumber"), reference=data.get("Reference"), date=day(data.get("Date")),
 				   due_date=day(data.get("DueDate")), status=data.get("Status"),

@@ -255,6 +255,9 @@ def _link(company: str, connection: dict, grant: str, scopes: list[str]) -> str:
 		_forget_grant(previous)  # reconnect replaced the credentials
 	frappe.db.commit()
 	_load_organisation(company)
+	from atlas_integrations.xero import settings
+
+	settings.after_connect(company)
 	return connection.get("tenantName") or tenant_id
 
 
@@ -312,10 +315,15 @@ def access_token(grant: str) -> str:
 
 
 def mark_revoked(grant: str, reason: str) -> None:
-	"""The grant no longer works: it and its connections turn ``revoked`` (jobs pause); commits."""
+	"""The grant no longer works: it and its connections turn ``revoked``, their jobs pause (they stay
+	pending until a reconnect resumes them) and admins get a desk notification per Company; commits."""
+	from atlas_integrations.notify import notify_admins
+
 	frappe.db.set_value(GRANT, grant, "status", "revoked")
-	for name in frappe.get_all(CONNECTION, filters={"xero_grant": grant}, pluck="name"):
-		frappe.db.set_value(CONNECTION, name, {"status": REVOKED, "last_error": reason})
+	for name, status in frappe.get_all(CONNECTION, filters={"xero_grant": grant}, fields=["name", "status"], as_list=True):
+		frappe.db.set_value(CONNECTION, name, {"status": REVOKED, "last_error": mail_text(reason)})
+		if status != REVOKED:
+			notify_admins(f"Xero for {name} needs to be reconnected: its jobs are paused", CONNECTION, name, reason)
 	frappe.db.commit()
 
 

@@ -1,11 +1,13 @@
 """The Accounting API of the local Xero server (atlas_integrations.testing.xero) driven by the official SDK
-xero-python (no frappe): Contacts / Invoices batches, where filters, totals, summarizeErrors, idempotency,
-void / delete rules, injected 429s and timeouts. Every JSON body the SDK sends for Contacts and Invoices is
-checked against the request schema of Xero's OpenAPI spec.
+xero-python (no frappe): Contacts / Invoices / CreditNotes batches, credit note allocations, where filters
+(AND / OR), totals (with TaxAmount overrides), summarizeErrors, idempotency, void / delete rules, injected
+429s and timeouts. Every JSON body the SDK sends is checked against the requestBody schema of the matching
+operation in Xero's OpenAPI spec.
 
 Neither ``jsonschema`` nor ``openapi-core`` is installed in the bench env, so :func:`check_spec` is a small
-hand-written validator over the YAML (``$ref``, ``type``, ``format: uuid``, ``enum``, ``maxLength``, array
-``items``, no keys outside ``properties``, no ``readOnly`` properties sent).
+hand-written validator over the YAML (``$ref``, ``type``, ``format: uuid``, ``enum``, ``maxLength``,
+``required``, array ``items``, ``x-is-msdate`` date strings, no keys outside ``properties``, no ``readOnly``
+properties sent).
 
 Run: ``python -m pytest -q -p no:randomly tests/pure/test_xero_accounting_server.py``
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 from decimal import Decimal as D
+import re
 import sys
 import threading
 import time
@@ -32,8 +35,12 @@ yaml = pytest.importorskip("yaml")
 pytest.importorskip("xero_python")
 from xero_python.accounting import (  # noqa: E402
 	AccountingApi,
+	Allocation,
+	Allocations,
 	Contact,
 	Contacts,
+	CreditNote,
+	CreditNotes,
 	CurrencyCode,
 	Invoice,
 	Invoices,
@@ -55,13 +62,35 @@ SCOPES = (
 
 
 # -- spec validation of request bodies ----------------------------------------------------------------
-def _load_schemas() -> dict:
+def _load_spec() -> dict:
 	if not SPEC.is_file():
 		return {}
-	return yaml.safe_load(SPEC.read_text())["components"]["schemas"]
+	return yaml.safe_load(SPEC.read_text())
 
 
-SCHEMAS = _load_schemas()
+SPEC_DOC = _load_spec()
+SCHEMAS = SPEC_DOC.get("components", {}).get("schemas", {})
+
+
+def _request_schemas() -> list:
+	"""(path regex, METHOD, requestBody schema) of every spec operation taking a JSON body."""
+	out = []
+	for template, ops in SPEC_DOC.get("paths", {}).items():
+		pattern = re.compile("(?i)^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "/?$")
+		for method, op in ops.items():
+			if not isinstance(op, dict):
+				continue
+			schema = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+			if schema:
+				out.append((pattern, method.upper(), schema))
+	return out
+
+
+REQUEST_SCHEMAS = _request_schemas()
+# how Xero (and xero-python) write x-is-msdate / x-is-msdate-time strings
+_MSDATE_RE = re.compile(
+	r"^(/Date\(-?\d+([+-]\d{4})?\)/|\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?)$"
+)
 # readOnly properties that xero-python's models always serialise (their default False)
 SDK_SENT_READONLY = {"HasAttachments"}
 _TYPES = {
@@ -95,6 +124,8 @@ def check_spec(value, schema: dict, where: str = "$") -> None:
 	if isinstance(value, str):
 		if schema.get("format") == "uuid":
 			uuid.UUID(value)
+		if schema.get("x-is-msdate") or schema.get("x-is-msdate-time"):
+			assert _MSDATE_RE.match(value), f"{where}: {value!r} is not a date"
 		if "maxLength" in schema:
 			assert len(value) <= schema["maxLength"], where
 	if isinstance(value, list) and "items" in schema:
@@ -113,19 +144,19 @@ def check_spec(value, schema: dict, where: str = "$") -> None:
 
 
 def check_sent_bodies(xero) -> int:
-	"""Validate every JSON body sent to Contacts / Invoices against the spec's requestBody schema."""
+	"""Validate every JSON body sent (POST / PUT) against the requestBody schema of the spec operation its
+	method and path match (Contacts, Invoices, CreditNotes, CreditNotes/{id}/Allocations, ...)."""
 	if not SCHEMAS:
 		return 0
 	n = 0
 	for req in xero.requests_received():
 		if req["method"] not in ("POST", "PUT") or req["json"] is None:
 			continue
-		resource = req["path"].split("/")[3].lower()
-		name = {"contacts": "Contacts", "invoices": "Invoices"}.get(resource)
-		if name:
-			ref = {"$ref": f"#/components/schemas/{name}"}
-			check_spec(req["json"], ref, f"{req['method']} {req['path']}")
-			n += 1
+		rel = req["path"][len("/api.xro/2.0") :]
+		schema = next((sc for pat, m, sc in REQUEST_SCHEMAS if m == req["method"] and pat.match(rel)), None)
+		assert schema is not None, f"no spec operation takes a JSON body at {req['method']} {req['path']}"
+		check_spec(req["json"], schema, f"{req['method']} {req['path']}")
+		n += 1
 	return n
 
 
@@ -222,6 +253,28 @@ def invoice(cid, lines=None, status="DRAFT", amounts=LineAmountTypes.EXCLUSIVE, 
 		due_date=datetime.date(2025, 6, 30),
 		**kw,
 	)
+
+
+def credit_note(cid, lines=None, status="AUTHORISED", kind="ACCRECCREDIT", amounts=LineAmountTypes.EXCLUSIVE,
+				**kw) -> CreditNote:
+	return CreditNote(
+		type=kind,
+		contact=Contact(contact_id=cid),
+		line_items=lines if lines is not None else [line()],
+		line_amount_types=amounts,
+		status=status,
+		date=datetime.date(2025, 6, 5),
+		**kw,
+	)
+
+
+def allocation(invoice_id, amount, date=datetime.date(2025, 6, 10)) -> Allocations:
+	one = Allocation(invoice=Invoice(invoice_id=invoice_id), amount=amount, date=date)
+	return Allocations(allocations=[one])
+
+
+def first_error(exc) -> str:
+	return exc.value.error_data["Elements"][0]["ValidationErrors"][0]["Message"]
 
 
 # -- contacts ---------------------------------------------------------------------------------------------
@@ -569,3 +622,351 @@ def test_concurrent_batches_keep_unique_numbers(xero, acme, api):
 	assert not errors
 	numbers = [i["InvoiceNumber"] for i in xero.invoices(acme)]
 	assert len(numbers) == 12 and len(set(numbers)) == 12
+
+
+# -- line TaxAmount override, where with OR ----------------------------------------------------------------
+def test_line_tax_amount_override(xero, acme, api):
+	cid = new_contact(api, acme)
+	exclusive = invoice(cid, [line(2, 20.0, tax_amount=5.99), line(1, 10.0, tax_amount=1.51), line(1, 10.0)])
+	inclusive = invoice(cid, [line(1, 115.0, tax_amount=14.99)], amounts=LineAmountTypes.INCLUSIVE)
+	notax = invoice(cid, [line(1, 30.0, tax_amount=4.5)], amounts=LineAmountTypes.NOTAX)
+	ex, inc, nt = api.create_invoices(acme, Invoices(invoices=[exclusive, inclusive, notax])).invoices
+	# computed would be 6.00 / 1.50 / 1.50; the given amounts (one cent off) are kept
+	assert [li.tax_amount for li in ex.line_items] == [D("5.99"), D("1.51"), D("1.5")]
+	amounts = sum(D(str(li.line_amount)) for li in ex.line_items)
+	given = D("5.99") + D("1.51") + D("1.5")
+	assert (ex.sub_total, ex.total_tax, ex.total) == (60, D("9.00"), amounts + given)
+	assert ex.total == D("69.00") and ex.amount_due == D("69.00")
+	assert (inc.sub_total, inc.total_tax, inc.total) == (D("100.01"), D("14.99"), 115)
+	assert (nt.total_tax, nt.total) == (0, 30.0)  # NoTax: never any tax
+	assert api.get_invoice(acme, ex.invoice_id).invoices[0].total == D("69.00")
+	stored = {i["InvoiceID"]: i for i in xero.invoices(acme)}
+	assert stored[ex.invoice_id]["TotalTax"] == 9.0
+	# the override is stored with the line: a new tax rate table changes only the computed lines
+	xero.set_tax_rates(acme, {"OUTPUT2": 10, "NONE": 0})
+	got = api.get_invoice(acme, ex.invoice_id).invoices[0]
+	assert [li.tax_amount for li in got.line_items] == [D("5.99"), D("1.51"), 1] and got.total == D("68.50")
+
+
+def test_where_with_or(xero, acme, api):
+	batch = Contacts(
+		contacts=[
+			contact("Alpha", contact_number="CUST-1", email_address="a@one.com"),
+			contact("Beta", contact_number="CUST-2", email_address="b@two.com"),
+			contact("Gamma", contact_number="CUST-3", email_address="a@b.c"),
+			contact("Salt OR Pepper", contact_number="CUST-4"),
+		]
+	)
+	alpha, beta, gamma, salt = api.create_contacts(acme, batch).contacts
+
+	def names(where):
+		return sorted(c.name for c in api.get_contacts(acme, where=where).contacts)
+
+	where = 'ContactNumber=="CUST-1" OR ContactNumber=="CUST-2" OR EmailAddress=="a@b.c"'
+	assert names(where) == ["Alpha", "Beta", "Gamma"]
+	assert names('ContactNumber=="cust-1" || Name=="nobody"') == ["Alpha"]
+	assert names('ContactNumber=="CUST-1" or ContactNumber=="CUST-4"') == ["Alpha", "Salt OR Pepper"]
+	# AND binds tighter than OR; parentheses group
+	assert names('Name=="Alpha" AND ContactNumber=="CUST-2" OR ContactNumber=="CUST-3"') == ["Gamma"]
+	assert names('Name=="Alpha" && (ContactNumber=="CUST-2" OR ContactNumber=="CUST-1")') == ["Alpha"]
+	assert names('(Name=="Beta" OR Name=="Gamma") AND EmailAddress=="b@two.com"') == ["Beta"]
+	by_guid = f'ContactID==Guid("{beta.contact_id}") OR Name=="Salt OR Pepper"'
+	assert names(by_guid) == ["Beta", "Salt OR Pepper"]
+	assert names('ContactNumber=="CUST-1" AND ContactNumber=="CUST-2"') == []
+	for bad in ('ContactNumber=="CUST-1" OR', '(Name=="Alpha"', 'Name=="Alpha" OR OR Name=="Beta"'):
+		with pytest.raises(ApiException) as exc:
+			api.get_contacts(acme, where=bad)
+		assert exc.value.status == 400 and exc.value.error_data["Type"] == "QueryParseException"
+	assert alpha.contact_id and gamma.contact_id and salt.contact_id
+
+
+# -- credit notes -------------------------------------------------------------------------------------------
+def test_credit_notes_create_read_update(xero, acme, api):
+	cid = new_contact(api, acme)
+	batch = CreditNotes(
+		credit_notes=[
+			credit_note(cid, [line(2, 20.0)], reference="Refund"),
+			credit_note(cid, [line(2, 20.0, "400", "INPUT2")], status="DRAFT", kind="ACCPAYCREDIT"),
+			credit_note(cid, [line(1, 100.0, tax_amount=14.99)], credit_note_number="CR-77"),
+		]
+	)
+	data, status, _ = api.create_credit_notes(acme, batch, _return_http_data_only=False)
+	assert status == 200
+	sale, supplier, custom = data.credit_notes
+	assert uuid.UUID(str(sale.credit_note_id)) and sale.credit_note_number == "CN-0001"
+	assert (val(sale.type), val(sale.status), sale.reference) == ("ACCRECCREDIT", "AUTHORISED", "Refund")
+	assert (sale.sub_total, sale.total_tax, sale.total, sale.remaining_credit) == (40.0, 6.0, 46.0, 46.0)
+	assert sale.allocations == [] and sale.applied_amount == 0 and sale.has_errors is False
+	assert sale.date == datetime.date(2025, 6, 5) and val(sale.currency_code) == "NZD"
+	assert sale.contact.contact_id == cid and sale.contact.name == "Liam Gallagher"
+	assert supplier.credit_note_number == "" and val(supplier.status) == "DRAFT"
+	assert supplier.line_items[0].tax_type == "INPUT2" and supplier.total == 46.0
+	assert (custom.credit_note_number, custom.total_tax, custom.total) == ("CR-77", D("14.99"), D("114.99"))
+	assert xero.contacts(acme)[0]["IsCustomer"] is True and xero.contacts(acme)[0]["IsSupplier"] is True
+	# reads
+	assert api.get_credit_note(acme, sale.credit_note_id).credit_notes[0].total == 46.0
+	listed = api.get_credit_notes(acme).credit_notes
+	ids = [sale.credit_note_id, supplier.credit_note_id, custom.credit_note_id]
+	assert [n.credit_note_id for n in listed] == ids
+	where = 'Type=="ACCPAYCREDIT" OR CreditNoteNumber=="CR-77"'
+	by_type = api.get_credit_notes(acme, where=where).credit_notes
+	assert [n.credit_note_id for n in by_type] == [supplier.credit_note_id, custom.credit_note_id]
+	mine = api.get_credit_notes(acme, where=f'Contact.ContactID==Guid("{cid}") AND Status=="DRAFT"')
+	assert [n.credit_note_id for n in mine.credit_notes] == [supplier.credit_note_id]
+	assert len(api.get_credit_notes(acme, page=1).credit_notes) == 3
+	assert api.get_credit_notes(acme, page=2).credit_notes == []
+	with pytest.raises(HTTPStatusException) as exc:
+		api.get_credit_note(acme, str(uuid.uuid4()))
+	assert exc.value.status == 404
+	# POST batch: update one by CreditNoteID, create another; numbers stay unique
+	upd = CreditNotes(
+		credit_notes=[
+			CreditNote(credit_note_id=sale.credit_note_id, reference="Refund 2"),
+			credit_note(cid, [line(1, 10.0)], status="SUBMITTED"),
+		]
+	)
+	changed, created = api.update_or_create_credit_notes(acme, upd).credit_notes
+	got = (changed.credit_note_id, changed.reference, changed.total)
+	assert got == (sale.credit_note_id, "Refund 2", 46.0)
+	assert created.credit_note_number == "CN-0002" and val(created.status) == "SUBMITTED"
+	with pytest.raises(ApiException) as exc:
+		dup = credit_note(cid, credit_note_number="cr-77")
+		api.create_credit_notes(acme, CreditNotes(credit_notes=[dup]))
+	assert first_error(exc) == "Credit Note # must be unique."
+
+	# status rules through POST /CreditNotes/{id}
+	def set_status(note, status):
+		body = CreditNotes(credit_notes=[CreditNote(status=status)])
+		return api.update_credit_note(acme, note.credit_note_id, body)
+
+	with pytest.raises(ApiException) as exc:
+		set_status(sale, "DELETED")  # authorised: void, not delete
+	assert first_error(exc) == "Credit Note not of valid status for modification"
+	with pytest.raises(ApiException) as exc:
+		set_status(supplier, "VOIDED")  # a draft cannot be voided
+	assert first_error(exc) == "Credit Note not of valid status for modification"
+	assert val(set_status(supplier, "DELETED").credit_notes[0].status) == "DELETED"
+	voided = set_status(custom, "VOIDED").credit_notes[0]
+	assert val(voided.status) == "VOIDED" and voided.remaining_credit == 0
+	with pytest.raises(ApiException) as exc:
+		set_status(custom, "AUTHORISED")  # voided is final
+	assert first_error(exc) == "This document cannot be edited as it is voided."
+	states = {n["CreditNoteID"]: n["Status"] for n in xero.credit_notes(acme)}
+	assert states == {
+		sale.credit_note_id: "AUTHORISED",
+		supplier.credit_note_id: "DELETED",
+		custom.credit_note_id: "VOIDED",
+		created.credit_note_id: "SUBMITTED",
+	}
+	assert xero.calls("creditnotes") >= 10
+	# scopes as for Invoices: accounting.transactions to write, .read enough to read
+	reader = make_api(xero, obtain_token(xero, "openid offline_access accounting.transactions.read"))
+	assert len(reader.get_credit_notes(acme).credit_notes) == 4
+	with pytest.raises(HTTPStatusException) as exc:
+		reader.create_credit_notes(acme, CreditNotes(credit_notes=[credit_note(cid)]))
+	assert exc.value.status == 401
+
+
+def test_credit_note_batch_one_bad_fails_alone(xero, acme, api):
+	cid = new_contact(api, acme)
+	batch = CreditNotes(
+		credit_notes=[
+			credit_note(cid, reference="first"),
+			credit_note(str(uuid.uuid4()), reference="bad"),  # unknown contact
+			credit_note(cid, reference="third"),
+		]
+	)
+	# default (summarizeErrors=true): 400 ValidationException with the bad element only, nothing stored
+	with pytest.raises(ApiException) as exc:
+		api.create_credit_notes(acme, batch)
+	body = exc.value.error_data
+	assert (exc.value.status, body["ErrorNumber"], body["Type"]) == (400, 10, "ValidationException")
+	assert len(body["Elements"]) == 1 and body["Elements"][0]["Reference"] == "bad"
+	assert body["Elements"][0]["HasErrors"] is True and "could not be found" in first_error(exc)
+	assert xero.credit_notes(acme) == []
+	# summarizeErrors=false: 200, the bad one flagged, the other two stored
+	first, bad, third = api.create_credit_notes(acme, batch, summarize_errors=False).credit_notes
+	assert bad.has_errors is True and bad.status_attribute_string == "ERROR"
+	assert "could not be found" in bad.validation_errors[0].message and bad.credit_note_id is None
+	assert first.status_attribute_string == "OK" and not first.validation_errors
+	assert (first.credit_note_number, third.credit_note_number) == ("CN-0001", "CN-0002")
+	assert [n["Reference"] for n in xero.credit_notes(acme)] == ["first", "third"]
+
+
+def test_credit_note_allocation_settles_invoice(xero, acme, api):
+	cid = new_contact(api, acme)
+	inv = api.create_invoices(acme, Invoices(invoices=[invoice(cid, status="AUTHORISED")])).invoices[0]
+	other = api.create_invoices(acme, Invoices(invoices=[invoice(cid, status="AUTHORISED")])).invoices[0]
+	note = api.create_credit_notes(acme, CreditNotes(credit_notes=[credit_note(cid, [line(2, 100.0)])]))
+	note = note.credit_notes[0]
+	assert (inv.total, note.total) == (115.0, 230.0)
+	# a part
+	res = api.create_credit_note_allocation(acme, note.credit_note_id, allocation(inv.invoice_id, 15.0))
+	alloc = res.allocations[0]
+	assert uuid.UUID(str(alloc.allocation_id)) and alloc.amount == 15.0
+	assert alloc.date == datetime.date(2025, 6, 10) and alloc.invoice.invoice_id == inv.invoice_id
+	assert alloc.credit_note.credit_note_id == note.credit_note_id
+	got = api.get_invoice(acme, inv.invoice_id).invoices[0]
+	assert (got.amount_due, got.amount_credited, val(got.status)) == (100.0, 15.0, "AUTHORISED")
+	assert [(c.credit_note_id, c.applied_amount) for c in got.credit_notes] == [(note.credit_note_id, 15.0)]
+	assert got.credit_notes[0].credit_note_number == "CN-0001"
+	cn = api.get_credit_note(acme, note.credit_note_id).credit_notes[0]
+	assert (cn.remaining_credit, cn.applied_amount, val(cn.status)) == (215.0, 15.0, "AUTHORISED")
+	assert [(a.invoice.invoice_id, a.amount) for a in cn.allocations] == [(inv.invoice_id, 15.0)]
+	# the rest of the invoice: AmountDue 0, PAID, AmountCredited = Total
+	api.create_credit_note_allocation(acme, note.credit_note_id, allocation(inv.invoice_id, 100.0))
+	got = api.get_invoice(acme, inv.invoice_id).invoices[0]
+	assert (got.amount_due, val(got.status), got.amount_credited) == (0, "PAID", got.total)
+	assert got.amount_paid == 0 and got.credit_notes[0].applied_amount == 115.0
+	# the rest of the credit: the credit note becomes PAID
+	api.create_credit_note_allocation(acme, note.credit_note_id, allocation(other.invoice_id, 115.0))
+	cn = api.get_credit_note(acme, note.credit_note_id).credit_notes[0]
+	assert (cn.remaining_credit, cn.applied_amount, val(cn.status)) == (0, 230.0, "PAID")
+	assert cn.fully_paid_on_date == datetime.date(2025, 6, 10)
+	assert val(api.get_invoice(acme, other.invoice_id).invoices[0].status) == "PAID"
+	# controls
+	assert [(a["Invoice"]["InvoiceID"], a["Amount"]) for a in xero.allocations(acme)] == [
+		(inv.invoice_id, 15.0),
+		(inv.invoice_id, 100.0),
+		(other.invoice_id, 115.0),
+	]
+	assert {a["CreditNote"]["CreditNoteID"] for a in xero.allocations(acme)} == {note.credit_note_id}
+	assert xero.credit_notes(acme)[0]["RemainingCredit"] == 0.0
+	assert {i["InvoiceID"]: i["AmountCredited"] for i in xero.invoices(acme)} == {
+		inv.invoice_id: 115.0,
+		other.invoice_id: 115.0,
+	}
+	sent = xero.requests_received(acme, "CreditNotes")
+	allocs = [r for r in sent if r["path"].endswith("/Allocations")]
+	assert allocs[0]["method"] == "PUT" and allocs[0]["json"]["Allocations"][0]["Amount"] == 15.0
+	assert check_sent_bodies(xero) == 7  # 2 invoices, 1 credit note, 3 allocations, 1 contact
+
+
+def test_allocation_validation(xero, acme, api):
+	cid = new_contact(api, acme)
+	someone = new_contact(api, acme, "Someone Else")
+	inv, draft_inv, bill, theirs, aud = api.create_invoices(
+		acme,
+		Invoices(
+			invoices=[
+				invoice(cid, status="AUTHORISED"),
+				invoice(cid),
+				Invoice(
+					type="ACCPAY",
+					contact=Contact(contact_id=cid),
+					line_items=[line(account="400", tax="INPUT2")],
+					status="AUTHORISED",
+				),
+				invoice(someone, status="AUTHORISED"),
+				invoice(cid, status="AUTHORISED", currency_code=CurrencyCode.AUD),
+			]
+		),
+	).invoices
+	small, draft = api.create_credit_notes(
+		acme, CreditNotes(credit_notes=[credit_note(cid, [line(1, 50.0)]), credit_note(cid, status="DRAFT")])
+	).credit_notes
+	assert small.total == 57.5 and inv.total == 115.0
+
+	def refused(note, inv_id, amount) -> list:
+		with pytest.raises(ApiException) as exc:
+			api.create_credit_note_allocation(acme, note.credit_note_id, allocation(inv_id, amount))
+		body = exc.value.error_data
+		assert (exc.value.status, body["ErrorNumber"], body["Type"]) == (400, 10, "ValidationException")
+		element = body["Elements"][0]
+		assert element["StatusAttributeString"] == "ERROR"
+		return [e["Message"] for e in element["ValidationErrors"]]
+
+	# over the remaining credit (57.50 < 60, though the invoice owes 115)
+	assert refused(small, inv.invoice_id, 60.0) == [
+		"Credit Note cannot be allocated as amount is greater than amount outstanding"
+	]
+	assert refused(draft, inv.invoice_id, 10.0) == ["Credit Note not of valid status for allocation"]
+	assert refused(small, draft_inv.invoice_id, 10.0) == ["Invoice not of valid status for allocation"]
+	wrong_type = "Credit Note cannot be allocated to an incorrect invoice type"
+	assert refused(small, bill.invoice_id, 10.0) == [wrong_type]
+	wrong_contact = "The Credit Note and the Invoice must be for the same contact"
+	assert refused(small, theirs.invoice_id, 10.0) == [wrong_contact]
+	wrong_currency = "The Credit Note and the Invoice must be in the same currency"
+	assert refused(small, aud.invoice_id, 10.0) == [wrong_currency]
+	assert refused(small, inv.invoice_id, 0) == ["Amount must be greater than zero."]
+	assert "could not be found" in refused(small, str(uuid.uuid4()), 10.0)[0]
+	assert xero.allocations(acme) == []
+	assert api.get_invoice(acme, inv.invoice_id).invoices[0].amount_due == 115.0
+	# over the invoice's amount due: pay most of it first
+	xero.pay_invoice(acme, inv.invoice_id, 100.0)
+	over_due = "The amount allocated is greater than the amount due on the invoice"
+	assert refused(small, inv.invoice_id, 20.0) == [over_due]
+	# two in one request count together; summarizeErrors=false keeps the good one
+	both = allocation(inv.invoice_id, 15.0)
+	both.allocations += allocation(inv.invoice_id, 1.0).allocations
+	res = api.create_credit_note_allocation(acme, small.credit_note_id, both, summarize_errors=False)
+	ok, bad = res.allocations
+	assert ok.status_attribute_string == "OK" and ok.allocation_id
+	assert bad.status_attribute_string == "ERROR"
+	paid_off = "The invoice you are trying to allocate to has already been paid off"
+	assert bad.validation_errors[0].message == paid_off
+	got = api.get_invoice(acme, inv.invoice_id).invoices[0]
+	assert (got.amount_paid, got.amount_credited, got.amount_due, val(got.status)) == (100.0, 15.0, 0, "PAID")
+	assert api.get_credit_note(acme, small.credit_note_id).credit_notes[0].remaining_credit == 42.5
+	assert len(xero.allocations(acme)) == 1
+
+
+def test_credit_allocated_blocks_void(xero, acme, api):
+	cid = new_contact(api, acme)
+	paid, credited = api.create_invoices(
+		acme, Invoices(invoices=[invoice(cid, status="AUTHORISED"), invoice(cid, status="AUTHORISED")])
+	).invoices
+	note = api.create_credit_notes(acme, CreditNotes(credit_notes=[credit_note(cid)])).credit_notes[0]
+	xero.pay_invoice(acme, paid.invoice_id, 10)
+	api.create_credit_note_allocation(acme, note.credit_note_id, allocation(credited.invoice_id, 10.0))
+
+	def void(inv):
+		with pytest.raises(ApiException) as exc:
+			api.update_invoice(acme, inv.invoice_id, Invoices(invoices=[Invoice(status="VOIDED")]))
+		return first_error(exc)
+
+	allocated = "This document cannot be voided as it has a payment or credit note allocated to it."
+	assert void(credited) == void(paid) == allocated  # the same message as for a payment
+	# the allocated credit note cannot be voided or re-lined either
+	with pytest.raises(ApiException) as exc:
+		body = CreditNotes(credit_notes=[CreditNote(status="VOIDED")])
+		api.update_credit_note(acme, note.credit_note_id, body)
+	assert first_error(exc) == allocated
+	with pytest.raises(ApiException) as exc:
+		change = CreditNote(line_items=[line(1, 5.0)])
+		api.update_credit_note(acme, note.credit_note_id, CreditNotes(credit_notes=[change]))
+	assert first_error(exc) == allocated.replace("voided", "edited")
+	# a payment of the rest settles the credited invoice
+	settled = xero.pay_invoice(acme, credited.invoice_id)
+	assert (settled["AmountPaid"], settled["AmountCredited"], settled["AmountDue"], settled["Status"]) == (
+		105.0,
+		10.0,
+		0.0,
+		"PAID",
+	)
+
+
+def test_credit_note_idempotent_replay(xero, acme, api):
+	cid = new_contact(api, acme)
+	key = str(uuid.uuid4())
+	batch = CreditNotes(credit_notes=[credit_note(cid)])
+	first = api.create_credit_notes(acme, batch, idempotency_key=key).credit_notes[0]
+	again = api.create_credit_notes(acme, batch, idempotency_key=key).credit_notes[0]
+	assert again.credit_note_id == first.credit_note_id and again.credit_note_number == "CN-0001"
+	assert len(xero.credit_notes(acme)) == 1 and xero.calls("idempotent_replay") == 1
+	assert len(xero.requests_received(acme, "CreditNotes")) == 2  # both received, one applied
+	# allocations too
+	inv = api.create_invoices(acme, Invoices(invoices=[invoice(cid, status="AUTHORISED")])).invoices[0]
+	alloc_key = "alloc-" + key
+	a = api.create_credit_note_allocation(
+		acme, first.credit_note_id, allocation(inv.invoice_id, 20.0), idempotency_key=alloc_key
+	)
+	b = api.create_credit_note_allocation(
+		acme, first.credit_note_id, allocation(inv.invoice_id, 20.0), idempotency_key=alloc_key
+	)
+	assert a.allocations[0].allocation_id == b.allocations[0].allocation_id
+	assert len(xero.allocations(acme)) == 1
+	assert api.get_invoice(acme, inv.invoice_id).invoices[0].amount_due == 95.0
+	# a new key is a new request
+	api.create_credit_notes(acme, batch, idempotency_key=str(uuid.uuid4()))
+	assert [n["CreditNoteNumber"] for n in xero.credit_notes(acme)] == ["CN-0001", "CN-0002"]

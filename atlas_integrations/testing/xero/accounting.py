@@ -1,7 +1,8 @@
 """The Accounting API stores of :class:`XeroTestServer` (:class:`_AccountingMixin`): per-tenant Contacts,
-Invoices, Accounts, TaxRates and Items under ``/api.xro/2.0/``, Xero's batch semantics
-(``summarizeErrors``), ``Idempotency-Key`` replay, the rate-limit headers, injected faults / delays and the
-log of requests received; plus the test controls for all of them."""
+Invoices, CreditNotes (and their Allocations to invoices), Accounts, TaxRates and Items under
+``/api.xro/2.0/``, Xero's batch semantics (``summarizeErrors``), ``Idempotency-Key`` replay, the rate-limit
+headers, injected faults / delays and the log of requests received; plus the test controls for all of
+them."""
 
 from __future__ import annotations
 
@@ -30,8 +31,24 @@ SETTINGS_SCOPES = ("accounting.settings", "accounting.settings.read")
 LINE_AMOUNT_TYPES = ("Exclusive", "Inclusive", "NoTax")
 CREATE_STATUSES = ("DRAFT", "SUBMITTED", "AUTHORISED")
 INVOICE_TYPES = ("ACCREC", "ACCPAY")
-_ID_RE = re.compile(r"(?i)^/(contacts|invoices)/([^/]+)/?$")
-_WHERE_TERM_RE = re.compile(r'^\s*([A-Za-z][A-Za-z0-9.]*)\s*==\s*(?:Guid\(\s*)?"([^"]*)"\s*\)?\s*$')
+CREDIT_NOTE_TYPES = ("ACCRECCREDIT", "ACCPAYCREDIT")
+# the invoice Type a credit note of each Type can be allocated to
+CREDIT_NOTE_INVOICE_TYPE = {"ACCRECCREDIT": "ACCREC", "ACCPAYCREDIT": "ACCPAY"}
+# batch resources: (collection key in the body, id field)
+_DOCS = {
+	"contacts": ("Contacts", "ContactID"),
+	"invoices": ("Invoices", "InvoiceID"),
+	"creditnotes": ("CreditNotes", "CreditNoteID"),
+}
+_ID_RE = re.compile(r"(?i)^/(contacts|invoices|creditnotes)/([^/]+)/?$")
+_ALLOCATIONS_RE = re.compile(r"(?i)^/creditnotes/([^/]+)/allocations/?$")
+# one token of a where clause: an equality term, a parenthesis, AND / && or OR / ||
+_WHERE_TOKEN_RE = re.compile(
+	r'\s*(?:(?P<field>[A-Za-z][A-Za-z0-9.]*)\s*==\s*(?:Guid\(\s*"(?P<guid>[^"]*)"\s*\)|"(?P<value>[^"]*)")'
+	r"|(?P<lp>\()|(?P<rp>\))|(?P<and>&&|(?i:AND)\b)|(?P<or>\|\||(?i:OR)\b))"
+)
+VOID_ALLOCATED = "This document cannot be voided as it has a payment or credit note allocated to it."
+EDIT_ALLOCATED = "This document cannot be edited as it has a payment or credit note allocated to it."
 
 
 def _tax_rate(name: str, tax_type: str, report: str, rate: float, revenue=True, expenses=True) -> dict:
@@ -168,17 +185,66 @@ def _lookup(record: dict, dotted: str):
 	return value
 
 
+def _where_tokens(where: str) -> list:
+	tokens, pos, text = [], 0, where.rstrip()
+	while pos < len(text):
+		m = _WHERE_TOKEN_RE.match(text, pos)
+		if not m or m.end() == pos:
+			raise ValueError(text[pos:].strip() or where)
+		pos = m.end()
+		if m.group("field"):
+			value = m.group("guid") if m.group("guid") is not None else m.group("value")
+			tokens.append(("term", (m.group("field"), value.lower())))
+		else:
+			tokens.append((next(k for k in ("lp", "rp", "and", "or") if m.group(k)), None))
+	return tokens
+
+
 def _where(records: list, where: str) -> list:
-	"""Xero's ``where``, minimally: ``Field=="value"`` / ``Field==Guid("...")`` terms joined by AND / &&
-	(case-insensitive equality, dotted paths such as ``Contact.ContactID``)."""
-	terms = re.split(r"(?i)\s+AND\s+|&&", where.strip())
-	matchers = []
-	for term in terms:
-		m = _WHERE_TERM_RE.match(term)
-		if not m:
-			raise ValueError(term)
-		matchers.append((m.group(1), m.group(2).lower()))
-	return [r for r in records if all(_lower(_lookup(r, f)) == v for f, v in matchers)]
+	"""Xero's ``where``, minimally: ``Field=="value"`` / ``Field==Guid("...")`` terms (case-insensitive
+	equality, dotted paths such as ``Contact.ContactID``) joined by AND / && and OR / || (AND binds
+	tighter than OR; parentheses group). Anything else raises ValueError."""
+	tokens = _where_tokens(where)
+	pos = 0
+
+	def peek():
+		return tokens[pos][0] if pos < len(tokens) else None
+
+	def atom():
+		nonlocal pos
+		if peek() == "term":
+			(field, value) = tokens[pos][1]
+			pos += 1
+			return lambda r: _lower(_lookup(r, field)) == value
+		if peek() == "lp":
+			pos += 1
+			inner = either()
+			if peek() != "rp":
+				raise ValueError(where)
+			pos += 1
+			return inner
+		raise ValueError(where)
+
+	def both():
+		nonlocal pos
+		parts = [atom()]
+		while peek() == "and":
+			pos += 1
+			parts.append(atom())
+		return lambda r: all(p(r) for p in parts)
+
+	def either():
+		nonlocal pos
+		parts = [both()]
+		while peek() == "or":
+			pos += 1
+			parts.append(both())
+		return lambda r: any(p(r) for p in parts)
+
+	match = either()
+	if pos != len(tokens):
+		raise ValueError(where)
+	return [r for r in records if match(r)]
 
 
 def _validation_400(elements: list) -> tuple:
@@ -207,12 +273,15 @@ class _AccountingMixin:
 			book = {
 				"contacts": {},
 				"invoices": {},
+				"credit_notes": {},
+				"allocations": [],
 				"tax_rates": [copy.deepcopy(t) for t in DEFAULT_TAX_RATES],
 				"accounts": [_account(*a, currency) for a in DEFAULT_ACCOUNTS],
 				"items": [_item(*i) for i in DEFAULT_ITEMS],
 				"requests": [],
 				"idempotency": {},
 				"invoice_seq": 0,
+				"credit_note_seq": 0,
 			}
 			self._books[tid] = book
 		return book
@@ -261,6 +330,19 @@ class _AccountingMixin:
 			book = self._book(self._tenant_id(tenant))
 			return [self._render_invoice(book, i) for i in book["invoices"].values()]
 
+	def credit_notes(self, tenant: str) -> list[dict]:
+		"""A tenant's stored credit notes (every status) as the API renders them, in creation order."""
+		with self._lock:
+			book = self._book(self._tenant_id(tenant))
+			return [self._render_credit_note(book, n) for n in book["credit_notes"].values()]
+
+	def allocations(self, tenant: str) -> list[dict]:
+		"""A tenant's credit note allocations, oldest first, as ``PUT /CreditNotes/{id}/Allocations``
+		renders them (``AllocationID``, ``Amount``, ``Date``, ``Invoice``, ``CreditNote``)."""
+		with self._lock:
+			book = self._book(self._tenant_id(tenant))
+			return [self._render_allocation(book, a) for a in book["allocations"]]
+
 	def pay_invoice(self, tenant: str, invoice_id: str, amount=None) -> dict:
 		"""Record a payment (default: the amount due) against an AUTHORISED invoice; fully paid -> PAID.
 		An invoice with payments can no longer be VOIDED. Returns the invoice as rendered."""
@@ -268,7 +350,8 @@ class _AccountingMixin:
 			book = self._book(self._tenant_id(tenant))
 			inv = book["invoices"][invoice_id.lower()]
 			totals = self._totals(book, inv)
-			due = totals["Total"] - _money(inv.get("_paid", 0))
+			credited = self._allocated(book, "InvoiceID", inv["InvoiceID"])
+			due = totals["Total"] - _money(inv.get("_paid", 0)) - credited
 			paid = _money(amount) if amount is not None else due
 			inv["_paid"] = float(_money(inv.get("_paid", 0)) + paid)
 			inv.setdefault("_payments", []).append(
@@ -341,7 +424,7 @@ class _AccountingMixin:
 	def requests_received(self, tenant: str | None = None, path_prefix: str | None = None) -> list[dict]:
 		"""Accounting requests received (after authentication), oldest first: dicts with ``method``,
 		``path``, ``query`` (dict of lists), ``headers`` (lower-case keys), ``json`` (parsed body or None),
-		``tenant``."""
+		``tenant``, ``at`` (epoch seconds it arrived)."""
 		with self._lock:
 			tids = [self._tenant_id(tenant)] if tenant is not None else list(self._books)
 			out = []
@@ -440,6 +523,7 @@ class _AccountingMixin:
 			book["requests"].append(
 				{
 					"seq": self._seq,
+					"at": time.time(),  # wall-clock seconds the request arrived
 					"tenant": tid,
 					"method": method,
 					"path": path,
@@ -489,6 +573,7 @@ class _AccountingMixin:
 		needed = {
 			"contacts": CONTACT_SCOPES,
 			"invoices": INVOICE_SCOPES,
+			"creditnotes": INVOICE_SCOPES,
 			"accounts": SETTINGS_SCOPES,
 			"taxrates": SETTINGS_SCOPES,
 			"items": SETTINGS_SCOPES,
@@ -513,8 +598,13 @@ class _AccountingMixin:
 				return self._contacts_get(tid, book, headers, q)
 			if low == "/invoices" and method == "GET":
 				return self._invoices_get(tid, book, headers, q)
-			if low in ("/contacts", "/invoices") and method in ("POST", "PUT"):
+			if low == "/creditnotes" and method == "GET":
+				return self._credit_notes_get(tid, book, headers, q)
+			if low in ("/contacts", "/invoices", "/creditnotes") and method in ("POST", "PUT"):
 				return self._batch(tid, book, headers, q, low[1:], parsed, None)
+			allocations = _ALLOCATIONS_RE.match(rel)
+			if allocations and method == "PUT":
+				return self._allocate(tid, book, headers, q, allocations.group(1), parsed)
 			if by_id and method == "GET":
 				return self._get_one(tid, book, headers, by_id.group(1).lower(), by_id.group(2))
 			if by_id and method == "POST":
@@ -566,6 +656,12 @@ class _AccountingMixin:
 			records = _where(records, q["where"])
 		return _json_resp(200, self._envelope(tid, headers, "Invoices", self._page(records, q)))
 
+	def _credit_notes_get(self, tid, book, headers, q) -> tuple:
+		records = [self._render_credit_note(book, n) for n in book["credit_notes"].values()]
+		if q.get("where"):
+			records = _where(records, q["where"])
+		return _json_resp(200, self._envelope(tid, headers, "CreditNotes", self._page(records, q)))
+
 	def _get_one(self, tid, book, headers, kind: str, key: str) -> tuple:
 		key = urllib.parse.unquote(key).lower()
 		if kind == "contacts":
@@ -575,6 +671,12 @@ class _AccountingMixin:
 			if contact is None:
 				return _problem(404, "Resource not found")
 			return _json_resp(200, self._envelope(tid, headers, "Contacts", [copy.deepcopy(contact)]))
+		if kind == "creditnotes":
+			note = self._find_credit_note(book, key)
+			if note is None:
+				return _problem(404, "Resource not found")
+			rendered = self._render_credit_note(book, note)
+			return _json_resp(200, self._envelope(tid, headers, "CreditNotes", [rendered]))
 		inv = self._find_invoice(book, key)
 		if inv is None:
 			return _problem(404, "Resource not found")
@@ -587,9 +689,17 @@ class _AccountingMixin:
 			(i for i in book["invoices"].values() if _lower(i.get("InvoiceNumber")) == key), None
 		)
 
+	@staticmethod
+	def _find_credit_note(book, key: str) -> dict | None:
+		key = key.lower()
+		return book["credit_notes"].get(key) or next(
+			(n for n in book["credit_notes"].values() if key and _lower(n.get("CreditNoteNumber")) == key),
+			None,
+		)
+
 	# -- batch writes -----------------------------------------------------------------------------------
 	def _batch(self, tid, book, headers, q, kind: str, parsed, path_id: str | None) -> tuple:
-		key = "Contacts" if kind == "contacts" else "Invoices"
+		key, id_field = _DOCS[kind]
 		if isinstance(parsed, dict) and isinstance(parsed.get(key), list):
 			elements = parsed[key]
 		elif isinstance(parsed, dict) and key not in parsed:
@@ -597,19 +707,20 @@ class _AccountingMixin:
 		else:
 			return _api_error(400, 14, "PostDataInvalidException", f"Expected a {key} collection")
 		if path_id is not None:
-			id_field = "ContactID" if kind == "contacts" else "InvoiceID"
 			elements = [dict(e, **{id_field: path_id}) for e in elements]
 		summarize = _bool_param(q, "summarizeErrors", True)
 		# validate and build everything against a scratch copy, so a failed summarised batch stores nothing
-		scratch = {"contacts": dict(book["contacts"]), "invoices": dict(book["invoices"])}
-		scratch.update({k: book[k] for k in ("tax_rates", "accounts", "items")})
-		scratch["invoice_seq"] = book["invoice_seq"]
+		scratch = {k: dict(book[k]) for k in ("contacts", "invoices", "credit_notes")}
+		scratch.update({k: book[k] for k in ("tax_rates", "accounts", "items", "allocations")})
+		scratch.update({k: book[k] for k in ("invoice_seq", "credit_note_seq")})
 		results, bad = [], []
 		for element in elements:
 			if not isinstance(element, dict):
 				element = {}
 			if kind == "contacts":
 				record, errors = self._apply_contact(scratch, element)
+			elif kind == "creditnotes":
+				record, errors = self._apply_credit_note(tid, scratch, element)
 			else:
 				record, errors = self._apply_invoice(tid, scratch, element)
 			if errors:
@@ -621,7 +732,7 @@ class _AccountingMixin:
 						"StatusAttributeString": "ERROR",
 					}
 				)
-				if kind == "invoices":
+				if kind != "contacts":
 					failed.pop("HasValidationErrors")
 					failed["HasErrors"] = True
 				results.append(failed)
@@ -630,8 +741,8 @@ class _AccountingMixin:
 				results.append(record)
 		if bad and summarize:
 			return _validation_400(bad)
-		book["contacts"], book["invoices"] = scratch["contacts"], scratch["invoices"]
-		book["invoice_seq"] = scratch["invoice_seq"]
+		for name in ("contacts", "invoices", "credit_notes", "invoice_seq", "credit_note_seq"):
+			book[name] = scratch[name]
 		out = []
 		for r in results:
 			if "ValidationErrors" in r and r.get("StatusAttributeString") == "ERROR":
@@ -639,7 +750,8 @@ class _AccountingMixin:
 			elif kind == "contacts":
 				out.append(dict(copy.deepcopy(r), **({} if summarize else {"StatusAttributeString": "OK"})))
 			else:
-				rendered = self._render_invoice(book, r)
+				render = self._render_credit_note if kind == "creditnotes" else self._render_invoice
+				rendered = render(book, r)
 				out.append(dict(rendered, **({} if summarize else {"StatusAttributeString": "OK"})))
 		return _json_resp(200, self._envelope(tid, headers, key, out))
 
@@ -740,6 +852,8 @@ class _AccountingMixin:
 			if mode == "NoTax":
 				tax_type = tax_type or "NONE"
 				tax = Decimal(0)
+			elif line.get("TaxAmount") is not None:  # "can be overriden if the calculated TaxAmount is
+				tax = _money(line["TaxAmount"])  # not correct" (Xero's LineItem docs)
 			else:
 				rate = rates.get((tax_type or "NONE").upper(), Decimal(0))
 				if mode == "Inclusive":
@@ -786,9 +900,38 @@ class _AccountingMixin:
 			"TotalDiscount": gross - discounted,
 		}
 
+	@staticmethod
+	def _allocated(book, field: str, key: str) -> Decimal:
+		"""Sum of the allocations whose ``field`` (``InvoiceID`` / ``CreditNoteID``) is ``key``."""
+		return sum((_money(a["Amount"]) for a in book["allocations"] if a[field] == key), Decimal(0))
+
+	def _credit_summaries(self, book, inv: dict) -> list:
+		"""The invoice's ``CreditNotes``: one summary per credit note allocated to it (shape of the
+		recorded GET /Invoices), ``AppliedAmount`` = what that credit note applied to this invoice."""
+		applied: dict[str, Decimal] = {}
+		for a in book["allocations"]:
+			if a["InvoiceID"] == inv["InvoiceID"]:
+				applied[a["CreditNoteID"]] = applied.get(a["CreditNoteID"], Decimal(0)) + _money(a["Amount"])
+		out = []
+		for note_id, amount in applied.items():
+			note = book["credit_notes"][note_id]
+			summary = {
+				"CreditNoteID": note_id,
+				"CreditNoteNumber": note.get("CreditNoteNumber", ""),
+				"ID": note_id,
+				"HasErrors": False,
+				"AppliedAmount": float(amount),
+			}
+			summary.update(_date_fields("Date", note.get("Date")))
+			summary.update({"LineItems": [], "Total": float(self._totals(book, note)["Total"])})
+			out.append(summary)
+		return out
+
 	def _render_invoice(self, book, inv: dict) -> dict:
 		totals = self._totals(book, inv)
 		paid = _money(inv.get("_paid", 0))
+		credited = self._allocated(book, "InvoiceID", inv["InvoiceID"])
+		due = totals["Total"] - paid - credited
 		contact = book["contacts"].get(inv["Contact"]["ContactID"]) or inv["Contact"]
 		hidden = ("Date", "DueDate")
 		out = {k: copy.deepcopy(v) for k, v in inv.items() if not k.startswith("_") and k not in hidden}
@@ -800,14 +943,14 @@ class _AccountingMixin:
 				"SubTotal": float(totals["SubTotal"]),
 				"TotalTax": float(totals["TotalTax"]),
 				"Total": float(totals["Total"]),
-				"AmountDue": 0.0 if inv["Status"] in ("VOIDED", "DELETED") else float(totals["Total"] - paid),
+				"AmountDue": 0.0 if inv["Status"] in ("VOIDED", "DELETED") else float(due),
 				"AmountPaid": float(paid),
-				"AmountCredited": 0.0,
+				"AmountCredited": float(credited),
 				"IsDiscounted": totals["TotalDiscount"] > 0,
 				"Payments": copy.deepcopy(inv.get("_payments", [])),
 				"Prepayments": [],
 				"Overpayments": [],
-				"CreditNotes": [],
+				"CreditNotes": self._credit_summaries(book, inv),
 				"HasErrors": False,
 			}
 		)
@@ -877,7 +1020,8 @@ class _AccountingMixin:
 			errors.append(f"The contact {label} could not be found.")
 		return found
 
-	def _check_invoice_fields(self, scratch, record: dict, own_id: str | None) -> list:
+	def _check_invoice_fields(self, scratch, record: dict, own_id, kind: str = "invoices") -> list:
+		"""Field rules shared by invoices and (``kind="creditnotes"``) credit notes."""
 		errors = []
 		mode = record.get("LineAmountTypes")
 		if mode is not None and mode not in LINE_AMOUNT_TYPES:
@@ -890,7 +1034,8 @@ class _AccountingMixin:
 				errors.append(f"{field} {record.get(field)} is not a valid date.")
 		lines = record.get("LineItems")
 		if not isinstance(lines, list) or not lines:
-			errors.append("Invoices must have at least one line item.")
+			label = "Credit notes" if kind == "creditnotes" else "Invoices"
+			errors.append(f"{label} must have at least one line item.")
 			lines = []
 		accounts = {a.get("Code") for a in scratch["accounts"]}
 		items = {i.get("Code") for i in scratch["items"]}
@@ -899,7 +1044,7 @@ class _AccountingMixin:
 			if not isinstance(line, dict):
 				errors.append("Line items must be objects.")
 				continue
-			for num in ("Quantity", "UnitAmount", "DiscountRate", "LineAmount"):
+			for num in ("Quantity", "UnitAmount", "DiscountRate", "LineAmount", "TaxAmount"):
 				try:
 					_num(line.get(num))
 				except (ValueError, ArithmeticError):
@@ -917,18 +1062,29 @@ class _AccountingMixin:
 				errors.append(
 					f"The TaxType code '{tax}' does not exist or cannot be used for this type of transaction."
 				)
-		number = record.get("InvoiceNumber")
-		if number and record.get("Type") == "ACCREC":
-			clash = any(
-				i["InvoiceID"] != own_id
-				and i.get("Type") == "ACCREC"
-				and i["Status"] != "DELETED"
-				and _lower(i.get("InvoiceNumber")) == _lower(number)
-				for i in scratch["invoices"].values()
-			)
-			if clash:
-				errors.append("Invoice # must be unique.")
+		if kind == "creditnotes":
+			store, id_field, field = "credit_notes", "CreditNoteID", "CreditNoteNumber"
+			numbered = "ACCRECCREDIT"
+			message = "Credit Note # must be unique."
+		else:
+			store, id_field, field, numbered = "invoices", "InvoiceID", "InvoiceNumber", "ACCREC"
+			message = "Invoice # must be unique."
+		number = record.get(field)
+		taken = number and self._number_taken(scratch[store], id_field, field, numbered, number, own_id)
+		if taken and record.get("Type") == numbered:
+			errors.append(message)
 		return errors
+
+	@staticmethod
+	def _number_taken(records: dict, id_field: str, field: str, kind: str, number: str, own_id) -> bool:
+		"""Is ``number`` used by another non-deleted document of Type ``kind`` (case-insensitive)?"""
+		return any(
+			r[id_field] != own_id
+			and r.get("Type") == kind
+			and r["Status"] != "DELETED"
+			and _lower(r.get(field)) == _lower(number)
+			for r in records.values()
+		)
 
 	@staticmethod
 	def _fill_from_items(scratch, record: dict) -> None:
@@ -957,7 +1113,7 @@ class _AccountingMixin:
 		contact = scratch["contacts"].get(record["Contact"]["ContactID"])
 		if contact is None:
 			return
-		field = "IsCustomer" if record.get("Type") == "ACCREC" else "IsSupplier"
+		field = "IsCustomer" if record.get("Type") in ("ACCREC", "ACCRECCREDIT") else "IsSupplier"
 		if not contact.get(field):
 			scratch["contacts"][contact["ContactID"]] = dict(contact, **{field: True})
 
@@ -965,6 +1121,7 @@ class _AccountingMixin:
 		current = existing["Status"]
 		target = element.get("Status") or current
 		paid = _money(existing.get("_paid", 0)) > 0
+		paid = paid or self._allocated(scratch, "InvoiceID", existing["InvoiceID"]) > 0
 		if current in ("VOIDED", "DELETED", "PAID"):
 			return None, ["This document cannot be edited as it is " + current.lower() + "."]
 		if target == "DELETED" and current not in ("DRAFT", "SUBMITTED"):
@@ -973,9 +1130,7 @@ class _AccountingMixin:
 			if current != "AUTHORISED":
 				return None, ["Invoice not of valid status for modification"]
 			if paid:
-				return None, [
-					"This document cannot be voided as it has a payment or credit note allocated to it."
-				]
+				return None, [VOID_ALLOCATED]
 		if target not in CREATE_STATUSES + ("VOIDED", "DELETED"):
 			return None, [f"Invoice status {target} is not valid."]
 		if current == "AUTHORISED" and target in ("DRAFT", "SUBMITTED"):
@@ -1004,3 +1159,305 @@ class _AccountingMixin:
 		scratch["invoices"][record["InvoiceID"]] = record
 		return record, []
 
+
+	# -- credit notes ---------------------------------------------------------------------------------
+	def _render_credit_note(self, book, note: dict) -> dict:
+		"""A credit note as Xero renders it (spec CreditNote; GET_CreditNotes / PUT_CreditNotes examples)."""
+		totals = self._totals(book, note)
+		allocated = self._allocated(book, "CreditNoteID", note["CreditNoteID"])
+		contact = book["contacts"].get(note["Contact"]["ContactID"]) or note["Contact"]
+		hidden = ("Date", "DueDate", "FullyPaidOnDate")
+		out = {k: copy.deepcopy(v) for k, v in note.items() if not k.startswith("_") and k not in hidden}
+		void = note["Status"] in ("VOIDED", "DELETED")
+		own = [a for a in book["allocations"] if a["CreditNoteID"] == note["CreditNoteID"]]
+		out.update(
+			{
+				"ID": note["CreditNoteID"],
+				"Contact": copy.deepcopy(contact),
+				"LineItems": totals["lines"],
+				"LineAmountTypes": note.get("LineAmountTypes") or "Exclusive",
+				"SubTotal": float(totals["SubTotal"]),
+				"TotalTax": float(totals["TotalTax"]),
+				"Total": float(totals["Total"]),
+				"RemainingCredit": 0.0 if void else float(totals["Total"] - allocated),
+				"AppliedAmount": float(allocated),
+				"Allocations": [self._render_allocation(book, a, with_credit_note=False) for a in own],
+				"Payments": [],
+				"HasErrors": False,
+			}
+		)
+		out.update(_date_fields("Date", note.get("Date")))
+		out.update(_date_fields("DueDate", note.get("DueDate")))
+		if note.get("FullyPaidOnDate") is not None:
+			out["FullyPaidOnDate"] = f"/Date({note['FullyPaidOnDate']}+0000)/"
+		return out
+
+	def _apply_credit_note(self, tid: str, scratch: dict, element: dict) -> tuple[dict | None, list]:
+		nid = _lower(element.get("CreditNoteID"))
+		existing = self._find_credit_note(scratch, nid) if nid else None
+		if nid and existing is None:
+			return None, ["An existing Credit Note with the specified CreditNoteID could not be found"]
+		if existing is not None:
+			return self._update_credit_note(scratch, existing, element)
+		errors = []
+		kind = element.get("Type")
+		if kind not in CREDIT_NOTE_TYPES:
+			errors.append(
+				f"Credit Note Type {kind} is not valid." if kind else "Credit Note Type must be specified"
+			)
+		contact = self._invoice_contact(scratch, element.get("Contact"), errors)
+		status = element.get("Status") or "DRAFT"
+		if status not in CREATE_STATUSES:
+			errors.append(f"Credit Note status {status} is not valid for a new credit note.")
+		record = self._writable(element, self._CREDIT_NOTE_READONLY)
+		record.update({"Type": kind, "Status": status})
+		errors += self._check_invoice_fields(scratch, record, None, "creditnotes")
+		if errors:
+			return None, errors
+		if not record.get("CreditNoteNumber"):
+			record["CreditNoteNumber"] = ""  # ACCPAYCREDIT: none (as the recorded responses)
+			while kind == "ACCRECCREDIT" and not record["CreditNoteNumber"]:
+				scratch["credit_note_seq"] += 1
+				number = f"CN-{scratch['credit_note_seq']:04d}"
+				notes = scratch["credit_notes"]
+				if not self._number_taken(notes, "CreditNoteID", "CreditNoteNumber", kind, number, None):
+					record["CreditNoteNumber"] = number
+		record["CreditNoteID"] = str(uuid.uuid4())
+		record["Contact"] = {"ContactID": contact["ContactID"]}
+		record["CurrencyCode"] = record.get("CurrencyCode") or self._tenants[tid]["BaseCurrency"]
+		record.setdefault("CurrencyRate", 1.0)
+		record.setdefault("SentToContact", False)
+		record.setdefault("Reference", "")
+		record.setdefault("HasAttachments", False)
+		if record.get("Date") is None:
+			record["Date"] = calendar.timegm(time.gmtime(self.now())[:3] + (0, 0, 0)) * 1000
+		self._fill_from_items(scratch, record)
+		self._stamp_lines(record)
+		record["UpdatedDateUTC"] = _ms_stamp(self.now())
+		scratch["credit_notes"][record["CreditNoteID"]] = record
+		self._mark_customer(scratch, record)
+		return record, []
+
+	# read-only on create / update (Allocations are made through PUT /CreditNotes/{id}/Allocations only:
+	# Xero ignores allocations sent inline with a credit note)
+	_CREDIT_NOTE_READONLY = (
+		"CreditNoteID",
+		"ID",
+		"SubTotal",
+		"TotalTax",
+		"Total",
+		"RemainingCredit",
+		"AppliedAmount",
+		"Allocations",
+		"Payments",
+		"FullyPaidOnDate",
+		"UpdatedDateUTC",
+		"UpdatedDateUTCString",
+		"HasErrors",
+	)
+
+	def _update_credit_note(self, scratch, existing: dict, element: dict) -> tuple[dict | None, list]:
+		"""Status rules as for invoices: DELETED only from DRAFT / SUBMITTED, VOIDED only from AUTHORISED
+		without allocations; VOIDED / DELETED / PAID are final; an allocated credit note keeps its lines,
+		contact and currency."""
+		current = existing["Status"]
+		target = element.get("Status") or current
+		allocated = self._allocated(scratch, "CreditNoteID", existing["CreditNoteID"]) > 0
+		invalid = "Credit Note not of valid status for modification"
+		if current in ("VOIDED", "DELETED", "PAID"):
+			return None, ["This document cannot be edited as it is " + current.lower() + "."]
+		if target == "DELETED" and current not in ("DRAFT", "SUBMITTED"):
+			return None, [invalid]
+		if target == "VOIDED":
+			if current != "AUTHORISED":
+				return None, [invalid]
+			if allocated:
+				return None, [VOID_ALLOCATED]
+		if target not in CREATE_STATUSES + ("VOIDED", "DELETED"):
+			return None, [f"Credit Note status {target} is not valid."]
+		if current == "AUTHORISED" and target in ("DRAFT", "SUBMITTED"):
+			return None, [invalid]
+		changes = self._writable(element, self._CREDIT_NOTE_READONLY + ("Type",))
+		fixed = ("LineItems", "LineAmountTypes", "Contact", "CurrencyCode")
+		if allocated and any(f in changes for f in fixed):
+			return None, [EDIT_ALLOCATED]
+		record = copy.deepcopy(existing)
+		errors = []
+		if "Contact" in changes:
+			contact = self._invoice_contact(scratch, changes["Contact"], errors)
+			if contact is not None:
+				changes["Contact"] = {"ContactID": contact["ContactID"]}
+		record.update(changes)
+		record["Status"] = target
+		if target not in ("VOIDED", "DELETED"):
+			errors += self._check_invoice_fields(scratch, record, record["CreditNoteID"], "creditnotes")
+		else:
+			for field in ("Date", "DueDate"):
+				if isinstance(record.get(field), str):
+					record[field] = existing.get(field)
+		if errors:
+			return None, errors
+		self._fill_from_items(scratch, record)
+		self._stamp_lines(record)
+		record["UpdatedDateUTC"] = _ms_stamp(self.now())
+		scratch["credit_notes"][record["CreditNoteID"]] = record
+		return record, []
+
+	# -- credit note allocations ----------------------------------------------------------------------
+	def _render_allocation(self, book, alloc: dict, with_credit_note: bool = True) -> dict:
+		"""An allocation as ``PUT /CreditNotes/{id}/Allocations`` answers it (the spec's example)."""
+		inv = book["invoices"].get(alloc["InvoiceID"], {})
+		invoice = {"InvoiceID": alloc["InvoiceID"]}
+		if inv.get("InvoiceNumber"):
+			invoice["InvoiceNumber"] = inv["InvoiceNumber"]
+		invoice.update(
+			{
+				"Payments": [],
+				"CreditNotes": [],
+				"Prepayments": [],
+				"Overpayments": [],
+				"HasErrors": False,
+				"IsDiscounted": False,
+				"LineItems": [],
+				"ValidationErrors": [],
+			}
+		)
+		out = {
+			"AllocationID": alloc["AllocationID"],
+			"Amount": alloc["Amount"],
+			"Date": f"/Date({alloc['Date']}+0000)/",
+			"Invoice": invoice,
+		}
+		if with_credit_note:
+			note = book["credit_notes"].get(alloc["CreditNoteID"], {})
+			out["CreditNote"] = {
+				"CreditNoteID": alloc["CreditNoteID"],
+				"CreditNoteNumber": note.get("CreditNoteNumber", ""),
+				"ID": alloc["CreditNoteID"],
+				"LineItems": [],
+			}
+		out["ValidationErrors"] = []
+		return out
+
+	def _allocation_errors(self, book, note: dict, element: dict, remaining: Decimal, dues: dict) -> tuple:
+		"""(errors, invoice, amount, date ms) of one allocation element. ``remaining`` is the credit left
+		and ``dues`` the invoices' amounts due as this request's earlier allocations leave them."""
+		errors = []
+		if note["Status"] != "AUTHORISED":
+			errors.append("Credit Note not of valid status for allocation")
+		ref = element.get("Invoice")
+		inv = None
+		if not isinstance(ref, dict) or not (ref.get("InvoiceID") or ref.get("InvoiceNumber")):
+			errors.append("An Invoice must be specified for this allocation")
+		else:
+			inv = self._find_invoice(book, _lower(ref.get("InvoiceID") or ref.get("InvoiceNumber")))
+			if inv is None:
+				label = ref.get("InvoiceID") or ref.get("InvoiceNumber")
+				errors.append(f"The invoice with InvoiceID {label} could not be found.")
+		due = None
+		if inv is not None:
+			due = dues.get(inv["InvoiceID"])
+			if due is None:
+				due = _money(self._render_invoice(book, inv)["AmountDue"])
+			if inv.get("Type") != CREDIT_NOTE_INVOICE_TYPE.get(note.get("Type")):
+				errors.append("Credit Note cannot be allocated to an incorrect invoice type")
+			if inv["Status"] == "PAID" or (inv["Status"] == "AUTHORISED" and due <= 0):
+				errors.append("The invoice you are trying to allocate to has already been paid off")
+			elif inv["Status"] != "AUTHORISED":
+				errors.append("Invoice not of valid status for allocation")
+			if inv["Contact"]["ContactID"] != note["Contact"]["ContactID"]:
+				errors.append("The Credit Note and the Invoice must be for the same contact")
+			if _lower(inv.get("CurrencyCode")) != _lower(note.get("CurrencyCode")):
+				errors.append("The Credit Note and the Invoice must be in the same currency")
+		try:
+			amount = _num(element.get("Amount"))
+		except (ValueError, ArithmeticError):
+			amount = None
+		if amount is None:
+			errors.append("Amount must be a number.")
+		else:
+			amount = _money(amount)
+			if amount <= 0:
+				errors.append("Amount must be greater than zero.")
+			elif amount > remaining:
+				errors.append("Credit Note cannot be allocated as amount is greater than amount outstanding")
+			elif due is not None and 0 < due < amount:
+				errors.append("The amount allocated is greater than the amount due on the invoice")
+		date = None
+		try:
+			date = _parse_date(element.get("Date"))
+		except (ValueError, TypeError):
+			errors.append(f"Date {element.get('Date')} is not a valid date.")
+		if date is None and inv is not None:  # unspecified: the later of the two documents' dates
+			dates = [d for d in (note.get("Date"), inv.get("Date")) if d is not None]
+			today = calendar.timegm(time.gmtime(self.now())[:3] + (0, 0, 0)) * 1000
+			date = max(dates) if dates else today
+		return errors, inv, amount, date
+
+	def _allocate(self, tid, book, headers, q, note_key: str, parsed) -> tuple:
+		"""``PUT /CreditNotes/{CreditNoteID}/Allocations``: apply an AUTHORISED credit note to AUTHORISED
+		invoices of the matching Type, contact and currency (``0 < Amount <= RemainingCredit`` and ``<=``
+		the invoice's AmountDue). Batch semantics as elsewhere (``summarizeErrors``); a credit note with
+		no credit left becomes PAID, an invoice with nothing left due becomes PAID."""
+		note = self._find_credit_note(book, urllib.parse.unquote(note_key))
+		if note is None:
+			return _problem(404, "Resource not found")
+		if isinstance(parsed, dict) and isinstance(parsed.get("Allocations"), list):
+			elements = parsed["Allocations"]
+		elif isinstance(parsed, dict) and "Allocations" not in parsed:
+			elements = [parsed]
+		else:
+			return _api_error(400, 14, "PostDataInvalidException", "Expected an Allocations collection")
+		summarize = _bool_param(q, "summarizeErrors", True)
+		note_id = note["CreditNoteID"]
+		remaining = self._totals(book, note)["Total"] - self._allocated(book, "CreditNoteID", note_id)
+		dues: dict[str, Decimal] = {}
+		results, bad, new = [], [], []
+		for element in elements:
+			if not isinstance(element, dict):
+				element = {}
+			errors, inv, amount, date = self._allocation_errors(book, note, element, remaining, dues)
+			if errors:
+				failed = copy.deepcopy(element)
+				failed.update(
+					{"ValidationErrors": [{"Message": m} for m in errors], "StatusAttributeString": "ERROR"}
+				)
+				results.append(failed)
+				bad.append(failed)
+				continue
+			due = dues.get(inv["InvoiceID"])
+			if due is None:
+				due = _money(self._render_invoice(book, inv)["AmountDue"])
+			record = {
+				"AllocationID": str(uuid.uuid4()),
+				"CreditNoteID": note_id,
+				"InvoiceID": inv["InvoiceID"],
+				"Amount": float(amount),
+				"Date": date,
+			}
+			new.append(record)
+			results.append(record)
+			remaining -= amount
+			dues[inv["InvoiceID"]] = due - amount
+		if bad and summarize:
+			return _validation_400(bad)
+		book["allocations"].extend(new)
+		if new:
+			stamp = _ms_stamp(self.now())
+			note["UpdatedDateUTC"] = stamp
+			if remaining <= 0:
+				note["Status"] = "PAID"
+				note["FullyPaidOnDate"] = max(a["Date"] for a in new)
+			for iid, due in dues.items():
+				inv = book["invoices"][iid]
+				inv["UpdatedDateUTC"] = stamp
+				if due <= 0:
+					inv["Status"] = "PAID"
+		out = []
+		for r in results:
+			if r.get("StatusAttributeString") == "ERROR":
+				out.append(r)
+			else:
+				rendered = self._render_allocation(book, r)
+				out.append(dict(rendered, **({} if summarize else {"StatusAttributeString": "OK"})))
+		return _json_resp(200, self._envelope(tid, headers, "Allocations", out))
