@@ -72,7 +72,12 @@ doctype_js = {
 	"Inbox Thread": ["public/js/atlas_text.js"],
 	"Gmail Account": ["public/js/atlas_erase.js"],
 	"Inbound Route": ["public/js/atlas_erase.js"],
+	# the integration card's recent jobs show Xero's words as text
+	"Xero Connection": ["public/js/atlas_text.js"],
+	# Xero state and "Open in Xero" on the invoice (atlas_integrations/xero/sync.py)
+	"Sales Invoice": ["public/js/sales_invoice_xero.js"],
 }
+doctype_list_js = {"Sales Invoice": ["public/js/sales_invoice_xero_list.js"]}
 # (list rows need nothing: Frappe shows a Small Text title through html2text, i.e. exactly its text)
 
 scheduler_events = {

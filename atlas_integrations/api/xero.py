@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from urllib.parse import quote
 
 import frappe
@@ -68,3 +69,101 @@ def pending_tenants(company: str) -> list[dict]:
 def disconnect(company: str) -> dict:
 	"""Disconnect ``company``'s organisation (keeps history). Returns ``{"company", "revoked"}``."""
 	return oauth.disconnect(company)
+
+
+def _admin_on(company: str) -> None:
+	oauth._check_admin()
+	if not frappe.db.exists(oauth.CONNECTION, company):
+		frappe.throw(f"Company {company} has no Xero Connection", frappe.DoesNotExistError)
+
+
+@frappe.whitelist(methods=["GET"])
+def summary(company: str) -> dict:
+	"""The integration card of ``company``: status, organisation, job counts and recent jobs.
+
+	Returns:
+		``{"company", "status", "tenant_name" (HTML text), "last_error" (HTML text), "counts": {"pending",
+		"succeeded", "failed"}, "recent_jobs": [{"name", "job_type", "reference_doctype", "reference_name",
+		"status", "attempts", "next_retry_at", "modified", "last_error" (HTML text)}]}``; no token or secret.
+
+	Raises:
+		frappe.PermissionError: the user cannot read the Xero Connection (Atlas roles read it).
+	"""
+	from atlas_integrations.xero import settings
+
+	doc = frappe.get_doc(oauth.CONNECTION, company)
+	doc.check_permission("read")
+	counts = settings.refresh_counts(company)
+	frappe.db.commit()
+	return {"company": company, "status": doc.status, "tenant_name": doc.tenant_name, "last_error": doc.last_error,
+			"counts": {"pending": counts["pending_jobs"], "succeeded": counts["succeeded_jobs"],
+					   "failed": counts["failed_jobs"]},
+			"recent_jobs": settings.recent_jobs(company)}
+
+
+@frappe.whitelist(methods=["POST"])
+def load_from_xero(company: str) -> dict:
+	"""Read the organisation's revenue Accounts and TaxRates again and fill the mapping defaults that are
+	empty (Atlas Owner/Admin). Returns ``{"accounts": [...], "tax_rates": [...]}``
+	(:func:`atlas_integrations.xero.settings.load_from_xero`).
+
+	Raises:
+		frappe.PermissionError: "Only admins can connect Xero".
+	"""
+	from atlas_integrations.xero import settings
+
+	_admin_on(company)
+	return settings.load_from_xero(company)
+
+
+@frappe.whitelist(methods=["POST"])
+def push_existing(company: str) -> dict:
+	"""Queue the submitted Sales Invoices posted on or after "Push Invoices From" that are not in Xero yet
+	(Atlas Owner/Admin). Returns ``{"queued": int}``.
+
+	Raises:
+		frappe.PermissionError: "Only admins can connect Xero".
+		frappe.ValidationError: no "Push Invoices From" date is set.
+	"""
+	from atlas_integrations.xero import settings
+
+	_admin_on(company)
+	return {"queued": settings.push_existing(company)}
+
+
+@frappe.whitelist(methods=["POST"])
+def sync_now(company: str) -> dict:
+	"""Make every pending Xero job of ``company`` due now (waiting ones included) and enqueue its drain
+	(Atlas Owner/Admin). Returns ``{"pending": int}``.
+
+	Raises:
+		frappe.PermissionError: "Only admins can connect Xero".
+	"""
+	from atlas_integrations.xero import sync
+
+	_admin_on(company)
+	return {"pending": sync.resume(company)}
+
+
+@frappe.whitelist(methods=["POST"])
+def retry_failed(company: str) -> dict:
+	"""Retry every failed Xero job of ``company`` (payloads kept; Atlas Owner/Admin). Returns
+	``{"retried": int}``.
+
+	Raises:
+		frappe.PermissionError: "Only admins can connect Xero".
+	"""
+	from atlas_integrations import jobs
+	from atlas_integrations.xero.jobs import XERO_JOB_TYPES
+
+	_admin_on(company)
+	failed = frappe.db.sql_list(
+		f"""select name from `tabSync Job` where job_type in ({", ".join(["%s"] * len(XERO_JOB_TYPES))})
+		and status=%s and payload like %s""", (*XERO_JOB_TYPES, jobs.FAILED, f'%"company": {json.dumps(company)}%'))
+	for name in failed:
+		jobs.retry(name)
+		doctype, invoice = frappe.db.get_value("Sync Job", name, ["reference_doctype", "reference_name"])
+		if doctype == "Sales Invoice":
+			frappe.db.set_value("Sales Invoice", invoice, {"atlas_xero_status": "Xero Pending", "atlas_xero_error": None},
+								update_modified=False)
+	return {"retried": len(failed)}

@@ -77,10 +77,11 @@ def load_from_xero(company: str) -> dict:
 
 
 def in_scope(company: str, posting_date) -> bool:
-	"""True when a Sales Invoice of ``company`` posted on ``posting_date`` goes to Xero: the Company is
-	connected and the date is not before the connection's "Push Invoices From"."""
-	conn = frappe.db.get_value(oauth.CONNECTION, company, ["status", "sync_from"], as_dict=True)
-	if not conn or conn.status != oauth.CONNECTED:
+	"""True when a Sales Invoice of ``company`` posted on ``posting_date`` goes to Xero: the Company has a
+	Xero organisation (connected, or revoked / in error: its jobs wait for the reconnect) and the date is
+	not before the connection's "Push Invoices From"."""
+	conn = frappe.db.get_value(oauth.CONNECTION, company, ["status", "sync_from", "tenant_id"], as_dict=True)
+	if not conn or not conn.tenant_id or conn.status not in (oauth.CONNECTED, oauth.REVOKED, "error"):
 		return False
 	return not conn.sync_from or getdate(posting_date) >= getdate(conn.sync_from)
 

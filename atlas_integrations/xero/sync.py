@@ -256,10 +256,14 @@ def _run_batch(company: str, claimed: list[str]) -> None:
 	except Deferred as exc:
 		_defer_open(claimed, rows, str(exc), exc.retry_after, exc.count_attempt)
 	except HTTPStatusException as exc:
-		if exc.status in (401, 403):  # the organisation disconnected the app, or the grant went away
-			oauth.mark_revoked(conn.xero_grant, f"Xero refused the connection ({exc.status}): reconnect Xero")
-			_defer_open(claimed, rows, f"Xero connection paused: Xero answered {exc.status}", PAUSED_RETRY,
-						count_attempt=False)
+		if exc.status == 401:  # the access token is not accepted: refresh it (under the lock) on the next run
+			frappe.db.set_value(oauth.GRANT, conn.xero_grant, "access_token_expires_at", "2000-01-01 00:00:00",
+								update_modified=False)
+			frappe.db.commit()
+			_defer_open(claimed, rows, "Xero did not accept the access token: refreshing it", 5, count_attempt=False)
+		elif exc.status == 403:  # the organisation disconnected the app
+			oauth.mark_revoked(conn.xero_grant, "Xero refused the connection (403): reconnect Xero")
+			_defer_open(claimed, rows, "Xero connection paused: Xero answered 403", PAUSED_RETRY, count_attempt=False)
 		else:
 			for job in _still_open(claimed):
 				_fail(job, rows[job].reference_name if rows[job].reference_doctype == "Sales Invoice" else None,

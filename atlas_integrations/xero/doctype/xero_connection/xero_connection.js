@@ -6,9 +6,23 @@ const ATLAS_XERO_API = "atlas_integrations.api.xero";
 frappe.ui.form.on("Xero Connection", {
 	refresh(frm) {
 		if (frm.is_new()) return;
+		atlas_xero_card(frm);
 		const admin = frappe.user.has_role(["Atlas Owner", "Atlas Admin", "System Manager"]);
 		if (!admin) return;  // dispatchers see the state; only admins connect
 		const connected = frm.doc.status === "connected";
+		if (connected) {
+			const call = (method, done) => frappe.call({ method: `${ATLAS_XERO_API}.${method}`, args: { company: frm.doc.company },
+				freeze: true, callback: (r) => { done(r.message || {}); frm.reload_doc(); } });
+			frm.add_custom_button(__("Sync now"), () => call("sync_now", (m) =>
+				frappe.show_alert({ message: __("{0} pending jobs queued", [m.pending || 0]), indicator: "green" })), __("Xero"));
+			frm.add_custom_button(__("Retry failed"), () => call("retry_failed", (m) =>
+				frappe.show_alert({ message: __("{0} failed jobs retried", [m.retried || 0]), indicator: "green" })), __("Xero"));
+			frm.add_custom_button(__("Load from Xero"), () => call("load_from_xero", (m) =>
+				frappe.show_alert({ message: __("{0} accounts and {1} tax rates read", [(m.accounts || []).length, (m.tax_rates || []).length]),
+									indicator: "green" })), __("Xero"));
+			frm.add_custom_button(__("Push existing invoices"), () => call("push_existing", (m) =>
+				frappe.show_alert({ message: __("{0} invoices queued", [m.queued || 0]), indicator: "green" })), __("Xero"));
+		}
 		frm.add_custom_button(connected ? __("Reconnect Xero") : __("Connect Xero"), () =>
 			frappe.call({
 				method: `${ATLAS_XERO_API}.connect`,
@@ -47,6 +61,39 @@ function atlas_xero_choose(frm) {
 				},
 			});
 			dialog.show();
+		},
+	});
+}
+
+// The integration card: counts and recent Sync Jobs. Xero's words (last errors) are stored as HTML text:
+// decoded to text, then escaped once (atlas_text.js); every other value is escaped too.
+function atlas_xero_card(frm) {
+	const field = frm.get_field("recent_jobs_html");
+	if (!field) return;
+	frappe.call({
+		method: `${ATLAS_XERO_API}.summary`,
+		args: { company: frm.doc.company },
+		callback: (r) => {
+			const m = r.message || {};
+			const esc = (v) => window.atlas_mail.escape(v);
+			const colors = { pending: "orange", processing: "blue", succeeded: "green", failed: "red" };
+			const rows = (m.recent_jobs || []).map((j) => `<tr>
+				<td><a href="/app/sync-job/${encodeURIComponent(j.name)}">${esc(j.name)}</a></td>
+				<td>${esc(j.job_type)}</td>
+				<td><a href="/app/${frappe.router.slug(j.reference_doctype || "")}/${encodeURIComponent(j.reference_name || "")}">${esc(j.reference_name)}</a></td>
+				<td><span class="indicator-pill ${colors[j.status] || "gray"}">${esc(__(j.status))}</span></td>
+				<td>${esc(j.attempts)}</td>
+				<td>${esc(j.next_retry_at ? frappe.datetime.str_to_user(j.next_retry_at) : "")}</td>
+				<td class="text-muted small">${esc(window.atlas_mail.text(j.last_error))}</td></tr>`).join("");
+			const c = m.counts || {};
+			field.$wrapper.html(`<div class="atlas-xero-card">
+				<p><b>${esc(__("Pending"))}</b> <span data-count="pending">${esc(c.pending || 0)}</span> &middot;
+				   <b>${esc(__("Succeeded"))}</b> <span data-count="succeeded">${esc(c.succeeded || 0)}</span> &middot;
+				   <b>${esc(__("Failed"))}</b> <span data-count="failed">${esc(c.failed || 0)}</span></p>
+				${rows ? `<table class="table table-sm table-bordered"><thead><tr><th>${esc(__("Sync Job"))}</th><th>${esc(__("Type"))}</th>
+					<th>${esc(__("Document"))}</th><th>${esc(__("Status"))}</th><th>${esc(__("Attempts"))}</th>
+					<th>${esc(__("Next Retry"))}</th><th>${esc(__("Last Error"))}</th></tr></thead><tbody>${rows}</tbody></table>`
+					: `<p class="text-muted">${esc(__("No Sync Jobs yet"))}</p>`}</div>`);
 		},
 	});
 }
