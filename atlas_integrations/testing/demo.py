@@ -274,44 +274,25 @@ XERO_ITEM = "ATLAS-DEMO-SERVICE"
 def _xero(frappe, site_url: str) -> int:
 	"""Connect the demo Company's Xero organisation (the local Xero-compatible server) through the real
 	OAuth redirect flow, submit three Sales Invoices and let the queue send them; print their Xero states."""
-	import requests
-	from frappe.installer import update_site_config
-
+	from atlas_integrations.testing import xero_site
 	from atlas_integrations.testing.xero import XeroTestServer
-	from atlas_integrations.xero import oauth
 
 	company = frappe.defaults.get_global_default("company")
-	# a fresh API session (the one that followed the Gmail redirect into the desk now needs a CSRF token)
-	http = requests.Session()
-	http.post(site_url + "/api/method/login", timeout=30,
-			  data={"usr": "Administrator", "pwd": frappe.conf.get("admin_password") or "admin"}).raise_for_status()
 	server = XeroTestServer().start()
 	try:
-		server.register_client(XERO_CLIENT_ID, XERO_CLIENT_SECRET,
-							   [oauth.redirect_uri(), f"{site_url}/api/method/{oauth.CALLBACK_METHOD}"])
 		tenant = server.add_tenant("Atlas Demo (Xero)", short_code="!AtDmo", base_currency="GBP")
 		server.set_consent(tenants=[tenant])
-		for key, value in {"atlas_xero_login_url": server.authorize_url, "atlas_xero_identity_url": server.url,
-						   "atlas_xero_api_url": server.url}.items():
-			update_site_config(key, value)
-		settings = frappe.get_single("Atlas Settings")
-		settings.xero_client_id, settings.xero_client_secret = XERO_CLIENT_ID, XERO_CLIENT_SECRET
-		settings.save(ignore_permissions=True)
+		xero_site.point_site_at(frappe, server, XERO_CLIENT_ID, XERO_CLIENT_SECRET, site_url)
 		if frappe.db.exists("Xero Connection", company):  # a previous demo's connection: connect afresh
 			frappe.delete_doc("Xero Connection", company, ignore_permissions=True, force=True)
 		if not frappe.db.exists("Item", XERO_ITEM):
 			frappe.get_doc({"doctype": "Item", "item_code": XERO_ITEM, "item_name": "Tiling service", "is_stock_item": 0,
 							"item_group": "All Item Groups", "stock_uom": "Nos"}).insert(ignore_permissions=True)
 		frappe.db.commit()
-		r = http.post(site_url + "/api/method/atlas_integrations.api.xero.connect", data={"company": company}, timeout=30)
-		if r.status_code != 200:
-			raise SystemExit(f"Xero connect failed: {r.status_code} {r.text[:500]}")
-		consent = requests.get(r.json()["message"]["authorization_url"], allow_redirects=False, timeout=30)
-		done = http.get(consent.headers["Location"], allow_redirects=False, timeout=30)
-		frappe.db.rollback()
+		status = xero_site.connect(frappe, site_url, company)
 		conn = frappe.get_doc("Xero Connection", company)
 		print(f"Xero: {company} -> {conn.tenant_name} ({conn.short_code}, {conn.base_currency}): {conn.status} "
-			  f"(OAuth with PKCE, callback {done.status_code})")
+			  f"(OAuth with PKCE, callback {status})")
 		names = []
 		for qty, rate, discount in ((2, 120.0, 0), (5, 33.33, 10), (1, 999.99, 0)):
 			si = frappe.get_doc({"doctype": "Sales Invoice", "company": company, "customer": DEMO_CUSTOMER,
@@ -337,8 +318,7 @@ def _xero(frappe, site_url: str) -> int:
 		print("=" * 72)
 		return 0 if ok and conn.status == "connected" else 1
 	finally:
-		for key in ("atlas_xero_login_url", "atlas_xero_identity_url", "atlas_xero_api_url"):
-			update_site_config(key, "None")
+		xero_site.unpoint_site(frappe)
 		server.stop()
 
 

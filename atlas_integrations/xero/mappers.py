@@ -42,7 +42,8 @@ def contact(customer: dict, email: str | None = None, contact_id: str | None = N
 		fields = {"AddressLine1": address.get("address_line1"), "AddressLine2": address.get("address_line2"),
 				  "City": address.get("city"), "Region": address.get("state"), "PostalCode": address.get("pincode"),
 				  "Country": address.get("country")}
-		out["Addresses"] = [{"AddressType": "POBOX", **{k: str(v)[:255] for k, v in fields.items() if v}}]
+		limits = {"PostalCode": 50, "Country": 50}  # the spec's maxLength (500 for the address lines, 255 others)
+		out["Addresses"] = [{"AddressType": "POBOX", **{k: str(v)[:limits.get(k, 255)] for k, v in fields.items() if v}}]
 	return out
 
 
@@ -146,14 +147,26 @@ def line_items(si: dict, items: list[dict], taxes: list[dict], *, account_codes:
 		if residue and lines:
 			biggest = max(lines, key=lambda li: abs(li["TaxAmount"]))
 			biggest["TaxAmount"] = float(money(Decimal(str(biggest["TaxAmount"])) + residue))
+			if biggest["TaxType"] == untaxed_type:  # no item-wise detail: the tax is still the mapped one
+				biggest["TaxType"] = tax_types[mapped[0]["account_head"]]
 	for tax in taxes:
-		if tax in mapped:
-			continue
+		if tax in mapped or (not mapped and tax.get("included_in_print_rate")):
+			continue  # without mapping, an inclusive tax is inside the item amounts already
 		extra(tax.get("description") or tax.get("account_head") or "Tax", tax.get("tax_amount_after_discount_amount"),
 			  account_codes.get(tax.get("account_head")) or adjustment_account,
 			  untaxed_type if mapped else "NONE")
 	if not mapped:
-		extra("Discount", -money(si.get("discount_amount")))
+		# the additional discount as ERPNext applied it: what the item amounts lose on the way to their net
+		# amounts (on "Grand Total" part of it comes off the taxes, which are sent after discount), less the
+		# inclusive taxes inside the item amounts
+		if items and all(row.get("net_amount") is not None for row in items):
+			discount = (sum((money(r.get("amount")) for r in items), Decimal(0))
+						- sum((money(r.get("net_amount")) for r in items), Decimal(0))
+						- sum((money(t.get("tax_amount_after_discount_amount")) for t in taxes
+							   if t.get("included_in_print_rate")), Decimal(0)))
+		else:
+			discount = money(si.get("discount_amount"))
+		extra("Discount", -discount)
 	# what is left is rounding: ERPNext's rounding adjustment and the cents of 4-decimal unit amounts
 	billed = billed_total(si) * sign
 	residue = billed - sum((money(li["LineAmount"]) + money(li.get("TaxAmount", 0)) for li in lines), Decimal(0))

@@ -139,8 +139,9 @@ def _company_like(company: str) -> str:
 
 
 def after_connect(company: str) -> None:
-	"""The organisation is linked (connect or reconnect): read its defaults, queue pre-connection invoices
-	when the admin asked for them, and resume the jobs a revoked connection paused."""
+	"""The organisation is linked (connect or reconnect): read its defaults, have a worker queue the
+	pre-connection invoices when the admin asked for them (:func:`push_existing`), and resume the jobs a
+	revoked connection paused."""
 	from atlas_integrations.xero import sync
 
 	try:
@@ -151,7 +152,8 @@ def after_connect(company: str) -> None:
 							mail_text(f"Accounts and TaxRates not read: {type(exc).__name__}"))
 		frappe.db.commit()
 	conn = frappe.db.get_value(oauth.CONNECTION, company, ["push_existing", "sync_from"], as_dict=True)
-	if conn.push_existing and conn.sync_from:
-		push_existing(company)
+	if conn.push_existing and conn.sync_from:  # possibly thousands: queued by a worker, not in the callback
+		frappe.enqueue("atlas_integrations.xero.settings.push_existing", queue="long", company=company,
+					   job_id=f"atlas::xero-push-existing::{company}", deduplicate=True, enqueue_after_commit=True)
 	sync.resume(company)
 	frappe.db.commit()
