@@ -128,7 +128,7 @@ def main() -> int:
 		status = xero_site.connect(frappe, site_url, COMPANY)
 		if frappe.db.get_value("Xero Connection", COMPANY, "status") != "connected":
 			raise SystemExit(f"connect failed (callback {status})")
-		connect_calls = len(server.requests_received(tenant))
+		at_connect = [r["path"].rsplit("/", 1)[-1] for r in server.requests_received(tenant)]
 		workers = [subprocess.Popen([sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "--site", args.site,
 									 "worker", "--queue", "long,short", "--burst"],
 									stdout=open("../logs/atlas-xero-bench-worker.log", "a"), stderr=subprocess.STDOUT)
@@ -138,8 +138,9 @@ def main() -> int:
 		while time.monotonic() < deadline:
 			frappe.db.rollback()
 			synced = frappe.db.count("Sales Invoice", {"name": ["like", "XB-SINV-%"], "atlas_xero_status": "Xero Synced"})
+			queued = frappe.db.count("Sync Job", {"reference_name": ["like", "XB-SINV-%"]})
 			open_jobs = frappe.db.count("Sync Job", {"reference_name": ["like", "XB-SINV-%"], "status": ["in", ["pending", "processing"]]})
-			if synced == len(names) or (all(w.poll() is not None for w in workers) and not open_jobs):
+			if synced == len(names) or (queued >= len(names) and not open_jobs):
 				break
 			if all(w.poll() is not None for w in workers):  # a burst ended with work queued later: start another
 				workers = [subprocess.Popen([sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "--site",
@@ -162,10 +163,13 @@ def main() -> int:
 		print(f"synced {synced}/{len(names)} Sales Invoices in {wall:.1f} s wall (connect -> all synced), "
 			  f"{args.workers} workers; failed jobs {failed}; missing in Xero {mismatch}; duplicates {duplicates}")
 		print(f"Accounting API calls: {len(received)} in all = {len(contacts)} contact calls + {beyond} beyond contacts "
-			  f"(target <= 25; {connect_calls} of them at connect: Organisation, Accounts, TaxRates)")
+			  f"(target <= 25; {len(at_connect)} of them at connect: {", ".join(at_connect)})")
 		print(f"peak calls in any 60 s window: {peak([r['at'] for r in received])} (limit 60)")
 		return 0 if synced == len(names) and beyond <= 25 and not duplicates else 1
 	finally:
+		for w in workers if "workers" in locals() else []:
+			if w.poll() is None:
+				w.terminate()
 		xero_site.unpoint_site(frappe)
 		if not args.keep:
 			cleanup(frappe)

@@ -104,8 +104,10 @@ def push_existing(company: str) -> int:
 	queued = 0
 	for name in names:
 		if not jobs.open_job(sync.XERO_INVOICE, "Sales Invoice", name):
-			sync.queue(name, company, "push")
+			sync.queue(name, company, "push", drain=False)
 			queued += 1
+	if queued:
+		sync.enqueue_drain(company)
 	return queued
 
 

@@ -112,10 +112,11 @@ def on_customer_update(doc, method=None) -> None:
 
 
 def queue(name: str, company: str, action: str, job_type: str = XERO_INVOICE,
-		  reference_doctype: str = "Sales Invoice") -> str:
+		  reference_doctype: str = "Sales Invoice", drain: bool = True) -> str:
 	"""A pending Sync Job for ``name`` (``push``, ``void`` or ``contact``); a pending job of the same
-	document is superseded (it gets the new action) instead of a second one. Dispatched after commit.
-	Returns the Sync Job's name."""
+	document is superseded (it gets the new action) instead of a second one. The Company's drain is
+	enqueued after commit (``drain=False``: the caller enqueues it once for many). Returns the Sync Job's
+	name."""
 	existing = frappe.db.get_value("Sync Job", {"job_type": job_type, "reference_doctype": reference_doctype,
 											   "reference_name": name, "status": jobs.PENDING}, "name")
 	payload = {"company": company, "action": action}
@@ -127,8 +128,14 @@ def queue(name: str, company: str, action: str, job_type: str = XERO_INVOICE,
 	if reference_doctype == "Sales Invoice":
 		frappe.db.set_value("Sales Invoice", name, {"atlas_xero_status": PENDING, "atlas_xero_error": None},
 							update_modified=False)
-	_enqueue_drain(company)
+	if drain:
+		_enqueue_drain(company)
 	return job
+
+
+def enqueue_drain(company: str) -> None:
+	"""Enqueue the Company's drain (one at a time: deduplicated while queued) after commit."""
+	_enqueue_drain(company)
 
 
 def _enqueue_drain(company: str) -> None:

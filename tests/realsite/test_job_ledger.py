@@ -450,3 +450,38 @@ def test_failed_modify_job_does_not_freeze_its_messages_labels(site, accounts):
 	frappe.db.rollback()
 	assert frappe.db.get_value("Sync Job", stranded.name, "status") == "succeeded"
 	assert "STARRED" not in server.dump_messages(mailbox)[0]["labelIds"]
+
+
+def test_defer_backs_off_exponentially_gives_back_unused_attempts_and_fails_at_the_cap(site):
+	from frappe.utils import now_datetime
+
+	from atlas_integrations import jobs
+
+	frappe = site
+	assert [jobs.backoff_seconds(n) for n in (1, 2, 3, 4)] == [30, 60, 120, 240]
+	assert jobs.backoff_seconds(20) == jobs.BACKOFF_CAP
+	job = jobs.create("Xero Invoice", "Company", frappe.defaults.get_global_default("company"),
+					  payload={"company": "nowhere", "action": "push"}).name
+	frappe.db.set_value("Sync Job", job, "max_attempts", 3)
+	frappe.db.commit()
+	seen = []
+	for attempt in (1, 2):
+		assert jobs.claim(job)
+		before = now_datetime()
+		assert jobs.defer(job, f"timeout {attempt}") == jobs.PENDING
+		row = frappe.db.get_value("Sync Job", job, ["attempts", "next_retry_at", "last_error"], as_dict=True)
+		seen.append(round((row.next_retry_at - before).total_seconds()))
+		assert row.attempts == attempt and f"timeout {attempt}" in row.last_error
+	assert seen[0] in (29, 30, 31) and seen[1] in (59, 60, 61)
+	# waiting for a rate limit uses no attempt
+	assert jobs.claim(job)
+	assert jobs.defer(job, "rate limited", retry_after=7, count_attempt=False) == jobs.PENDING
+	assert frappe.db.get_value("Sync Job", job, "attempts") == 2
+	# the third real failure reaches the cap: failed for good, payload kept, Retry possible
+	assert jobs.claim(job)
+	assert jobs.defer(job, "timeout 3") == jobs.FAILED
+	row = frappe.db.get_value("Sync Job", job, ["status", "next_retry_at", "last_error", "payload"], as_dict=True)
+	assert row.status == "failed" and row.next_retry_at is None and "gave up after 3 attempts" in row.last_error
+	assert '"action": "push"' in row.payload
+	frappe.delete_doc("Sync Job", job, ignore_permissions=True, force=True)
+	frappe.db.commit()
