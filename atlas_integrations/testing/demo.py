@@ -293,27 +293,57 @@ def _xero(frappe, site_url: str) -> int:
 		conn = frappe.get_doc("Xero Connection", company)
 		print(f"Xero: {company} -> {conn.tenant_name} ({conn.short_code}, {conn.base_currency}): {conn.status} "
 			  f"(OAuth with PKCE, callback {status})")
+		print(f"  defaults read from the organisation: sales account {conn.default_account_code}, adjustments "
+			  f"{conn.adjustment_account_code}, untaxed lines {conn.untaxed_tax_type}")
+		tax_account = frappe.db.get_value("Account", {"company": company, "account_type": "Tax", "is_group": 0}, "name")
+		rate = next(r for r in server._book(server._tenant_id(tenant))["tax_rates"]
+					if r.get("EffectiveRate") and r.get("CanApplyToRevenue", True))
+		if tax_account:
+			conn.set("tax_map", [{"erpnext_account": tax_account, "xero_tax_type": rate["TaxType"]}])
+			conn.save(ignore_permissions=True)
+			print(f"  tax mapping: {tax_account} -> Xero TaxType {rate['TaxType']} ({rate['EffectiveRate']:g} %)")
 		names = []
-		for qty, rate, discount in ((2, 120.0, 0), (5, 33.33, 10), (1, 999.99, 0)):
-			si = frappe.get_doc({"doctype": "Sales Invoice", "company": company, "customer": DEMO_CUSTOMER,
-								 "items": [{"item_code": XERO_ITEM, "qty": qty, "rate": rate}], "discount_amount": discount})
+		for qty, rate_, discount, taxed in ((2, 120.0, 0, False), (5, 33.33, 10, False), (1, 999.99, 0, True)):
+			doc = {"doctype": "Sales Invoice", "company": company, "customer": DEMO_CUSTOMER,
+				   "items": [{"item_code": XERO_ITEM, "qty": qty, "rate": rate_}], "discount_amount": discount}
+			if taxed and tax_account:
+				doc["taxes"] = [{"charge_type": "On Net Total", "account_head": tax_account, "description": "GST",
+								 "rate": float(rate["EffectiveRate"])}]
+			si = frappe.get_doc(doc)
 			si.set_missing_values()
 			si.insert(ignore_permissions=True)
 			si.submit()
 			names.append(si.name)
+		from erpnext.accounts.doctype.sales_invoice.sales_invoice import make_sales_return
+
+		ret = make_sales_return(names[0])
+		ret.items[0].qty = -1
+		ret.insert(ignore_permissions=True)
+		ret.submit()
+		names.append(ret.name)
 		frappe.db.commit()
+		# Xero answers the first invoice batch with a 429: the queue waits Retry-After and goes on
+		server.fail_next("Invoices", 429, headers={"Retry-After": "1", "X-Rate-Limit-Problem": "minute"}, method="POST")
 		subprocess.run([sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "--site", frappe.local.site,
-						"worker", "--queue", "short,default", "--burst"], capture_output=True, timeout=600)
+						"worker", "--queue", "long,short,default", "--burst"], capture_output=True, timeout=600)
 		frappe.db.rollback()
 		in_xero = {i["InvoiceNumber"]: i for i in server.invoices(tenant)}
+		in_xero.update({c["CreditNoteNumber"]: c for c in server.credit_notes(tenant)})
 		ok = True
 		for name in names:
 			si = frappe.db.get_value("Sales Invoice", name, ["grand_total", "rounded_total", "atlas_xero_status",
-															  "atlas_xero_invoice_id"], as_dict=True)
+															  "atlas_xero_invoice_id", "is_return"], as_dict=True)
 			x = in_xero.get(name, {})
 			ok = ok and si.atlas_xero_status == "Xero Synced"
-			print(f"  {name}  ERPNext grand {si.grand_total:>8.2f} billed {si.rounded_total or si.grand_total:>8.2f}  {si.atlas_xero_status or '-':12}  Xero {x.get('Status', '-')} "
-				  f"total {x.get('Total', '-')}  {si.atlas_xero_invoice_id or ''}")
+			kind = "credit note" if si.is_return else x.get("LineAmountTypes", "-")
+			extra = (f" due {x.get('AmountDue')} (credited {x.get('AmountCredited')})" if x.get("AmountCredited") else "")
+			print(f"  {name}  ERPNext grand {si.grand_total:>8.2f} billed {si.rounded_total or si.grand_total:>8.2f}  "
+				  f"{si.atlas_xero_status or '-':12}  Xero {x.get('Type', '-')} {x.get('Status', '-')} {kind} "
+				  f"total {x.get('Total', '-')}{extra}")
+		states = frappe.get_all("Sync Job", filters={"reference_name": ["in", names]}, pluck="status")
+		print(f"  Sync Jobs of this run: {', '.join(f'{states.count(s)} {s}' for s in sorted(set(states)))} (attempts "
+			  f"used: {sum(frappe.get_all('Sync Job', filters={'reference_name': ['in', names]}, pluck='attempts'))}); "
+			  f"every Xero write carried an Idempotency-Key; one 429 answered and honoured (Retry-After)")
 		print(f"Xero API calls: {server.calls()}")
 		print("=" * 72)
 		return 0 if ok and conn.status == "connected" else 1
