@@ -84,7 +84,9 @@ def before_cancel(doc, method=None) -> None:
 
 		session = session_for(doc.company, wait_budget=5.0)
 		current = session.call("get_invoice", invoice_id, _request_timeout=(5.0, 5.0)).invoices[0]
-	except Exception:
+	except Exception as exc:  # Xero could not be asked: the void job reports Xero's answer
+		frappe.logger("atlas_integrations").warning(f"Xero payments of {doc.name} not checked before cancel: {exc!r}"[:500])
+		frappe.local.atlas_xero_cancel_unchecked = f"{type(exc).__name__}: {exc}"[:500]
 		return
 	settled = mappers.money(current.amount_paid) + mappers.money(current.amount_credited)
 	if settled > 0:

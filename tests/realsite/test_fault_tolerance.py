@@ -38,7 +38,7 @@ def test_worker_killed_mid_run_loses_and_duplicates_nothing(site, accounts):
 	assert 50 <= stored < 276, stored
 	assert frappe.db.get_value("Sync Job", job, "status") == "processing"  # left behind by the dead worker
 
-	assert reap_stale_jobs(stale_after=0) == [job]  # the hourly reaper, with no grace period
+	assert job in reap_stale_jobs(stale_after=0)  # the hourly reaper, with no grace period (other runs may be reaped too)
 	frappe.db.rollback()
 	assert frappe.db.get_value("Sync Job", job, "status") == "pending"
 	proc = run_worker()

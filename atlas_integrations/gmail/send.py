@@ -1,0 +1,425 @@
+"""Mail sent through a connected Gmail mailbox, exactly once (replies from the Smart Inbox; later, quotes).
+
+Every send is an **Outgoing Mail** record, written and committed *before* Gmail is called, keyed by the
+user's client-supplied idempotency key and carrying a Message-ID the app generates:
+
+* the same request again (a double submit, a retry after a timeout) returns the first result instead of
+  sending a second time;
+* before any (re)send the app looks for its Message-ID in the mailbox (``rfc822msgid:``): a message Gmail
+  accepted whose answer never arrived, or whose recording died with its process, is reconciled, never
+  sent again;
+* Gmail's accepted message is stored as the thread's outbound Communication at once, through the same
+  store the sync uses (its unique ``atlas_gmail_key``), so when it comes back through history it is the
+  same record: one Communication, not two.
+
+States: **Sending** (committed, Gmail called or about to be), **Sent** (recorded), **Accepted, not
+recorded** (Gmail took it, recording did not finish: the Reconcile action finishes it), **Failed** (Gmail
+refused it or did not take it; sending again checks the mailbox first).
+
+Reply rules (operator guide, "Replies"), each enforced here with a clear error: an Atlas role, an Active
+workspace, a thread of a Gmail mailbox the user may use, at least one To and a non-empty body, a healthy
+mailbox, and a per-user rate limit (Atlas Settings ``reply_rate_limit`` sends a minute, default 10).
+"""
+
+from __future__ import annotations
+
+import base64
+import email.policy
+import email.utils
+import hashlib
+import time
+from email.message import EmailMessage
+
+import frappe
+from frappe.utils import add_to_date, now_datetime
+
+from atlas_integrations.inbox.text import mail_text, plain
+
+DOCTYPE = "Outgoing Mail"
+SENDING, SENT, UNRECORDED, FAILED = "Sending", "Sent", "Accepted, not recorded", "Failed"
+DEFAULT_RATE_LIMIT = 10  # sends per user per minute
+RATE_WINDOW = 60  # seconds
+STALE_SENDING = 5 * 60  # seconds after which a Sending record's process is taken for dead
+MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024  # Gmail's limit for a message
+
+NO_ROLE = "Only Atlas users can send mail from the Smart Inbox"
+NOT_YOUR_MAILBOX = "You cannot use this mailbox"
+NOT_GMAIL = "Replies go through a connected Gmail mailbox: this thread has none"
+NO_RECIPIENT = "Add at least one To recipient"
+EMPTY_BODY = "Write a message before sending"
+UNHEALTHY = "The mailbox {0} is not healthy ({1}): reconnect it before sending"
+RATE_LIMITED = "You are sending too fast: at most {0} messages a minute"
+BAD_FROM = "{0} is not a verified send-as address of this mailbox"
+
+
+class SendError(frappe.ValidationError):
+	"""A send was refused by a rule or by Gmail; the message says which."""
+
+
+# -- the rules ---------------------------------------------------------------------------------------------
+def _rate_limit(user: str) -> None:
+	from atlas_integrations.settings import get_settings
+
+	limit = int(get_settings().get("reply_rate_limit") or DEFAULT_RATE_LIMIT)
+	key = f"atlas:send-rate:{user}"
+	cache = frappe.cache
+	now = time.time()
+	cache.zremrangebyscore(key, 0, now - RATE_WINDOW)
+	if cache.zcard(key) >= limit:
+		frappe.throw(RATE_LIMITED.format(limit), SendError, title="Smart Inbox")
+	cache.zadd(key, {f"{now}:{frappe.generate_hash(length=6)}": now})
+	cache.expire(key, RATE_WINDOW * 2)
+
+
+def _usable_account(thread) -> frappe._dict:
+	from atlas_integrations.permissions import can_read_mailbox
+
+	if not thread.gmail_account:
+		frappe.throw(NOT_GMAIL, SendError, title="Smart Inbox")
+	if not can_read_mailbox(thread.gmail_account):
+		frappe.throw(NOT_YOUR_MAILBOX, frappe.PermissionError)
+	account = frappe.db.get_value("Gmail Account", thread.gmail_account,
+								  ["name", "email_address", "status", "health", "enabled", "account_name"], as_dict=True)
+	if not account.enabled or account.status not in ("SYNCING", "ACTIVE") or account.health in ("unhealthy", "disabled"):
+		state = account.status.lower() if account.status not in ("SYNCING", "ACTIVE") else (account.health or "disabled")
+		frappe.throw(UNHEALTHY.format(account.email_address or account.account_name, state), SendError, title="Smart Inbox")
+	return account
+
+
+def check_rules(thread_name: str, to: list[str], body: str) -> tuple:
+	"""Every reply rule but the rate limit; returns ``(thread, account)``.
+
+	Raises:
+		frappe.PermissionError: no Atlas role; the thread or its mailbox is not the user's to use.
+		frappe.ValidationError: "Workspace changes are temporarily unavailable" (workspace not Active).
+		SendError: no To, empty body, no Gmail mailbox, unhealthy mailbox.
+	"""
+	from atlas_integrations.permissions import has_atlas_role
+	from atlas_integrations.settings import require_active_workspace
+
+	if not has_atlas_role():
+		frappe.throw(NO_ROLE, frappe.PermissionError)
+	require_active_workspace()
+	thread = frappe.get_doc("Inbox Thread", thread_name)
+	thread.check_permission("read")
+	account = _usable_account(thread)
+	if not [a for a in to if a.strip()]:
+		frappe.throw(NO_RECIPIENT, SendError, title="Smart Inbox")
+	if not plain_text_of(body).strip():
+		frappe.throw(EMPTY_BODY, SendError, title="Smart Inbox")
+	return thread, account
+
+
+def plain_text_of(body: str) -> str:
+	"""The text of a message body the user wrote (HTML from the editor, or plain text)."""
+	from frappe.utils import html2text
+
+	return html2text(body or "") if "<" in (body or "") else (body or "")
+
+
+def split_addresses(value) -> list[str]:
+	"""Addresses from a list, or a comma/semicolon separated string; each ``Name <a@b>`` or ``a@b``."""
+	if not value:
+		return []
+	if isinstance(value, str):
+		value = value.replace(";", ",").split(",")
+	out = []
+	for name, addr in email.utils.getaddresses([str(v) for v in value]):
+		if addr and "@" in addr:
+			out.append(email.utils.formataddr((name, addr)) if name else addr)
+	return out
+
+
+# -- building the message ------------------------------------------------------------------------------------
+def _parent(thread) -> frappe._dict | None:
+	"""The latest message of the thread (what a reply answers)."""
+	rows = frappe.get_all("Communication", filters={"atlas_inbox_thread": thread.name, "atlas_deleted": 0},
+						  fields=["name", "atlas_gmail_message_id", "message_id", "subject", "sender", "recipients", "cc",
+								  "sent_or_received", "atlas_reply_to"],
+						  order_by="communication_date desc, creation desc", limit=1)
+	return rows[0] if rows else None
+
+
+def _parent_headers(client, gmail_id: str | None) -> dict:
+	"""Message-ID, References and Subject of the parent exactly as sent (Gmail metadata)."""
+	if not gmail_id:
+		return {}
+	msg = client.get_message(gmail_id, fmt="metadata", metadata_headers=["Message-ID", "References", "Subject"])
+	return {h["name"].lower(): h["value"] for h in (msg.get("payload") or {}).get("headers") or []}
+
+
+def reply_subject(subject: str) -> str:
+	"""``Re: <subject>`` unless it already starts with Re: (any case)."""
+	subject = (subject or "").strip()
+	return subject if subject.lower().startswith("re:") else f"Re: {subject}".strip()
+
+
+def build_mime(*, from_addr: str, to: list[str], cc: list[str], bcc: list[str], subject: str, body_html: str,
+			   message_id: str, in_reply_to: str | None, references: str | None,
+			   attachments: list[tuple[str, str, bytes]] = ()) -> bytes:
+	"""The RFC 822 bytes of a reply (``email`` stdlib, SMTP policy: CRLF, folded headers, encoded words).
+
+	Args:
+		attachments: ``(file name, content type, bytes)``.
+	"""
+	msg = EmailMessage(policy=email.policy.SMTP)
+	msg["From"] = from_addr
+	msg["To"] = ", ".join(to)
+	if cc:
+		msg["Cc"] = ", ".join(cc)
+	if bcc:
+		msg["Bcc"] = ", ".join(bcc)  # Gmail delivers to Bcc and removes the header from what recipients get
+	msg["Subject"] = subject
+	msg["Date"] = email.utils.formatdate(localtime=False)
+	msg["Message-ID"] = message_id
+	if in_reply_to:
+		msg["In-Reply-To"] = in_reply_to
+	if references:
+		msg["References"] = references
+	text = plain_text_of(body_html)
+	msg.set_content(text)
+	if "<" in (body_html or ""):
+		from atlas_integrations.inbox.html import sanitize
+
+		msg.add_alternative(f"<html><body>{sanitize(body_html)}</body></html>", subtype="html")
+	for name, ctype, data in attachments:
+		maintype, _, subtype = (ctype or "application/octet-stream").partition("/")
+		msg.add_attachment(data, maintype=maintype, subtype=subtype or "octet-stream", filename=name)
+	return msg.as_bytes()
+
+
+def _attachments(files: list[str]) -> list[tuple[str, str, bytes]]:
+	"""``(name, type, bytes)`` of File documents the user may read (attached to the reply)."""
+	import mimetypes
+
+	out, total = [], 0
+	for name in files or []:
+		doc = frappe.get_doc("File", name)
+		doc.check_permission("read")
+		data = doc.get_content()
+		data = data.encode() if isinstance(data, str) else data
+		total += len(data)
+		if total > MAX_ATTACHMENT_BYTES:
+			frappe.throw("Attachments are larger than Gmail's 25 MB per message", SendError, title="Smart Inbox")
+		ctype = mimetypes.guess_type(doc.file_name or "")[0] or "application/octet-stream"
+		out.append((doc.file_name, ctype, data))
+	return out
+
+
+def _request_key(user: str, client_key: str) -> str:
+	return hashlib.sha256(f"{user}\x00{client_key}".encode()).hexdigest()
+
+
+# -- sending -------------------------------------------------------------------------------------------------
+def reply(thread: str, to, body: str, client_key: str, cc=None, bcc=None, subject: str | None = None,
+		  attachments: list[str] | None = None, from_addr: str | None = None) -> dict:
+	"""Reply in ``thread`` through its Gmail mailbox, exactly once per ``client_key``.
+
+	Sent with Gmail ``users.messages.send`` in the thread's ``threadId``, with ``In-Reply-To`` (the latest
+	message's Message-ID) and the full ``References`` chain, ``Re:`` subject, From the mailbox's address or
+	one of its verified send-as aliases (``users.settings.sendAs``).
+
+	Args:
+		thread: Inbox Thread name.
+		to, cc, bcc: addresses (lists, or comma separated).
+		body: the message (HTML from the desk editor, or plain text).
+		client_key: the client's idempotency key (e.g. a UUID made when the composer opened): the same key
+			returns the first result.
+		subject: default ``Re: <thread subject>``.
+		attachments: File names to attach (the user must be able to read them).
+		from_addr: a verified send-as address of the mailbox (default: the mailbox's address).
+
+	Returns:
+		:func:`result` of the Outgoing Mail.
+
+	Raises:
+		frappe.PermissionError, SendError, frappe.ValidationError: see :func:`check_rules`; the rate limit;
+		Gmail refused the message (the record stays Failed with Gmail's words).
+	"""
+	user = frappe.session.user
+	if not client_key or len(str(client_key)) > 200:
+		frappe.throw("A client idempotency key (at most 200 characters) is required", SendError)
+	key = _request_key(user, str(client_key))
+	existing = frappe.db.get_value(DOCTYPE, {"request_key": key}, "name")
+	if existing:
+		return _resume(existing)
+	to, cc, bcc = split_addresses(to), split_addresses(cc), split_addresses(bcc)
+	thread_doc, account = check_rules(thread, to, body)
+	_rate_limit(user)
+	from atlas_integrations.gmail import accounts
+
+	client = accounts.client_for(account.name)
+	sender = _from_address(client, account, from_addr)
+	parent = _parent(thread_doc)
+	headers = _parent_headers(client, parent.atlas_gmail_message_id if parent else None)
+	parent_id = headers.get("message-id") or (plain(parent.message_id) if parent and parent.message_id else None)
+	references = " ".join(x for x in [headers.get("references", "").strip(), parent_id or ""] if x) or None
+	domain = sender.rsplit("@", 1)[-1].strip(">") or "atlas.invalid"
+	message_id = email.utils.make_msgid(idstring="atlas", domain=domain)
+	files = _attachments(attachments or [])
+	raw = build_mime(from_addr=sender, to=to, cc=cc, bcc=bcc,
+					 subject=subject or reply_subject(headers.get("subject") or plain(thread_doc.subject)),
+					 body_html=body, message_id=message_id, in_reply_to=parent_id, references=references,
+					 attachments=files)
+	try:
+		doc = frappe.get_doc({
+			"doctype": DOCTYPE, "request_key": key, "status": SENDING, "user": user, "inbox_thread": thread_doc.name,
+			"gmail_account": account.name, "gmail_thread_id": thread_doc.gmail_thread_id, "message_id": message_id,
+			"from_address": mail_text(sender), "to_addresses": mail_text(", ".join(to)),
+			"cc_addresses": mail_text(", ".join(cc)) or None, "bcc_addresses": mail_text(", ".join(bcc)) or None,
+			"subject": mail_text(subject or reply_subject(plain(thread_doc.subject))),
+			"in_reply_to": mail_text(parent_id), "attachment_count": len(files),
+			"raw": base64.b64encode(raw).decode()}).insert(ignore_permissions=True)
+		frappe.db.commit()  # the record exists before Gmail is called
+	except frappe.DuplicateEntryError:  # the same key raced in from a double submit: that one sends
+		frappe.db.rollback()
+		return _resume(frappe.db.get_value(DOCTYPE, {"request_key": key}, "name"))
+	return deliver(doc.name)
+
+
+def _from_address(client, account, wanted: str | None) -> str:
+	"""The mailbox's address, or ``wanted`` when it is one of its verified send-as aliases."""
+	if not wanted or wanted.strip().lower() == (account.email_address or "").lower():
+		return account.email_address
+	aliases = client.list_send_as()
+	for alias in aliases:
+		if alias.get("sendAsEmail", "").lower() == wanted.strip().lower() and (
+				alias.get("isPrimary") or alias.get("verificationStatus") == "accepted"):
+			name = alias.get("displayName")
+			return email.utils.formataddr((name, alias["sendAsEmail"])) if name else alias["sendAsEmail"]
+	frappe.throw(BAD_FROM.format(wanted), SendError, title="Smart Inbox")
+
+
+def _resume(name: str) -> dict:
+	"""The same request again: the first result; an unfinished one is reconciled first."""
+	doc = frappe.db.get_value(DOCTYPE, name, ["name", "status", "user", "modified"], as_dict=True)
+	if doc.user != frappe.session.user:
+		frappe.throw(NOT_YOUR_MAILBOX, frappe.PermissionError)
+	if doc.status in (UNRECORDED, FAILED) or (doc.status == SENDING and _stale(doc.modified)):
+		return deliver(name)
+	return result(name)
+
+
+def _stale(modified) -> bool:
+	return modified <= add_to_date(now_datetime(), seconds=-STALE_SENDING)
+
+
+def deliver(name: str) -> dict:
+	"""Send an Outgoing Mail, or finish it: first look for its Message-ID in the mailbox (any earlier
+	attempt may have reached Gmail), then send only if it is not there, then record. Commits.
+
+	Returns:
+		:func:`result`.
+
+	Raises:
+		SendError: Gmail refused the message, or did not answer and does not hold it (the record is
+			Failed and can be sent again with the same key).
+	"""
+	from atlas_integrations.gmail import accounts
+	from atlas_integrations.gmail.errors import GmailError, Temporary
+
+	doc = frappe.get_doc(DOCTYPE, name)
+	if doc.status == SENT:
+		return result(name)
+	client = accounts.client_for(doc.gmail_account)
+	gmail_id = doc.gmail_message_id
+	if not gmail_id and (doc.attempts or 0) > 0:
+		gmail_id = client.find_rfc822msgid(doc.message_id)
+	if not gmail_id:
+		doc.db_set({"attempts": (doc.attempts or 0) + 1, "status": SENDING, "error": None})
+		frappe.db.commit()
+		raw = base64.b64decode(doc.raw)
+		try:
+			sent = client.send_message(raw, thread_id=doc.gmail_thread_id)
+			gmail_id = sent["id"]
+		except Temporary as exc:  # no answer: did Gmail take it anyway?
+			gmail_id = client.find_rfc822msgid(doc.message_id)
+			if not gmail_id:
+				doc.db_set({"status": FAILED, "error": mail_text(f"Gmail did not answer ({exc.__class__.__name__}) and "
+																 "does not hold the message: nothing was sent")})
+				frappe.db.commit()
+				frappe.throw(plain(doc.error), SendError, title="Smart Inbox")
+		except GmailError as exc:
+			doc.db_set({"status": FAILED, "error": mail_text(f"Gmail refused the message: {exc}"[:1000])})
+			frappe.db.commit()
+			frappe.throw(plain(doc.error), SendError, title="Smart Inbox")
+	doc.db_set({"status": UNRECORDED, "gmail_message_id": gmail_id})  # accepted: recorded next
+	frappe.db.commit()
+	record(name)
+	return result(name)
+
+
+def record(name: str) -> str:
+	"""Store the accepted message as the thread's outbound Communication (the sync's own store: the same
+	unique ``atlas_gmail_key`` a later history run finds), link it to the thread's documents, and mark the
+	record Sent. Commits. Returns the Communication name."""
+	from atlas_integrations.gmail import accounts, store
+	from atlas_integrations.inbox import pipeline
+
+	doc = frappe.get_doc(DOCTYPE, name)
+	key = store.message_key(doc.gmail_account, doc.gmail_message_id)
+	communication = frappe.db.get_value("Communication", {"atlas_gmail_key": key}, "name")
+	if not communication:
+		client = accounts.client_for(doc.gmail_account)
+		messages, failures = client.get_messages([doc.gmail_message_id], fmt="raw")
+		if doc.gmail_message_id not in messages:
+			raise failures.get(doc.gmail_message_id) or SendError("Gmail did not return the sent message")
+		account = frappe.db.get_value("Gmail Account", doc.gmail_account, ["gmail_labels"], as_dict=True)
+		import json
+
+		ctx = store.StoreContext(account=doc.gmail_account,
+								 label_names=json.loads(account.gmail_labels or "{}"))
+		store.write_batch(ctx, [messages[doc.gmail_message_id]])
+		communication = frappe.db.get_value("Communication", {"atlas_gmail_key": key}, "name")
+		if communication:
+			pipeline.run([communication])  # timelines of the thread's party
+	doc.db_set({"status": SENT, "communication": communication, "sent_at": now_datetime(), "error": None,
+				"raw": None})  # the message lives in Gmail and the Communication now
+	frappe.db.commit()
+	frappe.publish_realtime("atlas_inbox_thread", {"thread": doc.inbox_thread, "reason": "sent"},
+							doctype="Inbox Thread", docname=doc.inbox_thread, after_commit=True)
+	return communication
+
+
+def result(name: str) -> dict:
+	"""``{"name", "status", "message_id", "gmail_message_id", "gmail_thread_id", "communication", "error"
+	(HTML text)}`` of an Outgoing Mail."""
+	return frappe.db.get_value(DOCTYPE, name, ["name", "status", "message_id", "gmail_message_id", "gmail_thread_id",
+											   "communication", "error"], as_dict=True)
+
+
+def reconcile(name: str) -> dict:
+	"""The Reconcile action: finish an Outgoing Mail that is Accepted, not recorded, or Sending with a
+	dead process, or find out that it never reached Gmail (then Failed). Never sends. Returns :func:`result`."""
+	from atlas_integrations.gmail import accounts
+
+	doc = frappe.get_doc(DOCTYPE, name)
+	if doc.status == SENT:
+		return result(name)
+	gmail_id = doc.gmail_message_id or accounts.client_for(doc.gmail_account).find_rfc822msgid(doc.message_id)
+	if gmail_id:
+		doc.db_set({"status": UNRECORDED, "gmail_message_id": gmail_id})
+		frappe.db.commit()
+		record(name)
+	elif doc.status == SENDING:
+		doc.db_set({"status": FAILED, "error": mail_text("Gmail does not hold the message: it was not sent")})
+		frappe.db.commit()
+	return result(name)
+
+
+def reconcile_stale() -> list[str]:
+	"""Scheduler hook (every few minutes): reconcile Outgoing Mails left Sending (their process died) or
+	Accepted, not recorded, for more than :data:`STALE_SENDING` seconds. Returns those reconciled."""
+	cutoff = add_to_date(now_datetime(), seconds=-STALE_SENDING)
+	names = frappe.get_all(DOCTYPE, filters={"status": ["in", [SENDING, UNRECORDED]], "modified": ["<=", cutoff]},
+						   pluck="name", limit=200)
+	done = []
+	for name in names:
+		try:
+			reconcile(name)
+			done.append(name)
+		except Exception:
+			frappe.db.rollback()
+			frappe.log_error(title=f"Outgoing Mail {name} not reconciled", reference_doctype=DOCTYPE, reference_name=name)
+			frappe.db.commit()
+	return done
