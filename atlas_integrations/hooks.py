@@ -16,6 +16,7 @@ permission_query_conditions = {
 	"Inbox Thread": "atlas_integrations.permissions.inbox_thread_query",
 	"Communication": "atlas_integrations.permissions.communication_query",
 	"File": "atlas_integrations.permissions.file_query",
+	"Outgoing Mail": "atlas_integrations.permissions.outgoing_mail_query",
 }
 
 # Pub/Sub's "Authorization: Bearer <Google JWT>" would make Frappe answer 401 before the push endpoint runs
@@ -26,6 +27,7 @@ has_permission = {
 	"Inbox Thread": "atlas_integrations.permissions.inbox_thread_has_permission",
 	"Communication": "atlas_integrations.permissions.communication_has_permission",
 	"File": "atlas_integrations.permissions.file_has_permission",
+	"Outgoing Mail": "atlas_integrations.permissions.outgoing_mail_has_permission",
 }
 
 _MAIL_ROW_EVENTS = {
@@ -38,6 +40,7 @@ doc_events = {
 	"Communication": _MAIL_ROW_EVENTS,
 	"Inbox Thread": _MAIL_ROW_EVENTS,
 	"File": _MAIL_ROW_EVENTS,
+	"Outgoing Mail": {"validate": "atlas_integrations.permissions.validate_mail_row"},
 	# a share or an assignment would override the row-level rule: refused for users outside the mailbox
 	"DocShare": {"validate": "atlas_integrations.permissions.validate_share"},
 	"ToDo": {"validate": "atlas_integrations.permissions.validate_todo"},
@@ -90,6 +93,8 @@ scheduler_events = {
 					  "atlas_integrations.xero.sync.drain_all"],
 	},
 	"hourly": ["atlas_integrations.jobs.reap_stale_jobs"],
+	# sends whose process died between Gmail and the record (atlas_integrations/gmail/send.py)
+	"all": ["atlas_integrations.gmail.send.reconcile_stale"],
 	"daily": ["atlas_integrations.gmail.push.renew_watches"],
 }
 

@@ -35,7 +35,7 @@ SHARED = "Shared workspace mailbox"
 PERSONAL = "Personal"
 MAILBOX_DOCTYPE = "Gmail Account"
 #: doctypes whose rows can hold mail
-MAIL_DOCTYPES = ("Inbox Thread", "Communication", "File")
+MAIL_DOCTYPES = ("Inbox Thread", "Communication", "File", "Outgoing Mail")
 #: every permission type a hook may be asked about
 PTYPES = ("read", "select", "write", "create", "delete", "submit", "cancel", "amend", "print", "email",
 		  "report", "import", "export", "share")
@@ -193,6 +193,8 @@ def mailbox_of(doc) -> tuple[bool, str | tuple | None]:
 		return communication_mailbox(doc)
 	if doc.doctype == "File":
 		return file_mailbox(doc)
+	if doc.doctype == "Outgoing Mail":  # a send through Gmail (atlas_integrations/gmail/send.py)
+		return True, doc.get("gmail_account")
 	return False, None
 
 
@@ -218,6 +220,8 @@ def _thread_of(doc) -> str | None:
 	if doc.doctype == "Communication":
 		return doc.get("atlas_inbox_thread") or (
 			doc.get("reference_name") if doc.get("reference_doctype") == "Inbox Thread" else None)
+	if doc.doctype == "Outgoing Mail":
+		return doc.get("inbox_thread")
 	if doc.doctype == "File":
 		if doc.get("attached_to_doctype") == "Inbox Thread":
 			return doc.get("attached_to_name")
@@ -248,6 +252,25 @@ def inbox_thread_has_permission(doc, ptype: str | None = None, user: str | None 
 def communication_has_permission(doc, ptype: str | None = None, user: str | None = None) -> bool | None:
 	"""``has_permission`` hook for Communication: mail rows follow their mailbox (every ptype); others defer."""
 	return _mail_row_rule(doc, user)
+
+
+def outgoing_mail_has_permission(doc, ptype: str | None = None, user: str | None = None) -> bool | None:
+	"""``has_permission`` hook for Outgoing Mail: follows its mailbox, like the thread it answers."""
+	return _mail_row_rule(doc, user)
+
+
+def outgoing_mail_query(user: str | None = None, doctype: str | None = None) -> str:
+	"""``permission_query_conditions`` hook for Outgoing Mail: sends of the mailboxes the user can see."""
+	user = user or frappe.session.user
+	if is_admin(user):
+		condition = "ifnull(`tabOutgoing Mail`.`gmail_account`, '') != ''"
+	else:
+		condition = f"`tabOutgoing Mail`.`gmail_account` in ({_visible_accounts_subquery(user)})"
+	company = _company_condition(user)
+	if company:
+		condition += (" and exists (select 1 from `tabInbox Thread` where `tabInbox Thread`.name = "
+					  f"`tabOutgoing Mail`.`inbox_thread` and {company})")
+	return f"({condition})"
 
 
 def file_has_permission(doc, ptype: str | None = None, user: str | None = None) -> bool | None:
@@ -362,6 +385,7 @@ MAILBOX_LINK_FIELDS = {
 	"Communication": ("atlas_gmail_account", "atlas_inbound_route", "atlas_inbox_thread", "atlas_gmail_key", "atlas_gmail_message_id",
 					  "atlas_gmail_thread_id", "reference_doctype", "reference_name"),
 	"File": ("attached_to_doctype", "attached_to_name", "attached_to_field", "atlas_original_name"),
+	"Outgoing Mail": ("gmail_account", "inbox_thread", "user", "request_key", "message_id", "gmail_message_id"),
 }
 
 

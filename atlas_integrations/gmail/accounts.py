@@ -10,7 +10,7 @@ from frappe.utils.password import get_decrypted_password, remove_encrypted_passw
 
 from atlas_integrations import jobs
 from atlas_integrations.endpoints import get_endpoint, gmail_api_root
-from atlas_integrations.gmail.client import GmailClient, TokenState
+from atlas_integrations.gmail.client import HTTP_TIMEOUT, GmailClient, TokenState
 from atlas_integrations.permissions import PERSONAL, SHARED, is_admin
 
 DOCTYPE = "Gmail Account"
@@ -96,7 +96,8 @@ def client_for(account: str, tokens: TokenState | None = None) -> GmailClient:
 		frappe.ValidationError: Gmail not configured (no Google client id/secret in Atlas Settings), or the
 			account holds no refresh token (when ``tokens`` is not given).
 	"""
-	return GmailClient(tokens if tokens is not None else token_state(account), gmail_api_root())
+	timeout = int(frappe.conf.get("atlas_gmail_timeout") or HTTP_TIMEOUT)  # seconds per request (tests shorten it)
+	return GmailClient(tokens if tokens is not None else token_state(account), gmail_api_root(), timeout=timeout)
 
 
 def run_as_user(account: str) -> str:

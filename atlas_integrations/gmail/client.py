@@ -6,6 +6,8 @@ Gmail API calls it makes (each request inside a batch is one call, as Google cou
 
 from __future__ import annotations
 
+import base64
+
 import json
 import random
 import time
@@ -197,6 +199,48 @@ class GmailClient:
 			if exc.status == 404:
 				raise CursorExpired(str(exc), 404, exc.reason) from None
 			raise
+
+	# -- sending (atlas_integrations/gmail/send.py) --------------------------------------------------
+	def send_message(self, raw: bytes, thread_id: str | None = None) -> dict:
+		"""users.messages.send of RFC 822 bytes in ``thread_id`` -> ``{"id", "threadId", "labelIds"}``.
+
+		Tried **once**: a retry after a timeout could send twice, so the caller reconciles instead
+		(:meth:`find_rfc822msgid`).
+
+		Raises:
+			Temporary: no (or a 5xx / 429) answer: Gmail may or may not hold the message.
+			Permanent, AuthRevoked: Gmail refused it.
+		"""
+		body = {"raw": base64.urlsafe_b64encode(raw).decode()}
+		if thread_id:
+			body["threadId"] = thread_id
+		self.api_calls += 1
+		try:
+			return self.service.users().messages().send(userId="me", body=body).execute(num_retries=0)
+		except Exception as exc:
+			raise classify(exc, "messages.send") from None
+
+	def find_rfc822msgid(self, message_id: str) -> str | None:
+		"""The Gmail id of the message with RFC 822 ``message_id`` in the mailbox (``rfc822msgid:``
+		search, SENT and TRASH included), or None."""
+		q = "rfc822msgid:" + message_id.strip().strip("<>")
+		for page in self.iter_message_ids(q=q, include_spam_trash=True):
+			for m in page:
+				return m["id"]
+		return None
+
+	def get_message(self, message_id: str, fmt: str = "metadata", metadata_headers: list[str] | None = None) -> dict:
+		"""users.messages.get of one message (``fmt`` ``metadata`` with ``metadata_headers`` by default)."""
+		kwargs = {"userId": "me", "id": message_id, "format": fmt}
+		if metadata_headers:
+			kwargs["metadataHeaders"] = metadata_headers
+		return self.execute(self.service.users().messages().get(**kwargs), "messages.get")
+
+	def list_send_as(self) -> list[dict]:
+		"""users.settings.sendAs.list -> SendAs resources (``sendAsEmail``, ``displayName``, ``isPrimary``,
+		``verificationStatus``)."""
+		answer = self.execute(self.service.users().settings().sendAs().list(userId="me"), "settings.sendAs.list")
+		return (answer or {}).get("sendAs", [])
 
 	def _pages(self, method, kwargs: dict, context: str) -> Iterator[dict]:
 		"""Every page of a Gmail list method (follows ``nextPageToken``); each page is a decoded dict."""

@@ -112,7 +112,7 @@ def check_rules(thread_name: str, to: list[str], body: str) -> tuple:
 
 def plain_text_of(body: str) -> str:
 	"""The text of a message body the user wrote (HTML from the editor, or plain text)."""
-	from frappe.utils import html2text
+	from frappe.core.utils import html2text
 
 	return html2text(body or "") if "<" in (body or "") else (body or "")
 
@@ -271,7 +271,7 @@ def reply(thread: str, to, body: str, client_key: str, cc=None, bcc=None, subjec
 			"in_reply_to": mail_text(parent_id), "attachment_count": len(files),
 			"raw": base64.b64encode(raw).decode()}).insert(ignore_permissions=True)
 		frappe.db.commit()  # the record exists before Gmail is called
-	except frappe.DuplicateEntryError:  # the same key raced in from a double submit: that one sends
+	except (frappe.DuplicateEntryError, frappe.UniqueValidationError):  # the same key raced in: that one sends
 		frappe.db.rollback()
 		return _resume(frappe.db.get_value(DOCTYPE, {"request_key": key}, "name"))
 	return deliver(doc.name)
@@ -297,6 +297,8 @@ def _resume(name: str) -> dict:
 		frappe.throw(NOT_YOUR_MAILBOX, frappe.PermissionError)
 	if doc.status in (UNRECORDED, FAILED) or (doc.status == SENDING and _stale(doc.modified)):
 		return deliver(name)
+	if doc.status == SENDING:  # maybe mid-send elsewhere, maybe its process died: look, never send
+		return reconcile(name, fail_if_absent=False)
 	return result(name)
 
 
@@ -388,9 +390,10 @@ def result(name: str) -> dict:
 											   "communication", "error"], as_dict=True)
 
 
-def reconcile(name: str) -> dict:
+def reconcile(name: str, fail_if_absent: bool = True) -> dict:
 	"""The Reconcile action: finish an Outgoing Mail that is Accepted, not recorded, or Sending with a
-	dead process, or find out that it never reached Gmail (then Failed). Never sends. Returns :func:`result`."""
+	dead process, or find out that it never reached Gmail (then Failed, unless ``fail_if_absent`` is
+	False). Never sends. Returns :func:`result`."""
 	from atlas_integrations.gmail import accounts
 
 	doc = frappe.get_doc(DOCTYPE, name)
@@ -401,7 +404,7 @@ def reconcile(name: str) -> dict:
 		doc.db_set({"status": UNRECORDED, "gmail_message_id": gmail_id})
 		frappe.db.commit()
 		record(name)
-	elif doc.status == SENDING:
+	elif doc.status == SENDING and fail_if_absent:
 		doc.db_set({"status": FAILED, "error": mail_text("Gmail does not hold the message: it was not sent")})
 		frappe.db.commit()
 	return result(name)

@@ -73,6 +73,7 @@ QUOTA_UNITS = {
 	"threads.untrash": 10,
 	"threads.delete": 20,
 	"history.list": 2,
+	"settings.sendAs.list": 1,
 }
 
 _READ = {SCOPE_FULL, SCOPE_MODIFY, SCOPE_READONLY, SCOPE_METADATA}
@@ -105,6 +106,7 @@ _SCOPES_BY_METHOD = {
 	"threads.untrash": {SCOPE_FULL, SCOPE_MODIFY},
 	"threads.delete": {SCOPE_FULL},
 	"history.list": _READ,
+	"settings.sendAs.list": _READ,
 }
 
 # (HTTP method, path segments after users/{userId}/, Gmail method name). "{x}" captures a segment.
@@ -137,6 +139,7 @@ _ROUTES = (
 	("POST", ("threads", "{id}", "trash"), "threads.trash"),
 	("POST", ("threads", "{id}", "untrash"), "threads.untrash"),
 	("GET", ("history",), "history.list"),
+	("GET", ("settings", "sendAs"), "settings.sendAs.list"),
 )
 _UPLOAD_METHODS = {"messages.send", "messages.insert", "messages.import"}
 
@@ -229,6 +232,9 @@ class _GmailApiMixin:
 				result = handler(call)
 		except ApiError as exc:
 			return _error_resp(exc)
+		late = self._take_delay(method, path)
+		if late:
+			time.sleep(late)  # applied already: the answer comes late
 		if result is None:
 			return 204, [("Content-Type", _JSON_CT)], b""
 		if isinstance(result, tuple):
@@ -539,6 +545,9 @@ class _GmailApiMixin:
 		except ValueError:
 			raise ApiError(400, "Invalid value for ByteString: raw", "invalidArgument") from None
 		return raw, meta
+
+	def _api_settings_sendAs_list(self, c):
+		return {"sendAs": [dict(e) for e in c.mb.send_as]}
 
 	def _api_messages_send(self, c):
 		raw, meta = self._raw_and_meta(c)

@@ -72,9 +72,26 @@ class _FaultsMixin:
 			self._faults.append(f)
 		return f.id
 
+	def delay_response(self, path_regex: str, seconds: float, count: int = 1, method: str | None = None) -> None:
+		"""The next ``count`` matching Gmail calls are *applied* (a send is stored, a label changed), then
+		their answer waits ``seconds``: a client with a shorter timeout gives up although Gmail did the
+		work (or its process is killed meanwhile)."""
+		with self._lock:
+			self._delays.append({"regex": re.compile(path_regex), "seconds": float(seconds), "remaining": int(count),
+								 "method": method.upper() if method else None})
+
+	def _take_delay(self, method: str, path: str) -> float:
+		with self._lock:
+			for d in getattr(self, "_delays", []):
+				if d["remaining"] > 0 and (d["method"] is None or d["method"] == method.upper()) and d["regex"].search(path):
+					d["remaining"] -= 1
+					return d["seconds"]
+		return 0.0
+
 	def clear_faults(self) -> None:
 		with self._lock:
 			self._faults.clear()
+			self._delays.clear()
 
 	def pending_faults(self) -> list[dict]:
 		with self._lock:

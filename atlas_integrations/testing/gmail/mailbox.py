@@ -87,6 +87,10 @@ class Mailbox:
 		# users.watch state: {"topicName", "labelIds", "labelFilterBehavior", "expiration" (epoch ms)}
 		self.watch: dict | None = None
 		self.sent_from: set[str] = {address.lower()}
+		# users.settings.sendAs: the primary address, then aliases added with add_send_as()
+		self.send_as: list[dict] = [{"sendAsEmail": address, "displayName": "", "replyToAddress": "", "signature": "",
+									 "isPrimary": True, "isDefault": True, "treatAsAlias": False,
+									 "verificationStatus": "accepted"}]
 		self.labels: dict[str, dict] = {}
 		self.next_label = 1
 		for lid in SYSTEM_LABELS:
@@ -178,6 +182,18 @@ class _MailboxMixin:
 					a.strip().lower() for a in ([sent_from] if isinstance(sent_from, str) else sent_from)
 				)
 			return mb
+
+	def add_send_as(self, address: str, alias: str, display_name: str = "", verified: bool = True) -> dict:
+		"""Add a send-as alias to the mailbox (``verificationStatus`` accepted or pending); mail From it
+		counts as SENT. Returns the SendAs resource."""
+		with self._lock:
+			mb = self.mailbox(address)
+			entry = {"sendAsEmail": alias, "displayName": display_name, "replyToAddress": "", "signature": "",
+					 "isPrimary": False, "isDefault": False, "treatAsAlias": True,
+					 "verificationStatus": "accepted" if verified else "pending"}
+			mb.send_as.append(entry)
+			mb.sent_from.add(alias.strip().lower())
+			return dict(entry)
 
 	def mailbox(self, address: str) -> Mailbox:
 		"""The mailbox for ``address`` (KeyError if unknown)."""

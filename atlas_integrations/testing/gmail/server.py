@@ -84,6 +84,7 @@ class GmailTestServer(
 		self._access: dict[str, dict] = {}
 		self._consent = {"email": None, "action": "allow"}
 		self._faults: list[_Fault] = []
+		self._delays: list[dict] = []  # delay_response(): applied, then answered late
 		self._fault_seq = 0
 		self._stats: dict[str, _Stats] = {}
 		self.errors: list[str] = []  # unexpected exceptions caught while serving (for debugging)

@@ -1,0 +1,280 @@
+"""Replies from the Smart Inbox through Gmail, exactly once, over HTTP against the real site and the local
+Gmail server: threading headers, one Communication when the sent message comes back through history, a
+double submit, a timeout after Gmail accepted, a process killed between send and record, send-as
+aliases, attachments, and every reply rule as a clear error."""
+
+from __future__ import annotations
+
+import base64
+import email
+import email.policy
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+
+from tests.conftest import BENCH, SITE, SITES_PATH
+from tests.realsite.conftest import TEST_PASSWORD, Accounts, ensure_user, login, run_worker
+
+API = "/api/method/atlas_integrations.api.smart_inbox"
+DISPATCHER = "atlas-reply-dispatcher@atlas-test.example"
+OUTSIDER = "atlas-reply-outsider@atlas-test.example"
+
+
+@pytest.fixture(scope="module")
+def box(site, google):
+	"""A shared workspace mailbox with the corpus, synced."""
+	frappe = site
+	helper = Accounts(frappe, google)
+	account, mailbox = helper.connect(account_type="Shared workspace mailbox")
+	proc = run_worker()
+	assert proc.returncode == 0, proc.stdout[-2000:]
+	frappe.db.rollback()
+	ensure_user(frappe, DISPATCHER, ("Atlas Dispatcher",))
+	ensure_user(frappe, OUTSIDER, ("Employee",))
+	frappe.db.commit()
+	yield {"account": account, "mailbox": mailbox, "server": google}
+	frappe.db.rollback()
+	frappe.db.delete("Outgoing Mail", {"gmail_account": account})
+	frappe.db.commit()
+	helper.cleanup()
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits(site):
+	"""Each test starts with nothing sent in the last minute (the per-user limit is its own test)."""
+	for user in ("Administrator", DISPATCHER, OUTSIDER):
+		site.cache.delete(f"atlas:send-rate:{user}")
+	yield
+
+
+def _thread(frappe, account: str) -> frappe._dict:
+	"""A thread whose latest message was received (what a reply answers)."""
+	rows = frappe.db.sql(
+		"""select t.name, t.gmail_thread_id, t.subject from `tabInbox Thread` t where t.gmail_account=%s
+		and exists (select 1 from `tabCommunication` c where c.atlas_inbox_thread=t.name and c.sent_or_received='Received')
+		and not exists (select 1 from `tabOutgoing Mail` o where o.inbox_thread=t.name)
+		order by t.message_count desc, t.name limit 1""", account, as_dict=True)
+	assert rows, "the corpus gives threads with received mail"
+	return rows[0]
+
+
+def _gmail_thread(server, mailbox: str, thread_id: str) -> list:
+	out = []
+	for m in server.dump_messages(mailbox):
+		if m["threadId"] == thread_id:
+			raw = base64.urlsafe_b64decode(m["raw"] + "=" * (-len(m["raw"]) % 4))
+			out.append((m, email.message_from_bytes(raw, policy=email.policy.default)))
+	return out
+
+
+def _send(http, web, thread, key=None, **fields):
+	data = {"thread": thread, "to": "customer@atlas-test.example", "body": "<p>Thanks, we are on it.</p>",
+			"client_key": key or uuid.uuid4().hex, **fields}
+	return http.post(f"{web}{API}.send_reply", data=data, timeout=60)
+
+
+def test_reply_threads_in_gmail_and_is_one_communication_after_history(site, web, box):
+	frappe = site
+	server, mailbox, account = box["server"], box["mailbox"], box["account"]
+	thread = _thread(frappe, account)
+	before = _gmail_thread(server, mailbox, thread.gmail_thread_id)
+	parent = max(before, key=lambda p: int(p[0]["internalDate"]))[1]
+	http = login(web)
+	r = _send(http, web, thread.name, cc="boss@atlas-test.example")
+	assert r.status_code == 200, r.text[:500]
+	out = r.json()["message"]
+	assert out["status"] == "Sent" and out["communication"] and out["gmail_thread_id"] == thread.gmail_thread_id
+	after = _gmail_thread(server, mailbox, thread.gmail_thread_id)
+	new = [p for p in after if p[0]["id"] not in {b[0]["id"] for b in before}]
+	assert len(new) == 1
+	meta, msg = new[0]
+	assert "SENT" in meta["labelIds"]
+	assert msg["In-Reply-To"] == parent["Message-ID"]
+	refs = str(msg["References"]).split()
+	assert refs[-1] == parent["Message-ID"]
+	assert all(x in refs for x in str(parent.get("References") or "").split())
+	assert str(msg["Subject"]).lower().startswith("re:") and msg["From"] == mailbox
+	assert msg["Message-ID"] == out["message_id"] and msg["Cc"] == "boss@atlas-test.example"
+	frappe.db.rollback()
+	comm = frappe.db.get_value("Communication", out["communication"], ["sent_or_received", "atlas_inbox_thread",
+																	   "atlas_gmail_message_id"], as_dict=True)
+	assert comm.sent_or_received == "Sent" and comm.atlas_inbox_thread == thread.name
+	assert comm.atlas_gmail_message_id == out["gmail_message_id"]
+	# the sent message comes back through history: reconciled onto the same record
+	r = http.post(f"{web}/api/method/atlas_integrations.api.gmail.sync_now", data={"account": account})
+	assert r.status_code == 200, r.text[:300]
+	run_worker()
+	frappe.db.rollback()
+	from atlas_integrations.inbox.pipeline import rfc_message_key
+
+	assert frappe.db.count("Communication", {"atlas_message_key": rfc_message_key(out["message_id"])}) == 1
+	# the same request again answers the first result
+	again = http.post(f"{web}{API}.send_reply", data={"thread": thread.name, "to": "x@atlas-test.example",
+													   "body": "other", "client_key": "never-used-" + uuid.uuid4().hex})
+	assert again.json()["message"]["name"] != out["name"]  # a new key is a new message
+
+
+def test_double_submit_sends_once(site, web, box):
+	frappe = site
+	server, mailbox = box["server"], box["mailbox"]
+	thread = _thread(frappe, box["account"])
+	before = len(_gmail_thread(server, mailbox, thread.gmail_thread_id))
+	key = uuid.uuid4().hex
+	http_a, http_b = login(web), login(web)
+	answers = []
+	go = threading.Barrier(2)
+
+	def submit(http):
+		go.wait()
+		answers.append(_send(http, web, thread.name, key=key))
+
+	workers = [threading.Thread(target=submit, args=(h,)) for h in (http_a, http_b)]
+	for w in workers:
+		w.start()
+	for w in workers:
+		w.join()
+	assert all(a.status_code == 200 for a in answers), [a.text[:300] for a in answers]
+	names = {a.json()["message"]["name"] for a in answers}
+	assert len(names) == 1
+	# and once more, later: the first result
+	third = _send(login(web), web, thread.name, key=key).json()["message"]
+	assert third["name"] in names and third["status"] == "Sent"
+	assert len(_gmail_thread(server, mailbox, thread.gmail_thread_id)) == before + 1
+
+
+def test_timeout_after_gmail_accepted_is_reconciled_not_resent(site, web, box):
+	from frappe.installer import update_site_config
+
+	frappe = site
+	server, mailbox = box["server"], box["mailbox"]
+	thread = _thread(frappe, box["account"])
+	before = len(_gmail_thread(server, mailbox, thread.gmail_thread_id))
+	update_site_config("atlas_gmail_timeout", 2)
+	server.delay_response(r"messages/send", 5)  # Gmail stores it; its answer comes after the client gave up
+	try:
+		r = _send(login(web), web, thread.name)
+	finally:
+		update_site_config("atlas_gmail_timeout", "None")
+	assert r.status_code == 200, r.text[:500]
+	out = r.json()["message"]
+	assert out["status"] == "Sent"  # found by rfc822msgid:, recorded, not sent again
+	assert len(_gmail_thread(server, mailbox, thread.gmail_thread_id)) == before + 1
+	frappe.db.rollback()
+	assert frappe.db.get_value("Outgoing Mail", out["name"], "attempts") == 1
+
+
+KILLED_SEND = """
+import sys, frappe
+frappe.init(site=sys.argv[1], sites_path=sys.argv[2]); frappe.connect(); frappe.set_user("Administrator")
+from atlas_integrations.gmail import send
+send.reply(sys.argv[3], ["customer@atlas-test.example"], "<p>Sent just before the lights went out</p>", sys.argv[4])
+"""
+
+
+def test_process_killed_between_send_and_record_leaves_one_message(site, web, box):
+	frappe = site
+	server, mailbox = box["server"], box["mailbox"]
+	thread = _thread(frappe, box["account"])
+	before = len(_gmail_thread(server, mailbox, thread.gmail_thread_id))
+	key = uuid.uuid4().hex
+	server.delay_response(r"messages/send", 10)
+	proc = subprocess.Popen([str(BENCH / "env" / "bin" / "python"), "-c", KILLED_SEND, SITE, str(SITES_PATH),
+							 thread.name, key], cwd=str(SITES_PATH), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+	deadline = time.monotonic() + 60
+	while time.monotonic() < deadline and len(_gmail_thread(server, mailbox, thread.gmail_thread_id)) == before:
+		time.sleep(0.1)  # Gmail has it: the process waits for the answer
+	proc.kill()
+	proc.wait()
+	frappe.db.rollback()
+	name = frappe.db.get_value("Outgoing Mail", {"inbox_thread": thread.name, "status": "Sending"}, "name")
+	assert name, "the record was committed before Gmail was called"
+	assert len(_gmail_thread(server, mailbox, thread.gmail_thread_id)) == before + 1
+	# Reconcile (the form's action, over HTTP) finishes it without sending
+	r = login(web).post(f"{web}{API}.reconcile_send", data={"outgoing_mail": name})
+	assert r.status_code == 200 and r.json()["message"]["status"] == "Sent", r.text[:300]
+	assert len(_gmail_thread(server, mailbox, thread.gmail_thread_id)) == before + 1
+	frappe.db.rollback()
+	assert frappe.db.get_value("Outgoing Mail", name, "communication")
+
+
+def test_send_as_alias_and_attachment(site, web, box):
+	frappe = site
+	server, mailbox = box["server"], box["mailbox"]
+	alias = "sales-" + mailbox
+	server.add_send_as(mailbox, alias, display_name="Sales <Team>")
+	server.add_send_as(mailbox, "unverified-" + mailbox, verified=False)
+	thread = _thread(frappe, box["account"])
+	http = login(web)
+	choices = http.get(f"{web}{API}.from_addresses", params={"thread": thread.name}).json()["message"]
+	assert [c["address"] for c in choices] == [mailbox, alias]
+	upload = http.post(f"{web}/api/method/upload_file", files={"file": ("quote.txt", b"Quote: 40 pallets", "text/plain")},
+					   data={"is_private": 1})
+	assert upload.status_code == 200, upload.text[:300]
+	file_name = upload.json()["message"]["name"]
+	r = _send(http, web, thread.name, from_address=alias, attachments=f'["{file_name}"]')
+	assert r.status_code == 200, r.text[:400]
+	sent = [p for p in _gmail_thread(server, mailbox, thread.gmail_thread_id)
+			if p[1]["Message-ID"] == r.json()["message"]["message_id"]]
+	assert len(sent) == 1
+	msg = sent[0][1]
+	assert alias in str(msg["From"])
+	parts = [p for p in msg.iter_attachments()]
+	assert [p.get_filename() for p in parts] == ["quote.txt"] and parts[0].get_content().strip() == "Quote: 40 pallets"
+	bad = _send(http, web, thread.name, from_address="unverified-" + mailbox)
+	assert bad.status_code == 417 and "not a verified send-as address" in bad.text
+
+
+def test_reply_rules_are_enforced_over_http(site, web, box):
+	frappe = site
+	thread = _thread(frappe, box["account"])
+	admin = login(web)
+	r = _send(admin, web, thread.name, to="")
+	assert r.status_code == 417 and "Add at least one To recipient" in r.text
+	r = _send(admin, web, thread.name, body="<p> </p>")
+	assert r.status_code == 417 and "Write a message before sending" in r.text
+	outsider = login(web, OUTSIDER, TEST_PASSWORD)
+	r = _send(outsider, web, thread.name)
+	assert r.status_code == 403 and "Only Atlas users" in r.text
+	assert outsider.get(f"{web}/api/resource/Outgoing Mail").json().get("data") in ([], None)
+	# a dispatcher may use the shared mailbox, and sees its sends; not another user's personal mailbox
+	dispatcher = login(web, DISPATCHER, TEST_PASSWORD)
+	r = _send(dispatcher, web, thread.name)
+	assert r.status_code == 200 and r.json()["message"]["status"] == "Sent", r.text[:300]
+	listed = dispatcher.get(f"{web}/api/resource/Outgoing Mail", params={"fields": '["name","user"]'}).json()["data"]
+	assert r.json()["message"]["name"] in [x["name"] for x in listed]
+	# the record cannot be rewritten over REST (no write permission), ownership included
+	put = dispatcher.put(f"{web}/api/resource/Outgoing Mail/{r.json()['message']['name']}",
+						 json={"gmail_account": "other", "user": "Administrator"})
+	assert put.status_code == 403
+	# an unhealthy mailbox
+	frappe.db.set_value("Gmail Account", box["account"], "health", "unhealthy")
+	frappe.db.commit()
+	try:
+		r = _send(admin, web, thread.name)
+		assert r.status_code == 417 and "is not healthy" in r.text
+	finally:
+		frappe.db.set_value("Gmail Account", box["account"], "health", "healthy")
+		frappe.db.commit()
+	# the workspace not Active
+	frappe.db.set_single_value("Atlas Settings", "workspace_state", "Locked")
+	frappe.db.commit()
+	try:
+		r = _send(admin, web, thread.name)
+		assert r.status_code == 417 and "Workspace changes are temporarily unavailable" in r.text
+	finally:
+		frappe.db.set_single_value("Atlas Settings", "workspace_state", "Active")
+		frappe.db.commit()
+	# the per-user rate limit
+	frappe.db.set_single_value("Atlas Settings", "reply_rate_limit", 2)
+	frappe.db.commit()
+	frappe.cache.delete(f"atlas:send-rate:{DISPATCHER}")
+	try:
+		answers = [_send(dispatcher, web, thread.name) for _ in range(3)]
+		assert [a.status_code for a in answers] == [200, 200, 417], [a.text[:200] for a in answers]
+		assert "You are sending too fast: at most 2 messages a minute" in answers[2].text
+	finally:
+		frappe.db.set_single_value("Atlas Settings", "reply_rate_limit", 10)
+		frappe.db.commit()
