@@ -79,6 +79,10 @@ doctype_js = {
 	"Xero Connection": ["public/js/atlas_text.js"],
 	# Xero state and "Open in Xero" on the invoice (atlas_integrations/xero/sync.py)
 	"Sales Invoice": ["public/js/sales_invoice_xero.js"],
+	# a document made from mail opens its thread in the Smart Inbox page
+	"Task": ["public/js/open_in_inbox.js"],
+	"Issue": ["public/js/open_in_inbox.js"],
+	"ToDo": ["public/js/open_in_inbox.js"],
 }
 doctype_list_js = {"Sales Invoice": ["public/js/sales_invoice_xero_list.js"]}
 # (list rows need nothing: Frappe shows a Small Text title through html2text, i.e. exactly its text)

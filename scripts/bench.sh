@@ -636,7 +636,7 @@ build_app_assets() {
 		LC_ALL=C sort -z | xargs -0 -r sha256sum; echo "$ATLAS_APP_PATH") | sha256sum | cut -d' ' -f1)"
 	[ "$fp" = "$(cat "$stamp" 2>/dev/null || true)" ] && return 0
 	ensure_yarn
-	run_bench build --app "$APP"
+	run_bench build --app "$APP" --force  # --force: never fetch prebuilt assets
 	printf '%s\n' "$fp" >"$stamp"
 	did "bench build --app $APP in $((SECONDS - t))s"
 }

@@ -711,6 +711,11 @@ class SyncRun:
 		frappe.db.commit()
 		self._add_time("commit", time.perf_counter() - clock)
 		self._run_pipeline(result.created_names)
+		if result.created_names:
+			# the Smart Inbox page refreshes its list (it reads the rows through the permission rules; the
+			# event names only the mailbox)
+			frappe.publish_realtime("atlas_inbox_update", {"gmail_account": self.account, "created": len(result.created_names)},
+									after_commit=False)
 		self._extend_lock()
 
 	def _run_pipeline(self, names: list[str]) -> None:

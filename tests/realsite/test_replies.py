@@ -32,7 +32,7 @@ def box(site, google):
 	proc = run_worker()
 	assert proc.returncode == 0, proc.stdout[-2000:]
 	frappe.db.rollback()
-	ensure_user(frappe, DISPATCHER, ("Atlas Dispatcher",))
+	ensure_user(frappe, DISPATCHER, ("Atlas Dispatcher", "Projects User"))  # Projects User: creates Tasks from mail
 	ensure_user(frappe, OUTSIDER, ("Employee",))
 	frappe.db.commit()
 	yield {"account": account, "mailbox": mailbox, "server": google}
