@@ -167,3 +167,38 @@ def test_dispatcher_works_a_thread_in_the_page(site, web, box):  # noqa: F811
 		finally:
 			browser.close()
 	assert not errors, errors
+
+
+def test_workspace_shows_cards_chart_and_opens_the_page(site, web, box):  # noqa: F811
+	from playwright.sync_api import sync_playwright
+
+	ARTIFACTS.mkdir(parents=True, exist_ok=True)
+	errors: list[str] = []
+	with sync_playwright() as p:
+		browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+		try:
+			ctx = browser.new_context(viewport={"width": 1500, "height": 1100})
+			assert ctx.request.post(web + "/api/method/login", form={"usr": DISPATCHER, "pwd": TEST_PASSWORD}).ok
+			page = ctx.new_page()
+			page.on("pageerror", lambda exc: errors.append(str(exc)))
+			page.set_default_timeout(60_000)
+			page.goto(f"{web}/app/atlas-inbox")
+			try:
+				page.wait_for_selector(".widget.number-widget-box", timeout=20_000)
+			except Exception:
+				page.screenshot(path=str(ARTIFACTS / "atlas-inbox-workspace-failed.png"), full_page=True)
+				raise
+			page.wait_for_selector(".widget.dashboard-widget-box .chart-container, .widget.dashboard-widget-box svg")
+			page.wait_for_timeout(1500)
+			page.screenshot(path=str(ARTIFACTS / "atlas-inbox-workspace.png"), full_page=True)
+			text = page.inner_text(".layout-main-section").lower()  # card titles are upper-cased by CSS
+			for label in ("Pending review", "Unknown senders", "Unhealthy mailboxes", "Unread threads",
+						  "Inbound threads per day by category"):
+				assert label.lower() in text, label
+			assert "Atlas Inbox" in page.inner_text(".desk-sidebar")
+			page.click(".shortcut-widget-box:has-text('Smart Inbox')")
+			page.wait_for_url("**/app/smart-inbox*")
+			page.wait_for_selector(".atlas-view")
+		finally:
+			browser.close()
+	assert not errors, errors
