@@ -63,3 +63,17 @@ def is_loopback(url: str) -> bool:
 		return ipaddress.ip_address(host).is_loopback
 	except ValueError:
 		return False
+
+
+def conf_number(key: str, default: float, conf: dict | None = None) -> float:
+	"""A number from site config (e.g. ``atlas_gmail_timeout``, seconds), or ``default`` when the key is
+	absent, empty, ``"None"`` (what ``bench set-config KEY None`` leaves in a running process) or not a
+	number."""
+	import frappe
+
+	value = (conf if conf is not None else frappe.conf).get(key)
+	try:
+		number = float(value)
+	except (TypeError, ValueError):
+		return default
+	return number if number > 0 else default

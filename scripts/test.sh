@@ -27,6 +27,8 @@ if [ -x "$BENCH/env/bin/python" ] && [ -f "$BENCH/sites/$SITE/site_config.json" 
     fi
   fi
   "$PY" -c "import playwright" 2>/dev/null || "$PY" -m pip install -q "playwright>=1.40,<2"
+  # request bodies sent to Xero are validated against Xero's OpenAPI spec with jsonschema
+  "$PY" -c "import jsonschema, yaml" 2>/dev/null || "$PY" -m pip install -q "jsonschema>=4.17,<5" "pyyaml>=6"
 else
   echo "No bench at $BENCH (site $SITE): running pure tests only."
   PY="$ROOT/.venv/bin/python"
@@ -36,6 +38,7 @@ else
   "$PY" -m pip install -q --disable-pip-version-check "pytest>=8,<9" "pytest-randomly>=3.15,<4" "requests>=2.31" \
     "google-api-python-client>=2.100,<3" "google-auth>=2.20,<3" "google-auth-oauthlib>=1.1,<2" \
     "google-auth-httplib2>=0.2,<1" "nh3>=0.2.14,<1" "werkzeug>=3,<4" \
-    "email-reply-parser>=0.5.12,<1" "redis>=4,<6"
+    "email-reply-parser>=0.5.12,<1" "redis>=4,<6" "xero-python>=9,<16" "requests-oauthlib>=1.3,<3" \
+    "pyyaml>=6" "jsonschema>=4.17,<5"
 fi
 exec "$PY" -m pytest -p no:cacheprovider "$@"

@@ -96,7 +96,9 @@ def client_for(account: str, tokens: TokenState | None = None) -> GmailClient:
 		frappe.ValidationError: Gmail not configured (no Google client id/secret in Atlas Settings), or the
 			account holds no refresh token (when ``tokens`` is not given).
 	"""
-	timeout = int(frappe.conf.get("atlas_gmail_timeout") or HTTP_TIMEOUT)  # seconds per request (tests shorten it)
+	from atlas_integrations.endpoints import conf_number
+
+	timeout = int(conf_number("atlas_gmail_timeout", HTTP_TIMEOUT))  # seconds per request (tests shorten it)
 	return GmailClient(tokens if tokens is not None else token_state(account), gmail_api_root(), timeout=timeout)
 
 

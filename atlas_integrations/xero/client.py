@@ -53,10 +53,11 @@ def tenant_limiter(tenant_id: str):
 	``atlas_xero_rate_window`` (seconds) / ``atlas_xero_concurrent_limit`` (tests prove the limits in seconds)."""
 	from atlas_integrations.xero.rate_limit import TenantLimiter
 
-	conf = frappe.conf
-	return TenantLimiter(frappe.cache, tenant_id, minute_limit=int(conf.get("atlas_xero_minute_limit") or 60),
-						 window=float(conf.get("atlas_xero_rate_window") or 60),
-						 concurrent_limit=int(conf.get("atlas_xero_concurrent_limit") or 5))
+	from atlas_integrations.endpoints import conf_number
+
+	return TenantLimiter(frappe.cache, tenant_id, minute_limit=int(conf_number("atlas_xero_minute_limit", 60)),
+						 window=conf_number("atlas_xero_rate_window", 60.0),
+						 concurrent_limit=int(conf_number("atlas_xero_concurrent_limit", 5)))
 
 
 def session_for(company: str, wait_budget: float = 30.0) -> "XeroSession":

@@ -45,7 +45,9 @@ CONTACT_FIELDS = ("customer_name", "email_id", "tax_id", "customer_primary_addre
 
 def _timeout() -> tuple[float, float]:
 	"""(connect, read) seconds for xero-python's ``_request_timeout`` (it ignores a plain float)."""
-	read = float(frappe.conf.get("atlas_xero_timeout") or DEFAULT_TIMEOUT)
+	from atlas_integrations.endpoints import conf_number
+
+	read = conf_number("atlas_xero_timeout", DEFAULT_TIMEOUT)
 	return (min(10.0, read), read)
 
 

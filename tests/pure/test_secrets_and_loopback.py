@@ -25,3 +25,14 @@ def test_loopback_is_decided_with_ipaddress(url, expected):
 	from atlas_integrations.endpoints import is_loopback
 
 	assert is_loopback(url) is expected
+
+
+def test_conf_number_reads_numbers_and_falls_back_for_none_and_junk():
+	pytest.importorskip("frappe")
+	from atlas_integrations.endpoints import conf_number
+
+	assert conf_number("t", 30, {"t": 2}) == 2.0
+	assert conf_number("t", 30, {"t": "1.5"}) == 1.5
+	# "None" is what `bench set-config KEY None` (update_site_config) leaves in a running process's conf
+	for junk in ({}, {"t": None}, {"t": ""}, {"t": "None"}, {"t": "soon"}, {"t": 0}, {"t": -1}):
+		assert conf_number("t", 30, junk) == 30

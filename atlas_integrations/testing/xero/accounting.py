@@ -1117,6 +1117,32 @@ class _AccountingMixin:
 		if not contact.get(field):
 			scratch["contacts"][contact["ContactID"]] = dict(contact, **{field: True})
 
+	def _apply_changes(self, scratch, existing: dict, record: dict, changes: dict, target: str, id_field: str,
+					   store: str, kind: str | None = None) -> tuple[dict | None, list]:
+		"""The end of an invoice or credit note update: contact, new status, field checks (dates kept as
+		they were for a void / delete), totals from items, stamps; stored in ``scratch[store]``."""
+		errors = []
+		if "Contact" in changes:
+			contact = self._invoice_contact(scratch, changes["Contact"], errors)
+			if contact is not None:
+				changes["Contact"] = {"ContactID": contact["ContactID"]}
+		record.update(changes)
+		record["Status"] = target
+		if target not in ("VOIDED", "DELETED"):
+			errors += (self._check_invoice_fields(scratch, record, record[id_field], kind) if kind
+					   else self._check_invoice_fields(scratch, record, record[id_field]))
+		else:
+			for field in ("Date", "DueDate"):
+				if isinstance(record.get(field), str):
+					record[field] = existing.get(field)
+		if errors:
+			return None, errors
+		self._fill_from_items(scratch, record)
+		self._stamp_lines(record)
+		record["UpdatedDateUTC"] = _ms_stamp(self.now())
+		scratch[store][record[id_field]] = record
+		return record, []
+
 	def _update_invoice(self, scratch, existing: dict, element: dict) -> tuple[dict | None, list]:
 		current = existing["Status"]
 		target = element.get("Status") or current
@@ -1138,26 +1164,7 @@ class _AccountingMixin:
 		record = copy.deepcopy(existing)
 		readonly = ("InvoiceID", "SubTotal", "TotalTax", "Total", "AmountDue", "AmountPaid", "Type")
 		changes = self._writable(element, readonly)
-		errors = []
-		if "Contact" in changes:
-			contact = self._invoice_contact(scratch, changes["Contact"], errors)
-			if contact is not None:
-				changes["Contact"] = {"ContactID": contact["ContactID"]}
-		record.update(changes)
-		record["Status"] = target
-		if target not in ("VOIDED", "DELETED"):
-			errors += self._check_invoice_fields(scratch, record, record["InvoiceID"])
-		else:
-			for field in ("Date", "DueDate"):
-				if isinstance(record.get(field), str):
-					record[field] = existing.get(field)
-		if errors:
-			return None, errors
-		self._fill_from_items(scratch, record)
-		self._stamp_lines(record)
-		record["UpdatedDateUTC"] = _ms_stamp(self.now())
-		scratch["invoices"][record["InvoiceID"]] = record
-		return record, []
+		return self._apply_changes(scratch, existing, record, changes, target, "InvoiceID", "invoices")
 
 
 	# -- credit notes ---------------------------------------------------------------------------------
@@ -1282,26 +1289,8 @@ class _AccountingMixin:
 		if allocated and any(f in changes for f in fixed):
 			return None, [EDIT_ALLOCATED]
 		record = copy.deepcopy(existing)
-		errors = []
-		if "Contact" in changes:
-			contact = self._invoice_contact(scratch, changes["Contact"], errors)
-			if contact is not None:
-				changes["Contact"] = {"ContactID": contact["ContactID"]}
-		record.update(changes)
-		record["Status"] = target
-		if target not in ("VOIDED", "DELETED"):
-			errors += self._check_invoice_fields(scratch, record, record["CreditNoteID"], "creditnotes")
-		else:
-			for field in ("Date", "DueDate"):
-				if isinstance(record.get(field), str):
-					record[field] = existing.get(field)
-		if errors:
-			return None, errors
-		self._fill_from_items(scratch, record)
-		self._stamp_lines(record)
-		record["UpdatedDateUTC"] = _ms_stamp(self.now())
-		scratch["credit_notes"][record["CreditNoteID"]] = record
-		return record, []
+		return self._apply_changes(scratch, existing, record, changes, target, "CreditNoteID", "credit_notes",
+								   "creditnotes")
 
 	# -- credit note allocations ----------------------------------------------------------------------
 	def _render_allocation(self, book, alloc: dict, with_credit_note: bool = True) -> dict:

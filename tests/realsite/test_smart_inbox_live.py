@@ -1,0 +1,54 @@
+"""The Smart Inbox page updates live when the sync stores new mail: Frappe's realtime server (node
+socketio.js) runs as in production, behind a front door that routes /socket.io/ to it (nginx's job), and
+the open page shows the new thread without a reload."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.conftest import BENCH
+from tests.realsite.conftest import TEST_PASSWORD, login, run_worker
+from tests.realsite.mail import make_mail
+from tests.realsite.test_hostile_mail import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.realsite.test_replies import DISPATCHER, box  # noqa: F401 - the fixture
+
+
+def test_page_shows_new_mail_without_reload(site, web, box):  # noqa: F811
+	from playwright.sync_api import sync_playwright
+
+	from atlas_integrations.testing.realtime import FrontDoor, start_socketio
+
+	ARTIFACTS.mkdir(parents=True, exist_ok=True)
+	port, node = start_socketio(str(BENCH), log=open(BENCH / "logs" / "atlas-test-socketio.log", "a"))
+	door = FrontDoor(web, port).start()
+	subject = f"Live delivery {uuid.uuid4().hex[:6]}"
+	try:
+		with sync_playwright() as p:
+			browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+			try:
+				ctx = browser.new_context(viewport={"width": 1500, "height": 1000})
+				assert ctx.request.post(door.url + "/api/method/login", form={"usr": DISPATCHER, "pwd": TEST_PASSWORD}).ok
+				page = ctx.new_page()
+				page.set_default_timeout(60_000)
+				page.goto(f"{door.url}/app/smart-inbox?view=shared")
+				page.wait_for_selector(".atlas-row")
+				page.wait_for_function("frappe.realtime.socket && frappe.realtime.socket.connected", timeout=30_000)
+				page.evaluate("window.__atlas_same_page = true")
+				assert page.locator(f".atlas-row:has-text('{subject}')").count() == 0
+				# new mail in the shared mailbox; the sync stores it (a real rq worker)
+				box["server"].insert_message(box["mailbox"], make_mail("walkin@customer.example", box["mailbox"], subject,
+																		"Can you deliver tomorrow?"))
+				admin = login(web)
+				r = admin.post(f"{web}/api/method/atlas_integrations.api.gmail.sync_now", data={"account": box["account"]})
+				assert r.status_code == 200, r.text[:300]
+				proc = run_worker()
+				assert proc.returncode == 0, proc.stdout[-1000:]
+				page.wait_for_selector(f".atlas-row:has-text('{subject}')", timeout=30_000)
+				assert page.evaluate("window.__atlas_same_page === true")  # no reload: the realtime event did it
+				page.screenshot(path=str(ARTIFACTS / "smart-inbox-live-update.png"))
+			finally:
+				browser.close()
+	finally:
+		door.stop()
+		node.terminate()
+		node.wait(timeout=10)
