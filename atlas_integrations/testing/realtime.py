@@ -2,7 +2,7 @@
 behind one front door that sends ``/socket.io/`` to it and everything else to the site's web server (what
 nginx does in production; the plain ``frappe serve`` has no socket.io). The front door is a small
 threaded HTTP proxy: socket.io's HTTP long-polling transport goes through it (a websocket upgrade is
-refused, so the client stays on polling).
+refused, so the client stays on polling; the polling requests get the Origin a websocket would carry).
 """
 
 from __future__ import annotations
@@ -66,6 +66,10 @@ class FrontDoor:
 				length = int(self.headers.get("Content-Length") or 0)
 				body = self.rfile.read(length) if length else None
 				headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
+				if self.path.startswith("/socket.io/") and "Origin" not in self.headers:
+					# same-origin polling XHRs carry no Origin; the websocket a browser opens behind nginx does,
+					# and socketio.js checks it against Host
+					headers["Origin"] = f"http://{self.headers.get('Host')}"
 				conn = http.client.HTTPConnection(host, port, timeout=120)
 				try:
 					conn.request(self.command, self.path, body=body, headers=headers)

@@ -30,9 +30,14 @@ def test_page_shows_new_mail_without_reload(site, web, box):  # noqa: F811
 				assert ctx.request.post(door.url + "/api/method/login", form={"usr": DISPATCHER, "pwd": TEST_PASSWORD}).ok
 				page = ctx.new_page()
 				page.set_default_timeout(60_000)
+				console: list[str] = []
+				page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
 				page.goto(f"{door.url}/app/smart-inbox?view=shared")
 				page.wait_for_selector(".atlas-row")
-				page.wait_for_function("frappe.realtime.socket && frappe.realtime.socket.connected", timeout=30_000)
+				try:
+					page.wait_for_function("frappe.realtime.socket && frappe.realtime.socket.connected", timeout=30_000)
+				except Exception:
+					raise AssertionError(f"socket.io did not connect: {console[-10:]}") from None
 				page.evaluate("window.__atlas_same_page = true")
 				assert page.locator(f".atlas-row:has-text('{subject}')").count() == 0
 				# new mail in the shared mailbox; the sync stores it (a real rq worker)

@@ -29,8 +29,13 @@ def connected(site, web, xero):  # noqa: F811 - the fixture imported above
 		frappe.get_doc({"doctype": "Item", "item_code": ITEM, "item_name": "Atlas service", "is_stock_item": 0,
 						"item_group": "All Item Groups", "stock_uom": "Nos"}).insert(ignore_permissions=True)
 	frappe.db.commit()
+	xero.clear_requests()
 	yield {"company": company, "tenant": tenant, "server": xero}
 	_reset(frappe, company)
+	# every body the app sent in this module, checked against Xero's OpenAPI spec (jsonschema)
+	from tests.pure.test_xero_accounting_server import check_sent_bodies
+
+	assert check_sent_bodies(xero) > 0
 
 
 def _customer(frappe, name: str) -> str:
