@@ -225,21 +225,19 @@ def _where(records: list, where: str) -> list:
 			return inner
 		raise ValueError(where)
 
-	def both():
+	def chain(sub, op: str, combine):
 		nonlocal pos
-		parts = [atom()]
-		while peek() == "and":
+		parts = [sub()]
+		while peek() == op:
 			pos += 1
-			parts.append(atom())
-		return lambda r: all(p(r) for p in parts)
+			parts.append(sub())
+		return lambda r: combine(p(r) for p in parts)
+
+	def both():
+		return chain(atom, "and", all)
 
 	def either():
-		nonlocal pos
-		parts = [both()]
-		while peek() == "or":
-			pos += 1
-			parts.append(both())
-		return lambda r: any(p(r) for p in parts)
+		return chain(both, "or", any)
 
 	match = either()
 	if pos != len(tokens):
