@@ -127,6 +127,9 @@ SALES_INVOICE_FIELDS = [
 CUSTOMER_FIELDS = [
 	{"fieldname": "atlas_xero_contact_id", "fieldtype": "Data", "label": "Xero ContactID", "read_only": 1,
 	 "no_copy": 1, "insert_after": "customer_name"},
+	# the organisation (tenant) that ContactID belongs to: an id from another organisation is looked up again
+	{"fieldname": "atlas_xero_tenant_id", "fieldtype": "Data", "label": "Xero Tenant of the ContactID", "read_only": 1,
+	 "no_copy": 1, "hidden": 1, "insert_after": "atlas_xero_contact_id"},
 ]
 
 

@@ -263,8 +263,44 @@ def _smart_inbox(frappe, gmail, owner: str, account: str, site_url: str, parties
 		  f"forged signature -> {bad.status_code}; outcome "
 		  f"{route_thread[0].outcome if route_thread else '?'} ({route_thread[0].category if route_thread else ''})")
 	print(f"Review queue: {site_url}/app/inbox-thread?outcome=pending_review")
+	replied = _reply(frappe, gmail, owner, account, site_url)
 	print("-" * 72)
-	return 0 if r.status_code == 200 and bad.status_code == 401 and route_thread and route_thread[0].outcome else 1
+	return 0 if (r.status_code == 200 and bad.status_code == 401 and route_thread and route_thread[0].outcome
+				 and replied) else 1
+
+
+def _reply(frappe, gmail, owner: str, account: str, site_url: str) -> bool:
+	"""Answer the quote request from the Smart Inbox through Gmail, exactly once: the same request twice
+	(a double submit) leaves one message in the Gmail thread, threaded by In-Reply-To / References."""
+	import base64
+	import email
+	import email.policy
+	import uuid
+
+	from atlas_integrations.gmail import send
+
+	thread = frappe.db.get_value("Inbox Thread", {"gmail_account": account, "subject": ["like", "Quote for 40 pallets%"]},
+								 ["name", "gmail_thread_id"], as_dict=True)
+	if not thread:
+		print("Reply: no quote-request thread to answer")
+		return False
+	key = str(uuid.uuid4())
+	body = "<p>Thanks for asking: 40 pallets of blue tiles are 12.50 a pallet, delivered Friday.</p>"
+	first = send.reply(thread.name, ["buyer@demo-pallets.example"], body, key)
+	again = send.reply(thread.name, ["buyer@demo-pallets.example"], body, key)  # a double submit
+	in_gmail = []
+	for m in gmail.dump_messages(owner):
+		if m["threadId"] == thread.gmail_thread_id:
+			raw = base64.urlsafe_b64decode(m["raw"] + "=" * (-len(m["raw"]) % 4))
+			msg = email.message_from_bytes(raw, policy=email.policy.default)
+			if msg["Message-ID"] == first.message_id:
+				in_gmail.append(msg)
+	ok = first.status == "Sent" and again.name == first.name and len(in_gmail) == 1
+	print(f"Reply from the Smart Inbox through Gmail: Outgoing Mail {first.name} {first.status}; the same request again "
+		  f"-> {again.name} (not sent twice); Gmail holds {len(in_gmail)} message with that Message-ID in threadId "
+		  f"{thread.gmail_thread_id}, In-Reply-To {in_gmail[0]['In-Reply-To'] if in_gmail else '-'}")
+	print(f"Smart Inbox page: {site_url}/app/smart-inbox?view=shared&thread={thread.name}  (workspace: {site_url}/app/atlas-inbox)")
+	return ok
 
 
 XERO_CLIENT_ID, XERO_CLIENT_SECRET = "atlas-demo-xero", "atlas-demo-xero-secret"

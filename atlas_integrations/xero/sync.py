@@ -300,7 +300,7 @@ def _validation_messages(answer) -> str:
 def _customers(names: list[str]) -> dict:
 	docs = {c.name: c for c in frappe.get_all("Customer", filters={"name": ["in", names]},
 											  fields=["name", "customer_name", "tax_id", "email_id", "atlas_xero_contact_id",
-													  "customer_primary_address"])}
+													  "atlas_xero_tenant_id", "customer_primary_address"])}
 	addresses = {a.name: a for a in frappe.get_all(
 		"Address", filters={"name": ["in", [d.customer_primary_address for d in docs.values() if d.customer_primary_address]]},
 		fields=["name", "address_line1", "address_line2", "city", "state", "pincode", "country"])} if docs else {}
@@ -345,7 +345,10 @@ def _contact_ids(session, customers: list[str]) -> dict[str, str]:
 	from xero_python.accounting import Contacts
 
 	docs = _customers(customers)
-	found = {c: d.atlas_xero_contact_id for c, d in docs.items() if d.atlas_xero_contact_id}
+	# a stored id counts only for the organisation it came from (a Customer may be invoiced by Companies
+	# connected to different organisations, or the Company reconnected to another one)
+	found = {c: d.atlas_xero_contact_id for c, d in docs.items()
+			 if d.atlas_xero_contact_id and (d.atlas_xero_tenant_id or session.tenant_id) == session.tenant_id}
 	unknown = {c: d for c, d in docs.items() if c not in found}
 	if unknown:
 		found.update(_find_contacts(session, unknown))
@@ -360,8 +363,9 @@ def _contact_ids(session, customers: list[str]) -> dict[str, str]:
 			if contact.contact_id and not contact.has_validation_errors:
 				found[customer] = str(contact.contact_id)
 	for customer, contact_id in found.items():
-		if docs[customer].atlas_xero_contact_id != contact_id:
-			frappe.db.set_value("Customer", customer, "atlas_xero_contact_id", contact_id, update_modified=False)
+		if (docs[customer].atlas_xero_contact_id, docs[customer].atlas_xero_tenant_id) != (contact_id, session.tenant_id):
+			frappe.db.set_value("Customer", customer, {"atlas_xero_contact_id": contact_id,
+													   "atlas_xero_tenant_id": session.tenant_id}, update_modified=False)
 	frappe.db.commit()
 	return found
 
@@ -374,7 +378,7 @@ def _update_contacts(session, rows: dict) -> None:
 	order, payload = [], []
 	for job, row in rows.items():
 		doc = docs.get(row.reference_name)
-		if not doc or not doc.atlas_xero_contact_id:
+		if not doc or not doc.atlas_xero_contact_id or (doc.atlas_xero_tenant_id or session.tenant_id) != session.tenant_id:
 			jobs.finish(job, jobs.SUCCEEDED, details="not in Xero yet: the contact is created with its first invoice")
 			continue
 		order.append(job)

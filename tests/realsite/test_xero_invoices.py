@@ -101,7 +101,8 @@ def test_one_bad_invoice_fails_alone_in_its_batch(site, connected):
 	good_customer = _customer(frappe, f"Xero Good {uuid.uuid4().hex[:6]}")
 	bad_customer = _customer(frappe, f"Xero Bad {uuid.uuid4().hex[:6]}")
 	# its stored ContactID points at nothing in Xero: Xero refuses that invoice
-	frappe.db.set_value("Customer", bad_customer, "atlas_xero_contact_id", str(uuid.uuid4()))
+	frappe.db.set_value("Customer", bad_customer, {"atlas_xero_contact_id": str(uuid.uuid4()),
+												   "atlas_xero_tenant_id": connected["tenant"]})
 	good = [_invoice(frappe, connected["company"], good_customer) for _ in range(3)]
 	bad = _invoice(frappe, connected["company"], bad_customer)
 	frappe.db.commit()
@@ -325,3 +326,18 @@ def test_push_from_a_start_date_only(site, connected):
 	finally:
 		frappe.db.set_value("Xero Connection", company, "sync_from", None)
 		frappe.db.commit()
+
+
+def test_a_contact_id_of_another_organisation_is_not_reused(site, connected):
+	frappe = site
+	customer = _customer(frappe, f"Xero Moved {uuid.uuid4().hex[:6]}")
+	stale = str(uuid.uuid4())  # from the organisation the Company was connected to before
+	frappe.db.set_value("Customer", customer, {"atlas_xero_contact_id": stale, "atlas_xero_tenant_id": str(uuid.uuid4())})
+	name = _invoice(frappe, connected["company"], customer)
+	frappe.db.commit()
+	_sync(frappe)
+	assert frappe.db.get_value("Sales Invoice", name, "atlas_xero_status") == "Xero Synced", \
+		frappe.db.get_value("Sales Invoice", name, "atlas_xero_error")
+	contact, tenant = frappe.db.get_value("Customer", customer, ["atlas_xero_contact_id", "atlas_xero_tenant_id"])
+	assert contact != stale and tenant == connected["tenant"]
+	assert any(c["ContactID"] == contact for c in connected["server"].contacts(connected["tenant"]))

@@ -105,7 +105,8 @@ def test_dispatcher_sees_the_card_but_cannot_act_and_no_token_leaks(site, web, c
 	frappe = site
 	company = connected["company"]
 	customer = _customer(frappe, f"Xero Bad Card {uuid.uuid4().hex[:6]}")
-	frappe.db.set_value("Customer", customer, "atlas_xero_contact_id", str(uuid.uuid4()))  # Xero refuses it
+	frappe.db.set_value("Customer", customer, {"atlas_xero_contact_id": str(uuid.uuid4()),  # Xero refuses it
+											   "atlas_xero_tenant_id": connected["tenant"]})
 	bad = _invoice(frappe, company, customer)
 	frappe.db.commit()
 	_sync(frappe)
