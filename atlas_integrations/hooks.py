@@ -54,6 +54,13 @@ doc_events = {
 					  "on_submit": "atlas_integrations.xero.sync.on_submit",
 					  "before_cancel": "atlas_integrations.xero.sync.before_cancel",
 					  "on_cancel": "atlas_integrations.xero.sync.on_cancel"},
+	# Quotations become Xero Quotes the same way (atlas_integrations/xero/quotes.py)
+	"Quotation": {"before_insert": "atlas_integrations.xero.quotes.before_insert",
+				  "on_submit": "atlas_integrations.xero.quotes.on_submit",
+				  "before_cancel": "atlas_integrations.xero.quotes.before_cancel",
+				  "on_cancel": "atlas_integrations.xero.quotes.on_cancel"},
+	# an amended Payment Entry is not the Xero payment's entry
+	"Payment Entry": {"before_insert": "atlas_integrations.xero.payments.before_insert"},
 }
 # a Customer in Xero whose name, email, address or tax id changed updates its Xero Contact
 doc_events["Customer"] = {**doc_events["Customer"],
@@ -79,12 +86,15 @@ doctype_js = {
 	"Xero Connection": ["public/js/atlas_text.js"],
 	# Xero state and "Open in Xero" on the invoice (atlas_integrations/xero/sync.py)
 	"Sales Invoice": ["public/js/sales_invoice_xero.js"],
+	# Xero state, "Send quote" and "Open in Xero" on the quotation (atlas_integrations/xero/quotes.py)
+	"Quotation": ["public/js/quotation_xero.js"],
 	# a document made from mail opens its thread in the Smart Inbox page
 	"Task": ["public/js/open_in_inbox.js"],
 	"Issue": ["public/js/open_in_inbox.js"],
 	"ToDo": ["public/js/open_in_inbox.js"],
 }
-doctype_list_js = {"Sales Invoice": ["public/js/sales_invoice_xero_list.js"]}
+doctype_list_js = {"Sales Invoice": ["public/js/sales_invoice_xero_list.js"],
+				   "Quotation": ["public/js/quotation_xero_list.js"]}
 # (list rows need nothing: Frappe shows a Small Text title through html2text, i.e. exactly its text)
 
 scheduler_events = {
@@ -94,7 +104,9 @@ scheduler_events = {
 					  # due retries (exponential backoff) and lost dispatches of every job type
 					  "atlas_integrations.jobs.dispatch_due",
 					  # each connected Company's due Xero jobs
-					  "atlas_integrations.xero.sync.drain_all"],
+					  "atlas_integrations.xero.sync.drain_all",
+					  # reads of what changed in Xero (payments), each Company at its own interval
+					  "atlas_integrations.xero.payments.schedule_pulls"],
 	},
 	"hourly": ["atlas_integrations.jobs.reap_stale_jobs"],
 	# sends whose process died between Gmail and the record (atlas_integrations/gmail/send.py)

@@ -133,16 +133,24 @@ def push_existing(company: str) -> dict:
 
 @frappe.whitelist(methods=["POST"])
 def sync_now(company: str) -> dict:
-	"""Make every pending Xero job of ``company`` due now (waiting ones included) and enqueue its drain
-	(Atlas Owner/Admin). Returns ``{"pending": int}``.
+	"""Make every pending Xero job of ``company`` due now (waiting ones included), queue a read of what
+	changed in Xero (payments) and enqueue its drain (Atlas Owner/Admin). Returns ``{"pending": int,
+	"pull": Sync Job name or None}``.
 
 	Raises:
 		frappe.PermissionError: "Only admins can connect Xero".
 	"""
 	from atlas_integrations.xero import sync
 
+	from atlas_integrations.xero import payments
+
 	_admin_on(company)
-	return {"pending": sync.resume(company)}
+	pending = sync.resume(company)
+	pull = None
+	if frappe.db.get_value(oauth.CONNECTION, company, ["status", "pull_payments"]) == (oauth.CONNECTED, 1):
+		pull = payments.queue_pull(company, trigger="desk")
+	frappe.db.commit()
+	return {"pending": pending, "pull": pull}
 
 
 @frappe.whitelist(methods=["POST"])
@@ -166,4 +174,54 @@ def retry_failed(company: str) -> dict:
 		if doctype == "Sales Invoice":
 			frappe.db.set_value("Sales Invoice", invoice, {"atlas_xero_status": "Xero Pending", "atlas_xero_error": None},
 								update_modified=False)
+		elif doctype == "Quotation":
+			frappe.db.set_value("Quotation", invoice, {"atlas_xero_status": "Queued in Xero", "atlas_xero_error": None},
+								update_modified=False)
 	return {"retried": len(failed)}
+
+
+@frappe.whitelist(methods=["POST"])
+def send_quote(quotation: str, client_key: str, to=None, cc=None, subject: str | None = None,
+			   message: str | None = None) -> dict:
+	"""Email ``quotation``'s Xero Quote PDF to the customer through the workspace's shared Gmail mailbox,
+	exactly once per ``client_key``, then mark the Xero Quote SENT (a "Xero Quote Send" Sync Job).
+
+	Args:
+		quotation: Quotation name (submitted, of a Company connected to Xero).
+		client_key: the client's idempotency key (e.g. a UUID made when the dialog opened).
+		to, cc: addresses (JSON list or comma separated); ``to`` defaults to the Quotation's contact email.
+		subject, message: the email (defaults name the quote and its total).
+
+	Returns:
+		``{"sync_job": str, "status": "Queued in Xero"}`` (the same for the same key).
+
+	Raises:
+		frappe.PermissionError: no Atlas role or no email permission on the Quotation.
+		frappe.ValidationError: see :func:`atlas_integrations.xero.quotes.request_send`.
+	"""
+	from atlas_integrations.xero import quotes
+
+	return quotes.request_send(quotation, client_key, to=_addresses(to), cc=_addresses(cc), subject=subject,
+							   message=message)
+
+
+def _addresses(value):
+	if isinstance(value, str) and value.strip().startswith("["):
+		return json.loads(value)
+	return value
+
+
+@frappe.whitelist(methods=["POST"])
+def pull_now(company: str) -> dict:
+	"""Queue a read of ``company``'s invoices and payments changed in Xero (Atlas Owner/Admin). Returns
+	``{"sync_job": str}``.
+
+	Raises:
+		frappe.PermissionError: "Only admins can connect Xero".
+	"""
+	from atlas_integrations.xero import payments
+
+	_admin_on(company)
+	job = payments.queue_pull(company, trigger="desk")
+	frappe.db.commit()
+	return {"sync_job": job}

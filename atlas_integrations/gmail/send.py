@@ -1,4 +1,4 @@
-"""Mail sent through a connected Gmail mailbox, exactly once (replies from the Smart Inbox; later, quotes).
+"""Mail sent through a connected Gmail mailbox, exactly once (replies from the Smart Inbox, quote emails).
 
 Every send is an **Outgoing Mail** record, written and committed *before* Gmail is called, keyed by the
 user's client-supplied idempotency key and carrying a Message-ID the app generates:
@@ -78,7 +78,17 @@ def _usable_account(thread) -> frappe._dict:
 		frappe.throw(NOT_GMAIL, SendError, title="Smart Inbox")
 	if not can_read_mailbox(thread.gmail_account):
 		frappe.throw(NOT_YOUR_MAILBOX, frappe.PermissionError)
-	account = frappe.db.get_value("Gmail Account", thread.gmail_account,
+	return usable_mailbox(thread.gmail_account)
+
+
+def usable_mailbox(name: str) -> frappe._dict:
+	"""The Gmail Account ``name`` (``name, email_address, status, health, enabled, account_name``) when it
+	can send: enabled, connected (SYNCING / ACTIVE) and not unhealthy.
+
+	Raises:
+		SendError: :data:`UNHEALTHY`.
+	"""
+	account = frappe.db.get_value("Gmail Account", name,
 								  ["name", "email_address", "status", "health", "enabled", "account_name"], as_dict=True)
 	if not account.enabled or account.status not in ("SYNCING", "ACTIVE") or account.health in ("unhealthy", "disabled"):
 		state = account.status.lower() if account.status not in ("SYNCING", "ACTIVE") else (account.health or "disabled")
@@ -277,6 +287,61 @@ def reply(thread: str, to, body: str, client_key: str, cc=None, bcc=None, subjec
 	return deliver(doc.name)
 
 
+def send_new(account: str, user: str, request_key: str, to: list[str], subject: str, body: str, cc=None,
+			 attachments: list[tuple[str, str, bytes]] = (), reference_doctype: str | None = None,
+			 reference_name: str | None = None) -> dict:
+	"""Send a new message (not a reply: a new Gmail thread) through the Gmail Account ``account``, exactly
+	once per ``request_key``: the Outgoing Mail is committed before Gmail is called, and a record that
+	already exists for the key is finished (:func:`deliver`: the mailbox is searched for its Message-ID
+	before any resend) instead of being sent again. Used by background jobs (e.g. "Send quote"), which
+	check their own rules first.
+
+	Args:
+		account: Gmail Account name (must pass :func:`usable_mailbox`).
+		user: the user the send is made for (the record's owner in the desk).
+		request_key: the caller's idempotency key (e.g. ``xero-quote-send:<Sync Job>``).
+		to, cc: addresses.
+		subject, body: the message (body HTML or plain text).
+		attachments: ``(file name, content type, bytes)``; at most 25 MB in all.
+		reference_doctype, reference_name: the document the message is about: the Communication is linked
+			to its timeline.
+
+	Returns:
+		:func:`result` of the Outgoing Mail.
+
+	Raises:
+		SendError: the mailbox cannot send (:data:`UNHEALTHY`), no recipient, Gmail refused the message
+			(the record stays Failed with Gmail's words; the same key sends again after checking the mailbox).
+	"""
+	key = hashlib.sha256(f"job\x00{request_key}".encode()).hexdigest()
+	existing = frappe.db.get_value(DOCTYPE, {"request_key": key}, "name")
+	if existing:
+		return deliver(existing)
+	to, cc = split_addresses(to), split_addresses(cc)
+	if not to:
+		frappe.throw(NO_RECIPIENT, SendError, title="Gmail")
+	mailbox = usable_mailbox(account)
+	if sum(len(a[2]) for a in attachments) > MAX_ATTACHMENT_BYTES:
+		frappe.throw("Attachments are larger than Gmail's 25 MB per message", SendError, title="Gmail")
+	sender = mailbox.email_address
+	domain = sender.rsplit("@", 1)[-1].strip(">") or "atlas.invalid"
+	message_id = email.utils.make_msgid(idstring="atlas", domain=domain)
+	raw = build_mime(from_addr=sender, to=to, cc=cc, bcc=[], subject=subject, body_html=body, message_id=message_id,
+					 in_reply_to=None, references=None, attachments=list(attachments))
+	try:
+		doc = frappe.get_doc({
+			"doctype": DOCTYPE, "request_key": key, "status": SENDING, "user": user, "gmail_account": account,
+			"message_id": message_id, "from_address": mail_text(sender), "to_addresses": mail_text(", ".join(to)),
+			"cc_addresses": mail_text(", ".join(cc)) or None, "subject": mail_text(subject),
+			"attachment_count": len(attachments), "reference_doctype": reference_doctype,
+			"reference_name": reference_name, "raw": base64.b64encode(raw).decode()}).insert(ignore_permissions=True)
+		frappe.db.commit()  # the record exists before Gmail is called
+	except (frappe.DuplicateEntryError, frappe.UniqueValidationError):
+		frappe.db.rollback()
+		return deliver(frappe.db.get_value(DOCTYPE, {"request_key": key}, "name"))
+	return deliver(doc.name)
+
+
 def _from_address(client, account, wanted: str | None) -> str:
 	"""The mailbox's address, or ``wanted`` when it is one of its verified send-as aliases."""
 	if not wanted or wanted.strip().lower() == (account.email_address or "").lower():
@@ -375,12 +440,25 @@ def record(name: str) -> str:
 		communication = frappe.db.get_value("Communication", {"atlas_gmail_key": key}, "name")
 		if communication:
 			pipeline.run([communication])  # timelines of the thread's party
+	if communication and doc.reference_doctype and doc.reference_name:
+		_link(communication, doc.reference_doctype, doc.reference_name)
+	thread = doc.inbox_thread or (frappe.db.get_value("Communication", communication, "atlas_inbox_thread")
+								  if communication else None)
 	doc.db_set({"status": SENT, "communication": communication, "sent_at": now_datetime(), "error": None,
-				"raw": None})  # the message lives in Gmail and the Communication now
+				"inbox_thread": thread, "raw": None})  # the message lives in Gmail and the Communication now
 	frappe.db.commit()
 	frappe.publish_realtime("atlas_inbox_thread", {"thread": doc.inbox_thread, "reason": "sent"},
 							doctype="Inbox Thread", docname=doc.inbox_thread, after_commit=True)
 	return communication
+
+
+def _link(communication: str, doctype: str, name: str) -> None:
+	"""Put the Communication on ``doctype`` ``name``'s timeline (a Communication Link, once)."""
+	if not frappe.db.exists("Communication Link", {"parent": communication, "link_doctype": doctype, "link_name": name}):
+		comm = frappe.get_doc("Communication", communication)
+		comm.add_link(doctype, name)
+		comm.flags.ignore_permissions = True
+		comm.save()
 
 
 def result(name: str) -> dict:

@@ -123,6 +123,42 @@ SALES_INVOICE_FIELDS = [
 	 "no_copy": 1, "allow_on_submit": 1, "insert_after": "atlas_xero_status"},
 	{"fieldname": "atlas_xero_error", "fieldtype": "Small Text", "label": "Xero Error", "read_only": 1,
 	 "no_copy": 1, "allow_on_submit": 1, "insert_after": "atlas_xero_invoice_id"},
+	# what Xero says about the invoice once it is synced (Xero is the source of truth for payments)
+	{"fieldname": "atlas_xero_payments_section", "fieldtype": "Section Break", "label": "Xero Payments",
+	 "collapsible": 1, "depends_on": "eval:doc.atlas_xero_invoice_id", "insert_after": "atlas_xero_error"},
+	{"fieldname": "atlas_xero_invoice_status", "fieldtype": "Data", "label": "Xero Invoice Status", "read_only": 1,
+	 "no_copy": 1, "allow_on_submit": 1, "in_standard_filter": 1, "insert_after": "atlas_xero_payments_section"},
+	{"fieldname": "atlas_xero_fully_paid_on", "fieldtype": "Date", "label": "Fully Paid in Xero On", "read_only": 1,
+	 "no_copy": 1, "allow_on_submit": 1, "insert_after": "atlas_xero_invoice_status"},
+	{"fieldname": "atlas_xero_pulled_at", "fieldtype": "Datetime", "label": "Read from Xero At", "read_only": 1,
+	 "no_copy": 1, "allow_on_submit": 1, "insert_after": "atlas_xero_fully_paid_on"},
+	{"fieldname": "atlas_xero_payments_column", "fieldtype": "Column Break", "insert_after": "atlas_xero_pulled_at"},
+	{"fieldname": "atlas_xero_amount_paid", "fieldtype": "Currency", "label": "Paid in Xero", "read_only": 1,
+	 "no_copy": 1, "allow_on_submit": 1, "options": "currency", "insert_after": "atlas_xero_payments_column"},
+	{"fieldname": "atlas_xero_amount_credited", "fieldtype": "Currency", "label": "Credited in Xero", "read_only": 1,
+	 "no_copy": 1, "allow_on_submit": 1, "options": "currency", "insert_after": "atlas_xero_amount_paid",
+	 "description": "Credit notes, overpayments and prepayments applied in Xero"},
+	{"fieldname": "atlas_xero_amount_due", "fieldtype": "Currency", "label": "Due in Xero", "read_only": 1,
+	 "no_copy": 1, "allow_on_submit": 1, "options": "currency", "insert_after": "atlas_xero_amount_credited"},
+]
+#: Quotations as Xero Quotes, and their delivery (atlas_integrations/xero/quotes.py)
+QUOTATION_FIELDS = [
+	{"fieldname": "atlas_xero_status", "fieldtype": "Select", "label": "Xero", "read_only": 1, "no_copy": 1,
+	 "options": "\nQueued in Xero\nSynced to Xero\nXero send failed", "in_standard_filter": 1, "in_list_view": 1,
+	 "allow_on_submit": 1, "insert_after": "status", "search_index": 1},
+	{"fieldname": "atlas_xero_quote_id", "fieldtype": "Data", "label": "Xero QuoteID", "read_only": 1,
+	 "no_copy": 1, "allow_on_submit": 1, "insert_after": "atlas_xero_status"},
+	{"fieldname": "atlas_xero_quote_status", "fieldtype": "Data", "label": "Xero Quote Status", "read_only": 1,
+	 "no_copy": 1, "allow_on_submit": 1, "insert_after": "atlas_xero_quote_id"},
+	{"fieldname": "atlas_xero_sent_at", "fieldtype": "Datetime", "label": "Quote Emailed At", "read_only": 1,
+	 "no_copy": 1, "allow_on_submit": 1, "insert_after": "atlas_xero_quote_status"},
+	{"fieldname": "atlas_xero_error", "fieldtype": "Small Text", "label": "Xero Error", "read_only": 1,
+	 "no_copy": 1, "allow_on_submit": 1, "insert_after": "atlas_xero_sent_at"},
+]
+#: a Payment Entry posted from a Xero payment (atlas_integrations/xero/payments.py): one per PaymentID
+PAYMENT_ENTRY_FIELDS = [
+	{"fieldname": "atlas_xero_payment_id", "fieldtype": "Data", "label": "Xero PaymentID", "read_only": 1,
+	 "no_copy": 1, "unique": 1, "allow_on_submit": 1, "insert_after": "reference_date"},
 ]
 CUSTOMER_FIELDS = [
 	{"fieldname": "atlas_xero_contact_id", "fieldtype": "Data", "label": "Xero ContactID", "read_only": 1,
@@ -134,9 +170,11 @@ CUSTOMER_FIELDS = [
 
 
 def make_custom_fields() -> None:
-	"""Add Atlas's fields to Communication, File, Sales Invoice and Customer (idempotent: updates in place)."""
+	"""Add Atlas's fields to Communication, File, Sales Invoice, Customer, Quotation and Payment Entry (idempotent:
+	updates in place)."""
 	create_custom_fields({"Communication": COMMUNICATION_FIELDS, "File": FILE_FIELDS,
-						  "Sales Invoice": SALES_INVOICE_FIELDS, "Customer": CUSTOMER_FIELDS},
+						  "Sales Invoice": SALES_INVOICE_FIELDS, "Customer": CUSTOMER_FIELDS,
+						  "Quotation": QUOTATION_FIELDS, "Payment Entry": PAYMENT_ENTRY_FIELDS},
 						 ignore_validate=True, update=True)
 
 

@@ -5,27 +5,35 @@ from __future__ import annotations
 
 XERO_INVOICE = "Xero Invoice"
 XERO_CONTACT = "Xero Contact"
-XERO_JOB_TYPES = (XERO_INVOICE, XERO_CONTACT)
+XERO_QUOTE = "Xero Quote"
+XERO_QUOTE_SEND = "Xero Quote Send"
+XERO_PULL = "Xero Pull"
+XERO_PAYMENT = "Xero Payment"
+XERO_JOB_TYPES = (XERO_INVOICE, XERO_CONTACT, XERO_QUOTE, XERO_QUOTE_SEND, XERO_PULL, XERO_PAYMENT)
+
+
+def _type(name: str, max_attempts: int = 6) -> dict:
+	# every Xero job is run by its Company's drain (batches of 50, one drain per Company at a time);
+	# passing failures (timeouts, 5xx) back off 30 s, 60 s, ... and fail after ``max_attempts``; waiting
+	# for a rate limit or a paused connection uses no attempt
+	return {"name": name, "method": "atlas_integrations.xero.sync.run_sync_job", "queue": "short",
+			"timeout": 15 * 60, "one_at_a_time": "job", "max_attempts": max_attempts}
+
 
 JOB_TYPES: list[dict] = [
-	{
-		# one Sales Invoice (or return) to push or void; the rq job drains its Company's pending jobs in
-		# batches of 50. Passing failures (timeouts, 5xx) back off 30 s, 60 s, ... and fail after 6 attempts;
-		# waiting for a rate limit or a paused connection uses no attempt.
-		"name": XERO_INVOICE,
-		"method": "atlas_integrations.xero.sync.run_sync_job",
-		"queue": "short",
-		"timeout": 15 * 60,
-		"one_at_a_time": "job",
-		"max_attempts": 6,
-	},
-	{
-		# one Customer whose name, email, address or tax id changed: its Xero Contact is updated
-		"name": XERO_CONTACT,
-		"method": "atlas_integrations.xero.sync.run_sync_job",
-		"queue": "short",
-		"timeout": 15 * 60,
-		"one_at_a_time": "job",
-		"max_attempts": 6,
-	},
+	# one Sales Invoice (or return) to push or void
+	_type(XERO_INVOICE),
+	# one Customer whose name, email, address or tax id changed: its Xero Contact is updated
+	_type(XERO_CONTACT),
+	# one Quotation to push (a Xero Quote) or to delete / decline after a cancel
+	_type(XERO_QUOTE),
+	# one "Send quote": the Xero Quote's PDF emailed through the workspace Gmail mailbox, exactly once,
+	# then the Xero Quote marked SENT
+	_type(XERO_QUOTE_SEND),
+	# one pull of a Company's invoices, credit notes and payments changed in Xero (If-Modified-Since), or of
+	# the documents named by webhook events
+	_type(XERO_PULL),
+	# one Xero payment that could not be posted as a Payment Entry during a pull (kept with its payload:
+	# Retry posts it again, never twice: the PaymentID is unique)
+	_type(XERO_PAYMENT),
 ]

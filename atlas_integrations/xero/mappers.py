@@ -225,6 +225,50 @@ def credit_note(si: dict, items: list[dict], taxes: list[dict], contact_id: str,
 	return out
 
 
+def quote(q: dict, items: list[dict], taxes: list[dict], contact_id: str, *, expiry_days: int = 30, **maps) -> dict:
+	"""A Xero Quote (DRAFT) for a submitted Quotation: the same lines and total check as an invoice
+	(:func:`line_items`; Quotes spell the line amount types ``EXCLUSIVE`` / ``NOTAX``).
+
+	Args:
+		q: the Quotation fields ``name``, ``transaction_date``, ``valid_till``, ``currency``, ``title``,
+			``discount_amount``, ``rounding_adjustment``, ``grand_total``, ``rounded_total``,
+			``disable_rounded_total``, ``amended_from``, ``conversion_rate``.
+		items, taxes: its rows, as for :func:`invoice` (``income_account`` filled in by the caller from the
+			item's defaults).
+		contact_id: the Xero ContactID of its customer.
+		expiry_days: days after the date when the Quotation has no Valid Till.
+
+	Returns:
+		The Quote dict (Xero field names).
+
+	Raises:
+		MappingError: as :func:`line_items`.
+	"""
+	import datetime
+
+	kind, lines = line_items(q, items, taxes, **maps)
+	# Quotes take no ``unitdp``: Xero keeps 2 decimals of UnitAmount, so the cents that go are one line
+	residue = Decimal(0)
+	for li in lines:
+		unit = money(li["UnitAmount"])
+		amount = money(Decimal(str(li["Quantity"])) * unit)
+		residue += money(li["LineAmount"]) - amount
+		li["UnitAmount"], li["LineAmount"] = float(unit), float(amount)
+	if residue:
+		tax = {"TaxAmount": 0.0} if kind == "Exclusive" else {}
+		lines.append({"Description": "Rounding", "Quantity": 1.0, "UnitAmount": float(residue), "LineAmount": float(residue),
+					  "AccountCode": maps.get("adjustment_account") or DEFAULT_ADJUSTMENT_ACCOUNT,
+					  "TaxType": (maps.get("untaxed_type") or "NONE") if kind == "Exclusive" else "NONE", **tax})
+	date = datetime.date.fromisoformat(str(q["transaction_date"])[:10])
+	expiry = q.get("valid_till") or (date + datetime.timedelta(days=expiry_days))
+	out = {"Contact": {"ContactID": contact_id}, "QuoteNumber": q["name"][:255], "Date": str(date),
+		   "ExpiryDate": str(expiry)[:10], "CurrencyCode": q.get("currency"), "Status": "DRAFT",
+		   "LineAmountTypes": kind.upper(), "LineItems": lines, "Title": str(q.get("title") or q["name"])[:100]}
+	if q.get("amended_from"):
+		out["Reference"] = f"Amends {q['amended_from']}"[:255]
+	return out
+
+
 def billed_total(si: dict) -> Decimal:
 	"""What ERPNext bills: the rounded total when rounding is on, else the grand total (negative for a
 	return)."""
@@ -240,7 +284,7 @@ def total_matches(si: dict, xero_total) -> bool:
 
 
 def to_model(kind: str, data: dict):
-	"""A xero-python model (``Contact``, ``Invoice`` or ``CreditNote``) from a dict of this module (Xero field names).
+	"""A xero-python model (``Contact``, ``Invoice``, ``CreditNote`` or ``Quote``) from a dict of this module (Xero field names).
 	Dates are ``YYYY-MM-DD`` strings; the SDK serialises them as Xero expects."""
 	import datetime
 
@@ -262,6 +306,15 @@ def to_model(kind: str, data: dict):
 	lines = [LineItem(description=li.get("Description"), quantity=li.get("Quantity"), unit_amount=li.get("UnitAmount"),
 					  line_amount=li.get("LineAmount"), account_code=li.get("AccountCode"), tax_type=li.get("TaxType"),
 					  item_code=li.get("ItemCode"), tax_amount=li.get("TaxAmount")) for li in data.get("LineItems", [])]
+	if kind == "Quote":
+		from xero_python.accounting import Quote, QuoteLineAmountTypes, QuoteStatusCodes
+
+		return Quote(contact=Contact(contact_id=data["Contact"]["ContactID"]), quote_number=data.get("QuoteNumber"),
+					 reference=data.get("Reference"), title=data.get("Title"), date=day(data.get("Date")),
+					 expiry_date=day(data.get("ExpiryDate")), status=QuoteStatusCodes(data.get("Status", "DRAFT")),
+					 line_amount_types=QuoteLineAmountTypes(data.get("LineAmountTypes", "NOTAX")),
+					 currency_code=CurrencyCode(data["CurrencyCode"]) if data.get("CurrencyCode") else None,
+					 line_items=lines)
 	if kind == "CreditNote":
 		return CreditNote(type=data["Type"], contact=Contact(contact_id=data["Contact"]["ContactID"]),
 						  credit_note_number=data.get("CreditNoteNumber"), reference=data.get("Reference"),

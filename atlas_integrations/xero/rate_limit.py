@@ -124,8 +124,16 @@ class TenantLimiter:
 			self.sleep(min(wait, max(deadline - now, 0.01)))
 
 	def release(self, slot: Slot) -> None:
-		"""The call is over: its in-flight place is free (its minute-window entry stays)."""
-		self.redis.zrem(self.keys[1], slot.id)
+		"""The call is over: its in-flight place is free, and its minute-window entry moves to now.
+
+		Xero counted the call at some moment between admission and answer, which the caller cannot see
+		(network delays differ per request), so the entry counts until ``window`` seconds after the answer:
+		a later call admitted when it leaves the window reaches Xero more than ``window`` after this one
+		did, whatever the delays."""
+		pipe = self.redis.pipeline()
+		pipe.zadd(self.keys[0], {slot.id: self._now()}, xx=True)
+		pipe.zrem(self.keys[1], slot.id)
+		pipe.execute()
 
 	def call(self, fn: Callable, *args, timeout: float = 60.0, **kwargs):
 		"""Run ``fn(*args, **kwargs)`` inside a slot; the slot is released whatever happens."""

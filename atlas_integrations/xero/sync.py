@@ -30,7 +30,8 @@ import frappe
 from atlas_integrations import jobs
 from atlas_integrations.inbox.text import mail_text
 from atlas_integrations.xero import mappers, oauth, settings
-from atlas_integrations.xero.jobs import XERO_CONTACT, XERO_INVOICE, XERO_JOB_TYPES
+from atlas_integrations.xero.jobs import (XERO_CONTACT, XERO_INVOICE, XERO_JOB_TYPES, XERO_PAYMENT, XERO_PULL,
+										 XERO_QUOTE, XERO_QUOTE_SEND)
 
 BATCH = 50
 LOOKUP_CHUNK = 15  # customers per ``where`` look-up (Xero's URL stays short)
@@ -43,7 +44,7 @@ PAID_IN_XERO = ("Sales Invoice {0} cannot be cancelled: it has {1} {2} paid or c
 CONTACT_FIELDS = ("customer_name", "email_id", "tax_id", "customer_primary_address")
 
 
-def _timeout() -> tuple[float, float]:
+def request_timeout() -> tuple[float, float]:
 	"""(connect, read) seconds for xero-python's ``_request_timeout`` (it ignores a plain float)."""
 	from atlas_integrations.endpoints import conf_number
 
@@ -224,18 +225,23 @@ def _still_open(claimed: list[str]) -> list[str]:
 	return frappe.get_all("Sync Job", filters={"name": ["in", claimed], "status": jobs.PROCESSING}, pluck="name")
 
 
-def _defer_open(claimed: list[str], rows: dict, reason: str, retry_after: float | None, count_attempt: bool) -> None:
+def _defer_open(claimed: list[str], rows: dict, why: str, retry_after: float | None, count_attempt: bool) -> None:
 	"""The run stopped for a passing reason: its unfinished jobs go back to pending (or fail for good)."""
 	for job in _still_open(claimed):
-		if jobs.defer(job, reason, retry_after=retry_after, count_attempt=count_attempt) == jobs.FAILED:
-			row = rows[job]
-			if row.reference_doctype == "Sales Invoice":
-				_fail_state(row.reference_name, reason)
+		if jobs.defer(job, why, retry_after=retry_after, count_attempt=count_attempt) == jobs.FAILED:
+			_fail_state(rows[job], why)
 
 
-def _fail_state(invoice: str, reason: str) -> None:
-	frappe.db.set_value("Sales Invoice", invoice, {"atlas_xero_status": ERROR, "atlas_xero_error": mail_text(reason[:1000])},
-						update_modified=False)
+def _fail_state(row, why: str) -> None:
+	"""A job failed for good: its document shows Xero Error (Sales Invoice) or Xero send failed (Quotation)."""
+	if row.reference_doctype == "Sales Invoice":
+		frappe.db.set_value("Sales Invoice", row.reference_name,
+							{"atlas_xero_status": ERROR, "atlas_xero_error": mail_text(why[:1000])}, update_modified=False)
+	elif row.reference_doctype == "Quotation":
+		from atlas_integrations.xero import quotes
+
+		frappe.db.set_value("Quotation", row.reference_name, {"atlas_xero_status": quotes.SEND_FAILED,
+															  "atlas_xero_error": mail_text(why[:1000])}, update_modified=False)
 	frappe.db.commit()
 
 
@@ -254,16 +260,28 @@ def _run_batch(company: str, claimed: list[str]) -> None:
 		_defer_open(claimed, rows, f"Xero connection paused: {str(exc)[:300]}", PAUSED_RETRY, count_attempt=False)
 		return
 	session = XeroSession(api, tenant_limiter(conn.tenant_id), conn.tenant_id)
-	by_action: dict[str, dict] = {}
+	from atlas_integrations.xero import payments, quotes
+
+	work: dict[tuple, dict] = {}
 	for job, row in rows.items():
-		by_action.setdefault(json.loads(row.payload).get("action"), {})[job] = row
+		work.setdefault((row.job_type, json.loads(row.payload).get("action")), {})[job] = row
 	try:
-		if by_action.get("contact"):
-			_update_contacts(session, by_action["contact"])
-		if by_action.get("push"):
-			_push(session, company, by_action["push"])
-		for job, row in (by_action.get("void") or {}).items():
+		if work.get((XERO_CONTACT, "contact")):
+			_update_contacts(session, work[(XERO_CONTACT, "contact")])
+		if work.get((XERO_INVOICE, "push")):
+			_push(session, company, work[(XERO_INVOICE, "push")])
+		if work.get((XERO_QUOTE, "push")):
+			quotes.push(session, company, work[(XERO_QUOTE, "push")])
+		for job, row in (work.get((XERO_INVOICE, "void")) or {}).items():
 			_void(session, job, row.reference_name)
+		for job, row in (work.get((XERO_QUOTE, "cancel")) or {}).items():
+			quotes.cancel(session, job, row.reference_name)
+		for job, row in (work.get((XERO_QUOTE_SEND, "send")) or {}).items():
+			quotes.send(session, job, row)
+		for job, row in (work.get((XERO_PULL, "pull")) or {}).items():
+			payments.run_pull(session, company, job, json.loads(row.payload))
+		for job, row in (work.get((XERO_PAYMENT, "payment")) or {}).items():
+			payments.run_payment(company, job, json.loads(row.payload))
 	except Deferred as exc:
 		_defer_open(claimed, rows, str(exc), exc.retry_after, exc.count_attempt)
 	except HTTPStatusException as exc:
@@ -277,12 +295,13 @@ def _run_batch(company: str, claimed: list[str]) -> None:
 			_defer_open(claimed, rows, "Xero connection paused: Xero answered 403", PAUSED_RETRY, count_attempt=False)
 		else:
 			for job in _still_open(claimed):
-				_fail(job, rows[job].reference_name if rows[job].reference_doctype == "Sales Invoice" else None,
-					  f"Xero answered {exc.status}: {_reason(exc)}"[:500])
+				why = f"Xero answered {exc.status}: {reason(exc)}"[:500]
+				_fail_state(rows[job], why)
+				jobs.finish(job, jobs.FAILED, error=why)
 	frappe.db.commit()
 
 
-def _reason(exc) -> str:
+def reason(exc) -> str:
 	"""Xero's words from an error answer: the ValidationErrors when there are some."""
 	try:
 		data = json.loads(exc.body or "{}")
@@ -292,7 +311,7 @@ def _reason(exc) -> str:
 	return "; ".join(m for m in messages if m) or str(data.get("Message") or getattr(exc, "reason", ""))[:300]
 
 
-def _validation_messages(answer) -> str:
+def validation_messages(answer) -> str:
 	return "; ".join(e.message for e in (getattr(answer, "validation_errors", None) or []) if e.message)
 
 
@@ -340,7 +359,7 @@ def _find_contacts(session, docs: dict) -> dict[str, str]:
 	return found
 
 
-def _contact_ids(session, customers: list[str]) -> dict[str, str]:
+def contact_ids(session, customers: list[str]) -> dict[str, str]:
 	"""Xero ContactIDs of ERPNext Customers: stored, else found in Xero, else created (one batch)."""
 	from xero_python.accounting import Contacts
 
@@ -391,7 +410,7 @@ def _update_contacts(session, rows: dict) -> None:
 						  idempotency_key=key)
 	for job, answer in zip(order, result.contacts or []):
 		if answer.has_validation_errors or getattr(answer, "validation_errors", None):
-			_fail(job, None, f"Xero refused the contact: {_validation_messages(answer) or 'validation error'}")
+			_fail(job, None, f"Xero refused the contact: {validation_messages(answer) or 'validation error'}")
 		else:
 			jobs.finish(job, jobs.SUCCEEDED, details=f"Xero Contact {answer.contact_id} updated",
 						result_ids=[str(answer.contact_id)])
@@ -413,7 +432,7 @@ def _push(session, company: str, rows: dict) -> None:
 	_adopt_existing(session, sis)
 	if not sis:
 		return
-	contacts = _contact_ids(session, sorted({si.customer for si in sis.values()}))
+	contacts = contact_ids(session, sorted({si.customer for si in sis.values()}))
 	invoices = {j: si for j, si in sis.items() if not si.is_return}
 	returns = {j: si for j, si in sis.items() if si.is_return}
 	if invoices:
@@ -457,17 +476,17 @@ def _write(session, kind: str, sis: dict, contacts: dict, status: str, maps: dic
 	digest = hashlib.sha256(",".join(order).encode()).hexdigest()[:40]  # the same jobs: the same key
 	if kind == "Invoice":
 		result = session.call("update_or_create_invoices", Invoices(invoices=payloads), summarize_errors=False,
-							  unitdp=4, idempotency_key=f"invoices-{digest}", _request_timeout=_timeout())
+							  unitdp=4, idempotency_key=f"invoices-{digest}", _request_timeout=request_timeout())
 		answers = result.invoices or []
 	else:
 		result = session.call("update_or_create_credit_notes", CreditNotes(credit_notes=payloads), summarize_errors=False,
-							  unitdp=4, idempotency_key=f"credit-notes-{digest}", _request_timeout=_timeout())
+							  unitdp=4, idempotency_key=f"credit-notes-{digest}", _request_timeout=request_timeout())
 		answers = result.credit_notes or []
 	for job, answer in zip(order, answers):
 		si = sis[job]
 		if getattr(answer, "has_errors", False) or getattr(answer, "validation_errors", None):
 			_fail(job, si.name, f"Xero refused the {'invoice' if kind == 'Invoice' else 'credit note'}: "
-								f"{_validation_messages(answer) or 'validation error'}")
+								f"{validation_messages(answer) or 'validation error'}")
 			continue
 		xero_id = str(answer.invoice_id if kind == "Invoice" else answer.credit_note_id)
 		if not mappers.total_matches(si.as_dict(), answer.total):
@@ -568,7 +587,7 @@ def _void(session, job: str, invoice: str) -> None:
 	except HTTPStatusException as exc:
 		if exc.status in (401, 403) or exc.status >= 500:
 			raise
-		_fail(job, invoice, f"Xero did not {'delete' if target == 'DELETED' else 'void'} it: {_reason(exc)}"[:500])
+		_fail(job, invoice, f"Xero did not {'delete' if target == 'DELETED' else 'void'} it: {reason(exc)}"[:500])
 		return
 	_state(invoice, SYNCED)
 	jobs.finish(job, jobs.SUCCEEDED, details=f"Xero {'credit note' if is_return else 'invoice'} {xero_id} {target}",

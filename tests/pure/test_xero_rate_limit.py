@@ -138,3 +138,22 @@ def test_workers_sharing_redis_never_exceed_the_limits(client):
 	assert worst <= 10, worst
 	assert peak[0] <= 3, peak[0]
 	assert starts[-1] - starts[0] >= 6.9  # 80 calls at 10 per second take about 7 s
+
+
+def test_a_call_counts_in_the_window_until_window_seconds_after_its_answer(client):
+	"""Xero counts a call when it arrives, somewhere between admission and answer: the next admission waits
+	for the oldest call's answer plus the window, so arrival jitter can never put one call too many in."""
+	lim, clock = limiter(client, minute_limit=2, window=2.0)
+	first = lim.acquire(timeout=0)
+	clock.t += 0.3  # the first call takes 0.3 s to answer
+	lim.release(first)
+	lim.release(lim.acquire(timeout=0))
+	with pytest.raises(RateLimited) as err:
+		lim.acquire(timeout=0)
+	assert err.value.reason == "minute"
+	assert err.value.retry_after == pytest.approx(2.0, abs=0.01)  # 2 s after the first answer, not admission
+	clock.t += 1.75  # 2.05 s after admission, 1.75 s after the answer: still full
+	with pytest.raises(RateLimited):
+		lim.acquire(timeout=0)
+	clock.t += 0.3
+	lim.release(lim.acquire(timeout=0))

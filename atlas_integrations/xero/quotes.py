@@ -1,0 +1,443 @@
+"""Quotations to Xero Quotes, and "Send quote": the Xero Quote's PDF emailed through Gmail, exactly once.
+
+* A submitted Quotation of a connected Company becomes a pending "Xero Quote" Sync Job (``on_submit``,
+  after commit); the Company's drain (:mod:`atlas_integrations.xero.sync`) pushes it as a DRAFT Xero Quote
+  with the invoices' contact, account, tax and item mappings and the same total check. Cancelling
+  deletes a DRAFT quote and declines a SENT one (Xero's rules: only a DRAFT quote can be deleted); a quote
+  the customer already ACCEPTED (or that was INVOICED) in Xero refuses the cancel. An amendment is a new
+  document, so a new Quote (Reference "Amends <original>").
+* Xero's API has no quote email. "Send quote" (:func:`request_send`, whitelisted in
+  ``api/xero.py``) checks its rules, then queues a "Xero Quote Send" job that fetches the quote PDF
+  (``GET /Quotes/{QuoteID}`` with ``Accept: application/pdf``), emails it through the workspace's shared
+  Gmail mailbox with the replies' exactly-once rule (:func:`atlas_integrations.gmail.send.send_new`, keyed
+  by the job) and, once Gmail accepted it, marks the Xero Quote SENT.
+* State on the Quotation (operator guide, "Xero status messages"): **Queued in Xero** (sync or delivery
+  pending or processing), **Synced to Xero**, **Xero send failed** with the reason, which names the
+  recipient, the integration or the Xero quote. Each delivery is on the Quotation's timeline (the sent
+  Communication, and a comment).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import frappe
+from frappe.utils import now_datetime
+
+from atlas_integrations import jobs
+from atlas_integrations.inbox.text import mail_text, plain
+from atlas_integrations.xero import mappers, oauth, settings
+from atlas_integrations.xero.jobs import XERO_QUOTE, XERO_QUOTE_SEND
+
+DOCTYPE = "Quotation"
+QUEUED, SYNCED, SEND_FAILED = "Queued in Xero", "Synced to Xero", "Xero send failed"
+WAITING_FOR_QUOTE = 30  # seconds: a send waits for its quote to reach Xero
+
+NOT_CONNECTED = "Connect Xero for {0} before sending quotes"
+NOT_SUBMITTED = "Submit the Quotation before sending it"
+NO_MAILBOX = ("No connected shared workspace Gmail mailbox can send quotes for {0}: connect one (Gmail Accounts) "
+			  "or choose one in the Xero Connection's \"Send Quotes From\"")
+NO_RECIPIENT = "Add at least one To recipient"
+BAD_RECIPIENT = "{0} is not a valid email address"
+NOT_YOURS = "You cannot email this Quotation"
+NOT_CUSTOMER = ("Xero quote: Xero needs a customer contact, and this Quotation is to a {0}. Convert the {0} to a "
+				"Customer, then amend the Quotation")
+ACCEPTED_IN_XERO = ("Quotation {0} cannot be cancelled: the customer's quote is {1} in Xero. Change it in Xero "
+					"first, then cancel.")
+
+
+def _connected(company: str) -> bool:
+	return frappe.db.get_value(oauth.CONNECTION, company, "status") == oauth.CONNECTED
+
+
+def _state(name: str, state: str | None, error: str | None = None, **fields) -> None:
+	values = {"atlas_xero_status": state, "atlas_xero_error": mail_text(error[:1000]) if error else None, **fields}
+	frappe.db.set_value(DOCTYPE, name, values, update_modified=False)
+
+
+# -- doc events ------------------------------------------------------------------------------------------------
+def before_insert(doc, method=None) -> None:
+	"""Quotation ``before_insert``: a new document (an amendment, a copy) has no Xero state of its own."""
+	for field in ("atlas_xero_status", "atlas_xero_quote_id", "atlas_xero_quote_status", "atlas_xero_sent_at",
+				  "atlas_xero_error"):
+		doc.set(field, None)
+
+
+def on_submit(doc, method=None) -> None:
+	"""Quotation ``on_submit``: queue it for Xero when its Company is connected."""
+	if _connected(doc.company):
+		queue(doc.name, doc.company, "push")
+
+
+def before_cancel(doc, method=None) -> None:
+	"""Quotation ``before_cancel``: refuse when its Xero Quote is ACCEPTED or INVOICED (one GET, 5 s at
+	most; when Xero cannot be asked the cancel goes on and the cancel job reports Xero's answer).
+
+	Raises:
+		frappe.ValidationError: :data:`ACCEPTED_IN_XERO`.
+	"""
+	if not doc.get("atlas_xero_quote_id") or not _connected(doc.company):
+		return
+	try:
+		from atlas_integrations.xero.client import session_for
+
+		current = session_for(doc.company, wait_budget=5.0).call(
+			"get_quote", doc.atlas_xero_quote_id, _request_timeout=(5.0, 5.0)).quotes[0]
+	except Exception as exc:
+		frappe.logger("atlas_integrations").warning(f"Xero quote of {doc.name} not checked before cancel: {exc!r}"[:500])
+		return
+	state = _status(current)
+	if state in ("ACCEPTED", "INVOICED"):
+		frappe.throw(ACCEPTED_IN_XERO.format(doc.name, state), title="Xero")
+
+
+def on_cancel(doc, method=None) -> None:
+	"""Quotation ``on_cancel``: queue the delete / decline of its Xero Quote (when it has one)."""
+	if _connected(doc.company) and doc.get("atlas_xero_quote_id"):
+		queue(doc.name, doc.company, "cancel")
+
+
+def queue(name: str, company: str, action: str, drain: bool = True) -> str:
+	"""A pending "Xero Quote" Sync Job (``push`` or ``cancel``) for Quotation ``name``; a pending one of
+	the same Quotation gets the new action. Returns the Sync Job's name."""
+	from atlas_integrations.xero import sync
+
+	job = sync.queue(name, company, action, job_type=XERO_QUOTE, reference_doctype=DOCTYPE, drain=drain)
+	_state(name, QUEUED)
+	return job
+
+
+# -- "Send quote" ------------------------------------------------------------------------------------------------
+def quote_mailbox(company: str) -> str | None:
+	"""The Gmail Account that emails ``company``'s quotes: the Xero Connection's "Send Quotes From", else
+	the enabled shared workspace mailbox of that Company (or of no Company)."""
+	chosen = frappe.db.get_value(oauth.CONNECTION, company, "quote_mailbox")
+	if chosen:
+		return chosen
+	rows = frappe.get_all("Gmail Account", filters={"account_type": "Shared workspace mailbox", "enabled": 1},
+						  fields=["name", "company"], order_by="creation asc")
+	for row in rows:
+		if row.company == company:
+			return row.name
+	for row in rows:
+		if not row.company:
+			return row.name
+	return None
+
+
+def request_send(quotation: str, client_key: str, to=None, cc=None, subject: str | None = None,
+				 message: str | None = None) -> dict:
+	"""Queue the email of ``quotation``'s Xero Quote PDF to the customer, exactly once per ``client_key``.
+
+	Rules (each a clear error): an Atlas role and permission to email the Quotation; the workspace is
+	Active; the Quotation is submitted and its Company connected to Xero; at least one valid To (default:
+	the Quotation's contact email); a healthy shared workspace Gmail mailbox (:func:`quote_mailbox`).
+
+	Args:
+		quotation: Quotation name.
+		client_key: the client's idempotency key (the same key returns the first request's job).
+		to, cc: addresses (lists or comma separated).
+		subject: default ``Quotation <name> from <company>``.
+		message: the email text (HTML or plain); a short default names the quote and its total.
+
+	Returns:
+		``{"sync_job": str, "status": "Queued in Xero" | "Synced to Xero" | "Xero send failed"}``.
+
+	Raises:
+		frappe.PermissionError: no Atlas role, or no email permission on the Quotation.
+		frappe.ValidationError: workspace not Active, not submitted, not connected, no recipient, a bad
+			address, no usable mailbox (:class:`atlas_integrations.gmail.send.SendError`).
+	"""
+	from atlas_integrations.gmail import send
+	from atlas_integrations.permissions import has_atlas_role
+	from atlas_integrations.settings import require_active_workspace
+
+	if not has_atlas_role():
+		frappe.throw(send.NO_ROLE.replace("from the Smart Inbox", "through Atlas"), frappe.PermissionError)
+	doc = frappe.get_doc(DOCTYPE, quotation)
+	if not frappe.has_permission(DOCTYPE, "email", doc):
+		frappe.throw(NOT_YOURS, frappe.PermissionError)
+	require_active_workspace()
+	if not client_key or len(str(client_key)) > 200:
+		frappe.throw("A client idempotency key (at most 200 characters) is required", title="Xero")
+	user = frappe.session.user
+	request_key = hashlib.sha256(f"{user}\x00{client_key}".encode()).hexdigest()
+	existing = frappe.db.get_value("Sync Job", {"job_type": XERO_QUOTE_SEND, "reference_doctype": DOCTYPE,
+												"reference_name": quotation, "payload": ["like", f"%{request_key}%"]},
+								   "name")
+	if existing:
+		return {"sync_job": existing, "status": frappe.db.get_value(DOCTYPE, quotation, "atlas_xero_status")}
+	if doc.docstatus != 1:
+		frappe.throw(NOT_SUBMITTED, title="Xero")
+	if not _connected(doc.company):
+		frappe.throw(NOT_CONNECTED.format(doc.company), title="Xero")
+	recipients = send.split_addresses(to) if to else send.split_addresses(doc.get("contact_email"))
+	copies = send.split_addresses(cc)
+	if not recipients:
+		frappe.throw(NO_RECIPIENT, send.SendError, title="Xero")
+	for address in recipients + copies:
+		if not frappe.utils.validate_email_address(address):
+			frappe.throw(BAD_RECIPIENT.format(frappe.bold(address)), send.SendError, title="Xero")
+	mailbox = quote_mailbox(doc.company)
+	if not mailbox:
+		frappe.throw(NO_MAILBOX.format(doc.company), send.SendError, title="Xero")
+	send.usable_mailbox(mailbox)
+	payload = {"company": doc.company, "action": "send", "request_key": request_key, "user": user,
+			   "to": recipients, "cc": copies, "mailbox": mailbox,
+			   "subject": (subject or f"Quotation {doc.name} from {doc.company}")[:300], "message": message or ""}
+	job = jobs.create(XERO_QUOTE_SEND, DOCTYPE, quotation, payload=payload, trigger="desk").name
+	if not doc.get("atlas_xero_quote_id") and not _open_job(XERO_QUOTE, quotation):
+		queue(quotation, doc.company, "push", drain=False)  # e.g. its push failed earlier: tried again first
+	_state(quotation, QUEUED)
+	from atlas_integrations.xero import sync
+
+	sync.enqueue_drain(doc.company)
+	return {"sync_job": job, "status": QUEUED}
+
+
+def _open_job(job_type: str, name: str) -> str | None:
+	return frappe.db.get_value("Sync Job", {"job_type": job_type, "reference_doctype": DOCTYPE, "reference_name": name,
+											"status": ["in", [jobs.PENDING, jobs.PROCESSING]]}, "name")
+
+
+def _settle_state(name: str) -> None:
+	"""After a job of the Quotation finished well: Queued while another is open, else Synced."""
+	if _open_job(XERO_QUOTE, name) or _open_job(XERO_QUOTE_SEND, name):
+		_state(name, QUEUED)
+	else:
+		_state(name, SYNCED)
+
+
+def fail(job: str, name: str, reason: str) -> None:
+	"""The job failed for good: the Quotation shows Xero send failed with ``reason``."""
+	_state(name, SEND_FAILED, reason)
+	jobs.finish(job, jobs.FAILED, error=reason)
+
+
+# -- in the Company's drain --------------------------------------------------------------------------------------
+def _status(quote) -> str:
+	return str(getattr(quote.status, "value", quote.status) or "")
+
+
+def _items_with_accounts(doc) -> list[dict]:
+	"""The Quotation's item rows with the income account their Sales Invoice would get (Item Default for
+	the Company, else the Company's default income account), so the account mapping applies."""
+	default = frappe.get_cached_value("Company", doc.company, "default_income_account")
+	rows = []
+	for item in doc.items:
+		row = item.as_dict()
+		row["income_account"] = frappe.db.get_value("Item Default", {"parent": item.item_code, "company": doc.company},
+													"income_account") or default
+		rows.append(row)
+	return rows
+
+
+def push(session, company: str, rows: dict) -> None:
+	"""Create the Xero Quotes of the batch's Quotations (one ``POST /Quotes?summarizeErrors=false`` with an
+	Idempotency-Key of the jobs; a retried job first looks for its quote by QuoteNumber)."""
+	from xero_python.accounting import Quotes
+
+	from atlas_integrations.xero import sync
+
+	docs = {}
+	for job, row in rows.items():
+		doc = frappe.get_doc(DOCTYPE, row.reference_name)
+		if doc.docstatus != 1 or doc.get("atlas_xero_quote_id"):
+			jobs.finish(job, jobs.SUCCEEDED, details="nothing to do (already in Xero or not submitted)")
+			if doc.docstatus == 1:
+				_settle_state(doc.name)
+			continue
+		if doc.quotation_to != "Customer":
+			fail(job, doc.name, NOT_CUSTOMER.format(doc.quotation_to))
+			continue
+		docs[job] = doc
+	if not docs:
+		return
+	for job, doc in list(docs.items()):  # a retry: the quote may be in Xero already
+		if (frappe.db.get_value("Sync Job", job, "attempts") or 0) > 1:
+			found = [q for q in (session.call("get_quotes", quote_number=doc.name).quotes or [])
+					 if str(q.quote_number) == doc.name and _status(q) != "DELETED"]
+			if found:
+				_synced(job, doc, found[0], "found in Xero (not posted again)")
+				docs.pop(job)
+	if not docs:
+		return
+	contacts = sync.contact_ids(session, sorted({d.party_name for d in docs.values()}))
+	maps = settings.maps(company)
+	expiry = frappe.db.get_value(oauth.CONNECTION, company, "quote_expiry_days") or 30
+	payloads, order = [], []
+	for job, doc in docs.items():
+		if doc.party_name not in contacts:
+			fail(job, doc.name, f"Xero quote: Xero did not accept the contact for Customer {doc.party_name}")
+			continue
+		try:
+			data = mappers.quote(doc.as_dict(), _items_with_accounts(doc), [t.as_dict() for t in doc.taxes],
+								 contacts[doc.party_name], expiry_days=int(expiry), **maps)
+		except mappers.MappingError as exc:
+			fail(job, doc.name, f"Xero quote: not sent to Xero: {exc}")
+			continue
+		payloads.append(mappers.to_model("Quote", data))
+		order.append(job)
+	if not payloads:
+		return
+	digest = hashlib.sha256(",".join(order).encode()).hexdigest()[:40]
+	result = session.call("update_or_create_quotes", Quotes(quotes=payloads), summarize_errors=False,
+						  idempotency_key=f"quotes-{digest}", _request_timeout=sync.request_timeout())
+	for job, answer in zip(order, result.quotes or []):
+		doc = docs[job]
+		if getattr(answer, "validation_errors", None):
+			fail(job, doc.name, f"Xero quote: Xero refused it: {sync.validation_messages(answer) or 'validation error'}")
+			continue
+		if not mappers.total_matches(doc.as_dict(), answer.total):
+			frappe.db.set_value(DOCTYPE, doc.name, "atlas_xero_quote_id", str(answer.quote_id), update_modified=False)
+			fail(job, doc.name, f"Xero quote: Xero's total {answer.total} differs from ERPNext's "
+								f"{mappers.billed_total(doc.as_dict())}")
+			continue
+		_synced(job, doc, answer, f"Xero QuoteID {answer.quote_id}, total {answer.total}")
+
+
+def _synced(job: str, doc, answer, details: str) -> None:
+	frappe.db.set_value(DOCTYPE, doc.name, {"atlas_xero_quote_id": str(answer.quote_id),
+											"atlas_xero_quote_status": _status(answer)}, update_modified=False)
+	jobs.finish(job, jobs.SUCCEEDED, details=details, result_ids=[str(answer.quote_id)])
+	_settle_state(doc.name)
+	frappe.db.commit()
+
+
+def _set_status(session, quote, target: str, key: str) -> None:
+	from xero_python.accounting import Contact, Quote, Quotes, QuoteStatusCodes
+
+	update = Quote(quote_id=quote.quote_id, status=QuoteStatusCodes(target),
+				   contact=Contact(contact_id=quote.contact.contact_id), date=quote.date)
+	session.call("update_quote", str(quote.quote_id), Quotes(quotes=[update]), idempotency_key=key)
+
+
+def cancel(session, job: str, name: str) -> None:
+	"""Delete (DRAFT) or decline (SENT) the Xero Quote of a cancelled Quotation."""
+	from xero_python.exceptions import HTTPStatusException
+
+	from atlas_integrations.xero import sync
+
+	quote_id = frappe.db.get_value(DOCTYPE, name, "atlas_xero_quote_id")
+	if not quote_id:
+		jobs.finish(job, jobs.SUCCEEDED, details="never reached Xero: nothing to cancel")
+		_state(name, None)
+		return
+	current = session.call("get_quote", quote_id).quotes[0]
+	state = _status(current)
+	if state in ("DELETED", "DECLINED"):
+		frappe.db.set_value(DOCTYPE, name, "atlas_xero_quote_status", state, update_modified=False)
+		jobs.finish(job, jobs.SUCCEEDED, details=f"Xero quote {quote_id} already {state}", result_ids=[quote_id])
+		_state(name, SYNCED)
+		return
+	target = {"DRAFT": "DELETED", "SENT": "DECLINED"}.get(state)
+	if target is None:
+		fail(job, name, f"Xero quote: it is {state} in Xero, which can be neither deleted nor declined; change it in Xero")
+		return
+	try:
+		_set_status(session, current, target, f"quote-cancel-{job}")
+	except HTTPStatusException as exc:
+		if exc.status in (401, 403) or exc.status >= 500:
+			raise
+		fail(job, name, f"Xero quote: Xero did not {'delete' if target == 'DELETED' else 'decline'} it: {sync.reason(exc)}"[:500])
+		return
+	frappe.db.set_value(DOCTYPE, name, "atlas_xero_quote_status", target, update_modified=False)
+	_state(name, SYNCED)
+	jobs.finish(job, jobs.SUCCEEDED, details=f"Xero quote {quote_id} {target}", result_ids=[quote_id])
+
+
+def _pdf(session, quote_id: str) -> bytes:
+	"""The Xero Quote's PDF (xero-python saves it to a temporary file: read and removed)."""
+	answer = session.call("get_quote_as_pdf", quote_id)
+	if isinstance(answer, (bytes, bytearray)):
+		return bytes(answer)
+	path = str(answer)
+	try:
+		with open(path, "rb") as f:
+			return f.read()
+	finally:
+		try:
+			os.remove(path)
+		except OSError:
+			pass
+
+
+def _default_message(doc) -> str:
+	total = frappe.utils.fmt_money(doc.rounded_total or doc.grand_total, currency=doc.currency)
+	valid = f" It is valid until {frappe.utils.formatdate(doc.valid_till)}." if doc.valid_till else ""
+	return (f"Dear {doc.customer_name or doc.party_name},\n\nPlease find attached our quotation {doc.name} for "
+			f"{total}.{valid}\n\nKind regards,\n{doc.company}")
+
+
+def send(session, job: str, row) -> None:
+	"""Email the quote PDF through Gmail (exactly once: the Outgoing Mail is keyed by this job) and mark
+	the Xero Quote SENT once Gmail accepted it."""
+	from xero_python.exceptions import HTTPStatusException
+
+	from atlas_integrations.gmail import send as gmail_send
+	from atlas_integrations.xero.client import Deferred
+
+	payload = json.loads(row.payload)
+	doc = frappe.get_doc(DOCTYPE, row.reference_name)
+	if doc.docstatus != 1:
+		fail(job, doc.name, "Xero quote: the Quotation was cancelled before it was sent")
+		return
+	if not doc.get("atlas_xero_quote_id"):
+		if _open_job(XERO_QUOTE, doc.name):
+			jobs.defer(job, "waiting for the quote to reach Xero", retry_after=WAITING_FOR_QUOTE, count_attempt=False)
+			return
+		fail(job, doc.name, f"Xero quote: the quote is not in Xero ({plain(doc.atlas_xero_error or '') or 'not synced'})")
+		return
+	request_key = f"xero-quote-send:{job}"
+	sent = frappe.db.get_value("Outgoing Mail", {"request_key": hashlib.sha256(f"job\x00{request_key}".encode()).hexdigest()},
+							   ["name", "status"], as_dict=True)
+	attachments = []
+	if not sent or sent.status not in (gmail_send.SENT, gmail_send.UNRECORDED):
+		try:
+			pdf = _pdf(session, doc.atlas_xero_quote_id)
+		except HTTPStatusException as exc:
+			if exc.status in (401, 403, 429) or exc.status >= 500:
+				raise
+			fail(job, doc.name, f"Xero quote: Xero did not give its PDF ({exc.status})")
+			return
+		attachments = [(f"{doc.name}.pdf", "application/pdf", pdf)]
+	try:
+		outcome = gmail_send.send_new(payload["mailbox"], payload["user"], request_key, payload["to"],
+									  payload["subject"], payload.get("message") or _default_message(doc),
+									  cc=payload.get("cc"), attachments=attachments, reference_doctype=DOCTYPE,
+									  reference_name=doc.name)
+	except gmail_send.SendError as exc:
+		frappe.db.rollback()
+		words = plain(str(exc))
+		if "did not answer" in words:  # nothing was sent: try again later (the mailbox is searched first)
+			raise Deferred(f"Gmail did not answer: {words}"[:300]) from None
+		if "not healthy" in words:
+			fail(job, doc.name, f"Integration: {words}")
+		else:
+			fail(job, doc.name, f"Recipient: {words}")
+		return
+	if outcome.status not in (gmail_send.SENT, gmail_send.UNRECORDED):
+		fail(job, doc.name, f"Integration: the email is {outcome.status}: {plain(outcome.error or '')}")
+		return
+	current = session.call("get_quote", doc.atlas_xero_quote_id).quotes[0]
+	state = _status(current)
+	if state == "DRAFT":
+		try:
+			_set_status(session, current, "SENT", f"quote-sent-{job}")
+			state = "SENT"
+		except HTTPStatusException as exc:
+			if exc.status in (401, 403, 429) or exc.status >= 500:
+				raise
+			fail(job, doc.name, f"Xero quote: emailed, but Xero did not mark it SENT: {exc.status}")
+			return
+	to = ", ".join(payload["to"])
+	frappe.db.set_value(DOCTYPE, doc.name, {"atlas_xero_quote_status": state, "atlas_xero_sent_at": now_datetime()},
+						update_modified=False)
+	doc.add_comment("Info", mail_text(f"Quote emailed to {to} through Gmail ({payload['mailbox']}); "
+									  f"Xero quote {state}"))
+	jobs.finish(job, jobs.SUCCEEDED, details=f"emailed to {to} (Outgoing Mail {outcome.name}); Xero quote {state}",
+				result_ids=[doc.atlas_xero_quote_id])
+	_settle_state(doc.name)
+	frappe.db.commit()

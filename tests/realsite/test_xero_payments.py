@@ -1,0 +1,212 @@
+"""Payments back from Xero on the real site (real ERPNext Payment Entries, rq workers, xero-python against the
+local Xero server, payments made "in Xero" by the test): partial and full payments are recorded and
+posted once per PaymentID; a payment deleted in Xero cancels its entry; a credit-note allocation or an
+overpayment settles an invoice without a payment; repeated and overlapping pulls post nothing twice; a
+spent day budget pauses the pull (pending, no attempt used)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.realsite.conftest import run_worker, start_worker
+from tests.realsite.test_xero_connect import xero  # noqa: F401 - the fixture
+from tests.realsite.test_xero_invoices import _customer, _invoice, _sync, connected  # noqa: F401 - the fixture
+
+BANK_CODE = "090"  # the local server's demo chart: Business Bank Account
+
+
+@pytest.fixture(scope="module")
+def posting(site, connected):  # noqa: F811
+	"""The connection posts Payment Entries: Xero's bank account 090 -> the company's bank account."""
+	frappe = site
+	company = connected["company"]
+	bank = frappe.db.get_value("Account", {"company": company, "account_type": "Bank", "is_group": 0}, "name")
+	if not bank:
+		parent = frappe.db.get_value("Account", {"company": company, "account_type": "Bank", "is_group": 1}, "name") or \
+			frappe.db.get_value("Account", {"company": company, "root_type": "Asset", "is_group": 1}, "name")
+		bank = frappe.get_doc({"doctype": "Account", "account_name": "Atlas Xero Bank", "company": company,
+							   "parent_account": parent, "account_type": "Bank", "is_group": 0}).insert(
+			ignore_permissions=True).name
+	conn = frappe.get_doc("Xero Connection", company)
+	conn.create_payment_entries = 1
+	conn.pull_payments = 1
+	conn.set("bank_map", [{"xero_account_code": BANK_CODE, "mode_of_payment": "Wire Transfer"
+						   if frappe.db.exists("Mode of Payment", "Wire Transfer") else None, "erpnext_account": bank}])
+	conn.save(ignore_permissions=True)
+	frappe.db.commit()
+	yield {**connected, "bank": bank}
+	frappe.db.rollback()
+	conn = frappe.get_doc("Xero Connection", company)
+	conn.create_payment_entries = 0
+	conn.set("bank_map", [])
+	conn.save(ignore_permissions=True)
+	frappe.db.commit()
+
+
+def _pull(frappe, company: str, **ids) -> None:
+	from atlas_integrations.xero import payments
+
+	payments.queue_pull(company, trigger="test", **ids)
+	frappe.db.commit()
+	_sync(frappe)
+
+
+def _entries(frappe, invoice: str, docstatus: int | None = 1) -> list:
+	rows = frappe.db.sql(
+		"""select pe.name, pe.docstatus, pe.paid_amount, pe.reference_no, pe.reference_date, pe.atlas_xero_payment_id
+		from `tabPayment Entry` pe join `tabPayment Entry Reference` r on r.parent = pe.name
+		where r.reference_doctype='Sales Invoice' and r.reference_name=%s""", invoice, as_dict=True)
+	return [r for r in rows if docstatus is None or r.docstatus == docstatus]
+
+
+def _xero_state(frappe, invoice: str):
+	frappe.db.rollback()
+	return frappe.db.get_value("Sales Invoice", invoice, ["atlas_xero_invoice_status", "atlas_xero_amount_paid",
+														  "atlas_xero_amount_due", "atlas_xero_amount_credited",
+														  "atlas_xero_fully_paid_on", "outstanding_amount", "status",
+														  "atlas_xero_invoice_id", "grand_total", "rounded_total"],
+							   as_dict=True)
+
+
+def _synced_invoice(frappe, company: str, tag: str, rate: float = 50, qty: float = 2) -> str:
+	name = _invoice(frappe, company, _customer(frappe, f"Xero Payer {tag}"), rate=rate, qty=qty)
+	frappe.db.commit()
+	_sync(frappe)
+	assert frappe.db.get_value("Sales Invoice", name, "atlas_xero_status") == "Xero Synced"
+	return name
+
+
+def test_partial_then_full_payment_are_recorded_and_posted_once(site, posting):
+	frappe = site
+	company, server, tenant = posting["company"], posting["server"], posting["tenant"]
+	name = _synced_invoice(frappe, company, uuid.uuid4().hex[:6])  # 100.00
+	xero_id = frappe.db.get_value("Sales Invoice", name, "atlas_xero_invoice_id")
+	first = server.pay_invoice(tenant, xero_id, 30, account_code=BANK_CODE, reference="BACS 1")
+	_pull(frappe, company)
+	state = _xero_state(frappe, name)
+	assert (state.atlas_xero_invoice_status, state.atlas_xero_amount_paid, state.atlas_xero_amount_due) == ("AUTHORISED", 30, 70)
+	entries = _entries(frappe, name)
+	assert len(entries) == 1 and entries[0].paid_amount == 30 and entries[0].reference_no == "BACS 1"
+	assert entries[0].atlas_xero_payment_id == first["PaymentID"].lower() and entries[0].reference_date
+	assert state.outstanding_amount == 70
+	server.pay_invoice(tenant, xero_id, account_code=BANK_CODE)  # the rest
+	_pull(frappe, company)
+	state = _xero_state(frappe, name)
+	assert state.atlas_xero_invoice_status == "PAID" and state.atlas_xero_amount_due == 0 and state.atlas_xero_fully_paid_on
+	assert len(_entries(frappe, name)) == 2 and state.outstanding_amount == 0 and state.status == "Paid"
+
+
+def test_replayed_and_overlapping_pulls_post_no_payment_twice(site, posting):
+	frappe = site
+	company, server, tenant = posting["company"], posting["server"], posting["tenant"]
+	names = [_synced_invoice(frappe, company, uuid.uuid4().hex[:6]) for _ in range(3)]
+	for name in names:
+		server.pay_invoice(tenant, frappe.db.get_value("Sales Invoice", name, "atlas_xero_invoice_id"), 25,
+						   account_code=BANK_CODE)
+	_pull(frappe, company)
+	_pull(frappe, company)  # the same pull again
+	# the cursors lost: everything since the connection is read again
+	frappe.db.set_value("Xero Connection", company, {"invoices_pulled_until": None, "payments_pulled_until": None})
+	frappe.db.commit()
+	_pull(frappe, company, invoice_ids=[frappe.db.get_value("Sales Invoice", n, "atlas_xero_invoice_id") for n in names])
+	# two workers pulling at once (two pull jobs handed out past the one-at-a-time rules)
+	from atlas_integrations import jobs
+	from atlas_integrations.xero.jobs import XERO_PULL
+
+	for n in range(2):
+		job = jobs.create(XERO_PULL, "Xero Connection", company, payload={"company": company, "action": "pull"},
+						  trigger=f"race-{n}")
+		frappe.enqueue("atlas_integrations.xero.sync.run_sync_job", queue="short", job_id=f"race-pull-{job.name}",
+					   enqueue_after_commit=True, sync_job=job.name)
+	frappe.db.set_value("Xero Connection", company, "payments_pulled_until", None)
+	frappe.db.commit()
+	workers = [start_worker(), start_worker()]
+	for w in workers:
+		out, _ = w.communicate(timeout=600)
+		assert w.returncode == 0, out
+	_sync(frappe)  # a pull deferred by the lock runs now
+	for name in names:
+		entries = _entries(frappe, name)
+		assert len(entries) == 1 and entries[0].paid_amount == 25, entries
+	assert len(set(frappe.get_all("Payment Entry", filters={"atlas_xero_payment_id": ["is", "set"]},
+								  pluck="atlas_xero_payment_id"))) == \
+		frappe.db.count("Payment Entry", {"atlas_xero_payment_id": ["is", "set"]})
+
+
+def test_payment_deleted_in_xero_cancels_its_entry(site, posting):
+	frappe = site
+	company, server, tenant = posting["company"], posting["server"], posting["tenant"]
+	name = _synced_invoice(frappe, company, uuid.uuid4().hex[:6])
+	xero_id = frappe.db.get_value("Sales Invoice", name, "atlas_xero_invoice_id")
+	payment = server.pay_invoice(tenant, xero_id, account_code=BANK_CODE)
+	_pull(frappe, company)
+	assert _xero_state(frappe, name).atlas_xero_invoice_status == "PAID" and len(_entries(frappe, name)) == 1
+	server.delete_payment(tenant, payment["PaymentID"])
+	_pull(frappe, company)
+	state = _xero_state(frappe, name)
+	assert state.atlas_xero_invoice_status == "AUTHORISED" and state.atlas_xero_amount_due == 100
+	assert not state.atlas_xero_fully_paid_on
+	assert _entries(frappe, name) == [] and len(_entries(frappe, name, docstatus=2)) == 1
+	assert state.outstanding_amount == 100
+	_pull(frappe, company)  # replayed: still one cancelled entry, none posted again
+	assert _entries(frappe, name) == [] and len(_entries(frappe, name, docstatus=None)) == 1
+
+
+def test_credit_note_allocation_and_overpayment_settle_invoices_without_a_payment(site, posting):
+	from erpnext.accounts.doctype.sales_invoice.sales_invoice import make_sales_return
+
+	frappe = site
+	company, server, tenant = posting["company"], posting["server"], posting["tenant"]
+	name = _synced_invoice(frappe, company, uuid.uuid4().hex[:6])
+	ret = make_sales_return(name)  # the whole invoice returned: a credit note allocated to it in Xero
+	ret.insert(ignore_permissions=True)
+	ret.submit()
+	frappe.db.commit()
+	_sync(frappe)
+	note_id = frappe.db.get_value("Sales Invoice", ret.name, "atlas_xero_invoice_id")
+	_pull(frappe, company, credit_note_ids=[note_id])
+	state = _xero_state(frappe, name)
+	assert state.atlas_xero_amount_credited == 100 and state.atlas_xero_amount_due == 0
+	assert state.atlas_xero_invoice_status == "PAID" and state.atlas_xero_amount_paid == 0
+	assert _entries(frappe, name, docstatus=None) == []  # settled by credit: no Payment Entry
+	other = _synced_invoice(frappe, company, uuid.uuid4().hex[:6])
+	server.apply_overpayment(tenant, frappe.db.get_value("Sales Invoice", other, "atlas_xero_invoice_id"), 40)
+	_pull(frappe, company)
+	state = _xero_state(frappe, other)
+	assert (state.atlas_xero_amount_credited, state.atlas_xero_amount_due) == (40, 60)
+
+
+def test_unmapped_account_is_recorded_not_posted_and_a_spent_day_budget_pauses_the_pull(site, posting):
+	from atlas_integrations.xero.client import tenant_limiter
+
+	frappe = site
+	company, server, tenant = posting["company"], posting["server"], posting["tenant"]
+	name = _synced_invoice(frappe, company, uuid.uuid4().hex[:6])
+	server.pay_invoice(tenant, frappe.db.get_value("Sales Invoice", name, "atlas_xero_invoice_id"), 10,
+					   account_code="091")  # a Xero bank account the connection does not map
+	_pull(frappe, company)
+	assert _xero_state(frappe, name).atlas_xero_amount_paid == 10 and _entries(frappe, name) == []
+	job = frappe.get_all("Sync Job", filters={"job_type": "Xero Pull", "reference_name": company, "status": "succeeded"},
+						 fields=["details"], order_by="creation desc", limit=1)[0]
+	assert '"unmapped": 1' in job.details
+	# the organisation's day budget is spent: its pull waits (pending, no attempt used), nothing fails
+	server.set_rate_limits(day=0)
+	try:
+		from atlas_integrations.xero import payments
+
+		pending = payments.queue_pull(company, trigger="test")
+		frappe.db.commit()
+		assert run_worker().returncode == 0
+		frappe.db.rollback()
+		row = frappe.db.get_value("Sync Job", pending, ["status", "attempts", "next_retry_at"], as_dict=True)
+		assert row.status == "pending" and row.attempts == 0 and row.next_retry_at
+		other = tenant_limiter(f"another-{uuid.uuid4().hex[:6]}").state()  # another organisation is not paused
+		assert other["paused_for"] == 0
+	finally:
+		server.set_rate_limits(day=5000)
+		frappe.cache.delete(f"atlas:xero:{tenant}:paused_until")
+		frappe.db.set_value("Sync Job", pending, "next_retry_at", None)
+		frappe.db.commit()
+		_sync(frappe)
