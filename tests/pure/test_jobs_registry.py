@@ -192,7 +192,17 @@ def test_hook_registers_gmail_job_types_from_the_gmail_package():
 	assert "atlas_integrations.inbox.jobs.JOB_TYPES" in paths
 	names = [entry["name"] for _, entry in _registrations()]
 	assert "atlas_integrations.xero.jobs.JOB_TYPES" in paths
-	assert sorted(names) == ["Gmail Modify", "Gmail Sync", "Mailbox Erase", "Xero Contact", "Xero Invoice"]
+	assert sorted(names) == [
+		"Gmail Modify",
+		"Gmail Sync",
+		"Mailbox Erase",
+		"Xero Contact",
+		"Xero Invoice",
+		"Xero Payment",
+		"Xero Pull",
+		"Xero Quote",
+		"Xero Quote Send",
+	]
 	assert len(names) == len(set(names))
 	gmail = [entry["name"] for path, entry in _registrations() if path.startswith("atlas_integrations.gmail.")]
 	assert sorted(gmail) == ["Gmail Modify", "Gmail Sync"]

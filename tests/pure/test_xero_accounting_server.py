@@ -946,8 +946,9 @@ def test_credit_allocated_blocks_void(xero, acme, api):
 		api.update_credit_note(acme, note.credit_note_id, CreditNotes(credit_notes=[change]))
 	assert first_error(exc) == allocated.replace("voided", "edited")
 	# a payment of the rest settles the credited invoice
-	settled = xero.pay_invoice(acme, credited.invoice_id)
-	assert (settled["AmountPaid"], settled["AmountCredited"], settled["AmountDue"], settled["Status"]) == (
+	xero.pay_invoice(acme, credited.invoice_id)
+	settled = api.get_invoice(acme, credited.invoice_id).invoices[0]
+	assert (settled.amount_paid, settled.amount_credited, settled.amount_due, getattr(settled.status, "value", settled.status)) == (
 		105.0,
 		10.0,
 		0.0,

@@ -41,12 +41,55 @@ What it models (shapes from Xero's xero-identity.yaml and the recorded xero-pyth
   ``searchTerm``, ``includeArchived``, ``page``), ``GET /Contacts/{id}``; ``GET/POST/PUT /Invoices``
   (``IDs``, ``InvoiceNumbers``, ``ContactIDs``, ``Statuses``, ``where``), ``GET /Invoices/{id or
   number}``, ``POST /Invoices/{id}``; ``GET /Accounts``, ``/TaxRates``, ``/Items`` (seeded NZ demo
-  defaults; :meth:`set_accounts` / :meth:`set_tax_rates` / :meth:`set_items`). POST and PUT both create
+  defaults, two BANK accounts ``090`` Business Bank Account and ``091`` Business Savings Account;
+  :meth:`set_accounts` / :meth:`set_tax_rates` / :meth:`set_items`). POST and PUT both create
   or update by ContactID / InvoiceID. Invoice totals are worked out per line (Quantity x UnitAmount less
   DiscountRate, rounded half-up to cents, tax per line from the tenant's ``EffectiveRate`` table;
   Exclusive / Inclusive / NoTax). Status rules: new invoices DRAFT / SUBMITTED / AUTHORISED; only
-  DRAFT / SUBMITTED can become DELETED; only AUTHORISED without payments (:meth:`pay_invoice`) can be
-  VOIDED; VOIDED / DELETED / PAID are final.
+  DRAFT / SUBMITTED can become DELETED; only AUTHORISED without payments, credit notes or over/prepayments
+  applied can be VOIDED; VOIDED / DELETED / PAID are final.
+* Quotes (``quotes.py``, scope ``accounting.transactions[.read]``): ``GET /Quotes`` (``QuoteNumber``,
+  ``Status``, ``ContactID``, ``DateFrom`` / ``DateTo``, ``ExpiryDateFrom`` / ``ExpiryDateTo``, ``order``,
+  ``page``), ``GET /Quotes/{id}`` (JSON; with ``Accept: application/pdf`` a one-page PDF 1.4 naming the
+  number, contact, lines and Total, as xero-python's ``get_quote_as_pdf`` asks), ``GET /Quotes/{id}/pdf``,
+  ``PUT`` / ``POST /Quotes`` (create or update by QuoteID, ``summarizeErrors``), ``POST /Quotes/{id}``.
+  Contact, Date and line items required; lines and totals as for invoices (``LineAmountTypes`` EXCLUSIVE
+  / INCLUSIVE / NOTAX); ``QuoteNumber`` unique among non-DELETED quotes (``Quote # must be unique.``;
+  QU-0001.. generated). Statuses: new DRAFT / SENT; DRAFT -> SENT / DELETED; SENT -> ACCEPTED / DECLINED /
+  DRAFT / DELETED; ACCEPTED -> INVOICED / SENT; DECLINED / INVOICED / DELETED final (Xero's docs list
+  the statuses, not every move: these moves are this server's reading of Xero's quote workflow); a
+  refused move is a 400 ValidationException (``A quote in ACCEPTED status cannot be changed to
+  DELETED.``). Controls :meth:`quotes`, :meth:`set_quote_status` (a change "in Xero", not logged).
+* Payments (``payments.py``): :meth:`pay_invoice` (a payment made in Xero to a BANK account; returns the
+  Payment as ``GET /Payments`` renders it), :meth:`delete_payment` and Xero's ``POST /Payments/{id}``
+  ``{"Status": "DELETED"}`` (the payment stays, DELETED; its amount is due again, PAID -> AUTHORISED);
+  :meth:`apply_overpayment` / :meth:`apply_prepayment` (a RECEIVE-OVERPAYMENT / RECEIVE-PREPAYMENT of the
+  invoice's contact fully allocated to it); ``GET /Payments`` (``where`` e.g. ``Status=="AUTHORISED"`` /
+  ``Invoice.InvoiceID==Guid("...")``, ``order``, ``page`` / ``pageSize``), ``GET /Payments/{id}``,
+  ``GET /Overpayments[/{id}]``, ``GET /Prepayments[/{id}]``. Invoices show ``Payments``, ``Overpayments``,
+  ``Prepayments``; ``AmountCredited`` = credit notes + over/prepayments applied (Xero's definition);
+  nothing due -> PAID with ``FullyPaidOnDate`` (the settling payment's / allocation's date). Every
+  payment, deleted payment, allocation and over/prepayment bumps the invoice's ``UpdatedDateUTC``.
+* List reads (Contacts, Invoices, CreditNotes, Quotes, Payments, Overpayments, Prepayments): the
+  ``If-Modified-Since`` header keeps the records whose ``UpdatedDateUTC`` is strictly later, to the
+  millisecond. It takes ISO 8601 as xero-python sends a datetime (``isoformat()``: naive
+  ``2020-02-06T12:17:43.202000`` = UTC, or with an offset), ``...Z``, a bare date, or an RFC 7231
+  HTTP-date; anything else is a 400 QueryParseException. ``order=UpdatedDateUTC`` / ``UpdatedDateUTC
+  ASC`` (``DESC``) sorts by it (ties by id), any other order keeps creation order; then ``page`` /
+  ``pageSize`` (default 100, at most 1000); a paged read of the envelopes whose spec has it carries Xero's
+  ``pagination`` block (``page``, ``pageSize``, ``pageCount``, ``itemCount``; not Quotes).
+* Webhooks (``webhooks.py``): every create / update of an invoice (also by a payment, deleted payment,
+  allocation or over/prepayment), credit note (``data`` {Type, Status}) or contact records an event
+  (``resourceUrl`` ``https://api.xero.com/api.xro/2.0/Invoices/{id}``, ``resourceId``,
+  ``eventDateUtc`` ``2024-01-01T10:00:00.000``, ``eventType`` CREATE / UPDATE, ``eventCategory`` INVOICE /
+  CREDITNOTE / CONTACT, ``tenantId``, ``tenantType`` ORGANISATION; quotes have no webhook category). Events
+  wait in a per-server queue from the server's start (:meth:`pending_events`) until
+  :meth:`deliver_webhooks` POSTs them to the URL set by :meth:`configure_webhook` (``{"events",
+  "firstEventSequence", "lastEventSequence", "entropy"}``, ``Content-Type: application/json``,
+  ``x-xero-signature`` = base64 HMAC-SHA256 of the raw body with the key); a non-2xx answer or no answer
+  keeps the events pending (Xero retries). :meth:`post_webhook` posts exact bytes (replays, bad
+  signatures); :meth:`intent_to_receive` is Xero's check (a signed empty payload must get 200 with an
+  empty body, a wrongly signed one 401, each within 5 s).
 * Batches: ``summarizeErrors=false`` -> 200, bad elements carry ``HasValidationErrors`` (invoices:
   ``HasErrors``), ``ValidationErrors`` and ``StatusAttributeString: ERROR``, good ones are stored;
   otherwise any bad element -> 400 ``{"ErrorNumber": 10, "Type": "ValidationException", ...,
@@ -77,9 +120,10 @@ Choices where Xero is unspecified or this server simplifies:
 
 Modules: ``server`` (:class:`XeroTestServer`, HTTP plumbing, router), ``state`` (test controls, clock,
 counters, the Organisation template), ``oauth`` (authorize / token / revocation, grants, tokens),
-``api`` (connections, Organisation), ``accounting`` (Contacts, Invoices, Accounts, TaxRates, Items,
-batches, idempotency, rate limits, faults and their controls), ``common`` (responses, error bodies, date
-formats, JWT).
+``api`` (connections, Organisation), ``accounting`` (Contacts, Invoices, CreditNotes, Accounts, TaxRates,
+Items, batches, idempotency, rate limits, faults, If-Modified-Since / order / paging and their controls),
+``quotes`` (Quotes and their PDF), ``payments`` (Payments, Overpayments, Prepayments), ``webhooks`` (events,
+signed deliveries, intent to receive), ``common`` (responses, error bodies, date formats, JWT).
 """
 
 from __future__ import annotations

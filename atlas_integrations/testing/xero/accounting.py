@@ -1,15 +1,19 @@
 """The Accounting API stores of :class:`XeroTestServer` (:class:`_AccountingMixin`): per-tenant Contacts,
 Invoices, CreditNotes (and their Allocations to invoices), Accounts, TaxRates and Items under
 ``/api.xro/2.0/``, Xero's batch semantics (``summarizeErrors``), ``Idempotency-Key`` replay, the rate-limit
-headers, injected faults / delays and the log of requests received; plus the test controls for all of
-them."""
+headers, injected faults / delays, the log of requests received, ``If-Modified-Since`` / ``order`` /
+``page`` on list reads; plus the test controls for all of them. Quotes (``quotes.py``) and payments
+(``payments.py``) are routed from :meth:`_AccountingMixin._dispatch`; every change records its webhook
+event (``webhooks.py``)."""
 
 from __future__ import annotations
 
 import calendar
 import copy
 import datetime
+import email.utils
 import json
+import math
 import re
 import time
 import urllib.parse
@@ -24,6 +28,9 @@ DAY_LIMIT = 5000  # calls per tenant per day
 MINUTE_LIMIT = 60  # calls per tenant per minute
 APP_MINUTE_LIMIT = 10000  # calls per app per minute (all tenants)
 PAGE_SIZE = 100
+# list envelopes that carry Xero's ``pagination`` block on a paged read (spec: Contacts, CreditNotes,
+# Invoices, Overpayments, Payments, Prepayments have the property; Quotes do not)
+PAGINATED = ("Contacts", "CreditNotes", "Invoices", "Overpayments", "Payments", "Prepayments")
 
 CONTACT_SCOPES = ("accounting.contacts", "accounting.contacts.read")
 INVOICE_SCOPES = ("accounting.transactions", "accounting.transactions.read")
@@ -44,7 +51,8 @@ _ID_RE = re.compile(r"(?i)^/(contacts|invoices|creditnotes)/([^/]+)/?$")
 _ALLOCATIONS_RE = re.compile(r"(?i)^/creditnotes/([^/]+)/allocations/?$")
 # one token of a where clause: an equality term, a parenthesis, AND / && or OR / ||
 _WHERE_TOKEN_RE = re.compile(
-	r'\s*(?:(?P<field>[A-Za-z][A-Za-z0-9.]*)\s*==\s*(?:Guid\(\s*"(?P<guid>[^"]*)"\s*\)|"(?P<value>[^"]*)")'
+	r'\s*(?:(?P<field>[A-Za-z][A-Za-z0-9.]*)\s*==\s*'
+	r'(?:(?i:Guid)\(\s*"(?P<guid>[^"]*)"\s*\)|"(?P<value>[^"]*)")'
 	r"|(?P<lp>\()|(?P<rp>\))|(?P<and>&&|(?i:AND)\b)|(?P<or>\|\||(?i:OR)\b))"
 )
 VOID_ALLOCATED = "This document cannot be voided as it has a payment or credit note allocated to it."
@@ -79,6 +87,7 @@ DEFAULT_TAX_RATES = (
 )
 DEFAULT_ACCOUNTS = (
 	("090", "Business Bank Account", "BANK", "NONE"),
+	("091", "Business Savings Account", "BANK", "NONE"),
 	("200", "Sales", "REVENUE", "OUTPUT2"),
 	("260", "Other Revenue", "REVENUE", "OUTPUT2"),
 	("400", "Advertising", "EXPENSE", "INPUT2"),
@@ -162,6 +171,64 @@ def _date_fields(name: str, ms: int | None) -> dict:
 		return {}
 	day = time.strftime("%Y-%m-%dT00:00:00", time.gmtime(ms / 1000))
 	return {name: f"/Date({ms}+0000)/", name + "String": day}
+
+
+_STAMP_RE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+# ISO 8601 as xero-python sends a datetime (``value.isoformat()``: naive ``2020-02-06T12:17:43.202000``
+# or with an offset) and as Xero's docs write it (``2020-02-06T12:17:43.202-08:00``, ``...Z``)
+_ISO_RE = re.compile(
+	r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?\s*"
+	r"(Z|[+-]\d{2}(?::?\d{2})?)?$",
+	re.IGNORECASE,
+)
+
+
+def _stamp_ms(value) -> int | None:
+	"""Epoch ms of a ``/Date(ms[+zzzz])/`` timestamp (None for anything else)."""
+	m = _STAMP_RE.match(str(value or ""))
+	return int(m.group(1)) if m else None
+
+
+def _modified_since(value) -> int | None:
+	"""``If-Modified-Since`` as epoch **microseconds** (None when absent). ISO 8601 with or without a
+	fraction / zone (no zone = UTC, as Xero reads it), or an RFC 7231 HTTP-date
+	(``Thu, 06 Feb 2020 12:17:43 GMT``). Anything else raises ValueError."""
+	if value is None or not str(value).strip():
+		return None
+	text = str(value).strip()
+	m = _ISO_RE.match(text)
+	if m:
+		year, month, day, hour, minute, sec, frac, zone = m.groups()
+		micro = int((frac or "0")[:6].ljust(6, "0"))
+		when = datetime.datetime(
+			int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(sec or 0), micro,
+			tzinfo=datetime.timezone.utc,
+		)
+		if zone and zone.upper() != "Z":
+			sign = -1 if zone[0] == "-" else 1
+			digits = zone[1:].replace(":", "")
+			offset = int(digits[:2]) * 60 + int(digits[2:4] or 0)
+			when -= datetime.timedelta(minutes=sign * offset)
+	else:
+		try:
+			when = email.utils.parsedate_to_datetime(text)
+		except (TypeError, ValueError, IndexError):
+			raise ValueError(f"If-Modified-Since {text!r} is not a date") from None
+		if when.tzinfo is None:
+			when = when.replace(tzinfo=datetime.timezone.utc)
+	delta = when - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+	return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _utc_string(stamp) -> str:
+	"""``UpdatedDateUTCString`` of a ``/Date(ms+0000)/`` stamp: ``2019-03-12T22:08:55Z``."""
+	ms = _stamp_ms(stamp) or 0
+	return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
+
+
+def _today_ms(ts: float) -> int:
+	"""Epoch ms of the UTC midnight of ``ts``."""
+	return calendar.timegm(time.gmtime(ts)[:3] + (0, 0, 0)) * 1000
 
 
 def _lower(value) -> str:
@@ -261,7 +328,9 @@ def _api_error(status: int, number: int, kind: str, message: str) -> tuple:
 
 class _AccountingMixin:
 	"""Accounting endpoints and their controls (state: ``_books`` per tenant, ``_faults``, ``_delays``,
-	``_limits``, ``_usage``)."""
+	``_limits``, ``_usage``). Needs the sibling mixins of :class:`XeroTestServer`: ``_quotes_dispatch``
+	(quotes.py), ``_payments_dispatch`` / ``_invoice_payments`` / ``_invoice_credits`` (payments.py) and
+	``_event`` (webhooks.py)."""
 
 	# -- per-tenant books ---------------------------------------------------------------------------
 	def _book(self, tid: str) -> dict:
@@ -273,6 +342,10 @@ class _AccountingMixin:
 				"invoices": {},
 				"credit_notes": {},
 				"allocations": [],
+				"quotes": {},  # quotes.py
+				"payments": {},  # payments.py: payments, and over/prepayments applied to invoices
+				"overpayments": {},
+				"prepayments": {},
 				"tax_rates": [copy.deepcopy(t) for t in DEFAULT_TAX_RATES],
 				"accounts": [_account(*a, currency) for a in DEFAULT_ACCOUNTS],
 				"items": [_item(*i) for i in DEFAULT_ITEMS],
@@ -280,6 +353,7 @@ class _AccountingMixin:
 				"idempotency": {},
 				"invoice_seq": 0,
 				"credit_note_seq": 0,
+				"quote_seq": 0,
 			}
 			self._books[tid] = book
 		return book
@@ -310,11 +384,13 @@ class _AccountingMixin:
 			book["items"] = [dict({"ItemID": str(uuid.uuid4())}, **i) for i in items]
 
 	def add_contact(self, tenant: str, name: str, **fields) -> str:
-		"""Store a contact directly (no request, no validation); returns its ContactID."""
+		"""Store a contact directly (no request, no validation; a CONTACT CREATE webhook event as for any
+		contact made in Xero); returns its ContactID."""
 		with self._lock:
 			tid = self._tenant_id(tenant)
 			contact = self._new_contact(dict(fields, Name=name))
 			self._book(tid)["contacts"][contact["ContactID"]] = contact
+			self._event(tid, "CONTACT", contact["ContactID"], "CREATE")
 			return contact["ContactID"]
 
 	def contacts(self, tenant: str) -> list[dict]:
@@ -340,24 +416,6 @@ class _AccountingMixin:
 		with self._lock:
 			book = self._book(self._tenant_id(tenant))
 			return [self._render_allocation(book, a) for a in book["allocations"]]
-
-	def pay_invoice(self, tenant: str, invoice_id: str, amount=None) -> dict:
-		"""Record a payment (default: the amount due) against an AUTHORISED invoice; fully paid -> PAID.
-		An invoice with payments can no longer be VOIDED. Returns the invoice as rendered."""
-		with self._lock:
-			book = self._book(self._tenant_id(tenant))
-			inv = book["invoices"][invoice_id.lower()]
-			totals = self._totals(book, inv)
-			credited = self._allocated(book, "InvoiceID", inv["InvoiceID"])
-			due = totals["Total"] - _money(inv.get("_paid", 0)) - credited
-			paid = _money(amount) if amount is not None else due
-			inv["_paid"] = float(_money(inv.get("_paid", 0)) + paid)
-			inv.setdefault("_payments", []).append(
-				{"PaymentID": str(uuid.uuid4()), "Date": _ms_stamp(self.now()), "Amount": float(paid)}
-			)
-			if paid >= due:
-				inv["Status"] = "PAID"
-			return self._render_invoice(book, inv)
 
 	def fail_next(self, path_prefix: str, status: int = 429, headers=None, count: int = 1, body=None,
 				method: str | None = None) -> None:
@@ -575,6 +633,10 @@ class _AccountingMixin:
 			"accounts": SETTINGS_SCOPES,
 			"taxrates": SETTINGS_SCOPES,
 			"items": SETTINGS_SCOPES,
+			"quotes": INVOICE_SCOPES,
+			"payments": INVOICE_SCOPES,
+			"overpayments": INVOICE_SCOPES,
+			"prepayments": INVOICE_SCOPES,
 		}.get(resource)
 		if needed is None:
 			self._calls["not_found"] += 1
@@ -585,6 +647,10 @@ class _AccountingMixin:
 			return _problem(401, "AuthorizationUnsuccessful")
 		by_id = _ID_RE.match(rel)
 		try:
+			if resource == "quotes":
+				return self._quotes_dispatch(tid, book, method, rel, q, headers, parsed)
+			if resource in ("payments", "overpayments", "prepayments"):
+				return self._payments_dispatch(tid, book, method, rel, q, headers, parsed)
 			if low in ("/accounts", "/taxrates", "/items") and method == "GET":
 				key = {"/accounts": "accounts", "/taxrates": "tax_rates", "/items": "items"}[low]
 				records = copy.deepcopy(book[key])
@@ -621,6 +687,40 @@ class _AccountingMixin:
 		return records[(page - 1) * size : page * size]
 
 	@staticmethod
+	def _modified(records: list, headers, q: dict, id_field: str) -> list:
+		"""``If-Modified-Since`` (only records whose ``UpdatedDateUTC`` is strictly later, compared to the
+		microsecond) and ``order=UpdatedDateUTC [ASC|DESC]`` (ties by id) over rendered records; any other
+		order keeps creation order."""
+		since = _modified_since(headers.get("if-modified-since"))
+		if since is not None:
+			records = [r for r in records if (_stamp_ms(r.get("UpdatedDateUTC")) or 0) * 1000 > since]
+		order = " ".join((q.get("order") or "").lower().split())
+		if order in ("updateddateutc", "updateddateutc asc", "updateddateutc desc"):
+			records = sorted(
+				records,
+				key=lambda r: (_stamp_ms(r.get("UpdatedDateUTC")) or 0, str(r.get(id_field) or "")),
+				reverse=order.endswith("desc"),
+			)
+		return records
+
+	def _listing(self, tid, headers, q: dict, key: str, id_field: str, records: list) -> tuple:
+		"""A list read's answer: If-Modified-Since and order, then ``page`` / ``pageSize`` (with Xero's
+		``pagination`` block on the envelopes that have one)."""
+		records = self._modified(records, headers, q, id_field)
+		body = self._envelope(tid, headers, key, self._page(records, q))
+		if q.get("page") and key in PAGINATED:
+			size = min(max(int(q.get("pagesize") or PAGE_SIZE), 1), 1000)
+			items = body.pop(key)
+			body["pagination"] = {
+				"page": max(int(q["page"]), 1),
+				"pageSize": size,
+				"pageCount": math.ceil(len(records) / size),
+				"itemCount": len(records),
+			}
+			body[key] = items
+		return _json_resp(200, body)
+
+	@staticmethod
 	def _ids(q: dict, name: str) -> set | None:
 		raw = q.get(name.lower())
 		return None if not raw else {x.strip().lower() for x in raw.split(",") if x.strip()}
@@ -638,7 +738,7 @@ class _AccountingMixin:
 			term = q["searchterm"].lower()
 			fields = ("Name", "FirstName", "LastName", "ContactNumber", "EmailAddress")
 			records = [c for c in records if any(term in _lower(c.get(f)) for f in fields)]
-		return _json_resp(200, self._envelope(tid, headers, "Contacts", self._page(records, q)))
+		return self._listing(tid, headers, q, "Contacts", "ContactID", records)
 
 	def _invoices_get(self, tid, book, headers, q) -> tuple:
 		records = [self._render_invoice(book, i) for i in book["invoices"].values()]
@@ -652,13 +752,13 @@ class _AccountingMixin:
 			records = [r for r in records if r["Contact"]["ContactID"] in contacts]
 		if q.get("where"):
 			records = _where(records, q["where"])
-		return _json_resp(200, self._envelope(tid, headers, "Invoices", self._page(records, q)))
+		return self._listing(tid, headers, q, "Invoices", "InvoiceID", records)
 
 	def _credit_notes_get(self, tid, book, headers, q) -> tuple:
 		records = [self._render_credit_note(book, n) for n in book["credit_notes"].values()]
 		if q.get("where"):
 			records = _where(records, q["where"])
-		return _json_resp(200, self._envelope(tid, headers, "CreditNotes", self._page(records, q)))
+		return self._listing(tid, headers, q, "CreditNotes", "CreditNoteID", records)
 
 	def _get_one(self, tid, book, headers, kind: str, key: str) -> tuple:
 		key = urllib.parse.unquote(key).lower()
@@ -709,7 +809,8 @@ class _AccountingMixin:
 		summarize = _bool_param(q, "summarizeErrors", True)
 		# validate and build everything against a scratch copy, so a failed summarised batch stores nothing
 		scratch = {k: dict(book[k]) for k in ("contacts", "invoices", "credit_notes")}
-		scratch.update({k: book[k] for k in ("tax_rates", "accounts", "items", "allocations")})
+		shared = ("tax_rates", "accounts", "items", "allocations", "payments", "overpayments", "prepayments")
+		scratch.update({k: book[k] for k in shared})
 		scratch.update({k: book[k] for k in ("invoice_seq", "credit_note_seq")})
 		results, bad = [], []
 		for element in elements:
@@ -739,8 +840,15 @@ class _AccountingMixin:
 				results.append(record)
 		if bad and summarize:
 			return _validation_400(bad)
+		store = {"contacts": "contacts", "invoices": "invoices", "creditnotes": "credit_notes"}[kind]
+		existed = set(book[store])
 		for name in ("contacts", "invoices", "credit_notes", "invoice_seq", "credit_note_seq"):
 			book[name] = scratch[name]
+		category = {"contacts": "CONTACT", "invoices": "INVOICE", "creditnotes": "CREDITNOTE"}[kind]
+		for r in results:  # one webhook event per stored element
+			if r.get("StatusAttributeString") != "ERROR":
+				self._event(tid, category, r[id_field], "UPDATE" if r[id_field] in existed else "CREATE", r)
+				existed.add(r[id_field])
 		out = []
 		for r in results:
 			if "ValidationErrors" in r and r.get("StatusAttributeString") == "ERROR":
@@ -927,8 +1035,14 @@ class _AccountingMixin:
 
 	def _render_invoice(self, book, inv: dict) -> dict:
 		totals = self._totals(book, inv)
-		paid = _money(inv.get("_paid", 0))
-		credited = self._allocated(book, "InvoiceID", inv["InvoiceID"])
+		payments = self._invoice_payments(book, inv["InvoiceID"])
+		paid = sum((_money(p["Amount"]) for p in payments), Decimal(0))
+		overpayments = self._invoice_credits(book, "overpayments", inv["InvoiceID"])
+		prepayments = self._invoice_credits(book, "prepayments", inv["InvoiceID"])
+		# AmountCredited: "Sum of all credit notes, over-payments and pre-payments applied to invoice"
+		credited = self._allocated(book, "InvoiceID", inv["InvoiceID"]) + sum(
+			(_money(c["AppliedAmount"]) for c in overpayments + prepayments), Decimal(0)
+		)
 		due = totals["Total"] - paid - credited
 		contact = book["contacts"].get(inv["Contact"]["ContactID"]) or inv["Contact"]
 		hidden = ("Date", "DueDate")
@@ -945,9 +1059,9 @@ class _AccountingMixin:
 				"AmountPaid": float(paid),
 				"AmountCredited": float(credited),
 				"IsDiscounted": totals["TotalDiscount"] > 0,
-				"Payments": copy.deepcopy(inv.get("_payments", [])),
-				"Prepayments": [],
-				"Overpayments": [],
+				"Payments": payments,
+				"Prepayments": prepayments,
+				"Overpayments": overpayments,
 				"CreditNotes": self._credit_summaries(book, inv),
 				"HasErrors": False,
 			}
@@ -956,7 +1070,37 @@ class _AccountingMixin:
 			out["TotalDiscount"] = float(totals["TotalDiscount"])
 		out.update(_date_fields("Date", inv.get("Date")))
 		out.update(_date_fields("DueDate", inv.get("DueDate")))
+		if inv["Status"] == "PAID":
+			out["FullyPaidOnDate"] = f"/Date({self._fully_paid_on(book, inv)}+0000)/"
 		return out
+
+	def _settlements(self, book, invoice_id: str) -> list[tuple[int, Decimal]]:
+		"""(date ms, amount) of everything settling an invoice: its AUTHORISED payments, credit note
+		allocations and the over/prepayment allocations applied to it."""
+		out = [(p["Date"], _money(p["Amount"])) for p in book["payments"].values()
+			   if p["InvoiceID"] == invoice_id and p["Status"] == "AUTHORISED"]
+		out += [(a["Date"], _money(a["Amount"])) for a in book["allocations"] if a["InvoiceID"] == invoice_id]
+		for store in ("overpayments", "prepayments"):
+			for credit in book[store].values():
+				mine = [a for a in credit["Allocations"] if a["InvoiceID"] == invoice_id]
+				out += [(a["Date"], _money(a["Amount"])) for a in mine]
+		return out
+
+	def _fully_paid_on(self, book, inv: dict) -> int:
+		"""``FullyPaidOnDate`` of a PAID invoice: the date of the latest settlement (as Xero: the date of
+		the payment / allocation that settled it)."""
+		dates = [d for d, _ in self._settlements(book, inv["InvoiceID"]) if d is not None]
+		return max(dates) if dates else _today_ms(self.now())
+
+	def _settle(self, tid: str, book, inv: dict) -> None:
+		"""After a payment, allocation or deleted payment: an AUTHORISED invoice with nothing due becomes
+		PAID, a PAID one with something due again is AUTHORISED; ``UpdatedDateUTC`` is bumped and an INVOICE
+		UPDATE webhook event recorded."""
+		if inv["Status"] in ("AUTHORISED", "PAID"):
+			due = _money(self._render_invoice(book, inv)["AmountDue"])
+			inv["Status"] = "PAID" if due <= 0 else "AUTHORISED"
+		inv["UpdatedDateUTC"] = _ms_stamp(self.now())
+		self._event(tid, "INVOICE", inv["InvoiceID"], "UPDATE", inv)
 
 	def _apply_invoice(self, tid: str, scratch: dict, element: dict) -> tuple[dict | None, list]:
 		invoices = scratch["invoices"]
@@ -1019,7 +1163,8 @@ class _AccountingMixin:
 		return found
 
 	def _check_invoice_fields(self, scratch, record: dict, own_id, kind: str = "invoices") -> list:
-		"""Field rules shared by invoices and (``kind="creditnotes"``) credit notes."""
+		"""Field rules shared by invoices, (``kind="creditnotes"``) credit notes and (``kind="quotes"``, no
+		number rule: quotes.py checks QuoteNumber) quotes."""
 		errors = []
 		mode = record.get("LineAmountTypes")
 		if mode is not None and mode not in LINE_AMOUNT_TYPES:
@@ -1032,7 +1177,7 @@ class _AccountingMixin:
 				errors.append(f"{field} {record.get(field)} is not a valid date.")
 		lines = record.get("LineItems")
 		if not isinstance(lines, list) or not lines:
-			label = "Credit notes" if kind == "creditnotes" else "Invoices"
+			label = {"creditnotes": "Credit notes", "quotes": "Quotes"}.get(kind, "Invoices")
 			errors.append(f"{label} must have at least one line item.")
 			lines = []
 		accounts = {a.get("Code") for a in scratch["accounts"]}
@@ -1060,6 +1205,8 @@ class _AccountingMixin:
 				errors.append(
 					f"The TaxType code '{tax}' does not exist or cannot be used for this type of transaction."
 				)
+		if kind == "quotes":
+			return errors
 		if kind == "creditnotes":
 			store, id_field, field = "credit_notes", "CreditNoteID", "CreditNoteNumber"
 			numbered = "ACCRECCREDIT"
@@ -1144,8 +1291,7 @@ class _AccountingMixin:
 	def _update_invoice(self, scratch, existing: dict, element: dict) -> tuple[dict | None, list]:
 		current = existing["Status"]
 		target = element.get("Status") or current
-		paid = _money(existing.get("_paid", 0)) > 0
-		paid = paid or self._allocated(scratch, "InvoiceID", existing["InvoiceID"]) > 0
+		paid = bool(self._settlements(scratch, existing["InvoiceID"]))
 		if current in ("VOIDED", "DELETED", "PAID"):
 			return None, ["This document cannot be edited as it is " + current.lower() + "."]
 		if target == "DELETED" and current not in ("DRAFT", "SUBMITTED"):
@@ -1385,7 +1531,8 @@ class _AccountingMixin:
 		"""``PUT /CreditNotes/{CreditNoteID}/Allocations``: apply an AUTHORISED credit note to AUTHORISED
 		invoices of the matching Type, contact and currency (``0 < Amount <= RemainingCredit`` and ``<=``
 		the invoice's AmountDue). Batch semantics as elsewhere (``summarizeErrors``); a credit note with
-		no credit left becomes PAID, an invoice with nothing left due becomes PAID."""
+		no credit left becomes PAID, an invoice with nothing left due becomes PAID (``FullyPaidOnDate`` =
+		the allocation's date); both get a new ``UpdatedDateUTC`` and a webhook UPDATE event."""
 		note = self._find_credit_note(book, urllib.parse.unquote(note_key))
 		if note is None:
 			return _problem(404, "Resource not found")
@@ -1430,16 +1577,13 @@ class _AccountingMixin:
 			return _validation_400(bad)
 		book["allocations"].extend(new)
 		if new:
-			stamp = _ms_stamp(self.now())
-			note["UpdatedDateUTC"] = stamp
+			note["UpdatedDateUTC"] = _ms_stamp(self.now())
 			if remaining <= 0:
 				note["Status"] = "PAID"
 				note["FullyPaidOnDate"] = max(a["Date"] for a in new)
-			for iid, due in dues.items():
-				inv = book["invoices"][iid]
-				inv["UpdatedDateUTC"] = stamp
-				if due <= 0:
-					inv["Status"] = "PAID"
+			self._event(tid, "CREDITNOTE", note_id, "UPDATE", note)
+			for iid in dues:  # PAID (with FullyPaidOnDate) when nothing is left due; stamped either way
+				self._settle(tid, book, book["invoices"][iid])
 		out = []
 		for r in results:
 			if r.get("StatusAttributeString") == "ERROR":

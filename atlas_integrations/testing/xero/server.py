@@ -21,7 +21,10 @@ from atlas_integrations.testing.xero.accounting import (
 from atlas_integrations.testing.xero.api import _ApiMixin
 from atlas_integrations.testing.xero.common import _CaseDict, _json_resp, _problem
 from atlas_integrations.testing.xero.oauth import _OAuthMixin
+from atlas_integrations.testing.xero.payments import _PaymentsMixin
+from atlas_integrations.testing.xero.quotes import _QuotesMixin
 from atlas_integrations.testing.xero.state import ACCESS_TOKEN_TTL, REFRESH_GRACE, _StateMixin
+from atlas_integrations.testing.xero.webhooks import _WebhooksMixin
 
 MAX_BODY = 16 * 1024 * 1024
 _CONNECTION_RE = re.compile(r"(?i)^/connections/([^/]+)/?$")
@@ -48,7 +51,9 @@ _HTTPServer = HTTPServer
 # --------------------------------------------------------------------------------------------------
 # the server
 # --------------------------------------------------------------------------------------------------
-class XeroTestServer(_StateMixin, _OAuthMixin, _ApiMixin, _AccountingMixin):
+class XeroTestServer(
+	_StateMixin, _OAuthMixin, _ApiMixin, _QuotesMixin, _PaymentsMixin, _WebhooksMixin, _AccountingMixin
+):
 	"""Xero's OAuth 2.0 identity service and api.xero.com over real HTTP on a loopback port.
 
 	One port serves all three Xero hosts (their paths do not collide): point the login URL at
@@ -95,6 +100,11 @@ class XeroTestServer(_StateMixin, _OAuthMixin, _ApiMixin, _AccountingMixin):
 		self._limits = {"day": DAY_LIMIT, "minute": MINUTE_LIMIT, "app_minute": APP_MINUTE_LIMIT}
 		self._usage: dict[tuple, int] = {}
 		self._seq = 0
+		# webhooks (webhooks.py): the target, the pending (sequence, event) pairs
+		self._webhook: dict | None = None
+		self._events: list[tuple[int, dict]] = []
+		self._event_seq = 0
+		self._delivery_lock = threading.Lock()
 		self.errors: list[str] = []  # unexpected exceptions caught while serving (for debugging)
 		self._httpd: _HTTPServer | None = None
 		self._thread: threading.Thread | None = None

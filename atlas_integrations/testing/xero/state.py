@@ -195,8 +195,8 @@ class _StateMixin:
 	def calls(self, endpoint: str | None = None):
 		"""Requests served per endpoint: ``authorize``, ``token``, ``revocation``, ``connections``,
 		``connections_delete``, ``organisation``, ``not_found``, and for the Accounting stores ``contacts``,
-		``invoices``, ``accounts``, ``taxrates``, ``items``, ``idempotent_replay``,
-		``accounting_unauthorised``. With ``endpoint``: that count (int);
+		``invoices``, ``creditnotes``, ``quotes``, ``payments``, ``overpayments``, ``prepayments``,
+		``accounts``, ``taxrates``, ``items``, ``idempotent_replay``, ``accounting_unauthorised``. With ``endpoint``: that count (int);
 		without: a dict of every non-zero count."""
 		with self._lock:
 			if endpoint is not None:
