@@ -127,16 +127,27 @@ def plain_text_of(body: str) -> str:
 	return html2text(body or "") if "<" in (body or "") else (body or "")
 
 
-def split_addresses(value) -> list[str]:
-	"""Addresses from a list, or a comma/semicolon separated string; each ``Name <a@b>`` or ``a@b``."""
+def split_addresses(value, strict: bool = False) -> list[str]:
+	"""Addresses from a list, or a comma/semicolon separated string; each ``Name <a@b>`` or ``a@b``.
+
+	Entries without an ``@`` are dropped, or with ``strict`` kept as typed (so that the caller can name
+	them in its "not a valid email address" error)."""
 	if not value:
 		return []
 	if isinstance(value, str):
 		value = value.replace(";", ",").split(",")
 	out = []
-	for name, addr in email.utils.getaddresses([str(v) for v in value]):
-		if addr and "@" in addr:
-			out.append(email.utils.formataddr((name, addr)) if name else addr)
+	for piece in (str(v).strip() for v in value):
+		if not piece:
+			continue
+		found = [(n, a) for n, a in email.utils.getaddresses([piece]) if a]
+		if not found and strict:
+			out.append(piece)
+		for name, addr in found:
+			if "@" in addr:
+				out.append(email.utils.formataddr((name, addr)) if name else addr)
+			elif strict:
+				out.append(piece)
 	return out
 
 

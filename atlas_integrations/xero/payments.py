@@ -13,6 +13,9 @@ A **pull** (a "Xero Pull" Sync Job, run by the Company's drain) reads what chang
   submitted ERPNext Payment Entry (Xero bank account code -> Mode of Payment and Account Paid To from the
   connection's Bank Account Mapping; Reference No / Date from the Xero payment, as ERPNext requires for
   bank accounts), keyed by the Xero PaymentID (a unique field); a DELETED payment cancels its entry;
+* quotes (only while the Company has a Quotation in Xero): ``GET /Quotes?order=UpdatedDateUTC ASC`` with
+  ``If-Modified-Since`` from "Quotes Read Up To": a quote sent, accepted or declined in Xero shows on its
+  Quotation (:func:`atlas_integrations.xero.quotes.apply_quotes`; quotes have no webhook category);
 * webhook events name documents: a pull of just those (``IDs=``), plus the payments read above.
 
 Never twice: one pull per organisation at a time (a Redis lock; a second one waits for the next
@@ -35,7 +38,7 @@ from frappe.utils import add_to_date, get_datetime, now_datetime
 
 from atlas_integrations import jobs
 from atlas_integrations.inbox.text import mail_text
-from atlas_integrations.xero import mappers, oauth
+from atlas_integrations.xero import mappers, oauth, quotes
 from atlas_integrations.xero.jobs import XERO_PAYMENT, XERO_PULL
 
 PAGE = 100  # Xero's page size for invoices and payments
@@ -141,6 +144,12 @@ def _move_cursor(company: str, field: str, newest: datetime.datetime | None) -> 
 	frappe.db.commit()
 
 
+def pull_figures(stats: dict) -> str:
+	"""A pull's figures as the Sync Job's Details show them: ``calls 2, payments read 2, unmapped 1``
+	(keys in order, underscores as spaces)."""
+	return ", ".join(f"{key.replace('_', ' ')} {stats[key]}" for key in sorted(stats))
+
+
 def run_pull(session, company: str, job: str, payload: dict) -> None:
 	"""The drain's entry for a "Xero Pull" job: :func:`pull` under the organisation's lock, then the job's
 	figures. Raises :class:`atlas_integrations.xero.client.Deferred` when another pull holds the lock."""
@@ -156,7 +165,7 @@ def run_pull(session, company: str, job: str, payload: dict) -> None:
 			lock.release()
 		except Exception:  # expired: nothing to give back
 			pass
-	jobs.finish(job, jobs.SUCCEEDED, details=json.dumps(stats, sort_keys=True))
+	jobs.finish(job, jobs.SUCCEEDED, details=pull_figures(stats))
 	frappe.db.commit()
 
 
@@ -166,7 +175,8 @@ def pull(session, company: str, payload: dict | None = None) -> dict:
 
 	Returns:
 		figures: ``{"invoices_read", "invoices_updated", "payments_read", "entries_posted",
-		"entries_cancelled", "unmapped", "failed", "calls"}``.
+		"entries_cancelled", "unmapped", "failed", "quotes_updated", "calls"}`` (quotes are read only while
+		the Company has a Quotation in Xero).
 	"""
 	payload = payload or {}
 	stats = dict.fromkeys(("invoices_read", "invoices_updated", "payments_read", "entries_posted", "entries_cancelled",
@@ -213,6 +223,19 @@ def pull(session, company: str, payload: dict | None = None) -> dict:
 		if len(found) < PAGE:
 			break
 		page += 1
+	if frappe.db.exists("Quotation", {"company": company, "atlas_xero_quote_id": ["is", "set"], "docstatus": ["<", 2]}):
+		page, newest = 1, None
+		since = _since(company, "quotes_pulled_until")
+		while True:  # quotes sent / accepted / declined in Xero (quotes have no webhook: only pulls see them)
+			answer = session.call("get_quotes", if_modified_since=since, order="UpdatedDateUTC ASC", page=page)
+			found = answer.quotes or []
+			stats["quotes_updated"] += quotes.apply_quotes(company, found)
+			stamps = [_utc(q.updated_date_utc) for q in found if q.updated_date_utc]
+			newest = max(stamps + ([newest] if newest else [])) if stamps else newest
+			_move_cursor(company, "quotes_pulled_until", newest)
+			if len(found) < PAGE:
+				break
+			page += 1
 	frappe.db.set_value(oauth.CONNECTION, company, "last_pull_at", now_datetime(), update_modified=False)
 	frappe.db.commit()
 	stats["calls"] = session.calls - calls_before

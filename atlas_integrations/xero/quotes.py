@@ -173,8 +173,8 @@ def request_send(quotation: str, client_key: str, to=None, cc=None, subject: str
 		frappe.throw(NOT_SUBMITTED, title="Xero")
 	if not _connected(doc.company):
 		frappe.throw(NOT_CONNECTED.format(doc.company), title="Xero")
-	recipients = send.split_addresses(to) if to else send.split_addresses(doc.get("contact_email"))
-	copies = send.split_addresses(cc)
+	recipients = send.split_addresses(to, strict=True) if to else send.split_addresses(doc.get("contact_email"))
+	copies = send.split_addresses(cc, strict=True)
 	if not recipients:
 		frappe.throw(NO_RECIPIENT, send.SendError, title="Xero")
 	for address in recipients + copies:
@@ -219,6 +219,38 @@ def fail(job: str, name: str, reason: str) -> None:
 # -- in the Company's drain --------------------------------------------------------------------------------------
 def _status(quote) -> str:
 	return str(getattr(quote.status, "value", quote.status) or "")
+
+
+QUOTE_STATUSES = ("DRAFT", "SENT", "ACCEPTED", "DECLINED", "INVOICED", "DELETED")
+
+
+def apply_quotes(company: str, quotes: list) -> int:
+	"""Xero's status of the Company's synced Quotations among ``quotes`` (xero-python Quote models, e.g. one
+	page of ``GET /Quotes`` with If-Modified-Since): a quote sent, accepted or declined in Xero (the route
+	without Gmail: "Open in Xero", then Xero's own email) shows on its Quotation, with a timeline comment;
+	the first move past DRAFT also stamps "Sent" when no Gmail send did. Returns how many Quotations changed.
+	Commits."""
+	by_id = {str(q.quote_id).lower(): q for q in quotes if q.quote_id}
+	if not by_id:
+		return 0
+	rows = frappe.get_all(DOCTYPE, filters={"company": company, "atlas_xero_quote_id": ["in", list(by_id)]},
+						  fields=["name", "atlas_xero_quote_id", "atlas_xero_quote_status", "atlas_xero_sent_at"])
+	changed = 0
+	for row in rows:
+		status = _status(by_id[str(row.atlas_xero_quote_id).lower()])
+		if status not in QUOTE_STATUSES or status == (row.atlas_xero_quote_status or ""):
+			continue
+		values = {"atlas_xero_quote_status": status}
+		if status != "DRAFT" and not row.atlas_xero_sent_at:
+			values["atlas_xero_sent_at"] = now_datetime()
+		frappe.db.set_value(DOCTYPE, row.name, values, update_modified=False)
+		frappe.get_doc({"doctype": "Comment", "comment_type": "Info", "reference_doctype": DOCTYPE,
+						"reference_name": row.name,
+						"content": f"Xero quote is now {status} (was {row.atlas_xero_quote_status or 'unknown'})"}
+					   ).insert(ignore_permissions=True)
+		changed += 1
+	frappe.db.commit()
+	return changed
 
 
 def _items_with_accounts(doc) -> list[dict]:

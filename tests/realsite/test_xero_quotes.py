@@ -141,6 +141,39 @@ def test_send_quote_emails_the_xero_pdf_once_and_marks_it_sent(site, web, connec
 	assert _xero_quote(server, tenant, name)["Status"] == "DECLINED"
 
 
+def test_a_quote_sent_and_accepted_in_xero_shows_on_the_quotation_after_a_pull(site, connected):
+	"""The route without Gmail: the user opens the quote in Xero and sends it from there; the next pull
+	(If-Modified-Since on GET /Quotes) brings SENT, then ACCEPTED, back onto the Quotation and its timeline."""
+	from atlas_integrations.xero import payments
+
+	frappe = site
+	company, server, tenant = connected["company"], connected["server"], connected["tenant"]
+	name = _quotation(frappe, company, _customer(frappe, f"Quote In Xero {uuid.uuid4().hex[:6]}"))
+	_sync(frappe)
+	state = _state(frappe, name)
+	assert (state.atlas_xero_quote_status, state.atlas_xero_sent_at) == ("DRAFT", None)
+
+	def pull():
+		payments.queue_pull(company, trigger="test")
+		frappe.db.commit()
+		_sync(frappe)
+
+	server.set_quote_status(tenant, state.atlas_xero_quote_id, "SENT")
+	pull()
+	state = _state(frappe, name)
+	assert state.atlas_xero_quote_status == "SENT" and state.atlas_xero_sent_at
+	assert state.atlas_xero_status == "Synced to Xero"
+	server.set_quote_status(tenant, state.atlas_xero_quote_id, "ACCEPTED")
+	pull()
+	pull()  # read again: nothing changes twice
+	assert _state(frappe, name).atlas_xero_quote_status == "ACCEPTED"
+	comments = frappe.get_all("Comment", filters={"reference_doctype": "Quotation", "reference_name": name,
+												   "comment_type": "Info"}, pluck="content", order_by="creation asc")
+	assert [c for c in comments if c.startswith("Xero quote is now")] == [
+		"Xero quote is now SENT (was DRAFT)", "Xero quote is now ACCEPTED (was SENT)"]
+	assert frappe.db.get_value("Xero Connection", company, "quotes_pulled_until")
+
+
 def test_a_quote_accepted_in_xero_refuses_the_cancel(site, connected):
 	frappe = site
 	company, server, tenant = connected["company"], connected["server"], connected["tenant"]
