@@ -163,7 +163,7 @@ def main() -> int:
 		print(f"synced {synced}/{len(names)} Sales Invoices in {wall:.1f} s wall (connect -> all synced), "
 			  f"{args.workers} workers; failed jobs {failed}; missing in Xero {mismatch}; duplicates {duplicates}")
 		print(f"Accounting API calls: {len(received)} in all = {len(contacts)} contact calls + {beyond} beyond contacts "
-			  f"(target <= 25; {len(at_connect)} of them at connect: {", ".join(at_connect)})")
+			  f"(target <= 25; {len(at_connect)} of them at connect: {', '.join(at_connect)})")
 		print(f"peak calls in any 60 s window: {peak([r['at'] for r in received])} (limit 60)")
 		return 0 if synced == len(names) and beyond <= 25 and not duplicates else 1
 	finally:
