@@ -16,6 +16,10 @@ from atlas_integrations.endpoints import get_endpoint
 from atlas_integrations.xero import oauth
 
 
+#: xero-python treats a token as expired this many seconds early (``OAuth2Token.EXPIRATION_BUFFER_DEFAULT``)
+SDK_EXPIRY_BUFFER = 60
+
+
 def accounting_api(company: str):
 	"""An ``AccountingApi`` for ``company``'s connected organisation (call it with the connection's
 	``tenant_id`` as ``xero_tenant_id``).
@@ -32,13 +36,21 @@ def accounting_api(company: str):
 	if not conn or conn.status != oauth.CONNECTED or not conn.xero_grant:
 		frappe.throw(f"Company {company} has no connected Xero organisation", title="Xero")
 	client_id, secret = oauth.client_credentials()
-	token = oauth.access_token(conn.xero_grant)
-	expires_at = time.time() + oauth.REFRESH_MARGIN  # valid at least this long: the SDK will not refresh
+	grant = conn.xero_grant
+	held = {"token": oauth.access_token(grant), "until": time.time() + oauth.REFRESH_MARGIN}
+
+	def current_token() -> dict:
+		# asked before every request: a session that runs longer than the margin (a pull posting a thousand
+		# Payment Entries) takes the grant's token again, refreshed under its lock when it is due
+		if time.time() >= held["until"] - SDK_EXPIRY_BUFFER - 10:
+			held.update(token=oauth.access_token(grant), until=time.time() + oauth.REFRESH_MARGIN)
+		return {"access_token": held["token"], "token_type": "Bearer", "expires_at": held["until"],
+				"expires_in": max(int(held["until"] - time.time()), 1), "scope": list(oauth.SCOPES)}
+
 	api_client = ApiClient(
 		Configuration(oauth2_token=OAuth2Token(client_id=client_id, client_secret=secret)),
 		pool_threads=1,
-		oauth2_token_getter=lambda: {"access_token": token, "token_type": "Bearer", "expires_at": expires_at,
-									 "expires_in": oauth.REFRESH_MARGIN, "scope": list(oauth.SCOPES)},
+		oauth2_token_getter=current_token,  # valid beyond the SDK's buffer on every call: it never refreshes
 		oauth2_token_saver=lambda _token: None,
 	)
 	# urllib3 would re-send GET/PUT after a 429/503 itself, sleeping Retry-After (hours for a spent day

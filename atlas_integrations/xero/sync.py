@@ -298,6 +298,12 @@ def _run_batch(company: str, claimed: list[str]) -> None:
 				why = f"Xero answered {exc.status}: {reason(exc)}"[:500]
 				_fail_state(rows[job], why)
 				jobs.finish(job, jobs.FAILED, error=why)
+	except Exception as exc:  # a bug or an SDK error: the batch's unfinished jobs are retried, never left processing
+		frappe.db.rollback()
+		why = f"Unexpected error talking to Xero ({type(exc).__name__}): {str(exc)[:300]}"
+		frappe.log_error(title=f"Xero drain of {company}", message=jobs.scrub(frappe.get_traceback()[-2000:]),
+						 reference_doctype=oauth.CONNECTION, reference_name=company)
+		_defer_open(claimed, rows, why, None, count_attempt=True)
 	frappe.db.commit()
 
 

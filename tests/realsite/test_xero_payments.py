@@ -210,3 +210,34 @@ def test_unmapped_account_is_recorded_not_posted_and_a_spent_day_budget_pauses_t
 		frappe.db.set_value("Sync Job", pending, "next_retry_at", None)
 		frappe.db.commit()
 		_sync(frappe)
+
+
+def test_an_unexpected_error_in_a_pull_leaves_the_job_pending_with_its_payload_not_processing(site, posting):
+	"""A job whose run raises something the drain does not expect (here a malformed payload) goes back to
+	pending with the attempt counted, its payload kept and the reason in Last Error; the traceback is in
+	an Error Log of the Xero Connection. Nothing stays "processing"."""
+	import json
+
+	from atlas_integrations import jobs
+
+	frappe = site
+	company = posting["company"]
+	bad = {"company": company, "action": "pull", "invoice_ids": 5, "credit_note_ids": [], "contact_ids": []}
+	name = jobs.create("Xero Pull", "Xero Connection", company, payload=bad, trigger="test").name
+	frappe.db.commit()
+	errors_before = frappe.db.count("Error Log", {"reference_doctype": "Xero Connection", "reference_name": company})
+	try:
+		from atlas_integrations.xero import sync
+
+		sync.drain(company)
+		frappe.db.rollback()
+		row = frappe.db.get_value("Sync Job", name, ["status", "attempts", "last_error", "payload"], as_dict=True)
+		assert row.status == "pending" and row.attempts == 1, row
+		assert row.last_error.startswith("Unexpected error talking to Xero (TypeError)")
+		assert json.loads(row.payload)["invoice_ids"] == 5  # the payload is kept as it was
+		assert frappe.db.count("Error Log", {"reference_doctype": "Xero Connection",
+											  "reference_name": company}) == errors_before + 1
+	finally:
+		frappe.db.rollback()
+		frappe.db.delete("Sync Job", {"name": name})
+		frappe.db.commit()
