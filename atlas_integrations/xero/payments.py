@@ -193,53 +193,46 @@ def pull(session, company: str, payload: dict | None = None) -> dict:
 		_apply_invoices(answer.invoices or [], stats)
 	if payload.get("contact_ids"):
 		_refresh_contacts(session, company, payload["contact_ids"])
-	# incremental reads: invoices, then payments
-	page, newest = 1, None
-	since = _since(company, "invoices_pulled_until")
-	while True:
-		answer = session.call("get_invoices", if_modified_since=since, where='Type=="ACCREC"',
-							  order="UpdatedDateUTC ASC", page=page)
-		invoices = answer.invoices or []
-		_apply_invoices(invoices, stats)
-		stamps = [_utc(i.updated_date_utc) for i in invoices if i.updated_date_utc]
-		newest = max(stamps + ([newest] if newest else [])) if stamps else newest
-		_move_cursor(company, "invoices_pulled_until", newest)
-		if len(invoices) < PAGE:
-			break
-		page += 1
-	page, newest = 1, None
-	since = _since(company, "payments_pulled_until")
+	# incremental reads: invoices, then payments, then quotes
+	_read_changed(session, company, "invoices_pulled_until", "get_invoices", "invoices",
+				  lambda found: _apply_invoices(found, stats), where='Type=="ACCREC"')
 	maps = bank_map(company)
-	while True:
-		answer = session.call("get_payments", if_modified_since=since, order="UpdatedDateUTC ASC", page=page)
-		found = answer.payments or []
+
+	def post(found: list) -> None:
 		stats["payments_read"] += len(found)
 		for payment in found:
 			outcome = apply_payment(company, payment_payload(payment), maps, create=bool(conn.create_payment_entries))
 			stats[outcome] = stats.get(outcome, 0) + 1
-		stamps = [_utc(p.updated_date_utc) for p in found if p.updated_date_utc]
-		newest = max(stamps + ([newest] if newest else [])) if stamps else newest
-		_move_cursor(company, "payments_pulled_until", newest)
-		if len(found) < PAGE:
-			break
-		page += 1
+
+	_read_changed(session, company, "payments_pulled_until", "get_payments", "payments", post)
 	if frappe.db.exists("Quotation", {"company": company, "atlas_xero_quote_id": ["is", "set"], "docstatus": ["<", 2]}):
-		page, newest = 1, None
-		since = _since(company, "quotes_pulled_until")
-		while True:  # quotes sent / accepted / declined in Xero (quotes have no webhook: only pulls see them)
-			answer = session.call("get_quotes", if_modified_since=since, order="UpdatedDateUTC ASC", page=page)
-			found = answer.quotes or []
+		def read_quotes(found: list) -> None:  # sent / accepted / declined in Xero: quotes have no webhook
 			stats["quotes_updated"] += quotes.apply_quotes(company, found)
-			stamps = [_utc(q.updated_date_utc) for q in found if q.updated_date_utc]
-			newest = max(stamps + ([newest] if newest else [])) if stamps else newest
-			_move_cursor(company, "quotes_pulled_until", newest)
-			if len(found) < PAGE:
-				break
-			page += 1
+
+		_read_changed(session, company, "quotes_pulled_until", "get_quotes", "quotes", read_quotes)
 	frappe.db.set_value(oauth.CONNECTION, company, "last_pull_at", now_datetime(), update_modified=False)
 	frappe.db.commit()
 	stats["calls"] = session.calls - calls_before
 	return stats
+
+
+def _read_changed(session, company: str, cursor: str, method: str, collection: str, handle, **filters) -> None:
+	"""Page through ``method`` (``get_invoices`` / ``get_payments`` / ``get_quotes``) with
+	``If-Modified-Since`` = the connection's ``cursor`` field (:func:`_since`) and ``order=UpdatedDateUTC
+	ASC``, giving each page's records to ``handle`` and moving the cursor to the newest UpdatedDateUTC of a
+	page only after ``handle`` returned. Stops at a page shorter than :data:`PAGE` (Xero pages by 100)."""
+	page, newest = 1, None
+	since = _since(company, cursor)
+	while True:
+		answer = session.call(method, if_modified_since=since, order="UpdatedDateUTC ASC", page=page, **filters)
+		found = getattr(answer, collection) or []
+		handle(found)
+		stamps = [_utc(r.updated_date_utc) for r in found if r.updated_date_utc]
+		newest = max(stamps + ([newest] if newest else [])) if stamps else newest
+		_move_cursor(company, cursor, newest)
+		if len(found) < PAGE:
+			break
+		page += 1
 
 
 def _apply_invoices(invoices: list, stats: dict) -> None:
