@@ -461,7 +461,7 @@ def _write(session, kind: str, sis: dict, contacts: dict, status: str, maps: dic
 	batch's jobs); then the total check and, for credit notes, the allocation to their invoice."""
 	from xero_python.accounting import CreditNotes, Invoices
 
-	payloads, order = [], []
+	payloads, order, bodies = [], [], []
 	for job, si in sis.items():
 		if si.customer not in contacts:
 			_fail(job, si.name, f"Xero did not accept the contact for Customer {si.customer}")
@@ -476,10 +476,13 @@ def _write(session, kind: str, sis: dict, contacts: dict, status: str, maps: dic
 			_fail(job, si.name, f"Not sent to Xero: {exc}")
 			continue
 		payloads.append(mappers.to_model(kind, data))
+		bodies.append(data)
 		order.append(job)
 	if not payloads:
 		return
-	digest = hashlib.sha256(",".join(order).encode()).hexdigest()[:40]  # the same jobs: the same key
+	# the same jobs with the same bodies: the same key (a retry after a timeout finds its invoices); a body
+	# changed since (the Customer fixed, then Retry) is a new request, or Xero would replay its first answer
+	digest = hashlib.sha256((",".join(order) + json.dumps(bodies, sort_keys=True, default=str)).encode()).hexdigest()[:40]
 	if kind == "Invoice":
 		result = session.call("update_or_create_invoices", Invoices(invoices=payloads), summarize_errors=False,
 							  unitdp=4, idempotency_key=f"invoices-{digest}", _request_timeout=request_timeout())

@@ -549,6 +549,17 @@ class _AccountingMixin:
 			return entry
 		return None
 
+	def _batch_answer(self, tid: str, headers, key: str, results: list, render, summarize: bool):
+		"""The 200 answer of a batch write: elements with errors as they are, the others rendered by
+		``render(record)`` (with ``StatusAttributeString: OK`` when ``summarizeErrors=false``)."""
+		out = []
+		for r in results:
+			if "ValidationErrors" in r and r.get("StatusAttributeString") == "ERROR":
+				out.append(r)
+			else:
+				out.append(dict(render(r), **({} if summarize else {"StatusAttributeString": "OK"})))
+		return _json_resp(200, self._envelope(tid, headers, key, out))
+
 	def _envelope(self, tid: str, headers, key: str, items: list) -> dict:
 		grant, _ = self._bearer(headers)
 		return {
@@ -849,17 +860,12 @@ class _AccountingMixin:
 			if r.get("StatusAttributeString") != "ERROR":
 				self._event(tid, category, r[id_field], "UPDATE" if r[id_field] in existed else "CREATE", r)
 				existed.add(r[id_field])
-		out = []
-		for r in results:
-			if "ValidationErrors" in r and r.get("StatusAttributeString") == "ERROR":
-				out.append(r)
-			elif kind == "contacts":
-				out.append(dict(copy.deepcopy(r), **({} if summarize else {"StatusAttributeString": "OK"})))
-			else:
-				render = self._render_credit_note if kind == "creditnotes" else self._render_invoice
-				rendered = render(book, r)
-				out.append(dict(rendered, **({} if summarize else {"StatusAttributeString": "OK"})))
-		return _json_resp(200, self._envelope(tid, headers, key, out))
+		if kind == "contacts":
+			render = copy.deepcopy
+		else:
+			by_kind = self._render_credit_note if kind == "creditnotes" else self._render_invoice
+			render = lambda r: by_kind(book, r)  # noqa: E731
+		return self._batch_answer(tid, headers, key, results, render, summarize)
 
 	# -- contacts -------------------------------------------------------------------------------------
 	def _new_contact(self, fields: dict) -> dict:
@@ -1584,11 +1590,5 @@ class _AccountingMixin:
 			self._event(tid, "CREDITNOTE", note_id, "UPDATE", note)
 			for iid in dues:  # PAID (with FullyPaidOnDate) when nothing is left due; stamped either way
 				self._settle(tid, book, book["invoices"][iid])
-		out = []
-		for r in results:
-			if r.get("StatusAttributeString") == "ERROR":
-				out.append(r)
-			else:
-				rendered = self._render_allocation(book, r)
-				out.append(dict(rendered, **({} if summarize else {"StatusAttributeString": "OK"})))
-		return _json_resp(200, self._envelope(tid, headers, "Allocations", out))
+		return self._batch_answer(tid, headers, "Allocations", results, lambda r: self._render_allocation(book, r),
+								  summarize)

@@ -252,14 +252,7 @@ class _QuotesMixin:
 		if bad and summarize:
 			return _validation_400(bad)
 		book["quotes"], book["quote_seq"] = scratch["quotes"], scratch["quote_seq"]
-		out = []
-		for r in results:
-			if r.get("StatusAttributeString") == "ERROR":
-				out.append(r)
-			else:
-				rendered = self._render_quote(book, r)
-				out.append(dict(rendered, **({} if summarize else {"StatusAttributeString": "OK"})))
-		return _json_resp(200, self._envelope(tid, headers, "Quotes", out))
+		return self._batch_answer(tid, headers, "Quotes", results, lambda r: self._render_quote(book, r), summarize)
 
 	def _apply_quote(self, tid: str, scratch: dict, element: dict) -> tuple[dict | None, list]:
 		quotes = scratch["quotes"]
