@@ -20,7 +20,7 @@ import urllib.parse
 import uuid
 from decimal import ROUND_HALF_UP, Decimal
 
-from atlas_integrations.testing.xero.common import _json_resp, _problem, ms_date
+from atlas_integrations.testing.xero.common import _failed_element, _json_resp, _problem, ms_date
 
 API_PREFIX = "/api.xro/2.0"
 IDEMPOTENCY_TTL = 24 * 3600  # Xero keeps idempotency keys ~24 hours
@@ -1558,10 +1558,7 @@ class _AccountingMixin:
 				element = {}
 			errors, inv, amount, date = self._allocation_errors(book, note, element, remaining, dues)
 			if errors:
-				failed = copy.deepcopy(element)
-				failed.update(
-					{"ValidationErrors": [{"Message": m} for m in errors], "StatusAttributeString": "ERROR"}
-				)
+				failed = _failed_element(element, errors)
 				results.append(failed)
 				bad.append(failed)
 				continue

@@ -5,6 +5,7 @@ header mapping and a small HS256 JWT encoder for the token values."""
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import hmac
 import html
@@ -53,6 +54,14 @@ def _problem(status: int, detail: str, headers=()) -> tuple:
 		"Extensions": {},
 	}
 	return _json_resp(status, body, headers)
+
+
+def _failed_element(element, errors: list[str]) -> dict:
+	"""A batch element Xero refused, as a ``summarizeErrors=false`` answer carries it: a copy of what was
+	sent plus ``ValidationErrors`` ([{"Message"}]) and ``StatusAttributeString: ERROR``."""
+	failed = copy.deepcopy(element) if isinstance(element, dict) else {}
+	failed.update({"ValidationErrors": [{"Message": m} for m in errors], "StatusAttributeString": "ERROR"})
+	return failed
 
 
 def _html_resp(status: int, title: str, text: str) -> tuple:

@@ -31,7 +31,7 @@ from atlas_integrations.testing.xero.accounting import (
 	_parse_date,
 	_validation_400,
 )
-from atlas_integrations.testing.xero.common import _json_resp, _problem
+from atlas_integrations.testing.xero.common import _failed_element, _json_resp, _problem
 
 QUOTE_STATUSES = ("DRAFT", "SENT", "DECLINED", "ACCEPTED", "INVOICED", "DELETED")
 QUOTE_CREATE_STATUSES = ("DRAFT", "SENT")
@@ -241,10 +241,7 @@ class _QuotesMixin:
 		for element in elements:
 			record, errors = self._apply_quote(tid, scratch, element)
 			if errors:
-				failed = copy.deepcopy(element)
-				failed.update(
-					{"ValidationErrors": [{"Message": m} for m in errors], "StatusAttributeString": "ERROR"}
-				)
+				failed = _failed_element(element, errors)
 				results.append(failed)
 				bad.append(failed)
 			else:
