@@ -318,6 +318,8 @@ def reason(exc) -> str:
 
 
 def validation_messages(answer) -> str:
+	"""Xero's ValidationErrors of one element of a ``summarizeErrors=false`` answer (a xero-python model:
+	Invoice, CreditNote, Quote, Contact), joined by "; " ("" when it has none)."""
 	return "; ".join(e.message for e in (getattr(answer, "validation_errors", None) or []) if e.message)
 
 

@@ -112,3 +112,49 @@ def test_events_of_an_unknown_tenant_are_acknowledged_and_ignored(site, hooked):
 	assert answer.status_code == 200 and answer.content == b""
 	frappe.db.rollback()
 	assert not frappe.db.exists("Xero Webhook Event", {"tenant_id": stranger})
+
+
+def test_a_signed_body_without_events_is_acknowledged_and_records_nothing(site, hooked):
+	"""Xero would redeliver a refused body forever: a correctly signed one without a usable events list gets
+	200 with an empty body, and nothing is recorded or queued. (A body that is not JSON at all never reaches
+	the app: Frappe parses ``application/json`` bodies before any app code or ``before_request`` hook runs and
+	answers such a request itself; only Xero holds the key, and Xero sends JSON.)"""
+	frappe = site
+	before = frappe.db.count("Xero Webhook Event")
+	pulls = frappe.db.count("Sync Job", {"job_type": "Xero Pull", "status": "pending"})
+	for body in (b'{"events": "nope"}', b'{"events": [1, "x", null]}', b"[]", b"{}"):
+		answer = requests.post(hooked["url"], data=body, timeout=10,
+							   headers={"Content-Type": "application/json", "x-xero-signature": _sign(hooked["key"], body)})
+		assert (answer.status_code, answer.content) == (200, b""), body
+	frappe.db.rollback()
+	assert frappe.db.count("Xero Webhook Event") == before
+	assert frappe.db.count("Sync Job", {"job_type": "Xero Pull", "status": "pending"}) == pulls
+
+
+def test_webhook_events_are_admins_only_and_nobody_writes_them_over_http(site, web, hooked):
+	"""Xero Webhook Event over REST as second users: a dispatcher cannot list, read or change one; an
+	Atlas Admin reads them but cannot create, edit (not even the Company it belongs to) or delete one."""
+	from tests.realsite.conftest import ensure_user, login, TEST_PASSWORD
+
+	frappe = site
+	name = frappe.db.get_value("Xero Webhook Event", {"company": hooked["company"]}, "name")
+	assert name, "the replay test above recorded events of this Company"
+	dispatcher_user, admin_user = "atlas-hook-dispatcher@atlas-test.example", "atlas-hook-admin@atlas-test.example"
+	ensure_user(frappe, dispatcher_user, ("Atlas Dispatcher",))
+	ensure_user(frappe, admin_user, ("Atlas Admin",))
+	frappe.db.commit()
+	resource = f"{web}/api/resource/Xero Webhook Event"
+	dispatcher = login(web, dispatcher_user, TEST_PASSWORD)
+	assert dispatcher.get(resource, timeout=30).status_code == 403
+	assert dispatcher.get(f"{resource}/{name}", timeout=30).status_code == 403
+	assert dispatcher.put(f"{resource}/{name}", json={"status": "Ignored"}, timeout=30).status_code == 403
+	admin = login(web, admin_user, TEST_PASSWORD)
+	listed = admin.get(resource, params={"fields": '["name"]', "limit_page_length": 0}, timeout=30)
+	assert listed.status_code == 200 and name in [r["name"] for r in listed.json()["data"]]
+	assert admin.put(f"{resource}/{name}", json={"company": "Some Other Company", "status": "Ignored"},
+					 timeout=30).status_code == 403
+	assert admin.post(resource, json={"event_type": "UPDATE"}, timeout=30).status_code == 403
+	assert admin.delete(f"{resource}/{name}", timeout=30).status_code == 403
+	frappe.db.rollback()
+	row = frappe.db.get_value("Xero Webhook Event", name, ["company", "status"], as_dict=True)
+	assert row.company == hooked["company"] and row.status != "Ignored"
