@@ -246,7 +246,7 @@ def apply_quotes(company: str, quotes: list) -> int:
 		frappe.db.set_value(DOCTYPE, row.name, values, update_modified=False)
 		frappe.get_doc({"doctype": "Comment", "comment_type": "Info", "reference_doctype": DOCTYPE,
 						"reference_name": row.name,
-						"content": f"Xero quote is now {status} (was {row.atlas_xero_quote_status or 'unknown'})"}
+						"content": mail_text(f"Xero quote is now {status} (was {row.atlas_xero_quote_status or 'unknown'})")}
 					   ).insert(ignore_permissions=True)
 		changed += 1
 	frappe.db.commit()

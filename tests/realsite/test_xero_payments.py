@@ -241,3 +241,48 @@ def test_an_unexpected_error_in_a_pull_leaves_the_job_pending_with_its_payload_n
 		frappe.db.rollback()
 		frappe.db.delete("Sync Job", {"name": name})
 		frappe.db.commit()
+
+
+def test_a_payment_erpnext_refuses_is_a_failed_job_with_its_payload_and_retry_posts_it_once(site, posting):
+	"""The mapping names a Mode of Payment that no longer exists: the Payment Entry cannot be saved, so the
+	pull keeps the payment as a failed "Xero Payment" job (its payload and ERPNext's reason) and moves on;
+	after the mapping is fixed, Retry posts it, and a second Retry posts nothing more."""
+	import json
+
+	from atlas_integrations import jobs
+
+	frappe = site
+	company, server, tenant = posting["company"], posting["server"], posting["tenant"]
+	name = _synced_invoice(frappe, company, uuid.uuid4().hex[:6])
+	row = frappe.db.get_value("Xero Bank Account Map", {"parent": company, "xero_account_code": BANK_CODE},
+							  ["name", "mode_of_payment"], as_dict=True)
+	frappe.db.set_value("Xero Bank Account Map", row.name, "mode_of_payment", "Atlas No Such Mode")
+	frappe.db.commit()
+	try:
+		payment = server.pay_invoice(tenant, frappe.db.get_value("Sales Invoice", name, "atlas_xero_invoice_id"), 20,
+									 account_code=BANK_CODE, reference="refused")
+		_pull(frappe, company)
+		assert _entries(frappe, name) == []
+		failed = frappe.get_all("Sync Job", filters={"job_type": "Xero Payment", "reference_name": name},
+								fields=["name", "status", "payload", "last_error"])
+		assert len(failed) == 1 and failed[0].status == "failed", failed
+		assert failed[0].last_error.startswith(f"Xero payment {payment['PaymentID'].lower()} not posted:")
+		kept = json.loads(failed[0].payload)["payment"]
+		assert (kept["payment_id"], kept["amount"], kept["reference"]) == (payment["PaymentID"].lower(), 20.0, "refused")
+		_pull(frappe, company)  # read again: still one job, nothing posted
+		assert frappe.db.count("Sync Job", {"job_type": "Xero Payment", "reference_name": name}) == 1
+	finally:
+		frappe.db.set_value("Xero Bank Account Map", row.name, "mode_of_payment", row.mode_of_payment)
+		frappe.db.commit()
+	jobs.retry(failed[0].name)
+	frappe.db.commit()
+	_sync(frappe)
+	assert frappe.db.get_value("Sync Job", failed[0].name, "status") == "succeeded"
+	entries = _entries(frappe, name)
+	assert len(entries) == 1 and entries[0].paid_amount == 20 and entries[0].reference_no == "refused"
+	frappe.db.set_value("Sync Job", failed[0].name, "status", "failed")  # a second Retry of the same payment
+	frappe.db.commit()
+	jobs.retry(failed[0].name)
+	frappe.db.commit()
+	_sync(frappe)
+	assert len(_entries(frappe, name)) == 1
