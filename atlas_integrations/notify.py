@@ -23,3 +23,16 @@ def notify_admins(subject: str, doctype: str, name: str, detail: str = "") -> li
 								"email_content": escape_html((detail or "")[:500]),
 								"document_type": doctype, "document_name": name}, emails)
 	return emails
+
+
+def publish_to_readers(event: str, message: dict, mailbox, after_commit: bool = False) -> list[str]:
+	"""``frappe.publish_realtime(event, message)`` to each user who may read ``mailbox`` (a mailbox name or
+	``("Inbound Route", name)``), never to the whole site: the event names a mailbox, and a desk user who
+	may not read it should not learn that it got mail. ``after_commit``: sent when the current transaction
+	commits (default: at once, for rows already committed). Returns the users it went to."""
+	from atlas_integrations.permissions import mailbox_readers
+
+	users = mailbox_readers(mailbox)
+	for user in users:
+		frappe.publish_realtime(event, message, user=user, after_commit=after_commit)
+	return users

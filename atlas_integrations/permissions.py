@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import frappe
 
+from atlas_integrations import messages
+
 OWNER = "Atlas Owner"
 ADMIN = "Atlas Admin"
 DISPATCHER = "Atlas Dispatcher"
@@ -40,8 +42,16 @@ MAIL_DOCTYPES = ("Inbox Thread", "Communication", "File", "Outgoing Mail")
 PTYPES = ("read", "select", "write", "create", "delete", "submit", "cancel", "amend", "print", "email",
 		  "report", "import", "export", "share")
 
+#: SQL: the Communication aliased ``c`` is mail (belongs to a mailbox)
+MAIL_COMMUNICATION_SQL = ("(ifnull(c.`atlas_gmail_account`, '') != '' or ifnull(c.`atlas_inbound_route`, '') != ''"
+						  " or ifnull(c.`atlas_inbox_thread`, '') != '' or c.`reference_doctype` = 'Inbox Thread')")
+#: SQL: the File aliased ``f`` is a mail attachment (of a mail Communication or an Inbox Thread)
+MAIL_FILE_SQL = ("(f.`attached_to_doctype` = 'Inbox Thread' or ifnull(f.`atlas_original_name`, '') != ''"
+				 " or (f.`attached_to_doctype` = 'Communication' and exists (select 1 from `tabCommunication` c"
+				 f" where c.`name` = f.`attached_to_name` and {MAIL_COMMUNICATION_SQL})))")
+
 NOT_YOUR_MAILBOX = "You cannot use this mailbox"
-OWNERSHIP_FIXED = "The mailbox of {doctype} {name} cannot be changed"
+OWNERSHIP_FIXED = "The mailbox of {0} {1} cannot be changed"
 
 
 def is_admin(user: str | None = None) -> bool:
@@ -134,6 +144,27 @@ def can_read_mailbox(account: str | tuple | None, user: str | None = None) -> bo
 	if not row:
 		return False
 	return can_see_account(row.account_type, row.user, user)
+
+
+def mailbox_readers(account: str | tuple | None) -> list[str]:
+	"""Every enabled user who may read the mail of a mailbox (see :func:`can_read_mailbox`): admins
+	(Administrator, Atlas Owner/Admin, System Manager), the mailbox's own user, and for a shared workspace
+	mailbox or an inbound route the holders of an Atlas role. [] for an unknown mailbox."""
+	if not account:
+		return []
+	if isinstance(account, tuple):
+		shared, owner = account[0] == ROUTE_DOCTYPE and bool(frappe.db.exists(*account)), None
+		if not shared:
+			return []
+	else:
+		row = frappe.db.get_value(MAILBOX_DOCTYPE, account, ["account_type", "user"], as_dict=True)
+		if not row:
+			return []
+		shared, owner = row.account_type == SHARED, row.user
+	roles = [*ADMIN_ROLES, *([DISPATCHER] if shared else [])]
+	users = set(frappe.get_all("Has Role", filters={"role": ["in", roles], "parenttype": "User"}, pluck="parent"))
+	users.update({"Administrator", *([owner] if owner else [])})
+	return sorted(frappe.get_all("User", filters={"name": ["in", list(users)], "enabled": 1}, pluck="name"))
 
 
 # ------------------------------------------------------------------ which mailbox a row belongs to ---
@@ -274,8 +305,64 @@ def outgoing_mail_query(user: str | None = None, doctype: str | None = None) -> 
 
 
 def file_has_permission(doc, ptype: str | None = None, user: str | None = None) -> bool | None:
-	"""``has_permission`` hook for File: attachments of mail follow their mailbox; other files defer."""
+	"""``has_permission`` hook for File: attachments of mail follow their mailbox; other files defer.
+
+	Creating or re-pointing a File row at a private file the user may not already read is refused
+	(:func:`claimed_private_file`): Frappe serves ``/private/files/<name>`` to anyone who may read *any*
+	File row with that URL, so a row made by naming the URL would hand over the bytes."""
+	if ptype in ("create", "write"):
+		url = claimed_private_file(doc)
+		if url and not may_read_private_file(url, user):
+			return False
 	return _mail_row_rule(doc, user)
+
+
+def _private_url(url: str) -> str | None:
+	"""``/private/files/<name>`` of a URL or path naming a private file, else None."""
+	from urllib.parse import unquote, urlsplit
+
+	url = unquote((url or "").strip())
+	if url.startswith(("http://", "https://")):
+		url = urlsplit(url).path
+	marker = "/private/files/"
+	if marker not in url:
+		return None
+	return marker + url.split(marker, 1)[1].split("?", 1)[0]
+
+
+def claimed_private_file(doc) -> str | None:
+	"""The private file a File row (new, or with a changed URL) names by URL or by file name, instead of
+	Frappe computing the URL from uploaded content; None when it names none.
+
+	Frappe's ``File.before_insert`` reads the named file from disk and keeps its URL (also when the
+	uploaded content duplicates another file's), so the URL a caller names is what the row will serve.
+	Returns ``"/private/files/<name>"``."""
+	if doc.get("is_folder"):
+		return None
+	url = _private_url(doc.get("file_url") or "")
+	if not url and not doc.get("file_url") and not doc.get("content") and doc.get("file_name") and \
+			int(doc.get("is_private") or 0):
+		url = _private_url("/private/files/" + str(doc.get("file_name")))
+	if not url:
+		return None
+	if not doc.is_new() and doc.name:
+		stored = frappe.db.get_value("File", doc.name, "file_url")
+		if stored and _private_url(stored) == url:
+			return None
+	return url
+
+
+def may_read_private_file(url: str, user: str | None = None) -> bool:
+	"""True when ``user`` may already read the private file at ``url`` ("/private/files/<name>"): through
+	at least one File row with that URL that they may read. A private file no row names is readable by
+	Administrator only (nothing else can serve it)."""
+	user = user or frappe.session.user
+	if user == "Administrator":
+		return True
+	from urllib.parse import quote
+
+	rows = frappe.get_all("File", filters={"file_url": ["in", list({url, quote(url)})]}, pluck="name")
+	return any(frappe.has_permission("File", "read", doc=frappe.get_doc("File", r), user=user) for r in rows)
 
 
 # ------------------------------------------------------------------ permission_query_conditions hooks ---
@@ -340,9 +427,7 @@ def file_query(user: str | None = None, doctype: str | None = None) -> str:
 	user = user or frappe.session.user
 	threads = f"select `name` from `tabInbox Thread` where {inbox_thread_query(user)}"
 	comm = _communication_condition(user, "c")
-	mail_comms = ("select c.`name` from `tabCommunication` c where (ifnull(c.`atlas_gmail_account`, '') != ''"
-				  " or ifnull(c.`atlas_inbound_route`, '') != ''"
-				  " or ifnull(c.`atlas_inbox_thread`, '') != '' or c.`reference_doctype` = 'Inbox Thread')")
+	mail_comms = f"select c.`name` from `tabCommunication` c where {MAIL_COMMUNICATION_SQL}"
 	return (
 		"(case"
 		" when `tabFile`.`attached_to_doctype` = 'Inbox Thread'"
@@ -375,8 +460,7 @@ def validate_gmail_account_ownership(doc) -> None:
 		return
 	changed = _changed(doc, ("user", "account_type"))
 	if changed:
-		frappe.throw(OWNERSHIP_FIXED.format(doctype=doc.doctype, name=doc.name) + f" ({', '.join(changed)})",
-					 frappe.PermissionError)
+		messages.throw(OWNERSHIP_FIXED + " ({2})", doc.doctype, doc.name, ", ".join(changed), exc=frappe.PermissionError)
 
 
 #: fields that tie a mail row to its mailbox; set by the sync, never changed through the ORM
@@ -407,8 +491,8 @@ def validate_mail_row(doc, method: str | None = None) -> None:
 		if before is not None and mailbox_of(before)[0]:
 			changed = _changed(doc, MAILBOX_LINK_FIELDS[doc.doctype])
 			if changed:
-				frappe.throw(OWNERSHIP_FIXED.format(doctype=doc.doctype, name=doc.name) + f" ({', '.join(changed)})",
-							 frappe.PermissionError)
+				messages.throw(OWNERSHIP_FIXED + " ({2})", doc.doctype, doc.name, ", ".join(changed),
+							   exc=frappe.PermissionError)
 			return
 	is_mail, account = mailbox_of(doc)
 	if is_mail and not (account and (is_admin() or can_read_mailbox(account))):
@@ -441,9 +525,9 @@ def validate_share(doc, method: str | None = None) -> None:
 	if row is None:
 		return
 	if doc.everyone:
-		frappe.throw("Mail cannot be shared with everyone", frappe.PermissionError)
+		frappe.throw(frappe._("Mail cannot be shared with everyone"), frappe.PermissionError)
 	if doc.user and not _may_read(row, doc.user):
-		frappe.throw(f"{doc.user} may not read this mailbox", frappe.PermissionError)
+		messages.throw("{0} may not read this mailbox", doc.user, exc=frappe.PermissionError)
 
 
 def validate_todo(doc, method: str | None = None) -> None:
@@ -455,4 +539,4 @@ def validate_todo(doc, method: str | None = None) -> None:
 	"""
 	row = _mail_row_for(doc.reference_type, doc.reference_name)
 	if row is not None and doc.allocated_to and not _may_read(row, doc.allocated_to):
-		frappe.throw(f"{doc.allocated_to} may not read this mailbox", frappe.PermissionError)
+		messages.throw("{0} may not read this mailbox", doc.allocated_to, exc=frappe.PermissionError)

@@ -38,7 +38,7 @@ else
   "$PY" -m pip install -q --disable-pip-version-check "pytest>=8,<9" "pytest-randomly>=3.15,<4" "requests>=2.31" \
     "google-api-python-client>=2.100,<3" "google-auth>=2.20,<3" "google-auth-oauthlib>=1.1,<2" \
     "google-auth-httplib2>=0.2,<1" "nh3>=0.2.14,<1" "werkzeug>=3,<4" \
-    "email-reply-parser>=0.5.12,<1" "redis>=4,<6" "xero-python>=9,<16" "requests-oauthlib>=1.3,<3" \
+    "google-re2>=1.1,<2" "redis>=4,<6" "xero-python>=9,<16" "requests-oauthlib>=1.3,<3" \
     "pyyaml>=6" "jsonschema>=4.17,<5"
 fi
 exec "$PY" -m pytest -p no:cacheprovider "$@"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import frappe
 
+from atlas_integrations import messages
 from atlas_integrations.gmail import oauth
 from atlas_integrations.gmail.accounts import DOCTYPE
 
@@ -80,8 +81,8 @@ def sync_now(account: str) -> dict:
 	from atlas_integrations.settings import require_active_workspace
 
 	require_active_workspace()
-	doc = frappe.get_doc(DOCTYPE, account)
+	doc = messages.get_doc(DOCTYPE, account)
 	doc.check_permission("write")
 	if doc.status not in ("SYNCING", "ACTIVE") or not doc.enabled:
-		frappe.throw(f"Gmail Account {account} is not connected ({doc.status})", title="Gmail")
+		messages.throw("Gmail Account {0} is not connected ({1})", account, doc.status, title="Gmail")
 	return enqueue_sync(account, trigger="manual")

@@ -6,6 +6,7 @@ import json
 
 import frappe
 
+from atlas_integrations import messages
 from atlas_integrations.gmail import labels
 from atlas_integrations.settings import require_active_workspace
 
@@ -62,32 +63,37 @@ def open_thread(thread: str, show_images: int | str = 0) -> dict:
 		show_images: 1 to enable the bodies' remote images (off by default: no tracking pixel fires).
 
 	Returns:
-		``{"thread": str, "hydrated": int, "messages": [...]}``, each message as described in
+		``{"thread": str, "doc": {Inbox Thread fields as REST gives them}, "hydrated": int, "messages": [...]}``,
+		each message as described in
 		:func:`atlas_integrations.gmail.bodies.thread_messages` (text values are the exact decoded text;
 		``html`` is nh3-sanitized, for a sandboxed iframe).
 
 	Raises:
 		frappe.PermissionError: the user cannot read the thread.
+		frappe.DoesNotExistError: no such thread (the name shown as text).
 	"""
 	from atlas_integrations.gmail import bodies
 	from atlas_integrations.gmail.errors import GmailError
 
-	frappe.get_doc("Inbox Thread", thread).check_permission("read")
+	doc = messages.get_doc("Inbox Thread", thread)
+	doc.check_permission("read")
 	hydrated = 0
 	try:
 		hydrated = bodies.hydrate_thread(thread)
 		frappe.db.commit()
 	except GmailError as exc:  # show what is stored; say why the rest is missing
 		frappe.db.rollback()
-		frappe.msgprint(f"Could not fetch the full messages from Gmail now ({type(exc).__name__})", alert=True)
+		frappe.msgprint(messages.text("Could not fetch the full messages from Gmail now ({0})", type(exc).__name__), alert=True)
 	show = str(show_images) not in ("0", "", "false", "False", "None")
-	return {"thread": thread, "hydrated": hydrated, "messages": bodies.thread_messages(thread, show_images=show)}
+	doc.apply_fieldlevel_read_permissions()
+	return {"thread": thread, "doc": doc.as_dict(no_private_properties=True), "hydrated": hydrated,
+			"messages": bodies.thread_messages(thread, show_images=show)}
 
 
 def _thread_for_work(thread: str):
 	"""The Inbox Thread, after the checks every Smart Inbox action shares."""
 	require_active_workspace()
-	doc = frappe.get_doc("Inbox Thread", thread)
+	doc = messages.get_doc("Inbox Thread", thread)
 	doc.check_permission("write")
 	return doc
 
@@ -136,14 +142,15 @@ def create_work(thread: str, doctype: str, assign_to: str | None = None) -> dict
 
 	doc = _thread_for_work(thread)
 	if not frappe.has_permission(doctype, "create"):
-		frappe.throw(f"You cannot create {doctype}", frappe.PermissionError)
+		messages.throw("You cannot create {0}", doctype, exc=frappe.PermissionError)
 	return pipeline.create_from_thread(doc, doctype, assign_to=assign_to or "")
 
 
 @frappe.whitelist(methods=["POST"])
 def erase_mailbox_data(doctype: str, name: str, confirm: str) -> dict:
-	"""Queue the erasure of a mailbox's synced data: its threads, messages, attachments and pipeline
-	records (see :mod:`atlas_integrations.inbox.erase`). Documents created from the mail stay.
+	"""Queue the erasure of a mailbox's synced data: its threads, messages, attachments, assignments,
+	sent mail (Outgoing Mail, raw MIME included), pipeline records and the notifications about them (see
+	:mod:`atlas_integrations.inbox.erase`). Documents created from the mail, Contacts and Customers stay.
 
 	Args:
 		doctype: ``Gmail Account`` or ``Inbound Route``.
@@ -151,7 +158,8 @@ def erase_mailbox_data(doctype: str, name: str, confirm: str) -> dict:
 		confirm: the mailbox's address, typed by the admin as confirmation.
 
 	Returns:
-		``{"sync_job": str}`` (the "Mailbox Erase" Sync Job).
+		``{"sync_job": str, "erases": str, "keeps": str}``: the "Mailbox Erase" Sync Job, and what it
+		deletes and what stays (translated sentences, :func:`atlas_integrations.inbox.erase.summary`).
 
 	Raises:
 		frappe.PermissionError: the user is not an Atlas Owner/Admin.
@@ -162,6 +170,6 @@ def erase_mailbox_data(doctype: str, name: str, confirm: str) -> dict:
 	from atlas_integrations.permissions import is_admin
 
 	if not is_admin():
-		frappe.throw("Only admins can delete a mailbox's data", frappe.PermissionError)
+		frappe.throw(frappe._("Only admins can delete a mailbox's data"), frappe.PermissionError)
 	require_active_workspace()
-	return {"sync_job": erase.request(doctype, name, confirm)}
+	return {"sync_job": erase.request(doctype, name, confirm), **erase.summary()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import frappe
 
-from atlas_integrations import jobs
+from atlas_integrations import jobs, messages
 
 
 @frappe.whitelist(methods=["POST"])
@@ -22,6 +22,6 @@ def retry(sync_job: str) -> dict:
 	from atlas_integrations.settings import require_active_workspace
 
 	require_active_workspace()
-	frappe.get_doc("Sync Job", sync_job).check_permission("write")
+	messages.get_doc("Sync Job", sync_job).check_permission("write")
 	jobs.retry(sync_job)
 	return {"sync_job": sync_job, "status": jobs.PENDING}

@@ -10,6 +10,7 @@ import json
 
 import frappe
 
+from atlas_integrations import messages
 from atlas_integrations.gmail import send
 
 
@@ -45,8 +46,10 @@ def send_reply(thread: str, to, body: str, client_key: str, cc=None, bcc=None, s
 		frappe.PermissionError: no Atlas role ("Only Atlas users can send mail from the Smart Inbox"); not the
 			user's mailbox ("You cannot use this mailbox").
 		frappe.ValidationError: "Workspace changes are temporarily unavailable"; "Add at least one To
-			recipient"; "Write a message before sending"; "The mailbox … is not healthy …"; "You are sending
-			too fast: at most N messages a minute"; Gmail refused or did not take the message.
+			recipient"; "Write a message before sending"; "The mailbox … is not healthy …"; Gmail refused or
+			did not take the message; another request of the same key is delivering it right now.
+		atlas_integrations.inbox.send_limit.SendRateLimited: HTTP 429, "You are sending too fast: at most N
+			messages a minute" (Atlas Settings ``reply_rate_limit``, one budget with Send quote).
 	"""
 	return send.reply(thread, _list(to), body, client_key, cc=_list(cc), bcc=_list(bcc), subject=subject,
 					  attachments=_list(attachments), from_addr=from_address)
@@ -62,7 +65,7 @@ def reconcile_send(outgoing_mail: str) -> dict:
 	"""
 	from atlas_integrations.permissions import is_admin
 
-	doc = frappe.get_doc(send.DOCTYPE, outgoing_mail)
+	doc = messages.get_doc(send.DOCTYPE, outgoing_mail)
 	doc.check_permission("read")
 	if doc.user != frappe.session.user and not is_admin():
 		frappe.throw(send.NOT_YOUR_MAILBOX, frappe.PermissionError)
@@ -77,7 +80,7 @@ def from_addresses(thread: str) -> list[dict]:
 	from atlas_integrations.gmail import accounts
 	from atlas_integrations.inbox.text import mail_text
 
-	thread_doc = frappe.get_doc("Inbox Thread", thread)
+	thread_doc = messages.get_doc("Inbox Thread", thread)
 	thread_doc.check_permission("read")
 	account = send._usable_account(thread_doc)
 	out = [{"address": account.email_address, "display_name": "", "primary": True}]
@@ -118,7 +121,7 @@ def _view_filters(view: str, user: str) -> tuple[list, list]:
 	kind, _, value = view.partition(":")
 	field = {"category": "category", "mailbox": "gmail_account", "company": "company"}.get(kind)
 	if not field or not value:
-		frappe.throw(f"Unknown view {view!r}")
+		messages.throw("Unknown view {0}", view, exc=frappe.DoesNotExistError)
 	return [[field, "=", value]], []
 
 
@@ -194,7 +197,7 @@ def _companies(user: str) -> list[str]:
 
 
 def _writable_thread(thread: str):
-	doc = frappe.get_doc("Inbox Thread", thread)
+	doc = messages.get_doc("Inbox Thread", thread)
 	doc.check_permission("write")
 	return doc
 
@@ -218,9 +221,9 @@ def set_party(thread: str, party_type: str, party: str) -> dict:
 		frappe.ValidationError: another doctype, or an unknown party.
 	"""
 	if party_type not in ("Customer", "Supplier", "Lead", "Contact"):
-		frappe.throw("The party is a Customer, Supplier, Lead or Contact")
+		frappe.throw(frappe._("The party is a Customer, Supplier, Lead or Contact"))
 	doc = _writable_thread(thread)
-	frappe.get_doc(party_type, party).check_permission("read")
+	messages.get_doc(party_type, party).check_permission("read")
 	frappe.db.set_value("Inbox Thread", thread, {"party_type": party_type, "party": party, "match_state": "matched",
 												 "match_reason": f"set by {frappe.session.user}"})
 	_timeline(thread, party_type, party)
@@ -236,7 +239,9 @@ def link_document(thread: str, doctype: str, name: str) -> dict:
 		frappe.PermissionError: the user cannot write the thread or read the document.
 	"""
 	_writable_thread(thread)
-	frappe.get_doc(doctype, name).check_permission("read")
+	if not frappe.db.exists("DocType", doctype) or frappe.get_meta(doctype).istable:
+		messages.throw("Unknown document type {0}", doctype)
+	messages.get_doc(doctype, name).check_permission("read")
 	frappe.db.set_value("Inbox Thread", thread, {"reference_doctype": doctype, "reference_name": name})
 	_timeline(thread, doctype, name)
 	return {"thread": thread, "doctype": doctype, "name": name}

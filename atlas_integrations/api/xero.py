@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 import frappe
 
+from atlas_integrations import messages
 from atlas_integrations.xero import oauth
 
 
@@ -29,13 +30,12 @@ def oauth_callback(state: str | None = None, code: str | None = None, error: str
 	"""Xero's redirect target: finishes the consent and redirects to the Xero Connection form (with
 	``?choose=1`` when the admin must pick one of several organisations). Errors are shown as Frappe's
 	message page ("Xero connection was cancelled", ...)."""
-	from frappe.utils import escape_html
-
 	try:
 		result = oauth.complete(state, code=code, error=error)
 	except (frappe.ValidationError, frappe.PermissionError) as exc:
 		frappe.db.rollback()
-		message = escape_html(str(exc) or oauth.CANCELLED)  # may name an organisation: provider data is text
+		# the message names an organisation (provider text) escaped once where it was made (messages.py)
+		message = str(exc) or frappe._(oauth.CANCELLED)
 		frappe.respond_as_web_page("Xero", message, indicator_color="red",
 								   http_status_code=403 if isinstance(exc, frappe.PermissionError) else 400)
 		return
@@ -60,7 +60,7 @@ def pending_tenants(company: str) -> list[dict]:
 	"""The organisations of the last consent to choose from: ``[{"tenant_id", "tenant_name"}]``."""
 	import json
 
-	frappe.get_doc(oauth.CONNECTION, company).check_permission("read")
+	messages.get_doc(oauth.CONNECTION, company).check_permission("read")
 	pending = json.loads(frappe.db.get_value(oauth.CONNECTION, company, "pending_tenants") or "{}")
 	return [{"tenant_id": t["tenant_id"], "tenant_name": t["tenant_name"]} for t in pending.get("tenants", [])]
 
@@ -74,7 +74,7 @@ def disconnect(company: str) -> dict:
 def _admin_on(company: str) -> None:
 	oauth._check_admin()
 	if not frappe.db.exists(oauth.CONNECTION, company):
-		frappe.throw(f"Company {company} has no Xero Connection", frappe.DoesNotExistError)
+		messages.throw("Company {0} has no Xero Connection", company, exc=frappe.DoesNotExistError)
 
 
 @frappe.whitelist(methods=["GET"])
@@ -91,7 +91,7 @@ def summary(company: str) -> dict:
 	"""
 	from atlas_integrations.xero import settings
 
-	doc = frappe.get_doc(oauth.CONNECTION, company)
+	doc = messages.get_doc(oauth.CONNECTION, company)
 	doc.check_permission("read")
 	counts = settings.refresh_counts(company)
 	frappe.db.commit()
@@ -198,6 +198,9 @@ def send_quote(quotation: str, client_key: str, to=None, cc=None, subject: str |
 	Raises:
 		frappe.PermissionError: no Atlas role or no email permission on the Quotation.
 		frappe.ValidationError: see :func:`atlas_integrations.xero.quotes.request_send`.
+		atlas_integrations.inbox.send_limit.SendRateLimited: HTTP 429, "You are sending too fast: at most N
+			messages a minute" (the user's emails a minute, Atlas Settings ``reply_rate_limit``, one budget
+			with Smart Inbox replies).
 	"""
 	from atlas_integrations.xero import quotes
 

@@ -8,7 +8,7 @@ import frappe
 from frappe.utils import now_datetime
 from frappe.utils.password import get_decrypted_password, remove_encrypted_password, set_encrypted_password
 
-from atlas_integrations import jobs
+from atlas_integrations import jobs, messages
 from atlas_integrations.endpoints import get_endpoint, gmail_api_root
 from atlas_integrations.gmail.client import HTTP_TIMEOUT, GmailClient, TokenState
 from atlas_integrations.permissions import PERSONAL, SHARED, is_admin
@@ -40,7 +40,7 @@ def validate_account(doc) -> None:
 	if doc.account_type == SHARED:
 		frappe.throw(ONLY_ADMINS, frappe.PermissionError)
 	if doc.user != user:
-		frappe.throw("You can only add your own Gmail account", frappe.PermissionError)
+		frappe.throw(frappe._("You can only add your own Gmail account"), frappe.PermissionError)
 
 
 def client_credentials() -> tuple[str, str]:
@@ -66,7 +66,7 @@ def token_state(account: str) -> TokenState:
 	client_id, secret = client_credentials()
 	refresh = get_decrypted_password(DOCTYPE, account, "refresh_token", raise_exception=False)
 	if not refresh:
-		frappe.throw(f"Gmail Account {account} is not connected", title="Gmail")
+		messages.throw("Gmail Account {0} is not connected", account, title="Gmail")
 	access = get_decrypted_password(DOCTYPE, account, "access_token", raise_exception=False)
 	expiry = frappe.db.get_value(DOCTYPE, account, "access_token_expires_at")
 	return TokenState(
@@ -133,7 +133,7 @@ def store_connection(account: str, email_address: str, refresh_token: str, acces
 	When the connected Gmail address differs from the one synced before, the history cursor is reset so
 	the new mailbox gets its own initial sync.
 	"""
-	doc = frappe.get_doc(DOCTYPE, account)
+	doc = messages.get_doc(DOCTYPE, account)
 	if doc.email_address and doc.email_address.lower() != email_address.lower():
 		doc.history_id = None
 		doc.sync_stage = "Not started"

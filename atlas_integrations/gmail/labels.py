@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 import frappe
 from frappe.utils import now_datetime
 
-from atlas_integrations import jobs
+from atlas_integrations import jobs, messages
 from atlas_integrations.gmail import accounts, store
 from atlas_integrations.gmail.client import GmailClient
 from atlas_integrations.gmail.errors import AuthRevoked, GmailError, Permanent, Temporary
@@ -55,7 +55,7 @@ def _label_ids(account_labels: dict[str, str], names: list[str]) -> list[str]:
 		elif key.lower() in by_name:
 			ids.append(by_name[key.lower()])
 		else:
-			frappe.throw(f"Unknown Gmail label {key!r}", title="Gmail")
+			messages.throw("Unknown Gmail label {0}", key, title="Gmail")
 	return ids
 
 
@@ -73,11 +73,11 @@ def modify_thread(thread: str, add: list[str] | None = None, remove: list[str] |
 		frappe.PermissionError: the user cannot write the thread.
 		frappe.ValidationError: an unknown label, or the account is not connected.
 	"""
-	doc = frappe.get_doc("Inbox Thread", thread)
+	doc = messages.get_doc("Inbox Thread", thread)
 	doc.check_permission("write")
 	account = frappe.get_doc(accounts.DOCTYPE, doc.gmail_account)
 	if account.status not in (accounts.ACTIVE, accounts.SYNCING) or not account.enabled:
-		frappe.throw(f"Gmail Account {account.name} is not connected ({account.status})", title="Gmail")
+		messages.throw("Gmail Account {0} is not connected ({1})", account.name, account.status, title="Gmail")
 	label_names = json.loads(account.gmail_labels or "{}")
 	add_ids, remove_ids = _label_ids(label_names, add), _label_ids(label_names, remove)
 	rows = frappe.get_all("Communication", filters={"atlas_inbox_thread": thread, "atlas_deleted": 0},

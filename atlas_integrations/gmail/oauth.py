@@ -15,6 +15,7 @@ import requests
 from frappe.utils import get_url
 from google_auth_oauthlib.flow import Flow
 
+from atlas_integrations import messages
 from atlas_integrations.endpoints import get_endpoint, is_loopback
 from atlas_integrations.gmail import accounts
 from atlas_integrations.gmail.client import SCOPES, TokenState
@@ -103,7 +104,7 @@ def check_can_connect(account: str, user: str | None = None) -> "frappe.model.do
 			Active.
 	"""
 	user = user or frappe.session.user
-	doc = frappe.get_doc(accounts.DOCTYPE, account)
+	doc = messages.get_doc(accounts.DOCTYPE, account)
 	doc.check_permission("read")
 	if doc.account_type == SHARED and not is_admin(user):
 		frappe.throw(accounts.ONLY_ADMINS, frappe.PermissionError, title="Gmail")
@@ -171,7 +172,7 @@ def complete(state: str | None, code: str | None = None, error: str | None = Non
 	try:
 		flow.fetch_token(code=code, timeout=HTTP_TIMEOUT)
 	except Exception as exc:
-		frappe.throw(f"Google refused the authorization code ({type(exc).__name__})", title="Gmail")
+		messages.throw("Google refused the authorization code ({0})", type(exc).__name__, title="Gmail")
 	creds = flow.credentials
 	if not creds.refresh_token:
 		frappe.throw(NO_OFFLINE, title="Gmail")
@@ -191,7 +192,7 @@ def complete(state: str | None, code: str | None = None, error: str | None = Non
 	try:
 		profile = accounts.client_for(account, tokens=tokens).get_profile()
 	except Exception as exc:
-		frappe.throw(f"Could not read the Gmail profile: {classify(exc, 'users.getProfile')}", title="Gmail")
+		messages.throw("Could not read the Gmail profile: {0}", classify(exc, "users.getProfile"), title="Gmail")
 	accounts.store_connection(
 		account,
 		email_address=profile["emailAddress"],

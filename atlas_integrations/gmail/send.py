@@ -16,9 +16,15 @@ States: **Sending** (committed, Gmail called or about to be), **Sent** (recorded
 recorded** (Gmail took it, recording did not finish: the Reconcile action finishes it), **Failed** (Gmail
 refused it or did not take it; sending again checks the mailbox first).
 
+Delivering, recording and reconciling hold the Outgoing Mail's **row lock** (``SELECT … FOR UPDATE``)
+from the moment they read its state until that state is committed: two retries of one failed send (a
+double click, two tabs, a retry racing the Reconcile action) run one after the other, and the second finds
+the first's answer (Sent, or the message in the mailbox) instead of sending again.
+
 Reply rules (operator guide, "Replies"), each enforced here with a clear error: an Atlas role, an Active
 workspace, a thread of a Gmail mailbox the user may use, at least one To and a non-empty body, a healthy
-mailbox, and a per-user rate limit (Atlas Settings ``reply_rate_limit`` sends a minute, default 10).
+mailbox, and the per-user send rate limit (:mod:`atlas_integrations.inbox.send_limit`: Atlas Settings
+``reply_rate_limit`` emails a minute, default 10, shared with "Send quote"; checked and recorded atomically).
 """
 
 from __future__ import annotations
@@ -27,18 +33,18 @@ import base64
 import email.policy
 import email.utils
 import hashlib
-import time
 from email.message import EmailMessage
 
 import frappe
-from frappe.utils import add_to_date, now_datetime
+from frappe import _
+from frappe.utils import add_to_date, escape_html, now_datetime
 
+from atlas_integrations import messages
+from atlas_integrations.inbox import send_limit
 from atlas_integrations.inbox.text import mail_text, plain
 
 DOCTYPE = "Outgoing Mail"
 SENDING, SENT, UNRECORDED, FAILED = "Sending", "Sent", "Accepted, not recorded", "Failed"
-DEFAULT_RATE_LIMIT = 10  # sends per user per minute
-RATE_WINDOW = 60  # seconds
 STALE_SENDING = 5 * 60  # seconds after which a Sending record's process is taken for dead
 MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024  # Gmail's limit for a message
 
@@ -48,8 +54,8 @@ NOT_GMAIL = "Replies go through a connected Gmail mailbox: this thread has none"
 NO_RECIPIENT = "Add at least one To recipient"
 EMPTY_BODY = "Write a message before sending"
 UNHEALTHY = "The mailbox {0} is not healthy ({1}): reconnect it before sending"
-RATE_LIMITED = "You are sending too fast: at most {0} messages a minute"
 BAD_FROM = "{0} is not a verified send-as address of this mailbox"
+BUSY = "This message is being sent by another request: reload in a moment to see whether it went out"
 
 
 class SendError(frappe.ValidationError):
@@ -57,27 +63,13 @@ class SendError(frappe.ValidationError):
 
 
 # -- the rules ---------------------------------------------------------------------------------------------
-def _rate_limit(user: str) -> None:
-	from atlas_integrations.settings import get_settings
-
-	limit = int(get_settings().get("reply_rate_limit") or DEFAULT_RATE_LIMIT)
-	key = f"atlas:send-rate:{user}"
-	cache = frappe.cache
-	now = time.time()
-	cache.zremrangebyscore(key, 0, now - RATE_WINDOW)
-	if cache.zcard(key) >= limit:
-		frappe.throw(RATE_LIMITED.format(limit), SendError, title="Smart Inbox")
-	cache.zadd(key, {f"{now}:{frappe.generate_hash(length=6)}": now})
-	cache.expire(key, RATE_WINDOW * 2)
-
-
 def _usable_account(thread) -> frappe._dict:
 	from atlas_integrations.permissions import can_read_mailbox
 
 	if not thread.gmail_account:
-		frappe.throw(NOT_GMAIL, SendError, title="Smart Inbox")
+		frappe.throw(_(NOT_GMAIL), SendError, title=_("Smart Inbox"))
 	if not can_read_mailbox(thread.gmail_account):
-		frappe.throw(NOT_YOUR_MAILBOX, frappe.PermissionError)
+		frappe.throw(_(NOT_YOUR_MAILBOX), frappe.PermissionError)
 	return usable_mailbox(thread.gmail_account)
 
 
@@ -92,7 +84,8 @@ def usable_mailbox(name: str) -> frappe._dict:
 								  ["name", "email_address", "status", "health", "enabled", "account_name"], as_dict=True)
 	if not account.enabled or account.status not in ("SYNCING", "ACTIVE") or account.health in ("unhealthy", "disabled"):
 		state = account.status.lower() if account.status not in ("SYNCING", "ACTIVE") else (account.health or "disabled")
-		frappe.throw(UNHEALTHY.format(account.email_address or account.account_name, state), SendError, title="Smart Inbox")
+		frappe.throw(_(UNHEALTHY).format(escape_html(account.email_address or account.account_name), state), SendError,
+					 title=_("Smart Inbox"))
 	return account
 
 
@@ -108,15 +101,15 @@ def check_rules(thread_name: str, to: list[str], body: str) -> tuple:
 	from atlas_integrations.settings import require_active_workspace
 
 	if not has_atlas_role():
-		frappe.throw(NO_ROLE, frappe.PermissionError)
+		frappe.throw(_(NO_ROLE), frappe.PermissionError)
 	require_active_workspace()
-	thread = frappe.get_doc("Inbox Thread", thread_name)
+	thread = messages.get_doc("Inbox Thread", thread_name)
 	thread.check_permission("read")
 	account = _usable_account(thread)
 	if not [a for a in to if a.strip()]:
-		frappe.throw(NO_RECIPIENT, SendError, title="Smart Inbox")
+		frappe.throw(_(NO_RECIPIENT), SendError, title=_("Smart Inbox"))
 	if not plain_text_of(body).strip():
-		frappe.throw(EMPTY_BODY, SendError, title="Smart Inbox")
+		frappe.throw(_(EMPTY_BODY), SendError, title=_("Smart Inbox"))
 	return thread, account
 
 
@@ -215,13 +208,13 @@ def _attachments(files: list[str]) -> list[tuple[str, str, bytes]]:
 
 	out, total = [], 0
 	for name in files or []:
-		doc = frappe.get_doc("File", name)
+		doc = messages.get_doc("File", name)
 		doc.check_permission("read")
 		data = doc.get_content()
 		data = data.encode() if isinstance(data, str) else data
 		total += len(data)
 		if total > MAX_ATTACHMENT_BYTES:
-			frappe.throw("Attachments are larger than Gmail's 25 MB per message", SendError, title="Smart Inbox")
+			frappe.throw(_("Attachments are larger than Gmail's 25 MB per message"), SendError, title=_("Smart Inbox"))
 		ctype = mimetypes.guess_type(doc.file_name or "")[0] or "application/octet-stream"
 		out.append((doc.file_name, ctype, data))
 	return out
@@ -254,19 +247,21 @@ def reply(thread: str, to, body: str, client_key: str, cc=None, bcc=None, subjec
 		:func:`result` of the Outgoing Mail.
 
 	Raises:
-		frappe.PermissionError, SendError, frappe.ValidationError: see :func:`check_rules`; the rate limit;
-		Gmail refused the message (the record stays Failed with Gmail's words).
+		frappe.PermissionError, SendError, frappe.ValidationError: see :func:`check_rules`; Gmail refused
+			the message (the record stays Failed with Gmail's words).
+		atlas_integrations.inbox.send_limit.SendRateLimited: over the user's emails a minute (HTTP 429;
+			checked after the rules, before Gmail is called; a key already used is not counted again).
 	"""
 	user = frappe.session.user
 	if not client_key or len(str(client_key)) > 200:
-		frappe.throw("A client idempotency key (at most 200 characters) is required", SendError)
+		frappe.throw(_("A client idempotency key (at most 200 characters) is required"), SendError)
 	key = _request_key(user, str(client_key))
 	existing = frappe.db.get_value(DOCTYPE, {"request_key": key}, "name")
 	if existing:
 		return _resume(existing)
 	to, cc, bcc = split_addresses(to), split_addresses(cc), split_addresses(bcc)
 	thread_doc, account = check_rules(thread, to, body)
-	_rate_limit(user)
+	send_limit.take(user)
 	from atlas_integrations.gmail import accounts
 
 	client = accounts.client_for(account.name)
@@ -295,7 +290,7 @@ def reply(thread: str, to, body: str, client_key: str, cc=None, bcc=None, subjec
 	except (frappe.DuplicateEntryError, frappe.UniqueValidationError):  # the same key raced in: that one sends
 		frappe.db.rollback()
 		return _resume(frappe.db.get_value(DOCTYPE, {"request_key": key}, "name"))
-	return deliver(doc.name)
+	return deliver(doc.name, first=True)
 
 
 def send_new(account: str, user: str, request_key: str, to: list[str], subject: str, body: str, cc=None,
@@ -330,10 +325,10 @@ def send_new(account: str, user: str, request_key: str, to: list[str], subject: 
 		return deliver(existing)
 	to, cc = split_addresses(to), split_addresses(cc)
 	if not to:
-		frappe.throw(NO_RECIPIENT, SendError, title="Gmail")
+		frappe.throw(_(NO_RECIPIENT), SendError, title="Gmail")
 	mailbox = usable_mailbox(account)
 	if sum(len(a[2]) for a in attachments) > MAX_ATTACHMENT_BYTES:
-		frappe.throw("Attachments are larger than Gmail's 25 MB per message", SendError, title="Gmail")
+		frappe.throw(_("Attachments are larger than Gmail's 25 MB per message"), SendError, title="Gmail")
 	sender = mailbox.email_address
 	domain = sender.rsplit("@", 1)[-1].strip(">") or "atlas.invalid"
 	message_id = email.utils.make_msgid(idstring="atlas", domain=domain)
@@ -350,7 +345,7 @@ def send_new(account: str, user: str, request_key: str, to: list[str], subject: 
 	except (frappe.DuplicateEntryError, frappe.UniqueValidationError):
 		frappe.db.rollback()
 		return deliver(frappe.db.get_value(DOCTYPE, {"request_key": key}, "name"))
-	return deliver(doc.name)
+	return deliver(doc.name, first=True)
 
 
 def _from_address(client, account, wanted: str | None) -> str:
@@ -363,14 +358,14 @@ def _from_address(client, account, wanted: str | None) -> str:
 				alias.get("isPrimary") or alias.get("verificationStatus") == "accepted"):
 			name = alias.get("displayName")
 			return email.utils.formataddr((name, alias["sendAsEmail"])) if name else alias["sendAsEmail"]
-	frappe.throw(BAD_FROM.format(wanted), SendError, title="Smart Inbox")
+	frappe.throw(_(BAD_FROM).format(escape_html(wanted)), SendError, title=_("Smart Inbox"))
 
 
 def _resume(name: str) -> dict:
 	"""The same request again: the first result; an unfinished one is reconciled first."""
 	doc = frappe.db.get_value(DOCTYPE, name, ["name", "status", "user", "modified"], as_dict=True)
 	if doc.user != frappe.session.user:
-		frappe.throw(NOT_YOUR_MAILBOX, frappe.PermissionError)
+		frappe.throw(_(NOT_YOUR_MAILBOX), frappe.PermissionError)
 	if doc.status in (UNRECORDED, FAILED) or (doc.status == SENDING and _stale(doc.modified)):
 		return deliver(name)
 	if doc.status == SENDING:  # maybe mid-send elsewhere, maybe its process died: look, never send
@@ -382,30 +377,59 @@ def _stale(modified) -> bool:
 	return modified <= add_to_date(now_datetime(), seconds=-STALE_SENDING)
 
 
-def deliver(name: str) -> dict:
-	"""Send an Outgoing Mail, or finish it: first look for its Message-ID in the mailbox (any earlier
-	attempt may have reached Gmail), then send only if it is not there, then record. Commits.
+def _lock(name: str):
+	"""Commit the current transaction, then take Outgoing Mail ``name``'s row lock (``SELECT … FOR
+	UPDATE``, waiting up to MariaDB's ``innodb_lock_wait_timeout``, 50 s by default) and return the
+	document as that locking read found it (what the previous holder committed). The lock is held until
+	the next commit or rollback.
+
+	Raises:
+		frappe.DoesNotExistError: no such record.
+		SendError: :data:`BUSY` (another request held the lock for longer than the wait).
+	"""
+	frappe.db.commit()  # what the caller wrote is kept; the lock is this transaction's only one
+	try:
+		return frappe.get_doc(DOCTYPE, name, for_update=True)  # a locking read: the latest committed row
+	except frappe.QueryTimeoutError:
+		frappe.db.rollback()
+		frappe.throw(_(BUSY), SendError, title=_("Smart Inbox"))
+
+
+def deliver(name: str, first: bool = False) -> dict:
+	"""Send an Outgoing Mail, or finish it, under its row lock (:func:`_lock`): unless this is the first
+	delivery of a record its caller has just created, first look for its Message-ID in the mailbox (an
+	earlier attempt may have reached Gmail), then send only if it is not there, then record. The lock is
+	held from reading the state through the Gmail call until the outcome (Accepted / Failed) is committed,
+	so a second delivery of the same record waits and then finds that outcome instead of sending again.
+	Commits.
+
+	Args:
+		name: Outgoing Mail name.
+		first: the caller inserted the record in this request and nobody can have sent it yet (skips the
+			mailbox search; any other caller searches).
 
 	Returns:
 		:func:`result`.
 
 	Raises:
 		SendError: Gmail refused the message, or did not answer and does not hold it (the record is
-			Failed and can be sent again with the same key).
+			Failed and can be sent again with the same key); :data:`BUSY`.
 	"""
 	from atlas_integrations.gmail import accounts
 	from atlas_integrations.gmail.errors import GmailError, Temporary
 
-	doc = frappe.get_doc(DOCTYPE, name)
+	doc = _lock(name)
 	if doc.status == SENT:
+		frappe.db.commit()
 		return result(name)
 	client = accounts.client_for(doc.gmail_account)
 	gmail_id = doc.gmail_message_id
-	if not gmail_id and (doc.attempts or 0) > 0:
+	if not gmail_id and not first:
 		gmail_id = client.find_rfc822msgid(doc.message_id)
 	if not gmail_id:
+		# not committed: the lock stays held through the call. A process that dies here leaves the last
+		# committed state (Sending or Failed), and every later delivery or reconcile searches the mailbox.
 		doc.db_set({"attempts": (doc.attempts or 0) + 1, "status": SENDING, "error": None})
-		frappe.db.commit()
 		raw = base64.b64decode(doc.raw)
 		try:
 			sent = client.send_message(raw, thread_id=doc.gmail_thread_id)
@@ -416,11 +440,11 @@ def deliver(name: str) -> dict:
 				doc.db_set({"status": FAILED, "error": mail_text(f"Gmail did not answer ({exc.__class__.__name__}) and "
 																 "does not hold the message: nothing was sent")})
 				frappe.db.commit()
-				frappe.throw(plain(doc.error), SendError, title="Smart Inbox")
+				frappe.throw(doc.error, SendError, title=_("Smart Inbox"))  # HTML text: Gmail's words escaped
 		except GmailError as exc:
 			doc.db_set({"status": FAILED, "error": mail_text(f"Gmail refused the message: {exc}"[:1000])})
 			frappe.db.commit()
-			frappe.throw(plain(doc.error), SendError, title="Smart Inbox")
+			frappe.throw(doc.error, SendError, title=_("Smart Inbox"))  # HTML text: Gmail's words escaped
 	doc.db_set({"status": UNRECORDED, "gmail_message_id": gmail_id})  # accepted: recorded next
 	frappe.db.commit()
 	record(name)
@@ -430,18 +454,23 @@ def deliver(name: str) -> dict:
 def record(name: str) -> str:
 	"""Store the accepted message as the thread's outbound Communication (the sync's own store: the same
 	unique ``atlas_gmail_key`` a later history run finds), link it to the thread's documents, and mark the
-	record Sent. Commits. Returns the Communication name."""
+	record Sent, under the record's row lock (a concurrent delivery or reconcile of the same record waits,
+	then finds it Sent). Commits. Returns the Communication name (None when Gmail's copy was not stored)."""
 	from atlas_integrations.gmail import accounts, store
 	from atlas_integrations.inbox import pipeline
 
-	doc = frappe.get_doc(DOCTYPE, name)
+	doc = _lock(name)
+	if doc.status == SENT:
+		frappe.db.commit()
+		return doc.communication
 	key = store.message_key(doc.gmail_account, doc.gmail_message_id)
 	communication = frappe.db.get_value("Communication", {"atlas_gmail_key": key}, "name")
 	if not communication:
 		client = accounts.client_for(doc.gmail_account)
 		messages, failures = client.get_messages([doc.gmail_message_id], fmt="raw")
 		if doc.gmail_message_id not in messages:
-			raise failures.get(doc.gmail_message_id) or SendError("Gmail did not return the sent message")
+			frappe.db.rollback()
+			raise failures.get(doc.gmail_message_id) or SendError(_("Gmail did not return the sent message"))
 		account = frappe.db.get_value("Gmail Account", doc.gmail_account, ["gmail_labels"], as_dict=True)
 		import json
 
@@ -482,11 +511,17 @@ def result(name: str) -> dict:
 def reconcile(name: str, fail_if_absent: bool = True) -> dict:
 	"""The Reconcile action: finish an Outgoing Mail that is Accepted, not recorded, or Sending with a
 	dead process, or find out that it never reached Gmail (then Failed, unless ``fail_if_absent`` is
-	False). Never sends. Returns :func:`result`."""
+	False). Never sends; holds the record's row lock (a delivery in progress finishes first). Commits.
+	Returns :func:`result`.
+
+	Raises:
+		SendError: :data:`BUSY` (a delivery held the lock longer than the lock wait).
+	"""
 	from atlas_integrations.gmail import accounts
 
-	doc = frappe.get_doc(DOCTYPE, name)
+	doc = _lock(name)  # a delivery in progress finishes first
 	if doc.status == SENT:
+		frappe.db.commit()
 		return result(name)
 	gmail_id = doc.gmail_message_id or accounts.client_for(doc.gmail_account).find_rfc822msgid(doc.message_id)
 	if gmail_id:
@@ -496,6 +531,8 @@ def reconcile(name: str, fail_if_absent: bool = True) -> dict:
 	elif doc.status == SENDING and fail_if_absent:
 		doc.db_set({"status": FAILED, "error": mail_text("Gmail does not hold the message: it was not sent")})
 		frappe.db.commit()
+	else:
+		frappe.db.commit()  # nothing changed: release the lock
 	return result(name)
 
 

@@ -712,10 +712,12 @@ class SyncRun:
 		self._add_time("commit", time.perf_counter() - clock)
 		self._run_pipeline(result.created_names)
 		if result.created_names:
-			# the Smart Inbox page refreshes its list (it reads the rows through the permission rules; the
-			# event names only the mailbox)
-			frappe.publish_realtime("atlas_inbox_update", {"gmail_account": self.account, "created": len(result.created_names)},
-									after_commit=False)
+			# the Smart Inbox page refreshes its list (it reads the rows through the permission rules); the
+			# event names the mailbox, so it goes to the mailbox's readers only
+			from atlas_integrations.notify import publish_to_readers
+
+			publish_to_readers("atlas_inbox_update", {"gmail_account": self.account, "created": len(result.created_names)},
+							   self.account)
 		self._extend_lock()
 
 	def _run_pipeline(self, names: list[str]) -> None:

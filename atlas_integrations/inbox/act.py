@@ -14,6 +14,7 @@ from __future__ import annotations
 import frappe
 from frappe.utils import cstr, escape_html, now_datetime
 
+from atlas_integrations import messages
 from atlas_integrations.inbox import text as mailtext
 
 #: doctypes work can be created as, and the field each pre-fills
@@ -46,10 +47,14 @@ def _description(thread: frappe._dict, summary: str, body: str) -> str:
 def build_values(doctype: str, thread: frappe._dict, *, subject: str, summary: str, body: str, priority: str,
 				 party_type: str = "", party: str = "", contact: str = "", sender: str = "",
 				 company: str = "") -> dict:
-	"""The pre-filled values of a new ``doctype`` document made from ``thread`` (subject as exact text)."""
+	"""The pre-filled values of a new ``doctype`` document made from ``thread``.
+
+	``subject``, ``summary`` and ``body`` are exact text; they are stored escaped once, as HTML text: the
+	subject / title (a Data field the desk shows as HTML) with :func:`~atlas_integrations.inbox.text.mail_text`,
+	the description (a Text Editor field) as escaped paragraphs."""
 	values: dict = {"doctype": doctype}
 	meta = frappe.get_meta(doctype)
-	title = (subject or "(no subject)")[:140]
+	title = mailtext.mail_text(subject or "(no subject)", 140)
 	description = _description(thread, summary, body)
 	if doctype == "ToDo":
 		values.update(description=description, reference_type="Inbox Thread", reference_name=thread.name,
@@ -98,7 +103,7 @@ def create_for_thread(thread_name: str, doctype: str, values: dict, assign_to: s
 		frappe.ValidationError: ``doctype`` is not allowed, or the document's own validation failed.
 	"""
 	if doctype not in allowed_doctypes():
-		frappe.throw(f"Documents of type {doctype} cannot be created from mail (see Atlas Settings)")
+		messages.throw("Documents of type {0} cannot be created from mail (see Atlas Settings)", doctype)
 	# the row lock makes concurrent attempts (retries, two workers) wait and then find the first document
 	row = frappe.db.sql("""select reference_doctype, reference_name from `tabInbox Thread` where name=%s
 		for update""", thread_name, as_dict=True)
@@ -174,14 +179,17 @@ def remove_timeline_links(communications: list[str], doctype: str | None = None)
 
 def assign(doctype: str, name: str, user: str, description: str = "") -> None:
 	"""Assign a document to ``user`` with Frappe's ``assign_to.add`` (refused for an Inbox Thread whose
-	mailbox the user may not read: see :func:`atlas_integrations.permissions.validate_todo`)."""
+	mailbox the user may not read: see :func:`atlas_integrations.permissions.validate_todo`).
+
+	``description`` is HTML text (e.g. a subject as stored by :func:`build_values`): the ToDo's description
+	and the assignment e-mail / notification show it as HTML, so it is passed as it is, never unescaped."""
 	from frappe.desk.form import assign_to
 
 	if frappe.db.exists("ToDo", {"reference_type": doctype, "reference_name": name, "allocated_to": user,
 								 "status": "Open"}):
 		return
 	assign_to.add({"assign_to": [user], "doctype": doctype, "name": name,
-				   "description": mailtext.plain(description) or name}, ignore_permissions=True)
+				   "description": description or escape_html(name)}, ignore_permissions=True)
 
 
 def apply_assignment_rules(thread_names: list[str]) -> int:

@@ -17,6 +17,19 @@ from functools import lru_cache
 GMAIL_DOMAINS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
 #: what cannot appear in an unquoted local part or in a domain (RFC 5322 specials and white space)
 _SPECIALS = re.compile(r'[\s<>()\[\],;:"@\\]')
+#: characters of a header-style list read (the stored To/Cc/Bcc/Reply-To/From of one message together;
+#: the MIME reader keeps at most 32,768 characters of each)
+LIST_LIMIT = 200_000
+
+
+def _pairs(value: str) -> list[tuple[str, str]]:
+	"""``email.utils.getaddresses`` of the first :data:`LIST_LIMIT` characters of ``value``. It recurses
+	into nested comments and may raise on hostile text: then each comma-separated piece is one address."""
+	value = value[:LIST_LIMIT]
+	try:
+		return getaddresses([value])
+	except Exception:
+		return [("", piece.strip()) for piece in value.split(",")]
 
 
 def normalise(address: str | None) -> str:
@@ -52,14 +65,14 @@ def normalise(address: str | None) -> str:
 
 def addresses_in(value: str | None) -> list[str]:
 	"""The normalised addresses of a header-style list (``"Ann <ann@x.org>, bob@y.org"``), in order,
-	without duplicates or unreadable entries."""
+	without duplicates or unreadable entries; its first :data:`LIST_LIMIT` characters are read."""
 	return list(_addresses_in(value or ""))
 
 
 @lru_cache(maxsize=4096)  # a mailbox sees the same few recipient lists over and over
 def _addresses_in(value: str) -> tuple[str, ...]:
 	seen: dict[str, None] = {}
-	for _name, addr in getaddresses([value or ""]):
+	for _name, addr in _pairs(value or ""):
 		norm = normalise(addr)
 		if norm:
 			seen.setdefault(norm, None)
@@ -75,7 +88,7 @@ def exact_addresses(value: str | None) -> list[str]:
 @lru_cache(maxsize=4096)
 def _exact_addresses(value: str) -> tuple[str, ...]:
 	seen: dict[str, None] = {}
-	for _name, addr in getaddresses([value]):
+	for _name, addr in _pairs(value):
 		addr = (addr or "").strip().lower()
 		if "@" in addr:
 			seen.setdefault(addr, None)

@@ -6,8 +6,9 @@ What ``File.insert`` does for an attachment, and what is kept here:
   (``frappe.new_doc``), ``set_file_name``, ``set_file_type``, the JPEG EXIF strip of ``save_file``
   (``frappe.utils.image.strip_exif_data`` when the System Setting ``strip_exif_metadata_from_uploaded_images``
   is on; an image that is not one is refused there), ``check_max_file_size`` (System Settings / site
-  config limit), the MD5 ``content_hash`` (``get_content_hash``), the content-hash reuse of a private file
-  already on disk (``exists_on_disk``), and for content not on disk yet: ``generate_file_name``, the
+  config limit), the MD5 ``content_hash`` (``get_content_hash``, kept behind :data:`MAIL_HASH_PREFIX`), the
+  content-hash reuse of a private file already on disk (``exists_on_disk``; among mail attachments only),
+  and for content not on disk yet: ``generate_file_name``, the
   ``before_write_file`` / ``write_file`` hooks or ``save_file_on_filesystem`` (whose ``write_file`` runs
   ``check_content``: a PDF with JavaScript, or one that cannot be read, is refused, and registers the
   rollback that deletes the new file), then ``File.validate`` (path inside the private files folder, URL,
@@ -43,6 +44,21 @@ from atlas_integrations.inbox.text import mail_text, safe_file_name
 
 ATTACHED_TO = "Communication"
 DATA_LENGTH = 140  # varchar length of Frappe Data fields
+#: characters of the ``atlas_skipped_attachments`` JSON (a Small Text column holds 65,535 bytes; a stranger's
+#: message of hundreds of refused attachments must not make the insert fail)
+SKIPPED_JSON_LIMIT = 60_000
+#: a mail attachment's ``content_hash`` is Frappe's MD5 behind this prefix: Frappe's own duplicate check
+#: (``File.save_file``, by content hash) then never points a user's upload at a mail file, nor does a mail
+#: attachment reuse a user's file. A file on disk is shared only among mail (of any mailbox), so erasing a
+#: mailbox removes bytes that no one else's File row serves, and no upload yields the URL of mail.
+MAIL_HASH_PREFIX = "atlas-mail:"
+
+
+def mail_content_hash(content: bytes) -> str:
+	"""The ``content_hash`` a mail attachment's File row carries: ``"atlas-mail:" + MD5 hex``."""
+	from frappe.core.doctype.file.utils import get_content_hash
+
+	return MAIL_HASH_PREFIX + get_content_hash(content)
 
 
 @dataclass
@@ -90,7 +106,6 @@ def _prepare(communication: str, att, settings: _Settings):
 	"""An unsaved File for ``att`` with its final content, size and hash, as ``File.before_insert`` and
 	``File.save_file`` would make it before writing anything. Raises what Frappe's checks raise."""
 	from frappe.core.doctype.file.exceptions import FileTypeNotAllowed
-	from frappe.core.doctype.file.utils import get_content_hash
 	from frappe.utils.image import strip_exif_data
 
 	file_name = safe_file_name(att.filename, att.content_type)
@@ -122,14 +137,14 @@ def _prepare(communication: str, att, settings: _Settings):
 	if doc.content_type == "image/jpeg" and settings.strip_exif:
 		doc._content = strip_exif_data(doc._content, doc.content_type)
 	doc.file_size = doc.check_max_file_size()
-	doc.content_hash = get_content_hash(doc._content)
+	doc.content_hash = mail_content_hash(doc._content)
 	return doc
 
 
 def _files_on_disk(hashes: set[str]) -> dict[str, str]:
-	"""content_hash -> file_url of a private File whose file is on disk (``File.save_file``'s duplicate
+	"""content_hash -> file_url of a private mail File whose file is on disk (``File.save_file``'s duplicate
 	check, for all hashes of a batch in one query; each distinct file is looked at once, however many
-	rows share it)."""
+	rows share it). The hashes carry :data:`MAIL_HASH_PREFIX`, so only mail attachments match."""
 	if not hashes:
 		return {}
 	rows = frappe.db.sql(
@@ -255,6 +270,27 @@ def store_batch(items: list[tuple[str, list]], max_bytes: int) -> dict[str, Outc
 	return outcomes
 
 
+def skipped_json(skipped: list[dict]) -> str:
+	"""The ``atlas_skipped_attachments`` value: the JSON list of the attachments not stored, at most
+	:data:`SKIPPED_JSON_LIMIT` characters (UTF-8 bytes, as the column counts them). When they do not all
+	fit, the listed ones are followed by one entry for the rest: ``{"filename": "", "content_type": "",
+	"size": <their bytes>, "reason": "<n> more attachments not stored (not listed)"}``."""
+	text = json.dumps(skipped, ensure_ascii=False)
+	if len(text.encode()) <= SKIPPED_JSON_LIMIT:
+		return text
+	kept, used = [], 200  # room for the closing entry
+	for entry in skipped:
+		size = len(json.dumps(entry, ensure_ascii=False).encode()) + 2
+		if used + size > SKIPPED_JSON_LIMIT:
+			break
+		kept.append(entry)
+		used += size
+	rest = skipped[len(kept):]
+	kept.append({"filename": "", "content_type": "", "size": sum(e.get("size") or 0 for e in rest),
+				 "reason": f"{len(rest)} more attachments not stored (not listed)"})
+	return json.dumps(kept, ensure_ascii=False)
+
+
 def _update_communications(outcomes: dict[str, Outcome]) -> None:
 	"""``has_attachment`` / ``atlas_skipped_attachments`` of the Communications (at most two statements)."""
 	with_files = [c for c, o in outcomes.items() if o.stored and not o.skipped]
@@ -267,7 +303,7 @@ def _update_communications(outcomes: dict[str, Outcome]) -> None:
 		for i, (communication, outcome) in enumerate(recorded):
 			values[f"n{i}"] = communication
 			values[f"h{i}"] = 1 if outcome.stored else 0
-			values[f"s{i}"] = json.dumps(outcome.skipped, ensure_ascii=False)
+			values[f"s{i}"] = skipped_json(outcome.skipped)
 			has.append(f"when %(n{i})s then %(h{i})s")
 			skipped.append(f"when %(n{i})s then %(s{i})s")
 		frappe.db.sql(

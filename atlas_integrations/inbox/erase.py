@@ -2,10 +2,13 @@
 
 Erasing a mailbox (a Gmail Account or an Inbound Route) deletes, as a queued "Mailbox Erase" Sync Job, its
 Inbox Threads, their messages (Communications with their timeline links, comments and pipeline records)
-and attachments (File rows; a file on disk is removed when no other File uses it), and the assignments of
-its threads. Documents created from the mail (ToDo, Task, Issue ...) stay; their timeline links to the
-erased mail go with the mail. The mailbox record itself (and its connection) is left as it is:
-disconnecting is a separate decision. Provider-neutral: rows are found by their mailbox fields.
+and attachments (File rows; a file on disk is removed when no other File uses it), the assignments of
+its threads, the mail sent through it (Outgoing Mail, with the raw MIME of any send not finished) and the
+Notification Logs (desk bell) about the mailbox, its threads, messages and sends. Documents created from
+the mail (ToDo, Task, Issue ...), Contacts, Customers and other parties stay; their timeline links to
+the erased mail go with the mail. The mailbox record itself (and its connection) is left as it is:
+disconnecting is a separate decision. Provider-neutral: rows are found by their mailbox fields
+(:data:`MAILBOX_DOCTYPES`, :data:`THREAD_FIELDS`, :data:`OUTGOING_FIELDS`).
 """
 
 from __future__ import annotations
@@ -13,14 +16,28 @@ from __future__ import annotations
 import os
 
 import frappe
+from frappe import _
 
 from atlas_integrations import jobs
 from atlas_integrations.inbox.jobs import MAILBOX_ERASE as JOB_TYPE
 
 MAILBOX_DOCTYPES = {"Gmail Account": "atlas_gmail_account", "Inbound Route": "atlas_inbound_route"}
 THREAD_FIELDS = {"Gmail Account": "gmail_account", "Inbound Route": "inbound_route"}
+#: the mail sent through a mailbox (besides the sends of its threads, found by ``inbox_thread``)
+OUTGOING_DOCTYPE = "Outgoing Mail"
+OUTGOING_FIELDS = {"Gmail Account": "gmail_account"}
 CHUNK = 500
 CONFIRM_MISMATCH = "Type the mailbox address exactly to confirm"
+ERASES = ("Deletes this mailbox's threads, messages and attachments, the assignments of its threads, the mail "
+		  "sent through it (Outgoing Mail, with its raw message) and the notifications about them.")
+KEEPS = ("Stays: documents created from its mail (ToDo, Task, Issue and others), Contacts, Customers and other "
+		 "parties (without their timeline links to the deleted mail), and this mailbox record with its connection.")
+
+
+def summary() -> dict:
+	"""What erasing a mailbox deletes and what stays, as translated sentences for the confirmation and
+	the answer: ``{"erases": str, "keeps": str}``."""
+	return {"erases": _(ERASES), "keeps": _(KEEPS)}
 
 
 def mailbox_address(doctype: str, name: str) -> str:
@@ -36,9 +53,9 @@ def request(doctype: str, name: str, confirm: str) -> str:
 		frappe.ValidationError: unknown mailbox type, or ``confirm`` is not the mailbox's address.
 	"""
 	if doctype not in MAILBOX_DOCTYPES or not frappe.db.exists(doctype, name):
-		frappe.throw("Unknown mailbox")
+		frappe.throw(_("Unknown mailbox"))
 	if (confirm or "").strip().lower() != mailbox_address(doctype, name).lower() or not confirm:
-		frappe.throw(CONFIRM_MISMATCH)
+		frappe.throw(_(CONFIRM_MISMATCH))
 	existing = jobs.open_job(JOB_TYPE, doctype, name)
 	if existing:
 		return existing
@@ -48,29 +65,79 @@ def request(doctype: str, name: str, confirm: str) -> str:
 
 
 def _delete_files(comms: list[str], threads: list[str]) -> int:
+	"""Delete the attachments of ``comms`` / ``threads`` (File rows), and each private file on disk that no
+	other mail attachment (of another mailbox) still uses. A File row outside mail that points at one of
+	these files is a claim on the mail's bytes (made before such rows were refused, see
+	``permissions.claimed_private_file``; an upload of the same bytes gets a file of its own since mail
+	files are hashed apart, ``inbox.attachments.MAIL_HASH_PREFIX``): it goes with the file. Returns the
+	mail attachments deleted."""
+	from atlas_integrations.permissions import MAIL_FILE_SQL
+
 	files = frappe.db.sql("""select name, file_url from `tabFile` where (attached_to_doctype='Communication'
 		and attached_to_name in %(c)s) or (attached_to_doctype='Inbox Thread' and attached_to_name in %(t)s)""",
 						  {"c": comms or [""], "t": threads or [""]}, as_dict=True)
 	if not files:
 		return 0
 	frappe.db.delete("File", {"name": ["in", [f.name for f in files]]})
-	for url in {f.file_url for f in files if f.file_url}:
-		if url.startswith("/private/files/") and not frappe.db.exists("File", {"file_url": url}):
-			path = frappe.get_site_path(url.lstrip("/"))
-			if os.path.exists(path):
-				os.remove(path)
+	urls = sorted({f.file_url for f in files if (f.file_url or "").startswith("/private/files/")})
+	still_mail = set(frappe.db.sql_list(f"select distinct f.file_url from `tabFile` f where f.file_url in %(u)s "
+										f"and {MAIL_FILE_SQL}", {"u": urls or [""]}))
+	for url in urls:
+		if url in still_mail:
+			continue  # the same bytes in another mailbox's mail
+		frappe.db.delete("File", {"file_url": url})  # claims outside mail
+		path = frappe.get_site_path(url.lstrip("/"))
+		if os.path.exists(path):
+			os.remove(path)
 	return len(files)
 
 
+def _delete_notifications(doctype: str, names: list[str]) -> int:
+	"""Delete the Notification Logs (desk bell: alerts, assignments, mentions, shares) about ``doctype``
+	rows ``names``. Returns how many."""
+	if not names:
+		return 0
+	filters = {"document_type": doctype, "document_name": ["in", names]}
+	count = frappe.db.count("Notification Log", filters)
+	if count:
+		frappe.db.delete("Notification Log", filters)
+	return count
+
+
+def _delete_outgoing(doctype: str, name: str, threads: list[str]) -> tuple[int, int]:
+	"""Delete the mail sent through the mailbox (by its mailbox field) or in its threads, raw MIME
+	included, with the Notification Logs about it. Returns ``(sends, notifications)``."""
+	field = OUTGOING_FIELDS.get(doctype)
+	names = set(frappe.get_all(OUTGOING_DOCTYPE, filters={field: name}, pluck="name")) if field else set()
+	for start in range(0, len(threads), CHUNK):
+		names.update(frappe.get_all(OUTGOING_DOCTYPE, filters={"inbox_thread": ["in", threads[start:start + CHUNK]]},
+									pluck="name"))
+	names, notifications = sorted(names), 0
+	for start in range(0, len(names), CHUNK):
+		chunk = names[start:start + CHUNK]
+		notifications += _delete_notifications(OUTGOING_DOCTYPE, chunk)
+		frappe.db.delete("Comment", {"reference_doctype": OUTGOING_DOCTYPE, "reference_name": ["in", chunk]})
+		frappe.db.delete(OUTGOING_DOCTYPE, {"name": ["in", chunk]})
+		frappe.db.commit()
+	return len(names), notifications
+
+
 def erase(doctype: str, name: str) -> dict[str, int]:
-	"""Delete the mailbox's threads, messages, attachments and pipeline records now (commits per chunk).
+	"""Delete the mailbox's threads, messages, attachments, assignments, sent mail (Outgoing Mail) and
+	the Notification Logs about them and about the mailbox now (commits per chunk). Documents created
+	from the mail, Contacts and parties stay (see the module docstring).
+
+	Args:
+		doctype: a key of :data:`MAILBOX_DOCTYPES` (``Gmail Account`` or ``Inbound Route``).
+		name: the mailbox.
 
 	Returns:
-		Counts: ``{"threads", "messages", "files", "assignments"}``.
+		Counts: ``{"threads", "messages", "files", "assignments", "sent", "notifications"}``.
 	"""
-	counts = {"threads": 0, "messages": 0, "files": 0, "assignments": 0}
+	counts = {"threads": 0, "messages": 0, "files": 0, "assignments": 0, "sent": 0, "notifications": 0}
 	field, thread_field = MAILBOX_DOCTYPES[doctype], THREAD_FIELDS[doctype]
 	threads = frappe.get_all("Inbox Thread", filters={thread_field: name}, pluck="name")
+	counts["sent"], counts["notifications"] = _delete_outgoing(doctype, name, threads)
 	while True:
 		comms = frappe.get_all("Communication", filters={field: name}, pluck="name", limit=CHUNK)
 		if not comms:
@@ -79,6 +146,7 @@ def erase(doctype: str, name: str) -> dict[str, int]:
 		for child in ("Communication Link",):
 			frappe.db.delete(child, {"parenttype": "Communication", "parent": ["in", comms]})
 		frappe.db.delete("Comment", {"reference_doctype": "Communication", "reference_name": ["in", comms]})
+		counts["notifications"] += _delete_notifications("Communication", comms)
 		frappe.db.delete("Communication", {"name": ["in", comms]})
 		counts["messages"] += len(comms)
 		frappe.db.commit()
@@ -90,10 +158,14 @@ def erase(doctype: str, name: str) -> dict[str, int]:
 		frappe.db.delete("ToDo", {"name": ["in", todos or [""]]})
 		frappe.db.delete("DocShare", {"share_doctype": "Inbox Thread", "share_name": ["in", chunk]})
 		frappe.db.delete("Comment", {"reference_doctype": "Inbox Thread", "reference_name": ["in", chunk]})
+		counts["notifications"] += _delete_notifications("Inbox Thread", chunk)
+		counts["notifications"] += _delete_notifications("ToDo", todos)
 		frappe.db.delete("Inbox Thread", {"name": ["in", chunk]})
 		counts["assignments"] += len(todos)
 		counts["threads"] += len(chunk)
 		frappe.db.commit()
+	counts["notifications"] += _delete_notifications(doctype, [name])  # e.g. "Gmail access revoked"
+	frappe.db.commit()
 	return counts
 
 

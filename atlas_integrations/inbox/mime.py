@@ -3,12 +3,30 @@ Atlas stores.
 
 Pure Python (``email`` stdlib, ``policy.default``); never raises on bad input: whatever could be read
 is returned together with the errors met, so a broken message is stored, never dropped.
+
+Bounded work on any message (a stranger chooses its shape): the stdlib's header parsers are slow, and on
+some shapes quadratic (``policy.default`` on 16,000 characters of ``;`` in a Content-Type: 0.6 s; its
+legacy ``_parseparam`` likewise; ``email.header.decode_header`` on ``=?a?q?x`` repeated), and its MIME
+parser checks every line against the boundary of every enclosing multipart (900 levels of nesting and
+200,000 lines: 15 s). So the reader takes at most:
+
+* :data:`HEADER_LIMIT` characters of any header value that a header parser reads, :data:`ADDRESS_HEADER_LIMIT`
+  of an address list (To, Cc, Bcc, Reply-To), and :data:`HEADER_PARSE_BUDGET` characters of part headers
+  per message through ``policy.default`` (later parts are read the compat32 way);
+* :data:`MAX_DEPTH` levels of nested multipart / message parts (a part nested deeper is read as text);
+* :data:`MAX_PARTS` leaf parts one by one (the rest are kept together as one ``.eml`` attachment);
+
+and its MIME parser skips the boundary checks for lines that cannot be a boundary (not starting with
+``--``). Whatever a bound leaves out is said in ``errors``; ``tests/pure/test_bounded_time.py`` and
+``bench/adversarial.py`` hold every stage to it on 100 KB adversarial messages.
 """
 
 from __future__ import annotations
 
 import email
+import email.feedparser
 import email.policy
+import hashlib
 import io
 import mimetypes
 import re
@@ -18,9 +36,166 @@ from email.generator import BytesGenerator
 from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.utils import getaddresses, parsedate_to_datetime
+from functools import lru_cache
 
 _WS = re.compile(r"\s+")
 _MSGID = re.compile(r"<[^<>\s]+>")
+
+#: characters of one header value a header parser reads: Subject, From, Date, Message-ID, each part's
+#: Content-Type / Content-Disposition (RFC 5322 section 2.1.1 limits a line to 998 characters; a longer,
+#: folded value is cut here and the cut noted in ``errors``)
+HEADER_LIMIT = 2_048
+#: characters of the sender's address kept when it is taken as written (RFC 5321 section 4.5.3.1.3: a path
+#: is at most 256 octets, its angle brackets included)
+ADDRESS_LIMIT = 254
+#: characters of an address list (To, Cc, Bcc, Reply-To) read: about 800 plain addresses (Gmail accepts
+#: at most 500 recipients per message)
+ADDRESS_HEADER_LIMIT = 32_768
+#: characters of part headers (Content-Type + Content-Disposition) per message read with ``policy.default``
+#: (about 5 µs a character, up to 15 µs on adversarial shapes); later parts are read the compat32 way
+HEADER_PARSE_BUDGET = 16_384
+#: nesting levels of multipart / message parts parsed; a container nested deeper is read as text/plain
+MAX_DEPTH = 100
+#: leaf parts read one by one; the parts after these are kept together as one ``.eml`` attachment
+MAX_PARTS = 500
+#: the headers a part's capped reads cover (see :class:`_Part`)
+_CAPPED_HEADERS = frozenset({"content-type", "content-disposition"})
+
+
+class _Part(Message):
+	"""A compat32 message part whose Content-Type / Content-Disposition are read (by ``get`` and so by
+	``get_param``, ``get_filename``, ``get_boundary``, ``get_content_charset`` — the stdlib parser's own
+	calls included) up to :data:`HEADER_LIMIT` characters, and which, when it is a multipart or message
+	part nested deeper than :data:`MAX_DEPTH` (set by :class:`_Parser`), reads as ``text/plain`` (so the
+	parser keeps its content as one string). ``_headers`` keep the full values."""
+
+	_atlas_too_deep = False
+
+	def get(self, name, failobj=None):
+		value = super().get(name, failobj)
+		if isinstance(value, str) and len(value) > HEADER_LIMIT and name.lower() in _CAPPED_HEADERS:
+			return value[:HEADER_LIMIT]
+		return value
+
+	def get_content_type(self):
+		ctype = super().get_content_type()
+		if self._atlas_too_deep and ctype.startswith(("multipart/", "message/")):
+			return "text/plain"  # a container too deep to look into: its content is read as text
+		return ctype
+
+
+#: how ``email.feedparser`` writes a multipart's boundary check: ``boundaryre.match`` of this pattern
+#: around ``re.escape("--" + boundary)``
+_BOUNDARY_PATTERN = re.compile(re.escape("(?P<sep>") + "(.*)" + re.escape(
+	r")(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$"), re.DOTALL)
+
+
+def _separator(pred) -> str | None:
+	"""The separator (``--`` + boundary) a stdlib boundary check ``pred`` looks for, or None when ``pred``
+	is another check (``message/delivery-status`` blocks end at an empty line) or not recognised."""
+	pattern = getattr(getattr(pred, "__self__", None), "pattern", None)
+	return _separator_of(pattern) if isinstance(pattern, str) else None
+
+
+@lru_cache(maxsize=1024)  # asked at every push and pop: twice per part of a multipart
+def _separator_of(pattern: str) -> str | None:
+	m = _BOUNDARY_PATTERN.fullmatch(pattern)
+	if not m:
+		return None
+	separator = re.sub(r"\\(.)", r"\1", m.group(1), flags=re.DOTALL)
+	return separator if re.escape(separator) == m.group(1) and separator.startswith("--") else None
+
+
+class _Input(email.feedparser.BufferedSubFile):
+	"""The stdlib parser's line buffer, with the end-of-part checks skipped for a line that cannot end a
+	part. The stdlib ``readline`` tests every line against the boundary of every enclosing multipart
+	(work = lines x depth). A boundary line is ``--boundary`` + optional ``--`` + spaces/tabs + line end,
+	so the separators that could match a line are known from the line itself: the stdlib checks run only
+	for a line that names one of the enclosing separators. Other checks (an empty line ending a
+	``message/delivery-status`` block) take the stdlib path for every line."""
+
+	def __init__(self):
+		super().__init__()
+		self._other_checks = 0
+		self._separators: dict[str, int] = {}  # separator -> how many enclosing parts use it
+		self._by_stripped: dict[str, set[str]] = {}  # separator without trailing spaces/tabs -> separators
+
+	def push_eof_matcher(self, pred):
+		separator = _separator(pred)
+		if separator is None:
+			self._other_checks += 1
+		else:
+			self._separators[separator] = self._separators.get(separator, 0) + 1
+			self._by_stripped.setdefault(separator.rstrip(" \t"), set()).add(separator)
+		super().push_eof_matcher(pred)
+
+	def pop_eof_matcher(self):
+		pred = super().pop_eof_matcher()
+		separator = _separator(pred)
+		if separator is None:
+			self._other_checks -= 1
+		else:
+			self._separators[separator] -= 1
+			if not self._separators[separator]:
+				del self._separators[separator]
+				stripped = self._by_stripped[separator.rstrip(" \t")]
+				stripped.discard(separator)
+				if not stripped:
+					del self._by_stripped[separator.rstrip(" \t")]
+		return pred
+
+	def _may_end_part(self, line: str) -> bool:
+		r"""Some enclosing boundary check could hold for ``line`` (it is ``separator`` + ``(--)?`` +
+		``[ \t]*`` + one line end)."""
+		if not line.startswith("--"):
+			return False
+		core = line[:-2] if line.endswith("\r\n") else line[:-1] if line.endswith(("\r", "\n")) else line
+		stripped = core.rstrip(" \t")
+		if stripped.endswith("--") and stripped[:-2] in self._separators:
+			return True
+		return any(core.startswith(separator) for separator in self._by_stripped.get(stripped, ()))
+
+	def readline(self):
+		lines = self._lines
+		if lines and not self._other_checks and not self._may_end_part(lines[0]):
+			return lines.popleft()
+		return super().readline()
+
+
+class _Parser(email.feedparser.FeedParser):
+	"""``email.message_from_bytes(raw, policy=compat32)`` with :class:`_Part` parts, :class:`_Input` and a
+	depth bound: a multipart or message part nested deeper than :data:`MAX_DEPTH` is read as text
+	(``too_deep`` counts the parts made that deep, of any type)."""
+
+	def __init__(self):
+		super().__init__(_factory=_Part, policy=email.policy.compat32)
+		self._input = _Input()  # before the first feed: the parse generator reads self._input lazily
+		self.too_deep = 0
+
+	def _new_message(self):
+		super()._new_message()
+		if len(self._msgstack) > MAX_DEPTH:
+			self._cur._atlas_too_deep = True
+			self.too_deep += 1
+
+
+def _parse_tree(raw: bytes, headers_only: bool = False) -> tuple[Message, int]:
+	"""The compat32 tree of ``raw`` (as ``email.message_from_bytes`` decodes it: ASCII, surrogate escapes)
+	and how many parts were too deep; ``headers_only`` leaves the body one string."""
+	parser = _Parser()
+	if headers_only:
+		parser._set_headersonly()
+	parser.feed(raw.decode("ascii", errors="surrogateescape"))
+	return parser.close(), parser.too_deep
+
+
+def _capped(value: str, limit: int, name: str, errors: list[str] | None) -> str:
+	"""``value`` cut to ``limit`` characters, the cut noted in ``errors`` (when given)."""
+	if len(value) <= limit:
+		return value
+	if errors is not None:
+		errors.append(f"{name} header: {len(value)} characters, the first {limit} read")
+	return value[:limit]
 
 
 @dataclass
@@ -84,11 +259,19 @@ class ParsedMessage:
 
 	@property
 	def parse_error(self) -> str:
-		"""All errors as one line each; empty when the message read cleanly."""
-		return "\n".join(self.errors)
+		"""All errors as one line each, at most :data:`PARSE_ERROR_LIMIT` characters (then how many more
+		there were); empty when the message read cleanly."""
+		text = "\n".join(self.errors)
+		if len(text) <= PARSE_ERROR_LIMIT:
+			return text
+		kept = text[:PARSE_ERROR_LIMIT].rsplit("\n", 1)[0]
+		more = len(self.errors) - kept.count("\n") - 1
+		return f"{kept}\n… and {more} more errors"
 
 
 _DEFAULT = email.policy.default
+#: characters of :attr:`ParsedMessage.parse_error` (stored HTML-escaped in a 64 KB text column)
+PARSE_ERROR_LIMIT = 8_000
 
 
 def _raw_header(msg: Message, name: str) -> str | None:
@@ -111,6 +294,7 @@ def _parsed_header(msg: Message, name: str, errors: list[str]):
 	raw = _raw_header(msg, name)
 	if raw is None:
 		return None
+	raw = _capped(raw, HEADER_LIMIT, name, errors) if isinstance(raw, str) else raw
 	try:
 		header = _DEFAULT.header_fetch_parse(name, raw)
 	except Exception as exc:
@@ -135,10 +319,38 @@ def unsurrogate(text: str) -> str:
 
 
 def _lenient_text(raw: str) -> str:
+	"""RFC 2047 encoded words of ``raw`` decoded (``email.header``), ``raw`` itself when that fails.
+	``decode_header`` is quadratic on some shapes (``=?a?q?x`` repeated): callers pass at most
+	:data:`HEADER_LIMIT` characters (:func:`_lenient_list` for address lists)."""
 	try:
 		return str(make_header(decode_header(raw)))
 	except Exception:
 		return raw
+
+
+def _lenient_list(raw: str) -> str:
+	""":func:`_lenient_text` of an address list: at once when it is short (the usual case); a longer one
+	comma by comma (an encoded word holds no comma: RFC 2047 section 5), each piece of at most
+	:data:`HEADER_LIMIT` characters decoded, longer ones kept as written."""
+	if len(raw) <= HEADER_LIMIT:
+		return _lenient_text(raw)
+	return ",".join(_lenient_text(piece) if "=?" in piece and len(piece) <= HEADER_LIMIT else piece
+					for piece in raw.split(","))
+
+
+def _getaddresses(text: str, name: str, errors: list[str] | None) -> list[tuple[str, str]]:
+	"""``email.utils.getaddresses`` of ``text``; it recurses into nested comments (``((((…``), so on a
+	RecursionError (or any error) the list is read again with comments dropped (:func:`_strip_comments`,
+	iterative), the error noted."""
+	try:
+		return getaddresses([text])
+	except Exception as exc:
+		if errors is not None:
+			errors.append(f"{name} header: {type(exc).__name__}: read again without comments")
+		try:
+			return getaddresses([_strip_comments(text)])
+		except Exception:
+			return []
 
 
 def _header_text(msg: Message, name: str, errors: list[str]) -> str:
@@ -147,16 +359,18 @@ def _header_text(msg: Message, name: str, errors: list[str]) -> str:
 	if header is not None:
 		return unsurrogate(str(header))
 	raw = _raw_header(msg, name)
-	return unsurrogate(_WS.sub(" ", _lenient_text(raw)).strip()) if raw else ""
+	return unsurrogate(_WS.sub(" ", _lenient_text(str(raw)[:HEADER_LIMIT])).strip()) if raw else ""
 
 
-def _address_list(msg: Message, name: str) -> list[tuple[str, str]]:
-	"""Recipients (To/Cc/Bcc/Reply-To) the cheap way: encoded words decoded, then ``getaddresses``."""
+def _address_list(msg: Message, name: str, errors: list[str] | None = None) -> list[tuple[str, str]]:
+	"""Recipients (To/Cc/Bcc/Reply-To) the cheap way: encoded words decoded, then ``getaddresses``; the
+	first :data:`ADDRESS_HEADER_LIMIT` characters."""
 	raw = _raw_header(msg, name)
 	if not raw:
 		return []
-	text = _lenient_text(raw) if "=?" in raw else raw
-	return [(unsurrogate(n), unsurrogate(a)) for n, a in getaddresses([_WS.sub(" ", text)]) if a or n]
+	raw = _capped(str(raw), ADDRESS_HEADER_LIMIT, name, errors)
+	text = _lenient_list(raw) if "=?" in raw else raw
+	return [(unsurrogate(n), unsurrogate(a)) for n, a in _getaddresses(_WS.sub(" ", text), name, errors) if a or n]
 
 
 def _addresses(msg: Message, name: str, errors: list[str]) -> list[tuple[str, str]]:
@@ -175,7 +389,8 @@ def _addresses(msg: Message, name: str, errors: list[str]) -> list[tuple[str, st
 	raw = _raw_header(msg, name)
 	if not raw:
 		return []
-	return [(unsurrogate(n), unsurrogate(a)) for n, a in getaddresses([_lenient_text(raw)]) if a or n]
+	raw = str(raw)[:HEADER_LIMIT]
+	return [(unsurrogate(n), unsurrogate(a)) for n, a in _getaddresses(_lenient_text(raw), name, errors) if a or n]
 
 
 def _strip_comments(value: str) -> str:
@@ -249,12 +464,21 @@ def _first_mailbox_text(value: str) -> tuple[str, str]:
 
 
 _SQUASH = re.compile(r'[\s"\\<>]')
+#: a quoted string; ``(")?``: an unterminated one matches to the end instead of failing, so no start is
+#: scanned to the end more than once (``"(?:[^"\\]|\\.)*"`` tried every later quote again: quadratic)
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*(")?', re.DOTALL)
+
+
+def _unquoted(m: re.Match) -> str:
+	return "q" if m.group(1) else m.group(0)
 
 
 def _several_addresses(text: str) -> bool:
-	"""More than one space-separated word of ``text`` has an ``@`` (outside quotes): addresses run
-	together without a comma (``a@x.org b@y.org``), which policy.default reads as the first of them."""
-	words = _WS.split(re.sub(r'"(?:[^"\\]|\\.)*"', "q", text).strip())
+	r"""More than one space-separated word of ``text`` has an ``@`` (outside quotes): addresses run
+	together without a comma (``a@x.org b@y.org``), which policy.default reads as the first of them.
+	A complete quoted string counts as one word; from an unterminated quote on, the text is read as it is
+	(what ``re.sub(r'"(?:[^"\\]|\\.)*"', "q", text)`` gives: once a quote finds no end, no later one can)."""
+	words = _WS.split(_QUOTED.sub(_unquoted, text).strip())
 	return sum("@" in w for w in words) > 1
 
 
@@ -267,18 +491,26 @@ def _sender(msg: Message, errors: list[str]) -> tuple[str, str]:
 	``<<a@b>>`` read as ``<>``, ``user@ex ample.com`` cut to ``user@ex``, ``john;doe@x.org`` cut to
 	``john``, a header policy.default cannot parse at all), the address text exactly as written in the
 	header is given instead, and the difference is noted in ``errors``. Whether the address is valid is
-	not decided here."""
+	not decided here; an address longer than :data:`ADDRESS_LIMIT` characters is cut there (noted)."""
+	name, addr = _sender_as_read(msg, errors)
+	if len(addr) > ADDRESS_LIMIT:
+		errors.append(f"From header: an address of {len(addr)} characters, the first {ADDRESS_LIMIT} kept")
+		addr = addr[:ADDRESS_LIMIT]
+	return name, addr
+
+
+def _sender_as_read(msg: Message, errors: list[str]) -> tuple[str, str]:
 	froms = _addresses(msg, "From", errors)
 	name, addr = froms[0] if froms else ("", "")
 	raw = _raw_header(msg, "From")
 	if raw is None:
 		return name, addr
-	raw_name, raw_addr = _first_mailbox_text(unsurrogate(raw))
+	raw_name, raw_addr = _first_mailbox_text(unsurrogate(str(raw)[:ADDRESS_HEADER_LIMIT]))
 	if _SQUASH.sub("", addr) == _SQUASH.sub("", raw_addr) or _several_addresses(raw_addr):
 		return name, addr
-	errors.append(f"From header: address kept as written ({raw_addr!r}; policy.default reads {addr!r})")
+	errors.append(f"From header: address kept as written ({raw_addr[:200]!r}; policy.default reads {addr[:200]!r})")
 	if not name and raw_name:
-		name = _WS.sub(" ", _lenient_text(raw_name)).strip().strip('"').strip()
+		name = _WS.sub(" ", _lenient_text(raw_name[:HEADER_LIMIT])).strip().strip('"').strip()
 	return name, raw_addr
 
 
@@ -290,7 +522,7 @@ def _date(msg: Message, errors: list[str]) -> datetime | None:
 	dt = getattr(header, "datetime", None)
 	if dt is None:
 		try:
-			dt = parsedate_to_datetime(raw)
+			dt = parsedate_to_datetime(str(raw)[:HEADER_LIMIT])
 		except Exception as exc:
 			errors.append(f"Date header: unreadable ({type(exc).__name__})")
 			return None
@@ -366,8 +598,25 @@ _CTE = {
 	"xuue": "x-uuencode",
 }
 _OUT_POLICY = email.policy.compat32.clone(max_line_length=None)  # write enclosed messages back unfolded
-#: an epilogue that holds what looks like more MIME parts (a boundary line, then a Content-* header)
-_PARTS_IN_EPILOGUE = re.compile(r"^--\S[^\n]*\n(?:[^\n]+\n)*?content-[a-z-]+[ \t]*:", re.I | re.M)
+#: a line that starts like a Content-* header (see :func:`_parts_in_epilogue`)
+_CONTENT_LINE = re.compile(r"content-[a-z-]+[ \t]*:", re.I)
+
+
+def _parts_in_epilogue(epilogue: str) -> bool:
+	r"""The epilogue holds what looks like more MIME parts: a line ``--<non-space>…``, then (after only
+	non-empty lines) a line starting with a ``Content-*:`` header. One pass over the lines: the regular
+	expression ``^--\S[^\n]*\n(?:[^\n]+\n)*?content-[a-z-]+[ \t]*:`` (re.I | re.M) it replaces tried every
+	``--`` line against every line after it (quadratic: 100 KB of ``--x`` lines took 8 s)."""
+	lines = epilogue.split("\n")
+	armed = False  # a "--" line was seen, with only non-empty lines since
+	for i, line in enumerate(lines):
+		if armed and _CONTENT_LINE.match(line):
+			return True
+		if not line:
+			armed = False
+		elif i < len(lines) - 1 and line.startswith("--") and len(line) > 2 and not line[2].isspace():
+			armed = True
+	return False
 
 
 def default_filename(content_type: str) -> str:
@@ -389,17 +638,49 @@ class _Mime:
 	The message is parsed with compat32 for speed (see :func:`_parsed_header`); for each part these two
 	headers are re-read by policy.default from the same raw values, once, so dispositions and RFC 2231 /
 	RFC 2047 file names come out exactly as ``message_from_bytes(raw, policy=policy.default)`` gives them.
-	A header policy.default cannot read is recorded in ``errors``, never raised."""
+	A header policy.default cannot read is recorded in ``errors``, never raised.
+
+	Bounded: each value is read up to :data:`HEADER_LIMIT` characters and parsed once (the parsed header
+	objects are kept: ``EmailMessage.get`` would parse again on every read); once :data:`HEADER_PARSE_BUDGET`
+	characters were parsed for this message, later parts are read the compat32 way (``Message.get_param``
+	/ ``get_filename``: the same for ordinary headers; RFC 2047 names are still decoded by :meth:`name`)."""
 
 	def __init__(self, errors: list[str]):
 		self.errors = errors
-		self._views: dict[int, EmailMessage] = {}
+		self._views: dict[int, Message] = {}
+		self.budget = HEADER_PARSE_BUDGET
+		self.body_visits = 0  # parts :func:`_find_body` looked at in its current walk
 
-	def _view(self, part: Message) -> EmailMessage:
+	def spend(self, characters: int) -> bool:
+		"""Take ``characters`` from the message's ``policy.default`` budget; False (nothing taken, the
+		exhaustion noted once) when not enough is left."""
+		if characters <= self.budget:
+			self.budget -= characters
+			return True
+		if self.budget >= 0:
+			self.errors.append(f"MIME part headers beyond {HEADER_PARSE_BUDGET} characters read the compat32 way")
+			self.budget = -1
+		return False
+
+	def _view(self, part: Message) -> Message:
 		view = self._views.get(id(part))
 		if view is None:
-			view = EmailMessage(policy=_DEFAULT)
-			view._headers = [(k, v) for k, v in part._headers if k.lower() in _MIME_HEADERS]
+			headers = []
+			for k, v in part._headers:
+				if k.lower() in _MIME_HEADERS:
+					if isinstance(v, str) and len(v) > HEADER_LIMIT:
+						v = _capped(v, HEADER_LIMIT, f"{part.get_content_type()} part: {k}", self.errors)
+					headers.append((k, v))
+			if self.spend(sum(len(str(v)) for _, v in headers)):
+				view = EmailMessage(policy=_DEFAULT)
+				for k, v in headers:
+					try:
+						view._headers.append((k, _DEFAULT.header_fetch_parse(k, v)))
+					except Exception:  # read (and recorded) by _read, which parses it again
+						view._headers.append((k, v))
+			else:
+				view = Message()
+				view._headers = headers
 			self._views[id(part)] = view
 		return view
 
@@ -418,7 +699,8 @@ class _Mime:
 
 	def is_attachment(self, part: Message) -> bool:
 		"""``Content-Disposition: attachment`` (``EmailMessage.is_attachment``)."""
-		return self._read(part, "Content-Disposition", lambda v: v.is_attachment(), False)
+		return self._read(part, "Content-Disposition", lambda v: v.get_content_disposition() == "attachment"
+						  if not isinstance(v, EmailMessage) else v.is_attachment(), False)
 
 	def param(self, part: Message, name: str) -> str | None:
 		return self._read(part, "Content-Type", lambda v: v.get_param(name), None)
@@ -565,7 +847,11 @@ def _enclosed(part: Message, mime: _Mime, errors: list[str], linesep: str) -> At
 				inner = email.message_from_bytes(content, policy=email.policy.compat32)
 			except Exception:
 				inner = Message()
-		subject = _WS.sub(" ", _header_text(inner, "Subject", [])).strip()
+		raw_subject = str(_raw_header(inner, "Subject") or "")[:HEADER_LIMIT]
+		if mime.spend(len(raw_subject)):
+			subject = _WS.sub(" ", _header_text(inner, "Subject", [])).strip()
+		else:
+			subject = unsurrogate(_WS.sub(" ", _lenient_text(raw_subject)).strip())
 		name = f"{subject}.eml" if subject else default_filename(ctype)
 	if error:
 		errors.append(f"attachment {name!r}: {error}")
@@ -581,6 +867,33 @@ def _enclosed(part: Message, mime: _Mime, errors: list[str], linesep: str) -> At
 	)
 
 
+def _remainder(parts: list[Message], linesep: str, errors: list[str]) -> Attachment:
+	"""The leaf parts after the first :data:`MAX_PARTS`, kept together as they came: one ``multipart/mixed``
+	entity (a ``.eml`` a mail client opens) holding each part's headers and undecoded content. Linear in
+	their size; nothing of them is decoded or named."""
+	eol = linesep.encode()
+	chunks = []
+	for part in parts:
+		payload = _payload_bytes(part)
+		if payload is None:  # an enclosed message: written back whole, headers included
+			try:
+				chunks.append(_message_bytes(part, linesep))
+			except Exception:
+				chunks.append(b"")
+			continue
+		head = b"".join(f"{k}: {v}".encode("utf-8", "surrogateescape") + eol for k, v in part._headers)
+		chunks.append(head + eol + payload)
+	boundary = "atlas-parts-" + hashlib.sha256(b"".join(chunks)).hexdigest()[:32]
+	sep = b"--" + boundary.encode()
+	content = (b"MIME-Version: 1.0" + eol + b'Content-Type: multipart/mixed; boundary="' + boundary.encode() + b'"'
+			   + eol + eol + b"".join(sep + eol + chunk + eol for chunk in chunks) + sep + b"--" + eol)
+	error = (f"the message has {MAX_PARTS + len(parts)} parts: the first {MAX_PARTS} were read one by one, "
+			 f"the other {len(parts)} are kept together in this file as they came")
+	errors.append(error)
+	return Attachment(filename=f"parts {MAX_PARTS + 1}-{MAX_PARTS + len(parts)}.eml", content_type="message/rfc822",
+					  content=content, error=error)
+
+
 def _subparts(part: Message) -> list[Message]:
 	payload = part._payload
 	return [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
@@ -589,8 +902,10 @@ def _subparts(part: Message) -> list[Message]:
 def _find_body(root: Message, part: Message, subtype: str, mime: _Mime):
 	"""``EmailMessage.get_body``'s walk (stdlib ``MIMEPart._find_body``) on the compat32 tree: the
 	text/``subtype`` candidates in order; parts with ``Content-Disposition: attachment`` are never the body,
-	a multipart/related is looked into only at its root part (``start`` parameter, else the first)."""
-	if mime.is_attachment(part):
+	a multipart/related is looked into only at its root part (``start`` parameter, else the first). At most
+	2 x :data:`MAX_PARTS` parts are looked at (a body after them is in the kept remainder anyway)."""
+	mime.body_visits += 1
+	if mime.body_visits > 2 * MAX_PARTS or mime.is_attachment(part):
 		return
 	maintype, sub = part.get_content_type().split("/", 1)
 	if maintype == "text":
@@ -619,6 +934,7 @@ def _chosen_bodies(msg: Message, mime: _Mime) -> set[int]:
 	Such a part is read as the body even when it carries a file name (``inline; filename="msg.txt"``)."""
 	chosen = set()
 	for subtype in ("plain", "html"):
+		mime.body_visits = 0
 		for part in _find_body(msg, msg, subtype, mime):
 			chosen.add(id(part))
 			break
@@ -646,7 +962,7 @@ def _leaves(msg: Message, errors: list[str]):
 			yield part
 			continue
 		epilogue = part.epilogue or ""
-		if _PARTS_IN_EPILOGUE.search(epilogue):
+		if _parts_in_epilogue(epilogue):
 			errors.append(
 				f"{ctype}: {len(epilogue)} characters after the closing boundary look like more "
 				"parts; the parser does not read them"
@@ -666,16 +982,17 @@ def signal_headers(msg: Message) -> dict[str, str]:
 	for name in SIGNAL_HEADERS:
 		value = _raw_header(msg, name)
 		if value is not None:
-			out[name] = _WS.sub(" ", str(value)).strip()[:500]
-	out["content-type"] = _WS.sub(" ", str(_raw_header(msg, "Content-Type") or msg.get_content_type())).strip()[:500]
+			out[name] = _WS.sub(" ", str(value)[:2000]).strip()[:500]
+	ctype = _raw_header(msg, "Content-Type") or msg.get_content_type()
+	out["content-type"] = _WS.sub(" ", str(ctype)[:2000]).strip()[:500]
 	return out
 
 
 def _auto_generated(msg: Message) -> str:
-	auto = (_raw_header(msg, "Auto-Submitted") or "").strip().lower()
+	auto = str(_raw_header(msg, "Auto-Submitted") or "")[:200].strip().lower()
 	if auto and not auto.startswith("no"):
 		return f"Auto-Submitted: {auto.split(';')[0]}"
-	precedence = (_raw_header(msg, "Precedence") or "").strip().lower()
+	precedence = str(_raw_header(msg, "Precedence") or "")[:200].strip().lower()
 	if precedence in ("bulk", "junk", "list"):
 		return f"Precedence: {precedence}"
 	if _raw_header(msg, "List-Unsubscribe"):
@@ -707,27 +1024,36 @@ def parse_message(raw: bytes) -> ParsedMessage:
 	ends = [x for x in (raw.find(b"\n\n"), raw.find(b"\r\n\r\n")) if x >= 0]
 	cut = min(ends) if ends else len(raw)
 	out.raw_headers = raw[:cut].decode("utf-8", errors="replace")
+	body_read = True
 	try:
-		msg = email.message_from_bytes(raw, policy=email.policy.compat32)
-	except Exception as exc:  # pragma: no cover - the parser itself is very lenient
+		msg, too_deep = _parse_tree(raw)
+	except Exception as exc:  # not expected (the parser is lenient, the depth bounded): keep the headers
 		out.errors.append(f"message: {type(exc).__name__}: {exc}")
-		out.text = raw.decode("utf-8", errors="replace")
-		return out
+		body_read = False
+		try:
+			msg, too_deep = _parse_tree(raw, headers_only=True)
+		except Exception:
+			out.text = raw.decode("utf-8", errors="replace")
+			return out
 
 	errors = out.errors
 	out.subject = _WS.sub(" ", _header_text(msg, "Subject", errors)).strip()
 	out.sender = _sender(msg, errors)
-	out.to = _address_list(msg, "To")
-	out.cc = _address_list(msg, "Cc")
-	out.bcc = _address_list(msg, "Bcc")
-	out.reply_to = _address_list(msg, "Reply-To")
+	out.to = _address_list(msg, "To", errors)
+	out.cc = _address_list(msg, "Cc", errors)
+	out.bcc = _address_list(msg, "Bcc", errors)
+	out.reply_to = _address_list(msg, "Reply-To", errors)
 	out.date = _date(msg, errors)
 	out.message_id = _header_text(msg, "Message-ID", errors).strip().strip("<>").strip()
-	irt = _MSGID.findall(_raw_header(msg, "In-Reply-To") or "")
+	irt = _MSGID.findall(str(_raw_header(msg, "In-Reply-To") or "")[:HEADER_LIMIT])
 	out.in_reply_to = irt[0].strip("<>") if irt else ""
-	out.references = [r.strip("<>") for r in _MSGID.findall(_raw_header(msg, "References") or "")]
+	out.references = [r.strip("<>") for r in _MSGID.findall(str(_raw_header(msg, "References") or "")[
+		:ADDRESS_HEADER_LIMIT]) if len(r) <= HEADER_LIMIT]
 	out.auto_generated = _auto_generated(msg)
 	out.signal_headers = signal_headers(msg)
+	if not body_read:
+		out.text = raw[cut:].decode("utf-8", errors="replace").strip()
+		return out
 
 	linesep = "\r\n" if b"\r\n" in raw[: cut + 4] else "\n"
 	mime = _Mime(errors)
@@ -736,9 +1062,14 @@ def parse_message(raw: bytes) -> ParsedMessage:
 	except Exception as exc:  # e.g. RecursionError on absurdly deep nesting
 		errors.append(f"body choice: {type(exc).__name__}: {exc}")
 		bodies = set()
-	text_parts, html_parts = [], []
+	text_parts, html_parts, rest, deep_containers = [], [], [], 0
 	try:
-		for part in _leaves(msg, errors):
+		for n, part in enumerate(_leaves(msg, errors)):
+			if too_deep and part._atlas_too_deep and Message.get_content_type(part).startswith(("multipart/", "message/")):
+				deep_containers += 1
+			if n >= MAX_PARTS:
+				rest.append(part)
+				continue
 			try:
 				ctype = part.get_content_type()
 				if ctype in ENCLOSED_TYPES:
@@ -766,6 +1097,10 @@ def parse_message(raw: bytes) -> ParsedMessage:
 						filename=default_filename(ctype), content_type=ctype, content=content, error=error
 					)
 				)
+		if deep_containers:
+			errors.append(f"MIME parts nested deeper than {MAX_DEPTH} levels: {deep_containers} read as text")
+		if rest:
+			out.attachments.append(_remainder(rest, linesep, errors))
 		out.text = "\n\n".join(t for t in text_parts if t).strip()
 		out.html = "\n".join(h for h in html_parts if h).strip()
 	except Exception as exc:

@@ -42,7 +42,9 @@ OUTCOMES = (CREATED, LINKED, PENDING, UNKNOWN, DUPLICATE, SKIPPED, FAILED)
 #: doctypes whose names in a subject or text link a message to them
 NAMED_DOCTYPES = ("Sales Invoice", "Quotation", "Sales Order", "Task", "Issue", "Purchase Order",
 				  "Delivery Note", "Project")
-#: what a document name looks like (ERPNext naming series: ACC-SINV-2026-00001, TASK-2026-00003 ...)
+#: what a document name looks like (ERPNext naming series: ACC-SINV-2026-00001, TASK-2026-00003 ...).
+#: Linear: it starts only at a word boundary before a capital, every repetition is bounded but ``\d{2,}``,
+#: and each ``{1,10}`` run is followed by a ``-`` it cannot contain, so a start is split one way only
 _DOC_NAME = re.compile(r"\b[A-Z][A-Z0-9]{1,9}(?:-[A-Z0-9]{1,10}){0,3}-\d{2,}(?:-\d+)?\b")
 #: characters of a plain-text body the pipeline reads (triage reads the new text's first 5,000, document
 #: names are looked for in the first 20,000)
@@ -196,9 +198,15 @@ def _first_copies(rows, threads: dict[str, frappe._dict]) -> dict[str, frappe._d
 	return out
 
 
+#: characters of a message key kept: Communication ``atlas_message_key`` is a Data field (varchar 140); a
+#: longer key (a stranger's 1,000-character Message-ID) would make the writer's insert fail
+MESSAGE_KEY_LENGTH = 140
+
+
 def rfc_message_key(message_id: str | None) -> str:
-	"""The comparable form of an RFC 5322 Message-ID: angle brackets and space removed, lower case."""
-	return (message_id or "").strip().strip("<>").strip().lower()[:255]
+	"""The comparable form of an RFC 5322 Message-ID: angle brackets and space removed, lower case, at most
+	:data:`MESSAGE_KEY_LENGTH` characters."""
+	return (message_id or "").strip().strip("<>").strip().lower()[:MESSAGE_KEY_LENGTH]
 
 
 def run(names: list[str], force: bool = False) -> Result:
@@ -406,7 +414,7 @@ def _decide(r, thread, mailbox, index, named, referenced, first_copies, all_rule
 		return LINKED, f"{dt} {dn}: the thread already has this document", update
 	if decision.assign_to:
 		_writing(result)
-		act.assign("Inbox Thread", thread.name, decision.assign_to, subject)
+		act.assign("Inbox Thread", thread.name, decision.assign_to, mailtext.mail_text(subject) or "")
 	if m.state == match.UNKNOWN and mailbox.require_known_sender:
 		return UNKNOWN, m.reason, update
 	if m.state == match.UNKNOWN:
@@ -440,7 +448,9 @@ def _create_contact(address: str, display_name: str, index: dict) -> match.Match
 	other threads of that address after the commit). Returns the sender's new match."""
 	local = address.partition("@")[0]
 	first, _, last = (display_name or local).strip().partition(" ")
-	contact = frappe.get_doc({"doctype": "Contact", "first_name": first[:140] or local, "last_name": last[:140] or None,
+	# names are Data fields the desk shows as HTML (and the Contact's name is made of them): HTML text, once
+	contact = frappe.get_doc({"doctype": "Contact", "first_name": mailtext.mail_text(first or local, 140),
+							  "last_name": mailtext.mail_text(last, 140),
 							  "email_ids": [{"email_id": address, "is_primary": 1}]})
 	contact.flags.ignore_permissions = True
 	contact.insert()

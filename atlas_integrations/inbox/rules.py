@@ -1,4 +1,4 @@
-"""Inbox Rules: admin-editable conditions on incoming mail and what to do with it.
+r"""Inbox Rules: admin-editable conditions on incoming mail and what to do with it.
 
 A rule applies when *every* condition that is filled holds (an empty condition is no condition):
 mailbox, sender (an address or an ``fnmatch`` pattern such as ``*@acme.com``, compared normalised),
@@ -6,7 +6,15 @@ sender domain, recipient alias (To/Cc/Delivered-To), subject keywords (comma-sep
 keywords, a regex over subject and text, the triage category, and the matched party. Rules run by
 ``sequence`` (then name); each applying rule may set the category, priority and company, choose an
 assignee and a document to create, or ignore the message; "Stop after this rule" ends the evaluation.
-Pure functions over plain dicts (Inbox Rule rows, message facts); no Frappe needed.
+Pure functions over plain dicts (Inbox Rule rows, message facts); no Frappe needed (messages a user reads
+are translated with ``frappe._`` when a site is connected).
+
+The regex condition runs with RE2 (``google-re2``, https://github.com/google/re2/wiki/Syntax), which
+matches in time linear in the text for every pattern: an admin's ``(a+)+$`` cannot make a stranger's mail
+cost minutes, as it can with Python's backtracking ``re`` (which has no timeout). RE2 has no
+backreferences, lookaround, atomic groups, possessive quantifiers or conditionals: a pattern that uses
+them is refused on save with a message naming the feature (:func:`validate_rule`). RE2's ``\w``, ``\d``,
+``\s`` and ``\b`` are ASCII-only (``\pL`` is any letter).
 """
 
 from __future__ import annotations
@@ -14,6 +22,9 @@ from __future__ import annotations
 import fnmatch
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
+
+import re2
 
 from atlas_integrations.inbox.addresses import GMAIL_DOMAINS, domain_of, normalise
 
@@ -58,13 +69,86 @@ def _keywords(value: str | None) -> list[str]:
 	return [k.strip().lower() for k in (value or "").split(",") if k.strip()]
 
 
+def _(message: str) -> str:
+	"""``frappe._(message)`` when a Frappe site is connected (the user's language), else ``message``."""
+	try:
+		import frappe
+
+		if getattr(frappe.local, "site", None):
+			return frappe._(message)
+	except Exception:  # no Frappe, or no site: the English text
+		pass
+	return message
+
+
+#: what RE2 does not have, found in a pattern: escapes are consumed first, so ``\(?=`` is not a lookahead.
+#: Each alternative starts with its own literal, so the scan is linear
+_UNSUPPORTED = re.compile(r"""
+	\\(?P<backref>[1-9]|g<[^<>]*>|k<[^<>]*>)
+	|\\.
+	|\(\?(?P<lookaround><?[=!])
+	|\(\?P=(?P<named>[^)]*)\)
+	|\(\?(?P<atomic>>)
+	|\(\?(?P<conditional>\()
+	|(?P<possessive>[*+?}]\+)
+""", re.VERBOSE | re.DOTALL)
+
+
+def _re2_options(case_sensitive: bool = False) -> re2.Options:
+	options = re2.Options()
+	options.case_sensitive = case_sensitive
+	options.log_errors = False  # a refused pattern is reported to the user, not to stderr
+	return options
+
+
+def _unsupported_feature(pattern: str) -> str:
+	"""What in ``pattern`` RE2 lacks, in words (e.g. "a backreference (\\1)"); "" when nothing known."""
+	for m in _UNSUPPORTED.finditer(pattern):
+		if m.group("backref") or m.group("named") is not None:
+			return _("a backreference ({0})").format(m.group(0))
+		if m.group("lookaround"):
+			return _("lookaround ({0})").format(m.group(0))
+		if m.group("atomic"):
+			return _("an atomic group ((?>...))")
+		if m.group("conditional"):
+			return _("a conditional group ((?(...)...))")
+		if m.group("possessive"):
+			return _("a possessive quantifier ({0})").format(m.group(0))
+	return ""
+
+
+class RuleError(ValueError):
+	"""An Inbox Rule that cannot work; ``str()`` is the message for the user (translated when a Frappe
+	site is connected)."""
+
+
 def validate_rule(rule: dict) -> None:
-	"""Raise ``ValueError`` with a clear message when a rule cannot work (a regex that does not compile)."""
-	if rule.get("subject_regex"):
-		try:
-			re.compile(rule["subject_regex"])
-		except re.error as exc:
-			raise ValueError(f"Subject or Text Matches is not a valid regular expression: {exc}") from None
+	"""Check that a rule can work.
+
+	Args:
+		rule: an Inbox Rule as a dict (``subject_regex`` is looked at).
+
+	Raises:
+		RuleError (a ``ValueError``): the regex does not compile with RE2; the message names the RE2
+			feature it lacks (backreference, lookaround, atomic group, possessive quantifier, conditional)
+			and points to RE2's syntax, or gives RE2's own error.
+	"""
+	pattern = rule.get("subject_regex")
+	if not pattern:
+		return
+	try:
+		re2.compile(pattern, _re2_options())
+	except re2.error as exc:
+		feature = _unsupported_feature(pattern)
+		if feature:
+			raise RuleError(_(
+				"Subject or Text Matches uses {0}, which Inbox Rules do not support: rules match with RE2, "
+				"which takes time linear in the mail's length for any pattern "
+				"(syntax: https://github.com/google/re2/wiki/Syntax). Rewrite the pattern without it."
+			).format(feature)) from None
+		detail = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+		raise RuleError(_("Subject or Text Matches is not a valid regular expression (RE2 syntax): {0}").format(
+			detail)) from None
 
 
 def validate_rule_doc(doc, method=None) -> None:
@@ -74,7 +158,19 @@ def validate_rule_doc(doc, method=None) -> None:
 	try:
 		validate_rule(doc.as_dict())
 	except ValueError as exc:
-		frappe.throw(str(exc))
+		from frappe.utils import escape_html
+
+		frappe.throw(escape_html(str(exc)), title=_("Invalid Inbox Rule"))  # it quotes the admin's pattern
+
+
+@lru_cache(maxsize=256)
+def compiled(pattern: str):
+	"""The rule regex ``pattern`` compiled with RE2, case-insensitive; None when RE2 refuses it (a rule
+	stored before validation existed: it never applies)."""
+	try:
+		return re2.compile(pattern, _re2_options())
+	except re2.error:
+		return None
 
 
 def _sender_pattern(value: str) -> str:
@@ -113,9 +209,8 @@ def applies(rule: dict, facts: Facts) -> bool:
 	if rule.get("body_contains") and not any(k in text for k in _keywords(rule["body_contains"])):
 		return False
 	if rule.get("subject_regex"):
-		try:
-			rx = re.compile(rule["subject_regex"], re.IGNORECASE)
-		except re.error:
+		rx = compiled(rule["subject_regex"])  # RE2: linear in the text, whatever the pattern
+		if rx is None:
 			return False  # refused on save; a rule stored before that never applies
 		if not (rx.search(facts.subject or "") or rx.search(facts.text or "")):
 			return False

@@ -19,6 +19,10 @@ Decided from what the sending software says about the message, never from guessi
 
 Pure functions over a header dict (lower-case names, raw values) as
 :func:`atlas_integrations.inbox.mime.signal_headers` returns it.
+
+Bounded time on any mail: header values are read up to :data:`HEADER_LIMIT` characters, the subject up to
+:data:`SUBJECT_LIMIT`, an address up to :data:`ADDRESS_LIMIT`; every regular expression is anchored or
+made of runs that cannot overlap, so none backtracks more than linearly (``tests/pure/test_bounded_time.py``).
 """
 
 from __future__ import annotations
@@ -27,15 +31,28 @@ import re
 from dataclasses import dataclass
 
 BOUNCE, AUTOMATED, NEWSLETTER = "bounce", "automated", "newsletter"
+#: characters of a header value read (``mime.signal_headers`` keeps 500)
+HEADER_LIMIT = 1_000
+#: characters of a subject read (RFC 5322 section 2.1.1: a line is at most 998)
+SUBJECT_LIMIT = 1_000
+#: characters of a sender address read (RFC 5321 section 4.5.3.1.3: a path is at most 256 octets)
+ADDRESS_LIMIT = 256
 
 #: local parts of senders that never read replies
 _NO_REPLY = re.compile(r"^(no[-_.]?reply|do[-_.]?not[-_.]?reply|donotreply|noreply[-_.].*|.*[-_.]noreply|"
 					   r"notifications?|mailer|automailer|bounces?)$")
-#: local parts of senders of bulk mail: newsletters, announcements, promotions
-_BULK_SENDER = re.compile(r"^([a-z0-9]+[-_.])*"
-						  r"(e-?news|news(letters?|flash)?|announce(ments?)?|promos?|promotions?)([-_.][a-z0-9]+)*$")
-#: RFC 2919 list-id: "<" list-label "." list-id-namespace ">"
-_LIST_ID = re.compile(r"<[^<>@\s]+\.[^<>@\s]+>")
+#: words of local parts of senders of bulk mail: newsletters, announcements, promotions. A local part is
+#: a bulk sender when it is words of ``[a-z0-9]`` joined by single ``-``, ``_`` or ``.`` and one word is
+#: one of these (``e-news`` is the words ``e`` and ``news``). Checked by splitting, not by the regular
+#: expression ``^([a-z0-9]+[-_.])*(news|...)([-_.][a-z0-9]+)*$`` it replaces, which tries every split
+#: of the words before the keyword against every split after it: quadratic in the length of the local part
+_BULK_WORDS = frozenset({"enews", "news", "newsletter", "newsletters", "newsflash", "announce", "announcement",
+						 "announcements", "promo", "promos", "promotion", "promotions"})
+_LOCAL_WORD = re.compile(r"[a-z0-9]+")
+_LOCAL_SEPARATOR = re.compile(r"[-_.]")
+#: RFC 2919 list-id: "<" list-label "." list-id-namespace ">": bracketed text without ``<>@`` or white
+#: space, with a dot that is neither its first nor its last character (:func:`_is_list_id`)
+_BRACKETED = re.compile(r"<([^<>@\s]+)>")
 _MAIL_SYSTEM = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mailerdaemon)$")
 _BOUNCE_SUBJECT = re.compile(
 	r"(undeliver|delivery (status notification|failure|has failed|delayed)|returned mail|"
@@ -43,7 +60,9 @@ _BOUNCE_SUBJECT = re.compile(
 	r"delivery notification|delayed mail)", re.IGNORECASE)
 #: "<list> digest, Vol 1 #2" (Mailman 2), "<list> Digest, Vol 42, Issue 7" (Mailman), "Volume 3, Issue 12"
 _DIGEST_SUBJECT = re.compile(r"\bdigest,?\s+vol(ume)?\b\.?\s*\d", re.IGNORECASE)
-_REPLY_OR_FORWARD = re.compile(r"^\s*(re|fwd?|aw|sv|wg)\s*(\[\d+\])?\s*:", re.IGNORECASE)
+#: "Re:", "Fwd:", "AW:", "Re[2]:" ... The optional "[n]" carries its own trailing white space, so no two
+#: adjacent ``\s*`` compete for the same spaces (``\s*(\[\d+\])?\s*:`` was quadratic in them)
+_REPLY_OR_FORWARD = re.compile(r"^\s*(re|fwd?|aw|sv|wg)\s*(?:\[\d+\]\s*)?:", re.IGNORECASE)
 _COMMENT = re.compile(r"\([^()]*\)")
 #: provider categories (Gmail's CATEGORY_* labels) and what they say
 PROVIDER_CATEGORIES = {
@@ -73,6 +92,20 @@ def _keyword(value: str) -> str:
 	return words[0].lower() if words else ""
 
 
+def _bulk_sender(local: str) -> bool:
+	"""``local`` (lower case) is words of ``[a-z0-9]`` joined by single ``-``/``_``/``.`` and one word is in
+	:data:`_BULK_WORDS`, e.g. ``news``, ``shop_newsflash``, ``e-news.uk``; linear time."""
+	words = _LOCAL_SEPARATOR.split(local)
+	return (any(w in _BULK_WORDS for w in words) and all(_LOCAL_WORD.fullmatch(w) for w in words))
+
+
+def _is_list_id(value: str) -> bool:
+	"""``value`` holds an RFC 2919 list-id, as ``re.search(r"<[^<>@\\s]+\\.[^<>@\\s]+>", value)`` decides,
+	in linear time (that expression tries every dot of a long run as the separator: quadratic). Each
+	``<`` starts at most one bracketed run, and runs cannot overlap."""
+	return any("." in m.group(1)[1:-1] for m in _BRACKETED.finditer(value))
+
+
 def _param(content_type: str, name: str) -> str:
 	match = re.search(rf"{name}\s*=\s*\"?([^\";\s]+)", content_type or "", re.IGNORECASE)
 	return match.group(1).lower() if match else ""
@@ -92,9 +125,13 @@ def detect(headers: dict[str, str], sender: str = "", subject: str = "",
 
 	Returns:
 		A list of :class:`Signal` (empty for mail a person wrote to you).
+
+	Only the first :data:`HEADER_LIMIT` characters of each header, :data:`SUBJECT_LIMIT` of the subject and
+	:data:`ADDRESS_LIMIT` of the sender are read.
 	"""
-	h = {k.lower(): (v or "").strip() for k, v in (headers or {}).items()}
-	addr = (sender or "").strip().strip("<>").strip().lower()
+	h = {k.lower(): (v or "")[:HEADER_LIMIT].strip() for k, v in (headers or {}).items()}
+	addr = (sender or "")[:ADDRESS_LIMIT].strip().strip("<>").strip().lower()
+	subject = (subject or "")[:SUBJECT_LIMIT]
 	local = addr.rpartition("@")[0] if "@" in addr else addr
 	found: list[Signal] = []
 	ctype = h.get("content-type", "").lower()
@@ -122,11 +159,11 @@ def detect(headers: dict[str, str], sender: str = "", subject: str = "",
 		found.append(Signal(AUTOMATED, f"mail system sender ({local}@)"))
 	if h.get("list-unsubscribe"):
 		found.append(Signal(NEWSLETTER, "List-Unsubscribe"))
-	if _LIST_ID.search(h.get("list-id", "")):
+	if _is_list_id(h.get("list-id", "")):
 		found.append(Signal(NEWSLETTER, "List-Id"))
 	if precedence in ("bulk", "list", "junk"):
 		found.append(Signal(NEWSLETTER, f"Precedence: {precedence}"))
-	if _BULK_SENDER.match(local):
+	if _bulk_sender(local):
 		found.append(Signal(NEWSLETTER, f"bulk sender ({local}@)"))
 	if _DIGEST_SUBJECT.search(subject or "") and not _REPLY_OR_FORWARD.match(subject or ""):
 		found.append(Signal(NEWSLETTER, "list digest subject"))

@@ -43,16 +43,21 @@ def _mark_source(rows: list) -> None:
 
 
 def _filter_docinfo() -> None:
+	from atlas_integrations.overrides import readable_link_titles
+
 	docinfo = frappe.response.get("docinfo")
 	if docinfo:
 		docinfo["communications"] = _filter(docinfo.get("communications"))
 		docinfo["automated_messages"] = _filter(docinfo.get("automated_messages"))
+	if frappe.response.get("_link_titles"):
+		frappe.response["_link_titles"] = readable_link_titles(frappe.response["_link_titles"])
 
 
 @frappe.whitelist()
 def getdoc(doctype, name):
 	"""Frappe's ``frappe.desk.form.load.getdoc`` with mail rows the user may not read removed from the
-	timeline. Same arguments, response and errors."""
+	timeline, and their titles from the linked titles (``_link_titles``). Same arguments, response and
+	errors."""
 	load.getdoc(doctype, name)
 	_filter_docinfo()
 
@@ -68,3 +73,24 @@ def get_docinfo(doc=None, doctype=None, name=None):
 def get_communications(doctype, name, start=0, limit=20):
 	"""Frappe's ``get_communications`` (the timeline's "load more") with unreadable mail rows removed."""
 	return _filter(load.get_communications(doctype, name, start=start, limit=limit))
+
+
+@frappe.whitelist(methods=["POST", "PUT"])
+def savedocs(doc, action):
+	"""Frappe's ``frappe.desk.form.save.savedocs`` (a form's Save / Submit / Update): the saved document's
+	timeline in the answer (``docinfo.communications``) without mail rows the user may not read. Frappe's
+	own calls its ``load.get_docinfo`` directly, past the overridden one. Same arguments and answer."""
+	from frappe.desk.form import save
+
+	save.savedocs(doc, action)
+	_filter_docinfo()
+
+
+@frappe.whitelist(methods=["POST", "PUT"])
+def cancel(doctype=None, name=None, workflow_state_fieldname=None, workflow_state=None):
+	"""Frappe's ``frappe.desk.form.save.cancel`` with the answer's timeline filtered (see :func:`savedocs`)."""
+	from frappe.desk.form import save
+
+	save.cancel(doctype=doctype, name=name, workflow_state_fieldname=workflow_state_fieldname,
+				workflow_state=workflow_state)
+	_filter_docinfo()

@@ -2,9 +2,16 @@
 
 The default classifier is offline and explainable: header signals (:mod:`.signals`) decide automated,
 bounce and newsletter mail; otherwise weighted keywords of the subject and the *new* text (quoted history
-and signatures stripped by ``email-reply-parser``) pick a business category. Every decision is recorded as
+and signatures stripped by :mod:`.reply`, a linear-time port of ``email-reply-parser``) pick a business
+category. Every decision is recorded as
 a signal string, e.g. ``"keyword 'quote' in subject"``. Inbox Rules and an optional LLM backend may
 override the result afterwards (:mod:`.rules`, :mod:`.llm`). Pure functions; no Frappe needed.
+
+Bounded time on any mail: every regular expression here is applied to at most :data:`SUBJECT_LIMIT` /
+:data:`TEXT_LIMIT` characters and none backtracks more than a constant per position (literal alternations
+between ``\\b``; ``_GREETING``'s repetition is bounded, ``{0,4}``, and each repeat starts with white space
+after a non-space run, so it splits a line one way only); ``tests/pure/test_bounded_time.py`` holds them to
+it on 100 KB adversarial input.
 """
 
 from __future__ import annotations
@@ -13,8 +20,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from email_reply_parser import EmailReplyParser
-
+from atlas_integrations.inbox import reply
 from atlas_integrations.inbox import signals as sig
 
 QUOTE = "Quote request"
@@ -29,6 +35,13 @@ CATEGORIES = (QUOTE, ORDER, INVOICE, SUPPORT, SCHEDULING, NEWSLETTER, AUTOMATED,
 PRIORITIES = ("Low", "Normal", "High", "Urgent")
 #: below this confidence a classification asks for review
 CONFIDENCE_THRESHOLD = 0.5
+#: characters of a plain-text body read to find the new text (the new text is at the top; the pipeline
+#: itself reads at most 20,000, ``pipeline.TEXT_LIMIT``; "Create work" reads the stored body)
+TEXT_LIMIT = 100_000
+#: characters of a subject the classifier reads (RFC 5322 section 2.1.1: a line is at most 998)
+SUBJECT_LIMIT = 1_000
+#: characters of the new text searched for business keywords, and of it for priority words
+BODY_KEYWORD_LIMIT, PRIORITY_LIMIT = 5_000, 1_000
 
 #: category -> (pattern, weight); subject hits count double
 KEYWORDS: dict[str, list[tuple[str, float]]] = {
@@ -70,14 +83,18 @@ class Triage:
 	signals: list[str] = field(default_factory=list)
 
 
-@lru_cache(maxsize=512)  # summary, classification and the pipeline's rules all ask for the same text
+@lru_cache(maxsize=32)  # summary, classification and the pipeline's rules ask for the same text (<= 100 KB each)
 def new_text(text: str) -> str:
 	"""The part of a plain-text body the sender just wrote: quoted history and signature removed
-	(``email-reply-parser``)."""
-	try:
-		return EmailReplyParser.parse_reply(text or "").strip()
-	except Exception:  # the parser is regex-based; never let it stop triage
-		return (text or "").strip()
+	(:func:`atlas_integrations.inbox.reply.parse_reply`, linear time).
+
+	Args:
+		text: the decoded plain-text body; only its first :data:`TEXT_LIMIT` characters are read.
+
+	Returns:
+		The new text, stripped ("" for an empty body).
+	"""
+	return reply.parse_reply((text or "")[:TEXT_LIMIT]).strip()
 
 
 def summary_of(subject: str, text: str, length: int = 140) -> str:
@@ -101,13 +118,14 @@ def classify(subject: str, text: str, headers: dict[str, str] | None = None, sen
 	"""The default, offline classification of one message.
 
 	Args:
-		subject: decoded subject (exact text).
-		text: plain-text body ("" when only a snippet is stored: the snippet then).
+		subject: decoded subject (exact text; its first :data:`SUBJECT_LIMIT` characters are read).
+		text: plain-text body ("" when only a snippet is stored: the snippet then; see :func:`new_text`).
 		headers, sender, provider_categories: see :func:`atlas_integrations.inbox.signals.detect`.
 
 	Returns:
 		A :class:`Triage`.
 	"""
+	subject = (subject or "")[:SUBJECT_LIMIT]
 	result = Triage(summary=summary_of(subject, text))
 	found = sig.detect(headers or {}, sender, subject, provider_categories)
 	result.signals = [str(s) for s in found]
@@ -118,7 +136,7 @@ def classify(subject: str, text: str, headers: dict[str, str] | None = None, sen
 	if result.kind == sig.NEWSLETTER:
 		result.category, result.priority, result.confidence = NEWSLETTER, "Low", 0.9
 		return result
-	body = new_text(text)[:5000]
+	body = new_text(text)[:BODY_KEYWORD_LIMIT]
 	scores: dict[str, float] = {}
 	for category, patterns in _COMPILED.items():
 		for pattern, weight in patterns:
@@ -141,7 +159,7 @@ def classify(subject: str, text: str, headers: dict[str, str] | None = None, sen
 	else:
 		result.category, result.confidence = OTHER, 0.3
 		result.signals.append("no business keyword")
-	head = f"{subject}\n{body[:1000]}"
+	head = f"{subject}\n{body[:PRIORITY_LIMIT]}"
 	if URGENT.search(head):
 		result.priority = "Urgent"
 		result.signals.append(f"'{URGENT.search(head).group(0)}' -> Urgent")

@@ -227,6 +227,38 @@ def set_defaults() -> None:
 		settings.save()
 
 
+MB = 1024 * 1024
+FRAPPE_DEFAULT_REQUEST_LIMIT = 25 * MB  # what Frappe reads of a request body when max_file_size is unset
+#: the site's request limit Atlas sets when none is set: a 25 MB message (Gmail's and Mailgun's limit, an
+#: Inbound Route's default) in a Mailgun ``forward()`` form (1 MB for its other fields, see
+#: ``atlas_integrations.inbox.inbound.FORM_ALLOWANCE``)
+REQUEST_LIMIT = 26 * MB
+
+
+def site_request_limit() -> int:
+	"""Bytes of a request body Frappe reads before any app code runs (site config ``max_file_size``,
+	else Frappe's 25 MB); a larger request is answered 413 by Frappe itself."""
+	from frappe.utils import cint
+
+	return cint(frappe.conf.get("max_file_size")) or FRAPPE_DEFAULT_REQUEST_LIMIT
+
+
+def set_request_limit() -> int:
+	"""Write site config ``max_file_size`` = :data:`REQUEST_LIMIT` (bytes) when the site has none; a value
+	already there is the admin's decision and is kept (it also bounds desk uploads when System Settings
+	has no Max File Size, and every other app's requests). Idempotent. Returns the limit in force.
+
+	Why: Frappe reads and keeps in memory the whole body of every request, guest requests included,
+	before app code can refuse it, so this value, not an Inbound Route's limit, bounds what an
+	unauthenticated sender can make the site read (README, "Inbound Route")."""
+	from frappe.installer import update_site_config
+
+	if not frappe.conf.get("max_file_size"):
+		update_site_config("max_file_size", REQUEST_LIMIT)
+		frappe.local.conf.max_file_size = REQUEST_LIMIT
+	return site_request_limit()
+
+
 APP = "atlas_integrations"
 
 
@@ -270,6 +302,7 @@ def after_install() -> None:
 	make_indexes()
 	map_host_roles()
 	set_defaults()
+	set_request_limit()
 	make_match_index()
 
 
@@ -282,6 +315,7 @@ def after_migrate() -> None:
 	make_host_permissions()
 	make_indexes()
 	set_defaults()
+	set_request_limit()
 	make_match_index()
 
 

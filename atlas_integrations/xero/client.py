@@ -12,6 +12,7 @@ import time
 
 import frappe
 
+from atlas_integrations import messages
 from atlas_integrations.endpoints import get_endpoint
 from atlas_integrations.xero import oauth
 
@@ -34,7 +35,7 @@ def accounting_api(company: str):
 
 	conn = frappe.db.get_value(oauth.CONNECTION, company, ["status", "xero_grant"], as_dict=True)
 	if not conn or conn.status != oauth.CONNECTED or not conn.xero_grant:
-		frappe.throw(f"Company {company} has no connected Xero organisation", title="Xero")
+		messages.throw("Company {0} has no connected Xero organisation", company, title="Xero")
 	client_id, secret = oauth.client_credentials()
 	grant = conn.xero_grant
 	held = {"token": oauth.access_token(grant), "until": time.time() + oauth.REFRESH_MARGIN}

@@ -20,7 +20,7 @@ import base64
 import hashlib
 import json
 import secrets
-from datetime import datetime, timedelta
+from datetime import timedelta
 from urllib.parse import urlencode
 
 import frappe
@@ -28,6 +28,7 @@ import requests
 from frappe.utils import get_url, now_datetime
 from frappe.utils.password import get_decrypted_password, remove_encrypted_password, set_encrypted_password
 
+from atlas_integrations import messages
 from atlas_integrations.endpoints import get_endpoint
 from atlas_integrations.inbox.text import mail_text
 from atlas_integrations.permissions import is_admin
@@ -91,7 +92,7 @@ def _state_key(state: str) -> str:
 
 def _ensure_connection(company: str) -> str:
 	if not frappe.db.exists("Company", company):
-		frappe.throw(f"Unknown Company {company}")
+		messages.throw("Unknown Company {0}", company)
 	if not frappe.db.exists(CONNECTION, company):
 		frappe.get_doc({"doctype": CONNECTION, "company": company, "status": NOT_CONNECTED}).insert(
 			ignore_permissions=True)
@@ -174,7 +175,7 @@ def complete(state: str | None, code: str | None = None, error: str | None = Non
 		token = _token_request({"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri(),
 								"code_verifier": flow["verifier"]})
 	except XeroAuthError as exc:
-		frappe.throw(f"Xero refused the authorization: {exc}", title="Xero")
+		messages.throw("Xero refused the authorization: {0}", exc, title="Xero")
 	scopes = (token.get("scope") or "").split()
 	if not token.get("refresh_token") or "offline_access" not in scopes:
 		frappe.throw(NO_OFFLINE, title="Xero")
@@ -244,7 +245,7 @@ def _link(company: str, connection: dict, grant: str, scopes: list[str]) -> str:
 		frappe.db.set_value(CONNECTION, company, {"pending_tenants": None, "last_error": mail_text(
 			ALREADY_LINKED.format(connection.get("tenantName"), other))})
 		frappe.db.commit()
-		frappe.throw(ALREADY_LINKED.format(connection.get("tenantName") or tenant_id, other), title="Xero")
+		messages.throw(ALREADY_LINKED, connection.get("tenantName") or tenant_id, other, title="Xero")
 	previous = frappe.db.get_value(CONNECTION, company, "xero_grant")
 	frappe.db.set_value(CONNECTION, company, {
 		"status": CONNECTED, "tenant_id": tenant_id, "connection_id": connection.get("id"),
@@ -345,7 +346,7 @@ def disconnect(company: str) -> dict:
 		frappe.PermissionError: "Only admins can connect Xero".
 	"""
 	_check_admin()
-	conn = frappe.get_doc(CONNECTION, company)
+	conn = messages.get_doc(CONNECTION, company)
 	grant, revoked = conn.xero_grant, False
 	if grant and conn.connection_id and conn.status == CONNECTED:
 		try:

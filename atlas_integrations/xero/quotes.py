@@ -24,9 +24,10 @@ import json
 import os
 
 import frappe
-from frappe.utils import now_datetime
+from frappe import _
+from frappe.utils import escape_html, now_datetime
 
-from atlas_integrations import jobs
+from atlas_integrations import jobs, messages
 from atlas_integrations.inbox.text import mail_text, plain
 from atlas_integrations.xero import mappers, oauth, settings
 from atlas_integrations.xero.jobs import XERO_QUOTE, XERO_QUOTE_SEND
@@ -90,7 +91,7 @@ def before_cancel(doc, method=None) -> None:
 		return
 	state = _status(current)
 	if state in ("ACCEPTED", "INVOICED"):
-		frappe.throw(ACCEPTED_IN_XERO.format(doc.name, state), title="Xero")
+		messages.throw(ACCEPTED_IN_XERO, doc.name, state, title="Xero")
 
 
 def on_cancel(doc, method=None) -> None:
@@ -133,7 +134,10 @@ def request_send(quotation: str, client_key: str, to=None, cc=None, subject: str
 
 	Rules (each a clear error): an Atlas role and permission to email the Quotation; the workspace is
 	Active; the Quotation is submitted and its Company connected to Xero; at least one valid To (default:
-	the Quotation's contact email); a healthy shared workspace Gmail mailbox (:func:`quote_mailbox`).
+	the Quotation's contact email); a healthy shared workspace Gmail mailbox (:func:`quote_mailbox`); and
+	the user's send rate limit, the budget Smart Inbox replies use too
+	(:func:`atlas_integrations.inbox.send_limit.take`, checked and recorded atomically after every other
+	rule; the same key again is not counted).
 
 	Args:
 		quotation: Quotation name.
@@ -149,19 +153,22 @@ def request_send(quotation: str, client_key: str, to=None, cc=None, subject: str
 		frappe.PermissionError: no Atlas role, or no email permission on the Quotation.
 		frappe.ValidationError: workspace not Active, not submitted, not connected, no recipient, a bad
 			address, no usable mailbox (:class:`atlas_integrations.gmail.send.SendError`).
+		atlas_integrations.inbox.send_limit.SendRateLimited: "You are sending too fast: at most N messages
+			a minute" (HTTP 429; nothing queued).
 	"""
 	from atlas_integrations.gmail import send
+	from atlas_integrations.inbox import send_limit
 	from atlas_integrations.permissions import has_atlas_role
 	from atlas_integrations.settings import require_active_workspace
 
 	if not has_atlas_role():
-		frappe.throw(send.NO_ROLE.replace("from the Smart Inbox", "through Atlas"), frappe.PermissionError)
-	doc = frappe.get_doc(DOCTYPE, quotation)
+		frappe.throw(_("Only Atlas users can send mail through Atlas"), frappe.PermissionError)
+	doc = messages.get_doc(DOCTYPE, quotation)
 	if not frappe.has_permission(DOCTYPE, "email", doc):
-		frappe.throw(NOT_YOURS, frappe.PermissionError)
+		frappe.throw(_(NOT_YOURS), frappe.PermissionError)
 	require_active_workspace()
 	if not client_key or len(str(client_key)) > 200:
-		frappe.throw("A client idempotency key (at most 200 characters) is required", title="Xero")
+		frappe.throw(_("A client idempotency key (at most 200 characters) is required"), title="Xero")
 	user = frappe.session.user
 	request_key = hashlib.sha256(f"{user}\x00{client_key}".encode()).hexdigest()
 	existing = frappe.db.get_value("Sync Job", {"job_type": XERO_QUOTE_SEND, "reference_doctype": DOCTYPE,
@@ -170,20 +177,21 @@ def request_send(quotation: str, client_key: str, to=None, cc=None, subject: str
 	if existing:
 		return {"sync_job": existing, "status": frappe.db.get_value(DOCTYPE, quotation, "atlas_xero_status")}
 	if doc.docstatus != 1:
-		frappe.throw(NOT_SUBMITTED, title="Xero")
+		frappe.throw(_(NOT_SUBMITTED), title="Xero")
 	if not _connected(doc.company):
-		frappe.throw(NOT_CONNECTED.format(doc.company), title="Xero")
+		frappe.throw(_(NOT_CONNECTED).format(escape_html(doc.company)), title="Xero")
 	recipients = send.split_addresses(to, strict=True) if to else send.split_addresses(doc.get("contact_email"))
 	copies = send.split_addresses(cc, strict=True)
 	if not recipients:
-		frappe.throw(NO_RECIPIENT, send.SendError, title="Xero")
+		frappe.throw(_(NO_RECIPIENT), send.SendError, title="Xero")
 	for address in recipients + copies:
 		if not frappe.utils.validate_email_address(address):
-			frappe.throw(BAD_RECIPIENT.format(frappe.bold(address)), send.SendError, title="Xero")
+			frappe.throw(_(BAD_RECIPIENT).format(frappe.bold(escape_html(address))), send.SendError, title="Xero")
 	mailbox = quote_mailbox(doc.company)
 	if not mailbox:
-		frappe.throw(NO_MAILBOX.format(doc.company), send.SendError, title="Xero")
+		frappe.throw(_(NO_MAILBOX).format(escape_html(doc.company)), send.SendError, title="Xero")
 	send.usable_mailbox(mailbox)
+	send_limit.take(user)  # the last rule: a refused request above uses none of the user's budget
 	payload = {"company": doc.company, "action": "send", "request_key": request_key, "user": user,
 			   "to": recipients, "cc": copies, "mailbox": mailbox,
 			   "subject": (subject or f"Quotation {doc.name} from {doc.company}")[:300], "message": message or ""}

@@ -11,7 +11,7 @@ import json
 import frappe
 from frappe.utils import getdate, now_datetime
 
-from atlas_integrations import jobs
+from atlas_integrations import jobs, messages
 from atlas_integrations.inbox.text import mail_text
 from atlas_integrations.xero import oauth
 from atlas_integrations.xero.jobs import XERO_JOB_TYPES
@@ -23,7 +23,7 @@ def maps(company: str) -> dict:
 	"""The mapping keywords of :func:`atlas_integrations.xero.mappers.line_items` for ``company``:
 	``account_codes``, ``item_codes``, ``tax_types`` (dicts) and ``default_account``,
 	``adjustment_account``, ``untaxed_type`` (Xero codes), from its Xero Connection."""
-	conn = frappe.get_doc(oauth.CONNECTION, company)
+	conn = messages.get_doc(oauth.CONNECTION, company)
 	out = {"account_codes": {r.erpnext_account: r.xero_account_code.strip() for r in conn.account_map},
 		   "item_codes": {r.item_code: r.xero_item_code.strip() for r in conn.item_map},
 		   "tax_types": {r.erpnext_account: r.xero_tax_type.strip() for r in conn.tax_map}}
@@ -50,7 +50,7 @@ def load_from_xero(company: str) -> dict:
 	"""
 	from atlas_integrations.xero.client import session_for
 
-	conn = frappe.get_doc(oauth.CONNECTION, company)
+	conn = messages.get_doc(oauth.CONNECTION, company)
 	session = session_for(company)
 	accounts = [{"code": a.code, "name": a.name, "type": str(getattr(a.type, "value", a.type))}
 				for a in (session.call("get_accounts", where='Status=="ACTIVE"').accounts or [])

@@ -27,7 +27,7 @@ import json
 
 import frappe
 
-from atlas_integrations import jobs
+from atlas_integrations import jobs, messages
 from atlas_integrations.inbox.text import mail_text
 from atlas_integrations.xero import mappers, oauth, settings
 from atlas_integrations.xero.jobs import (XERO_CONTACT, XERO_INVOICE, XERO_JOB_TYPES, XERO_PAYMENT, XERO_PULL,
@@ -93,8 +93,8 @@ def before_cancel(doc, method=None) -> None:
 		return
 	settled = mappers.money(current.amount_paid) + mappers.money(current.amount_credited)
 	if settled > 0:
-		frappe.throw(PAID_IN_XERO.format(doc.name, current.currency_code.value if hasattr(current.currency_code, "value")
-										 else doc.currency, settled), title="Xero")
+		currency = current.currency_code.value if hasattr(current.currency_code, "value") else doc.currency
+		messages.throw(PAID_IN_XERO, doc.name, currency, settled, title="Xero")
 
 
 def on_cancel(doc, method=None) -> None:

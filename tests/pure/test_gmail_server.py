@@ -586,6 +586,18 @@ def test_labels_send_and_threads(server):
 	assert mine in [m["id"] for m in list_all(svc, q="in:sent", includeSpamTrash=True)]
 
 
+def test_rfc822msgid_search_finds_only_that_message(server):
+	"""``rfc822msgid:`` (an operator with digits in its name) selects by Message-ID: an unknown id finds
+	nothing, so "was it sent?" is never answered by another message (the exactly-once sends rely on it)."""
+	first = server.insert_message(OWNER, mail("First", "first-1@customer.test"))
+	server.insert_message(OWNER, mail("Second", "second-1@customer.test"))
+	svc = gmail(server, make_creds(server))
+	assert [m["id"] for m in list_all(svc, q="rfc822msgid:first-1@customer.test")] == [first]
+	assert [m["id"] for m in list_all(svc, q="rfc822msgid:<first-1@customer.test>", includeSpamTrash=True)] == [first]
+	assert list_all(svc, q="rfc822msgid:never-sent.atlas@atlas-test.example") == []
+	assert first not in [m["id"] for m in list_all(svc, q="-rfc822msgid:first-1@customer.test")]
+
+
 def test_stats_and_quota_units(server):
 	mid = server.insert_message(OWNER, mail("count me", "count-1@customer.test"))
 	svc = gmail(server, make_creds(server))

@@ -270,3 +270,48 @@ def ensure_user(frappe, email: str, roles: tuple[str, ...] | list[str], password
 	frappe.db.commit()
 	frappe.clear_cache(user=email)
 	return email
+
+
+def parallel(calls: list) -> list:
+	"""Run the zero-argument ``calls`` in threads released together (a barrier); their results, in order."""
+	import threading
+
+	go = threading.Barrier(len(calls))
+	results = [None] * len(calls)
+
+	def run(i, call):
+		go.wait()
+		results[i] = call()
+
+	workers = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+	for w in workers:
+		w.start()
+	for w in workers:
+		w.join()
+	return results
+
+
+def burst_under_send_limit(frappe, user: str, limit: int, calls: list) -> tuple[list, float]:
+	"""Atlas Settings ``reply_rate_limit`` = ``limit`` and ``user``'s window empty, then the HTTP ``calls``
+	in parallel; asserts exactly ``limit`` answered 200 and the rest 429 with the rate-limit message.
+	Returns ``(answers, seconds)``; the setting goes back to 10."""
+	import time
+
+	from atlas_integrations.inbox import send_limit
+
+	frappe.db.set_single_value("Atlas Settings", "reply_rate_limit", limit)
+	frappe.db.commit()
+	send_limit.reset(user)
+	try:
+		started = time.monotonic()
+		answers = parallel(calls)
+		elapsed = time.monotonic() - started
+	finally:
+		frappe.db.set_single_value("Atlas Settings", "reply_rate_limit", 10)
+		frappe.db.commit()
+	codes = sorted(a.status_code for a in answers)
+	n = len(calls)
+	assert codes == [200] * limit + [429] * (n - limit), [a.text[:200] for a in answers if a.status_code not in (200, 429)]
+	assert all(f"You are sending too fast: at most {limit} messages a minute" in a.text
+			   for a in answers if a.status_code == 429)
+	return answers, elapsed

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 import time
 import uuid
 
@@ -13,7 +14,7 @@ import requests
 
 from atlas_integrations.inbox.inbound import sign
 from tests.realsite.mail import make_mail
-from tests.realsite.conftest import run_worker
+from tests.realsite.conftest import login, run_worker
 
 KEY = "route-signing-key-" + uuid.uuid4().hex
 MAILGUN_KEY = "mailgun-key-" + uuid.uuid4().hex
@@ -87,9 +88,22 @@ def test_signed_message_is_stored_once_and_goes_through_the_pipeline(site, web, 
 	assert thread.category == "Quote request"
 
 
-def test_bad_missing_stale_signatures_are_refused_and_nothing_is_stored(site, web, route):
+def _route_row(frappe, route):
+	frappe.db.rollback()
+	return frappe.db.get_value("Inbound Route", route, ["rejected_count", "last_rejection", "received_count",
+														"modified"], as_dict=True)
+
+
+def _refused(route):
+	from atlas_integrations.inbox.inbound import refusal_figures
+
+	return refusal_figures(route)["count"]
+
+
+def test_bad_missing_stale_signatures_are_refused_counted_in_redis_and_nothing_is_written(site, web, route):
 	frappe = site
 	before = len(_stored(frappe, route))
+	row_before, refused_before = _route_row(frappe, route), _refused(route)
 	body = _message("Forged")
 	cases = {
 		"wrong key": _post(web, route, body, key="not-the-key"),
@@ -104,17 +118,164 @@ def test_bad_missing_stale_signatures_are_refused_and_nothing_is_stored(site, we
 		assert response.status_code == 401, (case, response.status_code, response.text)
 		assert KEY not in response.text
 	assert len(_stored(frappe, route)) == before
-	assert frappe.db.get_value("Inbound Route", route, "rejected_count") >= len(cases)
+	# counted in Redis, no database write: the route row is as it was
+	assert _refused(route) == refused_before + len(cases)
+	assert _route_row(frappe, route) == row_before
+	# the form shows the stored total plus what Redis counted since
+	form = login(web).get(f"{web}/api/method/frappe.desk.form.load.getdoc",
+						  params={"doctype": "Inbound Route", "name": route}).json()["docs"][0]
+	assert form["rejected_count"] == (row_before.rejected_count or 0) + refused_before + len(cases)
+	assert form["last_rejection"] == "signature does not match"  # the last case: the body changed
+	# the next accepted message folds the count into the stored total, in the update it makes anyway
+	assert _post(web, route, _message(f"Folds {uuid.uuid4().hex}")).status_code == 200
+	row = _route_row(frappe, route)
+	assert row.rejected_count == (row_before.rejected_count or 0) + refused_before + len(cases)
+	assert row.last_rejection == "signature does not match" and _refused(route) == 0
 
 
-def test_oversized_and_unknown_route_are_refused(site, web, route):
+def test_oversized_is_refused_413_before_the_signature_and_unknown_route_404(site, web, route):
+	from atlas_integrations.inbox.inbound import refusal_figures
+
 	frappe = site
+	refused_before, unknown_before = _refused(route), refusal_figures(None)["count"]
 	big = _message("Big") + b"x" * 60_000  # over the 0.05 MB limit
-	r = _post(web, route, big)
-	assert r.status_code == 406, r.text
+	cases = {
+		"signed, Content-Length": _post(web, route, big),
+		# a forged signature gets 413, not 401: the size is checked before any HMAC work
+		"forged, Content-Length": _post(web, route, big, header="t=1,v1=00"),
+		# chunked: no Content-Length announced, the body's own length is checked
+		"forged, chunked": requests.post(_url(web, route), params={"route": route}, timeout=30,
+										 data=(big[i:i + 8192] for i in range(0, len(big), 8192)),
+										 headers={"X-Atlas-Signature": "t=1,v1=00"}),
+	}
+	for case, r in cases.items():
+		assert r.status_code == 413, (case, r.status_code, r.text[:300])
+		assert "over the route's limit of 52428 bytes" in r.json()["message"]["reason"]
 	unknown = _post(web, "no-such-route", _message("Lost"))
 	assert unknown.status_code == 404
 	assert not [x for x in _stored(frappe, route) if x.subject == "Big"]
+	assert _refused(route) == refused_before + len(cases)
+	assert refusal_figures(None)["count"] == unknown_before + 1  # unknown routes share one counter
+
+
+def _mailgun_form(raw: bytes, token: str | None = None, timestamp: str | None = None) -> dict:
+	timestamp, token = timestamp or str(int(time.time())), token or uuid.uuid4().hex
+	signature = hmac.new(MAILGUN_KEY.encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest()
+	return {"timestamp": timestamp, "token": token, "signature": signature, "body-mime": raw.decode(),
+			"recipient": "in@atlas-test.example"}
+
+
+def _mailgun(web, route, form: dict):
+	return requests.post(_url(web, route, mailgun=True), params={"route": route}, data=form, timeout=30)
+
+
+def test_mailgun_oversized_is_refused_413_before_the_signature(site, web, route):
+	frappe = site
+	refused_before = _refused(route)
+	forged = dict(_mailgun_form(_message("Big via Mailgun") + b"x" * 60_000), signature="0" * 64)
+	assert _mailgun(web, route, forged).status_code == 413  # body-mime over the limit, form within the allowance
+	huge = dict(_mailgun_form(_message("Huge via Mailgun")), signature="0" * 64, padding="p" * (1024 * 1024 + 60_000))
+	r = _mailgun(web, route, huge)  # the request's Content-Length is over the limit + the form allowance
+	assert r.status_code == 413 and "over the route's limit" in r.text
+	assert _refused(route) == refused_before + 2
+	assert not [x for x in _stored(frappe, route) if "via Mailgun" in (x.subject or "") and "Big" in x.subject]
+
+
+def test_mailgun_token_is_used_only_once_its_message_is_stored(site, web, route):
+	"""A store that fails (here: the route row is locked by another transaction and the site's statement
+	timeout ends the request) leaves the token unused: Mailgun's retry of the same delivery is stored.
+	While a store is running, a replay of its token is refused; once stored, the token is used."""
+	from frappe.installer import update_site_config
+
+	frappe = site
+	raw = _message(f"Retried by Mailgun {uuid.uuid4().hex[:6]}")
+	form = _mailgun_form(raw)
+	refused_before = _refused(route)
+	note = requests.post(_url(web, route), params={"route": route}, data=b"x", timeout=30,
+						 headers={"X-Atlas-Signature": "t=1,v1=00"})  # one refusal waiting to be folded
+	assert note.status_code == 401 and _refused(route) == refused_before + 1
+	frappe.db.rollback()
+	frappe.db.sql("select name from `tabInbound Route` where name=%s for update", route)  # the store will wait
+	update_site_config("enable_db_statement_timeout", 1)
+	update_site_config("http_timeout", 1)  # a web request's statements end after 1 s
+	try:
+		failed = _mailgun(web, route, form)
+	finally:
+		frappe.db.rollback()
+		update_site_config("enable_db_statement_timeout", "None")
+		update_site_config("http_timeout", "None")
+	assert failed.status_code >= 500, (failed.status_code, failed.text[:300])
+	assert not [x for x in _stored(frappe, route) if x.subject == plain_subject(raw)]
+	assert _refused(route) == refused_before + 1  # the count taken for the failed update went back to Redis
+	retry = _mailgun(web, route, form)  # Mailgun's retry: the same form, the same token
+	assert retry.status_code == 200 and retry.json()["message"]["status"] == "accepted", retry.text[:300]
+	assert len([x for x in _stored(frappe, route) if x.subject == plain_subject(raw)]) == 1
+	assert _refused(route) == 0  # the accepted message folded the waiting count into the route's total
+	replay = _mailgun(web, route, form)
+	assert replay.status_code == 401 and "replay" in replay.text
+	assert _refused(route) == 1  # and the replay is counted, in Redis
+
+
+def test_mailgun_token_replayed_while_its_message_is_being_stored_is_refused(site, web, route):
+	from atlas_integrations.inbox import inbound
+
+	frappe = site
+	raw = _message(f"Original {uuid.uuid4().hex[:6]}")
+	form = _mailgun_form(raw)
+	forged = dict(form, **{"body-mime": _message("Forged with a sniffed token").decode()})
+	frappe.db.rollback()
+	frappe.db.sql("select name from `tabInbound Route` where name=%s for update", route)  # the store waits
+	answers = {}
+	first = threading.Thread(target=lambda: answers.setdefault("first", _mailgun(web, route, form)))
+	first.start()
+	try:
+		deadline = time.monotonic() + 20
+		while not (frappe.cache.get(inbound._token_key(form["token"])) or b"").startswith(b"claim:"):
+			assert time.monotonic() < deadline, "the first request claims the token"
+			time.sleep(0.05)
+		answers["replay"] = _mailgun(web, route, forged)  # the same token, another body, meanwhile
+	finally:
+		frappe.db.rollback()  # the first request's store goes on
+		first.join()
+	assert answers["replay"].status_code == 401 and "replay" in answers["replay"].text
+	assert answers["first"].status_code == 200 and answers["first"].json()["message"]["status"] == "accepted"
+	subjects = [x.subject for x in _stored(frappe, route)]
+	assert plain_subject(raw) in subjects and "Forged with a sniffed token" not in subjects
+	assert frappe.cache.get(inbound._token_key(form["token"])) == b"used"
+
+
+def plain_subject(raw: bytes) -> str:
+	import email
+
+	return str(email.message_from_bytes(raw)["Subject"])
+
+
+def test_site_request_limit_is_set_once_and_bounds_what_frappe_reads(site, web, route):
+	from frappe.installer import update_site_config
+
+	from atlas_integrations.setup import install
+
+	frappe = site
+	previous = frappe.conf.get("max_file_size")
+	try:
+		update_site_config("max_file_size", "None")
+		frappe.local.conf.pop("max_file_size", None)
+		assert install.set_request_limit() == install.REQUEST_LIMIT == 26 * 1024 * 1024
+		assert frappe.get_site_config()["max_file_size"] == install.REQUEST_LIMIT
+		assert install.set_request_limit() == install.REQUEST_LIMIT  # idempotent
+		update_site_config("max_file_size", 40_000)  # an admin's value is kept
+		frappe.local.conf.max_file_size = 40_000
+		assert install.set_request_limit() == 40_000 and frappe.get_site_config()["max_file_size"] == 40_000
+		# a body over it is refused by Frappe itself, before Atlas's code runs (so not counted either)
+		refused_before = _refused(route)
+		body = _message("Bigger than the site reads") + b"y" * 45_000
+		r = _post(web, route, body)
+		assert r.status_code == 413 and _refused(route) == refused_before
+	finally:
+		update_site_config("max_file_size", previous if previous else "None")
+		frappe.local.conf.max_file_size = previous
+		if not previous:
+			frappe.local.conf.pop("max_file_size", None)
 
 
 def test_broken_message_is_stored_with_its_error_as_failed(site, web, route):

@@ -16,7 +16,7 @@ import uuid
 import pytest
 
 from tests.conftest import BENCH, SITE, SITES_PATH
-from tests.realsite.conftest import TEST_PASSWORD, Accounts, ensure_user, login, run_worker
+from tests.realsite.conftest import TEST_PASSWORD, Accounts, burst_under_send_limit, ensure_user, login, parallel, run_worker
 
 API = "/api/method/atlas_integrations.api.smart_inbox"
 DISPATCHER = "atlas-reply-dispatcher@atlas-test.example"
@@ -45,9 +45,13 @@ def box(site, google):
 @pytest.fixture(autouse=True)
 def fresh_rate_limits(site):
 	"""Each test starts with nothing sent in the last minute (the per-user limit is its own test)."""
+	from atlas_integrations.inbox import send_limit
+
 	for user in ("Administrator", DISPATCHER, OUTSIDER):
-		site.cache.delete(f"atlas:send-rate:{user}")
+		send_limit.reset(user)
 	yield
+	for user in ("Administrator", DISPATCHER, OUTSIDER):
+		send_limit.reset(user)
 
 
 def _thread(frappe, account: str) -> frappe._dict:
@@ -268,13 +272,80 @@ def test_reply_rules_are_enforced_over_http(site, web, box):
 		frappe.db.set_single_value("Atlas Settings", "workspace_state", "Active")
 		frappe.db.commit()
 	# the per-user rate limit
+	from atlas_integrations.inbox import send_limit
+
 	frappe.db.set_single_value("Atlas Settings", "reply_rate_limit", 2)
 	frappe.db.commit()
-	frappe.cache.delete(f"atlas:send-rate:{DISPATCHER}")
+	send_limit.reset(DISPATCHER)
 	try:
 		answers = [_send(dispatcher, web, thread.name) for _ in range(3)]
-		assert [a.status_code for a in answers] == [200, 200, 417], [a.text[:200] for a in answers]
+		assert [a.status_code for a in answers] == [200, 200, 429], [a.text[:200] for a in answers]
 		assert "You are sending too fast: at most 2 messages a minute" in answers[2].text
 	finally:
 		frappe.db.set_single_value("Atlas Settings", "reply_rate_limit", 10)
 		frappe.db.commit()
+
+
+def _threads(frappe, account: str, n: int) -> list[str]:
+	"""``n`` threads of the mailbox whose latest message was received."""
+	rows = frappe.db.sql(
+		"""select t.name from `tabInbox Thread` t where t.gmail_account=%s and exists (select 1 from
+		`tabCommunication` c where c.atlas_inbox_thread=t.name and c.sent_or_received='Received')
+		order by t.name limit %s""", (account, n), pluck=True)
+	assert len(rows) == n, f"the corpus gives {n} threads with received mail"
+	return rows
+
+
+def test_parallel_replies_of_one_user_never_exceed_the_rate_limit(site, web, box):
+	"""20 replies with 20 different keys from one user at the same moment, over 20 HTTP sessions: the
+	check-and-record is one Redis script, so exactly the limit get through, and Gmail holds exactly those."""
+	from atlas_integrations.inbox import send_limit
+
+	frappe = site
+	server, mailbox = box["server"], box["mailbox"]
+	limit = 4
+	threads = _threads(frappe, box["account"], 20)
+	sessions = [login(web, DISPATCHER, TEST_PASSWORD) for _ in threads]
+	before = len(server.dump_messages(mailbox))
+	answers, elapsed = burst_under_send_limit(frappe, DISPATCHER, limit,
+											  [lambda h=h, t=t: _send(h, web, t) for h, t in zip(sessions, threads)])
+	sent = [a.json()["message"] for a in answers if a.status_code == 200]
+	assert all(m["status"] == "Sent" for m in sent)
+	assert len(server.dump_messages(mailbox)) == before + limit  # Gmail holds exactly the accepted ones
+	assert {m["message_id"] for m in sent} <= {
+		email.message_from_bytes(base64.urlsafe_b64decode(m["raw"] + "=" * (-len(m["raw"]) % 4)))["Message-ID"]
+		for m in server.dump_messages(mailbox)}
+	assert send_limit.used(DISPATCHER) == limit
+	frappe.db.rollback()
+	assert frappe.db.count("Outgoing Mail", {"user": DISPATCHER, "name": ["in", [m["name"] for m in sent]]}) == limit
+	print(f"20 parallel replies, limit {limit}: {limit} sent, {20 - limit} refused in {elapsed:.2f} s")
+
+
+def test_two_parallel_retries_of_a_failed_send_send_one_message(site, web, box):
+	"""A send Gmail refused is retried twice with its key at the same moment (two sessions): the
+	Outgoing Mail row lock makes the second wait for the first's outcome; one message reaches Gmail and
+	both callers get the same Sent record."""
+	frappe = site
+	server, mailbox = box["server"], box["mailbox"]
+	thread = _thread(frappe, box["account"])
+	before = len(_gmail_thread(server, mailbox, thread.gmail_thread_id))
+	key = uuid.uuid4().hex
+	server.inject_fault(r"/messages/send", 400, reason="failedPrecondition", method="POST")
+	first = _send(login(web), web, thread.name, key=key)
+	assert first.status_code == 417 and "Gmail refused the message" in first.text, first.text[:300]
+	frappe.db.rollback()
+	name = frappe.db.get_value("Outgoing Mail", {"inbox_thread": thread.name}, "name")
+	assert frappe.db.get_value("Outgoing Mail", name, ["status", "attempts"]) == ("Failed", 1)
+	assert len(_gmail_thread(server, mailbox, thread.gmail_thread_id)) == before
+	server.delay_response(r"/messages/send", 2)  # the first retry is inside Gmail when the second arrives
+	sessions = [login(web), login(web)]
+	answers = parallel([lambda h=h: _send(h, web, thread.name, key=key) for h in sessions])
+	assert [a.status_code for a in answers] == [200, 200], [a.text[:300] for a in answers]
+	results = [a.json()["message"] for a in answers]
+	assert {r["name"] for r in results} == {name} and {r["status"] for r in results} == {"Sent"}
+	assert len({r["gmail_message_id"] for r in results}) == 1
+	sent = [(m["id"], m["threadId"]) for m in server.dump_messages(mailbox) if "SENT" in (m.get("labelIds") or [])]
+	assert (results[0]["gmail_message_id"], thread.gmail_thread_id) in sent  # the message Gmail took, in the thread
+	assert len(_gmail_thread(server, mailbox, thread.gmail_thread_id)) == before + 1
+	frappe.db.rollback()
+	assert frappe.db.get_value("Outgoing Mail", name, "attempts") == 2  # one refused, one retry: no third send

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from tests.realsite.conftest import Accounts, ensure_user, login, run_worker, TEST_PASSWORD
+from tests.realsite.conftest import Accounts, burst_under_send_limit, ensure_user, login, run_worker, TEST_PASSWORD
 from tests.realsite.test_xero_connect import xero  # noqa: F401 - the fixture
 from tests.realsite.test_xero_invoices import ITEM, _customer, _sync, connected  # noqa: F401 - the fixture
 
@@ -248,3 +248,30 @@ def test_send_quote_rules_and_failures_name_their_reason(site, web, connected, m
 	state = _state(frappe, to_lead.name)
 	assert state.atlas_xero_status == "Xero send failed" and state.atlas_xero_error.startswith("Xero quote")
 	assert not [q for q in server.quotes(connected["tenant"]) if q.get("QuoteNumber") == to_lead.name]
+
+
+def test_parallel_send_quote_of_one_user_never_exceeds_the_rate_limit(site, web, connected, mailbox):
+	"""Send quote shares the replies' per-user budget, checked and recorded atomically: 20 requests with
+	different keys from one user at the same moment, over 20 HTTP sessions, queue exactly the limit, and
+	after the queue ran Gmail holds exactly those emails."""
+	from atlas_integrations.inbox import send_limit
+
+	frappe = site
+	company = connected["company"]
+	limit = 3
+	name = _quotation(frappe, company, _customer(frappe, f"Quote Burst {uuid.uuid4().hex[:6]}"))
+	_sync(frappe)
+	sessions = [login(web, QUOTER, TEST_PASSWORD) for _ in range(20)]
+	recipients = [f"burst-{n}-{uuid.uuid4().hex[:6]}@atlas-test.example" for n in range(20)]
+	answers, elapsed = burst_under_send_limit(frappe, QUOTER, limit, [
+		lambda i=i: sessions[i].post(f"{web}{API}.send_quote", timeout=60, data={
+			"quotation": name, "client_key": uuid.uuid4().hex, "to": recipients[i]}) for i in range(20)])
+	accepted = [recipients[i] for i, a in enumerate(answers) if a.status_code == 200]
+	jobs = {a.json()["message"]["sync_job"] for a in answers if a.status_code == 200}
+	assert len(jobs) == limit
+	_sync(frappe)
+	for i, recipient in enumerate(recipients):
+		assert len(_sent_to(mailbox["server"], mailbox["address"], recipient)) == (1 if recipient in accepted else 0)
+	assert send_limit.used(QUOTER) == limit
+	send_limit.reset(QUOTER)
+	print(f"20 parallel Send quote, limit {limit}: {limit} queued and emailed, {20 - limit} refused in {elapsed:.2f} s")

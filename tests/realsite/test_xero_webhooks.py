@@ -137,8 +137,19 @@ def test_webhook_events_are_admins_only_and_nobody_writes_them_over_http(site, w
 	from tests.realsite.conftest import ensure_user, login, TEST_PASSWORD
 
 	frappe = site
-	name = frappe.db.get_value("Xero Webhook Event", {"company": hooked["company"]}, "name")
-	assert name, "the replay test above recorded events of this Company"
+	# an event of this Company, signed and delivered as Xero does (the test makes what it needs)
+	resource = str(uuid.uuid4())
+	body = json.dumps({"events": [{"resourceUrl": f"https://api.xero.com/api.xro/2.0/Contacts/{resource}",
+								   "resourceId": resource, "eventDateUtc": "2026-12-06T05:00:00.000",
+								   "eventType": "UPDATE", "eventCategory": "CONTACT", "tenantId": hooked["tenant"],
+								   "tenantType": "ORGANISATION"}],
+					   "firstEventSequence": 1, "lastEventSequence": 1, "entropy": uuid.uuid4().hex[:20].upper()}).encode()
+	posted = requests.post(hooked["url"], data=body, timeout=10,
+						   headers={"Content-Type": "application/json", "x-xero-signature": _sign(hooked["key"], body)})
+	assert posted.status_code == 200, posted.text[:300]
+	frappe.db.rollback()
+	name = frappe.db.get_value("Xero Webhook Event", {"company": hooked["company"], "resource_id": resource}, "name")
+	assert name
 	dispatcher_user, admin_user = "atlas-hook-dispatcher@atlas-test.example", "atlas-hook-admin@atlas-test.example"
 	ensure_user(frappe, dispatcher_user, ("Atlas Dispatcher",))
 	ensure_user(frappe, admin_user, ("Atlas Admin",))

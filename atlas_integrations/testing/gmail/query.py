@@ -94,10 +94,11 @@ def build_query(q: str | None, mb: Mailbox, now_ms: int | None = None):
 	now_ms = _now_ms() if now_ms is None else now_ms
 	preds = []
 	include_spam_trash = False
-	for token in re.findall(r'-?[A-Za-z_]+:"[^"]*"|-?[A-Za-z_]+:\([^)]*\)|-?"[^"]*"|\S+', q or ""):
+	# operator names hold digits too (rfc822msgid:)
+	for token in re.findall(r'-?[A-Za-z0-9_]+:"[^"]*"|-?[A-Za-z0-9_]+:\([^)]*\)|-?"[^"]*"|\S+', q or ""):
 		neg = token.startswith("-") and len(token) > 1
 		tok = token[1:] if neg else token
-		m = re.fullmatch(r"([A-Za-z_]+):(.*)", tok, re.DOTALL)
+		m = re.fullmatch(r"([A-Za-z][A-Za-z0-9_]*):(.*)", tok, re.DOTALL)
 		if not m:
 			continue  # free text: ignored
 		op, val = m.group(1).lower(), m.group(2).strip().strip('"').strip("()")
