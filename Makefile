@@ -1,9 +1,18 @@
 # Atlas Integrations — common tasks. See README.md.
 SHELL := /bin/bash
-.PHONY: demo test bench bench-sync bench-guard bench-adversarial
+.PHONY: demo demo-mail demo-check stop test bench bench-sync bench-guard bench-adversarial
 
-demo:        ## build the bench if needed, sync the corpus mailbox into the real site, print the result
+demo:        ## the bench and the demo's own site, the live desk under honcho, the corpus mailbox synced, Xero
 	bash scripts/demo.sh
+
+demo-mail:   ## one more corpus message arrives in the demo mailbox (Gmail pushes it; the page shows it live)
+	bash scripts/demo-mail.sh
+
+demo-check:  ## the running demo's desk is live: page updates, reply, Sync now (headless Chromium)
+	bash scripts/demo-check.sh
+
+stop:        ## end the demo's live desk
+	bash scripts/stop.sh
 
 test:        ## the whole test suite (real-site tests need the bench; skipped loudly without it)
 	bash scripts/test.sh -q -ra

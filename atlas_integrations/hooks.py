@@ -95,6 +95,10 @@ auth_hooks = ["atlas_integrations.guard.check_request"]
 atlas_mail_doctypes = ["Communication", "Communication Link", "File", "Inbox Thread", "Outgoing Mail",
 					   "Gmail Account", "Inbound Route"]
 
+# a route to an Atlas doctype the user may not read shows Frappe's "Not permitted" page (public/js/atlas_routes.js)
+app_include_js = ["/assets/atlas_integrations/js/atlas_routes.js"]
+boot_session = "atlas_integrations.boot.boot_session"
+
 # Mail attachments are downloads, never pages (atlas_integrations/downloads.py)
 after_request = ["atlas_integrations.downloads.force_download"]
 

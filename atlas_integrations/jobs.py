@@ -24,8 +24,10 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import frappe
+from frappe import _
 from frappe.utils import add_to_date, now_datetime, time_diff_in_seconds
 
+from atlas_integrations import messages
 from atlas_integrations.inbox.text import mail_text
 from atlas_integrations.redact import scrub
 
@@ -48,6 +50,8 @@ BACKOFF_BASE, BACKOFF_CAP = 30, 60 * 60
 #: a pending job with no rq job this long after it was queued (or due) is dispatched again by the scheduler
 UNDISPATCHED_AFTER = 2 * 60
 REQUEUED = "worker lost; requeued"
+#: who may get a job type's progress (see :class:`JobType` and :mod:`atlas_integrations.progress`)
+PROGRESS_AUDIENCES = ("readers", "admins")
 
 
 class UnknownJobType(frappe.ValidationError):
@@ -77,6 +81,9 @@ class JobType:
 			for good (its worker was lost ``max_attempts`` times), e.g. to undo "change pending" flags;
 			None for nothing.
 		max_attempts: worker losses after which the reaper fails the job instead of requeueing it (>= 1).
+		progress_audience: who gets the job's progress (:mod:`atlas_integrations.progress`): ``"readers"``
+			(the job works on a mailbox; every user who may read it) or ``"admins"`` (Atlas Owners/Admins
+			and System Managers; of a mailbox, those who may read it).
 	"""
 
 	name: str
@@ -87,6 +94,7 @@ class JobType:
 	release: str | None = None
 	on_give_up: str | None = None
 	max_attempts: int = DEFAULT_MAX_ATTEMPTS
+	progress_audience: str = "admins"
 
 	@classmethod
 	def from_registration(cls, entry: dict | JobType, source: str = "") -> JobType:
@@ -135,6 +143,8 @@ class JobType:
 		if (not isinstance(job_type.max_attempts, int) or isinstance(job_type.max_attempts, bool)
 				or job_type.max_attempts < 1):
 			problems.append(f"max_attempts must be an integer >= 1, got {job_type.max_attempts!r}")
+		if job_type.progress_audience not in PROGRESS_AUDIENCES:
+			problems.append(f"progress_audience must be one of {PROGRESS_AUDIENCES}, got {job_type.progress_audience!r}")
 		if problems:
 			raise InvalidJobType(f"Job type registration {job_type.name!r}{where}: " + "; ".join(problems))
 		return job_type
@@ -174,14 +184,14 @@ def get_job_type(name: str) -> JobType:
 	registry = job_types()
 	if name not in registry:
 		known = ", ".join(sorted(registry)) or "none"
-		frappe.throw(f"Unknown Sync Job type {name!r}: no installed app registers it in the {HOOK!r} hook "
-					 f"(registered: {known})", UnknownJobType, title="Sync Job")
+		messages.throw("Unknown Sync Job type '{0}': no installed app registers it in the '{1}' hook (registered: {2})",
+					   name, HOOK, known, exc=UnknownJobType, title="Sync Job")
 	return registry[name]
 
 
 # -- the ledger --------------------------------------------------------------------------------------------
 def create(job_type: str, reference_doctype: str, reference_name: str, payload: dict | None = None,
-		   trigger: str = "manual") -> frappe.model.document.Document:
+		   trigger: str = "manual", parent_job: str | None = None) -> frappe.model.document.Document:
 	"""Insert a pending Sync Job.
 
 	Args:
@@ -190,6 +200,8 @@ def create(job_type: str, reference_doctype: str, reference_name: str, payload: 
 		payload: JSON-serialisable description of the work; must not contain secrets. Provider-specific
 			figures belong here (or in ``details``), not in new ledger fields.
 		trigger: who started it (``manual``, ``scheduler``, ``connect``, ``retry``, ``desk``, ``push``).
+		parent_job: the Sync Job this one is a part of (e.g. one invoice of "push existing invoices"),
+			whose progress counts its parts (:func:`part_counts`).
 
 	Returns:
 		The inserted Sync Job document (not committed).
@@ -204,12 +216,63 @@ def create(job_type: str, reference_doctype: str, reference_name: str, payload: 
 			"job_type": job_type,
 			"reference_doctype": reference_doctype,
 			"reference_name": reference_name,
+			"reference_title": reference_title(reference_doctype, reference_name),
 			"status": PENDING,
 			"trigger": trigger,
 			"max_attempts": registration.max_attempts,
 			"payload": json.dumps(payload or {}, sort_keys=True, default=str),
+			"parent_job": parent_job,
 		}
 	).insert(ignore_permissions=True)
+
+
+def part_counts(parent_job: str) -> dict[str, int]:
+	"""How many Sync Jobs are parts of ``parent_job`` (``parent_job`` set on them), by status: ``{"pending",
+	"processing", "succeeded", "failed", "total"}`` (one indexed query)."""
+	counts = dict.fromkeys((PENDING, PROCESSING, SUCCEEDED, FAILED), 0)
+	for status, n in frappe.db.sql("select status, count(*) from `tabSync Job` where parent_job=%s group by status",
+								   parent_job):
+		counts[status] = counts.get(status, 0) + int(n)
+	counts["total"] = sum(counts[s] for s in (PENDING, PROCESSING, SUCCEEDED, FAILED))
+	return counts
+
+
+#: the longest ``reference_title`` kept (the field's length)
+TITLE_LENGTH = 140
+
+
+def reference_title(reference_doctype: str | None, reference_name: str | None) -> str:
+	"""What a person recognises a Sync Job's reference by: its document's title, read through the reference
+	doctype's meta (``title_field``), never by naming a provider's doctype. A Gmail Account's title is its
+	account name (the connected address unless someone named it), a Company's its name.
+
+	Frappe shows a title instead of the name where the name says nothing (``autoname`` hash, e.g. a
+	mailbox named ``qq58nri8jp``) or where the doctype asks for it (``show_title_field_in_link``); elsewhere
+	a document is known by its name (a Sales Invoice ``ACC-SINV-2026-00001``), so the title follows it
+	("ACC-SINV-2026-00001: Acme Ltd"). The stored title is copied as it is stored (Frappe's own text of
+	that field), at most :data:`TITLE_LENGTH` characters.
+
+	Returns:
+		The title; the name when the document has no title (or no longer exists); ``""`` without a reference.
+	"""
+	if not reference_doctype or not reference_name:
+		return ""
+	name = str(reference_name)
+	try:
+		meta = frappe.get_meta(reference_doctype)
+	except frappe.DoesNotExistError:
+		return name[:TITLE_LENGTH]
+	field = meta.get_title_field()
+	title = ""
+	if field and field != "name" and not meta.issingle:
+		title = str(frappe.db.get_value(reference_doctype, name, field) or "").strip()
+	if not title or title == name:
+		text = name
+	elif meta.autoname == "hash" or meta.show_title_field_in_link:
+		text = title
+	else:
+		text = f"{name}: {title}"
+	return text[:TITLE_LENGTH]
 
 
 def open_job(job_type: str, reference_doctype: str, reference_name: str) -> str | None:
@@ -238,12 +301,14 @@ def claim(name: str) -> bool:
 	"""Atomically move a job from pending to processing (commits). Returns False if it was not pending.
 
 	Two workers handed the same job cannot both claim it: the UPDATE's WHERE clause decides. Counts one
-	more attempt and records the session user as ``run_as`` (call it inside :func:`run_as`).
+	more attempt and records the session user as ``run_as`` (call it inside :func:`run_as`); the progress
+	figures of an earlier attempt are cleared (:mod:`atlas_integrations.progress`).
 	"""
 	now = now_datetime()
 	frappe.db.sql(
 		"""update `tabSync Job` set status=%s, started_at=%s, finished_at=null, attempts=attempts+1,
-		run_as=%s, modified=%s where name=%s and status=%s""",
+		run_as=%s, modified=%s, progress_done=0, progress_total=0, rate_per_minute=0, eta_seconds=0,
+		progress_stage=null where name=%s and status=%s""",
 		(PROCESSING, now, frappe.session.user, now, name, PENDING),
 	)
 	claimed = frappe.db._cursor.rowcount == 1
@@ -365,7 +430,7 @@ def retry(name: str) -> str:
 	"""
 	doc = frappe.get_doc("Sync Job", name)
 	if doc.status != FAILED:
-		frappe.throw(f"Only failed jobs can be retried (this one is {doc.status})")
+		messages.throw("Only failed jobs can be retried (this one is {0})", _(doc.status))
 	registration = get_job_type(doc.job_type)
 	frappe.db.set_value("Sync Job", name, {"status": PENDING, "trigger": "retry", "next_retry_at": None,
 										   "max_attempts": (doc.attempts or 0) + registration.max_attempts})
@@ -566,7 +631,7 @@ def lock_holder(key: str) -> str | None:
 	if raw is None:
 		return None
 	token = raw.decode() if isinstance(raw, bytes) else str(raw)
-	owner, sep, _ = token.partition(TOKEN_SEP)
+	owner, sep, _holder_rest = token.partition(TOKEN_SEP)
 	return owner if sep else ""
 
 
@@ -671,6 +736,6 @@ def _call(path: str | None, *args) -> None:
 
 
 __all__ = [
-	"JobType", "UnknownJobType", "InvalidJobType", "RunLock", "job_types", "get_job_type", "create", "claim",
+	"JobType", "UnknownJobType", "InvalidJobType", "RunLock", "job_types", "get_job_type", "create", "part_counts", "claim",
 	"finish", "defer", "backoff_seconds", "dispatch_due", "retry", "dispatch", "redispatch_pending", "run_as", "reap_stale_jobs", "release_run_lock", "scrub",
 ]

@@ -496,7 +496,7 @@ def validate_mail_row(doc, method: str | None = None) -> None:
 			return
 	is_mail, account = mailbox_of(doc)
 	if is_mail and not (account and (is_admin() or can_read_mailbox(account))):
-		frappe.throw(NOT_YOUR_MAILBOX, frappe.PermissionError)
+		frappe.throw(frappe._(NOT_YOUR_MAILBOX), frappe.PermissionError)
 
 
 def _mail_row_for(doctype: str | None, name: str | None):

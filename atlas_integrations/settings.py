@@ -21,7 +21,7 @@ def require_active_workspace() -> None:
 			Read-only or Archived).
 	"""
 	if (get_settings().workspace_state or "Active") != "Active":
-		frappe.throw(WORKSPACE_UNAVAILABLE, frappe.ValidationError, title="Atlas")
+		frappe.throw(frappe._(WORKSPACE_UNAVAILABLE), frappe.ValidationError, title=frappe._("Atlas"))
 
 
 def max_attachment_bytes() -> int:

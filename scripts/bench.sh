@@ -8,6 +8,7 @@
 # Environment (all optional):
 #   ATLAS_BENCH       bench directory                  (default: $HOME/atlas-bench)
 #   ATLAS_SITE        site name                        (default: atlas.localhost)
+#   ATLAS_SET_DEFAULT_SITE 0 = leave the bench's default_site as it is (a second site)   (default: 1)
 #   ATLAS_APP_PATH    app checkout to link             (default: repo root of this script)
 #   FRAPPE_PATH       git repo/URL for frappe          (default: https://github.com/frappe/frappe)
 #   ERPNEXT_PATH      git repo/URL for erpnext         (default: https://github.com/frappe/erpnext)
@@ -523,8 +524,10 @@ ensure_site_config() {
 	local changed
 	changed="$(json_set "$SITE_DIR/site_config.json" "developer_mode=0" "host_name=$(jstr "http://$ATLAS_SITE:8000")")"
 	if [ -n "$changed" ]; then did "site_config.json: set $changed"; fi
-	# `bench use` stores default_site in common_site_config.json
-	if ! grep -qF "\"default_site\": $(jstr "$ATLAS_SITE")" "$ATLAS_BENCH/sites/common_site_config.json"; then
+	# `bench use` stores default_site in common_site_config.json (not for a second site, e.g. the demo's:
+	# ATLAS_SET_DEFAULT_SITE=0 leaves the test site the bench's default)
+	if [ "${ATLAS_SET_DEFAULT_SITE:-1}" = 1 ] &&
+		! grep -qF "\"default_site\": $(jstr "$ATLAS_SITE")" "$ATLAS_BENCH/sites/common_site_config.json"; then
 		run_bench use "$ATLAS_SITE" >/dev/null
 		did "bench use $ATLAS_SITE"
 	fi

@@ -16,17 +16,8 @@ if [ -x "$BENCH/env/bin/python" ] && [ -f "$BENCH/sites/$SITE/site_config.json" 
   PY="$BENCH/env/bin/python"
   "$PY" -c "import pytest" 2>/dev/null || "$PY" -m pip install -q "pytest>=8,<9"
   "$PY" -c "import pytest_randomly" 2>/dev/null || "$PY" -m pip install -q "pytest-randomly>=3.15,<4"
-  # The browser tests: Debian's Chromium, driven by Playwright for Python (its own browser download is
-  # never used: the tests launch /usr/bin/chromium).
-  if ! command -v chromium >/dev/null 2>&1; then
-    echo "Installing Debian's chromium for the browser tests…"
-    if [ "$(id -u)" = 0 ]; then
-      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
-    else
-      (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
-    fi
-  fi
-  "$PY" -c "import playwright" 2>/dev/null || "$PY" -m pip install -q "playwright>=1.40,<2"
+  # The browser tests: Debian's Chromium, driven by Playwright for Python
+  bash "$ROOT/scripts/browser-deps.sh"
   # request bodies sent to Xero are validated against Xero's OpenAPI spec with jsonschema
   "$PY" -c "import jsonschema, yaml" 2>/dev/null || "$PY" -m pip install -q "jsonschema>=4.17,<5" "pyyaml>=6"
 else

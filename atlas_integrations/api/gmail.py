@@ -40,7 +40,7 @@ def oauth_callback(state: str | None = None, code: str | None = None, error: str
 		account = oauth.complete(state, code=code, error=error)
 	except (frappe.ValidationError, frappe.PermissionError) as exc:
 		frappe.db.rollback()
-		message = str(exc) or oauth.CANCELLED
+		message = str(exc) or frappe._(oauth.CANCELLED)
 		frappe.respond_as_web_page(
 			"Gmail", message, http_status_code=403 if isinstance(exc, frappe.PermissionError) else 400,
 			indicator_color="red",

@@ -68,28 +68,39 @@ def reconcile_send(outgoing_mail: str) -> dict:
 	doc = messages.get_doc(send.DOCTYPE, outgoing_mail)
 	doc.check_permission("read")
 	if doc.user != frappe.session.user and not is_admin():
-		frappe.throw(send.NOT_YOUR_MAILBOX, frappe.PermissionError)
+		frappe.throw(frappe._(send.NOT_YOUR_MAILBOX), frappe.PermissionError)
 	return send.reconcile(outgoing_mail)
 
 
 @frappe.whitelist(methods=["GET"])
 def from_addresses(thread: str) -> list[dict]:
 	"""The addresses a reply in ``thread`` may come From: the mailbox's and its verified send-as aliases
-	(Gmail ``users.settings.sendAs``) -> ``[{"address", "display_name", "primary"}]`` (display names as
-	HTML text)."""
+	(Gmail ``users.settings.sendAs``) -> ``[{"address", "display_name", "primary", "default"}]`` (display
+	names as HTML text). The mailbox's own address comes first; ``default`` marks what the composer's From
+	starts with: the verified alias Gmail marks ``isDefault``, else the mailbox's address. When Gmail cannot
+	list the aliases right now, the mailbox's address alone (the composer still has its From)."""
 	from atlas_integrations.gmail import accounts
+	from atlas_integrations.gmail.errors import GmailError
 	from atlas_integrations.inbox.text import mail_text
 
 	thread_doc = messages.get_doc("Inbox Thread", thread)
 	thread_doc.check_permission("read")
 	account = send._usable_account(thread_doc)
-	out = [{"address": account.email_address, "display_name": "", "primary": True}]
-	for alias in accounts.client_for(account.name).list_send_as():
+	own = {"address": account.email_address, "display_name": "", "primary": True, "default": False}
+	out = [own]
+	try:
+		aliases = accounts.client_for(account.name).list_send_as()
+	except GmailError:
+		aliases = []
+	for alias in aliases:
 		address = alias.get("sendAsEmail") or ""
 		if address.lower() == (account.email_address or "").lower():
 			continue
 		if alias.get("verificationStatus") == "accepted":
-			out.append({"address": address, "display_name": mail_text(alias.get("displayName") or ""), "primary": False})
+			out.append({"address": address, "display_name": mail_text(alias.get("displayName") or ""), "primary": False,
+						"default": bool(alias.get("isDefault"))})
+	if not any(entry["default"] for entry in out):
+		own["default"] = True
 	return out
 
 

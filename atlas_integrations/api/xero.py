@@ -119,7 +119,13 @@ def load_from_xero(company: str) -> dict:
 @frappe.whitelist(methods=["POST"])
 def push_existing(company: str) -> dict:
 	"""Queue the submitted Sales Invoices posted on or after "Push Invoices From" that are not in Xero yet
-	(Atlas Owner/Admin). Returns ``{"queued": int}``.
+	(Atlas Owner/Admin), as the parts of one "Xero Push Existing" Sync Job whose progress (invoices
+	finished of those queued, rate, time left) the form shows live
+	(:func:`atlas_integrations.xero.settings.request_push_existing`).
+
+	Returns:
+		``{"queued": int, "sync_job": str | None}``: invoices queued now, and the job (None when there was
+		nothing to push).
 
 	Raises:
 		frappe.PermissionError: "Only admins can connect Xero".
@@ -128,7 +134,7 @@ def push_existing(company: str) -> dict:
 	from atlas_integrations.xero import settings
 
 	_admin_on(company)
-	return {"queued": settings.push_existing(company)}
+	return settings.request_push_existing(company)
 
 
 @frappe.whitelist(methods=["POST"])

@@ -38,7 +38,7 @@ def validate_account(doc) -> None:
 	if doc.flags.ignore_permissions or is_admin(user):
 		return
 	if doc.account_type == SHARED:
-		frappe.throw(ONLY_ADMINS, frappe.PermissionError)
+		frappe.throw(frappe._(ONLY_ADMINS), frappe.PermissionError)
 	if doc.user != user:
 		frappe.throw(frappe._("You can only add your own Gmail account"), frappe.PermissionError)
 
@@ -53,7 +53,7 @@ def client_credentials() -> tuple[str, str]:
 	client_id = (settings.google_client_id or "").strip()
 	secret = get_decrypted_password("Atlas Settings", "Atlas Settings", "google_client_secret", raise_exception=False)
 	if not client_id or not secret:
-		frappe.throw(GMAIL_NOT_CONFIGURED, title="Gmail")
+		frappe.throw(frappe._(GMAIL_NOT_CONFIGURED), title=frappe._("Gmail"))
 	return client_id, secret
 
 

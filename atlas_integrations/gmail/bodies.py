@@ -105,18 +105,20 @@ def thread_messages(thread: str, show_images: bool = False) -> list[dict]:
 			tracking pixel fires when a thread opens).
 
 	Returns:
-		``[{"name", "sender", "sender_full_name", "recipients", "cc", "communication_date", "subject",
-		"sent_or_received", "html", "remote_images", "attachments": [{"name", "file_name", "file_url",
-		"file_size"}]}]``. Text values are the exact decoded text (the caller escapes them when it shows
-		them); ``html`` is the nh3-sanitized body with ``cid:`` images resolved from the stored
+		``[{"name", "sender", "sender_full_name", "sender_as_written", "recipients", "cc",
+		"communication_date", "subject", "sent_or_received", "html", "remote_images", "attachments":
+		[{"name", "file_name", "file_url", "file_size"}]}]``. ``sender`` is the address when it is a valid
+		email address, else None and ``sender_as_written`` is the address as the From header writes it
+		(``"nsb"``; "" otherwise). Text values are the exact decoded text (the caller escapes them when it
+		shows them); ``html`` is the nh3-sanitized body with ``cid:`` images resolved from the stored
 		attachments and remote images enabled only when ``show_images``; ``remote_images`` says whether
 		the body has any.
 	"""
 	rows = frappe.get_all(
 		"Communication",
 		filters={"atlas_inbox_thread": thread, "atlas_deleted": 0},
-		fields=["name", "sender", "sender_full_name", "recipients", "cc", "communication_date", "subject",
-				"sent_or_received", "content as html"],
+		fields=["name", "sender", "sender_full_name", "atlas_sender_as_written as sender_as_written", "recipients",
+				"cc", "communication_date", "subject", "sent_or_received", "content as html"],
 		order_by="communication_date asc, creation asc",
 	)
 	names = [r.name for r in rows]
@@ -128,7 +130,7 @@ def thread_messages(thread: str, show_images: bool = False) -> list[dict]:
 	) if names else []
 	inline = _inline_images(names)
 	for row in rows:
-		for field in ("sender_full_name", "subject"):  # HTML text -> the exact text
+		for field in ("sender_full_name", "sender_as_written", "subject"):  # HTML text -> the exact text
 			row[field] = plain(row[field])
 		body = resolve_cid_images(row.html or "", inline.get(row.name, {}))
 		row.remote_images = has_remote_images(body)

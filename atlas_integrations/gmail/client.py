@@ -170,13 +170,27 @@ class GmailClient:
 		Yields:
 			Pages: lists of ``{"id", "threadId"}``, newest first.
 		"""
+		for page in self.iter_message_pages(q=q, label_ids=label_ids, include_spam_trash=include_spam_trash):
+			yield page.get("messages", [])
+
+	def iter_message_pages(
+		self, q: str | None = None, label_ids: list[str] | None = None, include_spam_trash: bool = False
+	) -> Iterator[dict]:
+		"""users.messages.list, paged (500 per page), each page as Gmail answers it.
+
+		Args: as :meth:`iter_message_ids`.
+
+		Yields:
+			Pages: ``{"messages": [{"id", "threadId"}, ...] (absent when empty), "resultSizeEstimate": int
+			(Gmail's estimate of the messages the whole listing matches, all pages; rough on large
+			mailboxes), "nextPageToken"?: str (absent on the last page)}``, newest first.
+		"""
 		kwargs = {"userId": "me", "maxResults": LIST_PAGE_SIZE, "includeSpamTrash": include_spam_trash}
 		if q:
 			kwargs["q"] = q
 		if label_ids:
 			kwargs["labelIds"] = label_ids
-		for page in self._pages(self.service.users().messages().list, kwargs, "messages.list"):
-			yield page.get("messages", [])
+		yield from self._pages(self.service.users().messages().list, kwargs, "messages.list")
 
 	def iter_history(self, start_history_id: str, history_types: list[str] | None = None) -> Iterator[dict]:
 		"""users.history.list from ``start_history_id``, paged (500 records per page).

@@ -21,6 +21,7 @@ JOB_TYPES: list[dict] = [
 		"release": "atlas_integrations.gmail.sync.release_lock",  # the account's run lock
 		"on_give_up": "atlas_integrations.gmail.sync.give_up",  # the account's health records the failure
 		"max_attempts": 3,
+		"progress_audience": "readers",  # the mailbox's readers see its sync's progress
 	},
 	{
 		# desk label/read changes written back to Gmail, in order, one at a time per account

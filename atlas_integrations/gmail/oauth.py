@@ -12,6 +12,7 @@ import os
 
 import frappe
 import requests
+from frappe import _
 from frappe.utils import get_url
 from google_auth_oauthlib.flow import Flow
 
@@ -107,7 +108,7 @@ def check_can_connect(account: str, user: str | None = None) -> "frappe.model.do
 	doc = messages.get_doc(accounts.DOCTYPE, account)
 	doc.check_permission("read")
 	if doc.account_type == SHARED and not is_admin(user):
-		frappe.throw(accounts.ONLY_ADMINS, frappe.PermissionError, title="Gmail")
+		frappe.throw(_(accounts.ONLY_ADMINS), frappe.PermissionError, title=_("Gmail"))
 	doc.check_permission("write")
 	require_active_workspace()
 	return doc
@@ -162,11 +163,11 @@ def complete(state: str | None, code: str | None = None, error: str | None = Non
 	if state:
 		frappe.cache.delete_value(_state_key(state))  # single use
 	if not stored:
-		frappe.throw(FLOW_EXPIRED, title="Gmail")
+		frappe.throw(_(FLOW_EXPIRED), title=_("Gmail"))
 	if stored["user"] != frappe.session.user:
-		frappe.throw("This Gmail connection was started by another user", frappe.PermissionError, title="Gmail")
+		frappe.throw(_("This Gmail connection was started by another user"), frappe.PermissionError, title=_("Gmail"))
 	if error or not code:
-		frappe.throw(CANCELLED, title="Gmail")
+		frappe.throw(_(CANCELLED), title=_("Gmail"))
 	account = stored["account"]
 	flow = _flow(state=state, code_verifier=stored["code_verifier"])
 	try:
@@ -175,11 +176,11 @@ def complete(state: str | None, code: str | None = None, error: str | None = Non
 		messages.throw("Google refused the authorization code ({0})", type(exc).__name__, title="Gmail")
 	creds = flow.credentials
 	if not creds.refresh_token:
-		frappe.throw(NO_OFFLINE, title="Gmail")
+		frappe.throw(_(NO_OFFLINE), title=_("Gmail"))
 	scopes = granted_scopes(flow.oauth2session.token, SCOPES)
 	missing = [x for x in SCOPES if x not in scopes]
 	if missing:
-		frappe.throw(MISSING_SCOPE, title="Gmail")
+		frappe.throw(_(MISSING_SCOPE), title=_("Gmail"))
 	client_id, secret = accounts.client_credentials()
 	tokens = TokenState(
 		client_id=client_id,

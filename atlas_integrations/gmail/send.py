@@ -37,7 +37,7 @@ from email.message import EmailMessage
 
 import frappe
 from frappe import _
-from frappe.utils import add_to_date, escape_html, now_datetime
+from frappe.utils import add_to_date, now_datetime
 
 from atlas_integrations import messages
 from atlas_integrations.inbox import send_limit
@@ -84,8 +84,8 @@ def usable_mailbox(name: str) -> frappe._dict:
 								  ["name", "email_address", "status", "health", "enabled", "account_name"], as_dict=True)
 	if not account.enabled or account.status not in ("SYNCING", "ACTIVE") or account.health in ("unhealthy", "disabled"):
 		state = account.status.lower() if account.status not in ("SYNCING", "ACTIVE") else (account.health or "disabled")
-		frappe.throw(_(UNHEALTHY).format(escape_html(account.email_address or account.account_name), state), SendError,
-					 title=_("Smart Inbox"))
+		messages.throw(UNHEALTHY, account.email_address or account.account_name, _(state), exc=SendError,
+					   title="Smart Inbox")
 	return account
 
 
@@ -358,7 +358,7 @@ def _from_address(client, account, wanted: str | None) -> str:
 				alias.get("isPrimary") or alias.get("verificationStatus") == "accepted"):
 			name = alias.get("displayName")
 			return email.utils.formataddr((name, alias["sendAsEmail"])) if name else alias["sendAsEmail"]
-	frappe.throw(_(BAD_FROM).format(escape_html(wanted)), SendError, title=_("Smart Inbox"))
+	messages.throw(BAD_FROM, wanted, exc=SendError, title="Smart Inbox")
 
 
 def _resume(name: str) -> dict:
@@ -437,14 +437,14 @@ def deliver(name: str, first: bool = False) -> dict:
 		except Temporary as exc:  # no answer: did Gmail take it anyway?
 			gmail_id = client.find_rfc822msgid(doc.message_id)
 			if not gmail_id:
-				doc.db_set({"status": FAILED, "error": mail_text(f"Gmail did not answer ({exc.__class__.__name__}) and "
-																 "does not hold the message: nothing was sent")})
+				doc.db_set({"status": FAILED, "error": messages.text(
+					"Gmail did not answer ({0}) and does not hold the message: nothing was sent", exc.__class__.__name__)})
 				frappe.db.commit()
-				frappe.throw(doc.error, SendError, title=_("Smart Inbox"))  # HTML text: Gmail's words escaped
+				frappe.throw(doc.error, SendError, title=_("Smart Inbox"))  # messages.text: translated, values escaped
 		except GmailError as exc:
-			doc.db_set({"status": FAILED, "error": mail_text(f"Gmail refused the message: {exc}"[:1000])})
+			doc.db_set({"status": FAILED, "error": messages.text("Gmail refused the message: {0}", str(exc)[:900])})
 			frappe.db.commit()
-			frappe.throw(doc.error, SendError, title=_("Smart Inbox"))  # HTML text: Gmail's words escaped
+			frappe.throw(doc.error, SendError, title=_("Smart Inbox"))  # messages.text: translated, Gmail's words escaped
 	doc.db_set({"status": UNRECORDED, "gmail_message_id": gmail_id})  # accepted: recorded next
 	frappe.db.commit()
 	record(name)

@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import frappe
-from frappe.utils import convert_utc_to_system_timezone, now_datetime, validate_email_address
+from frappe.utils import convert_utc_to_system_timezone, now_datetime
 
 from atlas_integrations.inbox import attachments
 from atlas_integrations.gmail.filters import MailFilter
 from atlas_integrations.inbox.html import sanitize, text_to_html
 from atlas_integrations.inbox.mime import ParsedMessage, format_address, parse_message, snippet_of
 from atlas_integrations.inbox.pipeline import rfc_message_key
-from atlas_integrations.inbox.text import mail_text
+from atlas_integrations.inbox.text import mail_text, plain, sender_values
 
 FULL, SNIPPET_ONLY = "full", "snippet only"
 DATA_LENGTH = 140  # varchar length of Frappe Data fields
@@ -171,14 +171,12 @@ def build_row(ctx: StoreContext, gmail_message: dict) -> _Row:
 		parsed = parse_message(_decode_raw(gmail_message))
 		snippet = snippet or snippet_of(parsed.text)
 		when = message_time(parsed.date, internal_date(gmail_message))
-		name, addr = parsed.sender
-		sender = addr if addr and validate_email_address(addr) else None
 		full = ctx.storage_mode == FULL
 		base.update(
 			{
 				"subject": mail_text(parsed.subject) or "(no subject)",
-				"sender": sender,
-				"sender_full_name": mail_text(name or (addr if not sender else None), DATA_LENGTH),
+				# sender, sender_full_name, atlas_sender_as_written (an address Frappe refuses, as written)
+				**sender_values(parsed.sender, DATA_LENGTH),
 				"recipients": _addresses(parsed.to) or None,
 				"cc": _addresses(parsed.cc) or None,
 				"bcc": _addresses(parsed.bcc) or None,
@@ -362,8 +360,8 @@ def refresh_threads(account: str, thread_ids: set[str] | list[str], label_names:
 	rows = frappe.get_all(
 		"Communication",
 		filters={"atlas_gmail_account": account, "atlas_gmail_thread_id": ["in", list(thread_ids)]},
-		fields=["atlas_inbox_thread as thread", "subject", "sender", "recipients", "cc", "communication_date",
-				"atlas_label_ids", "atlas_snippet", "atlas_deleted"],
+		fields=["atlas_inbox_thread as thread", "subject", "sender", "atlas_sender_as_written", "recipients", "cc",
+				"communication_date", "atlas_label_ids", "atlas_snippet", "atlas_deleted"],
 		order_by="communication_date asc, creation asc",
 	)
 	by_thread: dict[str, list] = {}
@@ -386,7 +384,7 @@ def refresh_threads(account: str, thread_ids: set[str] | list[str], label_names:
 		for m in msgs:
 			label_ids.update(x for x in (m.atlas_label_ids or "").split(",") if x)
 			# recipients/cc are Code fields (exact text); participants is Small Text: kept as HTML text
-			for value in (m.sender, m.recipients, m.cc):
+			for value in (m.sender or plain(m.atlas_sender_as_written), m.recipients, m.cc):
 				for part in (value or "").split(","):
 					part = part.strip()
 					if part:

@@ -25,6 +25,7 @@ from atlas_integrations.gmail.client import BATCH_SIZE, GmailClient
 from atlas_integrations.gmail.errors import AuthRevoked, CursorExpired, GmailError, Permanent, Temporary
 from atlas_integrations.gmail.filters import MailFilter
 from atlas_integrations.inbox import pipeline
+from atlas_integrations.progress import Progress
 from atlas_integrations.settings import get_settings, max_attachment_bytes, sync_allowed
 
 JOB_TYPE = "Gmail Sync"
@@ -34,6 +35,9 @@ LOCK_TTL = 30
 LOCK_WAIT = 600  # seconds a run waits for another (live) run of the same account to finish
 DEFAULT_BACKFILL_DAYS = 30
 PROCESSING_LABEL_FAILED = "Could not create the required processing label"
+#: an incremental run with at least this many messages to fetch announces its progress (a smaller one is
+#: done in seconds: its figures are only recorded on the Sync Job)
+BIG_INCREMENTAL = 2 * BATCH_SIZE
 
 
 def enqueue_sync(account: str, trigger: str = "manual") -> dict:
@@ -326,6 +330,14 @@ class SyncRun:
 		self.outcomes: dict[str, int] = {}  # Smart Inbox outcome -> messages
 		self.pipeline_on = pipeline.enabled()
 		self.gone: set[str] = set()  # ids Gmail answered 404 for (deleted meanwhile): not a failure
+		#: progress (atlas_integrations.progress): messages handled of the estimated total. ``handled``
+		#: counts every listed (or history-added, or retried) message the run is done with: stored, already
+		#: present, skipped by the filters, failed or gone; ``base`` is the retried pending ids, which come
+		#: on top of the listing's estimate; ``estimate`` the last total reported (None: not known yet)
+		self.progress: Progress | None = None
+		self.handled = 0
+		self.base = 0
+		self.estimate: int | None = None
 
 	# -- lifecycle ------------------------------------------------------------------------------
 	def execute(self) -> None:
@@ -335,6 +347,7 @@ class SyncRun:
 			secrets = accounts.secrets_of(self.account)
 			self._acquire_lock()
 			frappe.db.rollback()  # a fresh snapshot: see everything the previous holder of the lock committed
+			self.progress = Progress(self.sync_job)
 			details = self._run()
 			if self.pending:  # nothing is passed over silently: the run is not a success while any is missing
 				self._finish(jobs.FAILED, error=self._pending_error(), details=details, secrets=secrets)
@@ -373,6 +386,8 @@ class SyncRun:
 	def _finish(self, status: str, error: str | None = None, details: str | None = None, secrets=()) -> None:
 		if self.client:
 			self.counts["api_calls"] = self.client.api_calls
+		if self.progress is not None:  # the final figures, committed (and announced) with the job's end
+			self.progress.finish(status, done=self.handled)
 		jobs.finish(self.sync_job, status, self.counts, error=error, details=details, secrets=secrets)
 		accounts.record_run(self.account, status == jobs.SUCCEEDED, error=jobs.scrub(error, secrets) if error else None)
 		if self.warning and status == jobs.SUCCEEDED:
@@ -413,6 +428,10 @@ class SyncRun:
 		)
 		ctx.label_names = json.loads(account.gmail_labels or "{}")
 		self.processing_label_id = account.processing_label_id or None
+		# an initial sync is long: its bar shows from the start; an incremental one only once it is big
+		self.progress.announce = not account.history_id
+		self._report(None, stage="Starting", force=True)
+		frappe.db.commit()
 		self.pending = dict.fromkeys(_pending_ids(account.pending_message_ids), "not fetched by an earlier run")
 		retried = self._retry_pending()
 		days = cint(account.backfill_days) or cint(settings.default_backfill_days) or DEFAULT_BACKFILL_DAYS
@@ -423,6 +442,7 @@ class SyncRun:
 			except CursorExpired:
 				frappe.db.rollback()
 				self._set_mode("full resync")
+				self.progress.announce = True  # the whole backfill window again: long
 				details = ("historyId expired (Gmail answered 404): full resync of the backfill window; "
 						   + self.full_sync(days, since=account.last_success_at, reconcile=True))
 		else:
@@ -527,7 +547,11 @@ class SyncRun:
 		Returns:
 			A summary for the Sync Job's details.
 		"""
-		start_history_id = str(self.client.get_profile().get("historyId") or "")
+		profile = self.client.get_profile()
+		start_history_id = str(profile.get("historyId") or "")
+		# the first estimate: every message of the mailbox (users.getProfile messagesTotal); the listing
+		# refines it page by page (see backfill)
+		self._report(cint(profile.get("messagesTotal")), stage="Listing messages")
 		self._refresh_labels()
 		self._ensure_processing_label()
 		start = datetime.now(timezone.utc) - timedelta(days=days)
@@ -634,7 +658,12 @@ class SyncRun:
 		self.counts["listed"] += len(added)
 		present = store.existing_message_ids(self.account, list(added))
 		self.counts["already_present"] += len(present)
+		self.handled += len(present)
 		todo = [mid for mid in added if mid not in present]
+		big = len(todo) >= BIG_INCREMENTAL and not self.progress.announce if self.progress else False
+		if big:  # minutes of fetching ahead (e.g. after an outage): the readers see a bar from now on
+			self.progress.announce = True
+		self._report(len(added), stage="Importing new messages", force=big)
 		if todo and not self.processing_label_id:
 			self._ensure_processing_label()
 		for start in range(0, len(todo), BATCH_SIZE):
@@ -658,13 +687,20 @@ class SyncRun:
 			query: Gmail search query.
 			listed: when given, every listed Gmail message id is added to it.
 		"""
-		for page in self.client.iter_message_ids(q=query):
-			self.counts["listed"] += len(page)
-			ids = [m["id"] for m in page]
+		seen = 0
+		for page in self.client.iter_message_pages(q=query):
+			ids = [m["id"] for m in page.get("messages", [])]
+			self.counts["listed"] += len(ids)
+			seen += len(ids)
 			if listed is not None:
 				listed.update(ids)
 			present = store.existing_message_ids(self.account, ids)
 			self.counts["already_present"] += len(present)
+			self.handled += len(present)
+			# Gmail's resultSizeEstimate covers every page of the listing; after the last page the count is exact
+			more = bool(page.get("nextPageToken"))
+			self._report(max(cint(page.get("resultSizeEstimate")), seen) if more else seen,
+						 stage="Importing messages")
 			todo = [i for i in ids if i not in present]
 			for start in range(0, len(todo), BATCH_SIZE):
 				self.store_batch(ctx, todo[start : start + BATCH_SIZE])
@@ -707,6 +743,8 @@ class SyncRun:
 		self.attachments += result.attachments_stored
 		for stage, seconds in result.seconds.items():
 			self._add_time(stage, seconds)
+		self.handled += len(ids)  # each id is now stored, already present, skipped, failed or gone
+		self._report()  # committed with the batch, announced when it commits
 		clock = time.perf_counter()
 		frappe.db.commit()
 		self._add_time("commit", time.perf_counter() - clock)
@@ -748,7 +786,10 @@ class SyncRun:
 		ids = list(self.pending)
 		if not ids:
 			return 0
+		self.base = len(ids)  # on top of the listing's estimate
 		present = store.existing_message_ids(self.account, ids)
+		self.handled += len(present)
+		self._report(0, stage="Retrying messages not fetched before")
 		for mid in present:
 			self.pending.pop(mid, None)
 		todo = [mid for mid in ids if mid not in present]
@@ -775,6 +816,18 @@ class SyncRun:
 
 	def _add_time(self, stage: str, seconds: float) -> None:
 		self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+	def _report(self, estimate: int | None = None, stage: str | None = None, force: bool = False) -> None:
+		"""Record the run's progress (:attr:`handled` of :attr:`base` + ``estimate`` messages) on the Sync
+		Job, in the current transaction, and announce it to the mailbox's readers when it commits
+		(throttled, ``force`` to send anyway; an incremental run only once it is big, see
+		:data:`BIG_INCREMENTAL`; :mod:`atlas_integrations.progress`). ``estimate``: the listing's (or
+		history's) count, None to keep the last total."""
+		if self.progress is None:
+			return
+		if estimate is not None:
+			self.estimate = self.base + max(0, int(estimate))
+		self.progress.update(self.handled, self.estimate, stage=stage, force=force)
 
 	def _keep_access_token(self) -> None:
 		creds = self.client.credentials if self.client else None

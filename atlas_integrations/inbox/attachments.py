@@ -127,9 +127,10 @@ def _prepare(communication: str, att, settings: _Settings):
 	doc.set_file_name()
 	doc.set_file_type()
 	if settings.allowed_extensions is not None and doc.file_type and doc.file_type not in settings.allowed_extensions:
-		frappe.throw(frappe._("File type of {0} is not allowed").format(doc.file_type), exc=FileTypeNotAllowed)
+		# Frappe's own checks' words, recorded as the attachment's reason (escaped there), never a message
+		raise FileTypeNotAllowed(frappe._("File type of {0} is not allowed").format(doc.file_type))
 	if doc.is_remote_file:  # no content: File.insert would look for an existing file of that name instead
-		frappe.throw(frappe._("File {0} does not exist").format(doc.file_name), OSError)
+		raise OSError(frappe._("File {0} does not exist").format(doc.file_name))
 	# File.save_file, up to the duplicate check
 	doc.get_content()
 	doc.is_private = cint(doc.is_private)
@@ -236,8 +237,8 @@ def store_batch(items: list[tuple[str, list]], max_bytes: int) -> dict[str, Outc
 			if settings.max_attachments and per_message.get(doc.attached_to_name, 0) >= settings.max_attachments:
 				from frappe.core.doctype.file.exceptions import AttachmentLimitReached
 
-				frappe.throw(frappe._("Maximum Attachment Limit of {0} has been reached for {1} {2}.").format(
-					frappe.bold(settings.max_attachments), ATTACHED_TO, doc.attached_to_name), exc=AttachmentLimitReached)
+				raise AttachmentLimitReached(frappe._("Maximum Attachment Limit of {0} has been reached for {1} {2}.").format(
+					settings.max_attachments, ATTACHED_TO, doc.attached_to_name))  # the reason recorded, not a message
 			doc.name = frappe.generate_hash(length=10)  # File.autoname of a file
 			url = on_disk.get(doc.content_hash)
 			if url:

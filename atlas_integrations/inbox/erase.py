@@ -14,12 +14,14 @@ disconnecting is a separate decision. Provider-neutral: rows are found by their 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import frappe
 from frappe import _
 
 from atlas_integrations import jobs
 from atlas_integrations.inbox.jobs import MAILBOX_ERASE as JOB_TYPE
+from atlas_integrations.progress import Progress, run_tracked
 
 MAILBOX_DOCTYPES = {"Gmail Account": "atlas_gmail_account", "Inbound Route": "atlas_inbound_route"}
 THREAD_FIELDS = {"Gmail Account": "gmail_account", "Inbound Route": "inbound_route"}
@@ -46,8 +48,10 @@ def mailbox_address(doctype: str, name: str) -> str:
 	return (frappe.db.get_value(doctype, name, field) or "").strip()
 
 
-def request(doctype: str, name: str, confirm: str) -> str:
+def request(doctype: str, name: str, confirm: str, chunk: int | None = None) -> str:
 	"""Queue the erasure of a mailbox's synced data (see the module docstring). Returns the Sync Job name.
+
+	``chunk``: rows deleted per commit (and progress report), default :data:`CHUNK`; kept in the payload.
 
 	Raises:
 		frappe.ValidationError: unknown mailbox type, or ``confirm`` is not the mailbox's address.
@@ -59,7 +63,8 @@ def request(doctype: str, name: str, confirm: str) -> str:
 	existing = jobs.open_job(JOB_TYPE, doctype, name)
 	if existing:
 		return existing
-	job = jobs.create(JOB_TYPE, doctype, name, payload={"requested_by": frappe.session.user}, trigger="desk")
+	payload = {"requested_by": frappe.session.user, **({"chunk": max(1, int(chunk))} if chunk else {})}
+	job = jobs.create(JOB_TYPE, doctype, name, payload=payload, trigger="desk")
 	jobs.dispatch(JOB_TYPE, job.name, name)
 	return job.name
 
@@ -104,42 +109,65 @@ def _delete_notifications(doctype: str, names: list[str]) -> int:
 	return count
 
 
-def _delete_outgoing(doctype: str, name: str, threads: list[str]) -> tuple[int, int]:
-	"""Delete the mail sent through the mailbox (by its mailbox field) or in its threads, raw MIME
-	included, with the Notification Logs about it. Returns ``(sends, notifications)``."""
+def _outgoing_names(doctype: str, name: str, threads: list[str]) -> list[str]:
+	"""The Outgoing Mail sent through the mailbox (by its mailbox field) or in its threads, sorted."""
 	field = OUTGOING_FIELDS.get(doctype)
 	names = set(frappe.get_all(OUTGOING_DOCTYPE, filters={field: name}, pluck="name")) if field else set()
 	for start in range(0, len(threads), CHUNK):
 		names.update(frappe.get_all(OUTGOING_DOCTYPE, filters={"inbox_thread": ["in", threads[start:start + CHUNK]]},
 									pluck="name"))
-	names, notifications = sorted(names), 0
-	for start in range(0, len(names), CHUNK):
-		chunk = names[start:start + CHUNK]
+	return sorted(names)
+
+
+def _delete_outgoing(names: list[str], report: Callable[[int, str], None], size: int = CHUNK) -> tuple[int, int]:
+	"""Delete the Outgoing Mail ``names`` (:func:`_outgoing_names`), raw MIME included, with the
+	Notification Logs about it, ``size`` at a time; ``report(rows, stage)`` before each chunk's commit.
+	Returns ``(sends, notifications)``."""
+	notifications = 0
+	for start in range(0, len(names), size):
+		chunk = names[start:start + size]
 		notifications += _delete_notifications(OUTGOING_DOCTYPE, chunk)
 		frappe.db.delete("Comment", {"reference_doctype": OUTGOING_DOCTYPE, "reference_name": ["in", chunk]})
 		frappe.db.delete(OUTGOING_DOCTYPE, {"name": ["in", chunk]})
+		report(len(chunk), "Deleting sent mail")
 		frappe.db.commit()
 	return len(names), notifications
 
 
-def erase(doctype: str, name: str) -> dict[str, int]:
+def erase(doctype: str, name: str, progress=None, size: int = CHUNK) -> dict[str, int]:
 	"""Delete the mailbox's threads, messages, attachments, assignments, sent mail (Outgoing Mail) and
-	the Notification Logs about them and about the mailbox now (commits per chunk). Documents created
-	from the mail, Contacts and parties stay (see the module docstring).
+	the Notification Logs about them and about the mailbox now (commits per chunk of ``size`` rows).
+	Documents created from the mail, Contacts and parties stay (see the module docstring).
 
 	Args:
 		doctype: a key of :data:`MAILBOX_DOCTYPES` (``Gmail Account`` or ``Inbound Route``).
 		name: the mailbox.
+		size: rows per chunk (and commit), >= 1; default :data:`CHUNK`.
+		progress: an :class:`atlas_integrations.progress.Progress` of the erase's Sync Job, or None. Its
+			total is the rows to delete (sent mail + messages + threads, counted first); after each chunk
+			the rows deleted so far are reported in that chunk's transaction.
 
 	Returns:
 		Counts: ``{"threads", "messages", "files", "assignments", "sent", "notifications"}``.
 	"""
 	counts = {"threads": 0, "messages": 0, "files": 0, "assignments": 0, "sent": 0, "notifications": 0}
 	field, thread_field = MAILBOX_DOCTYPES[doctype], THREAD_FIELDS[doctype]
+	size = max(1, int(size or CHUNK))
 	threads = frappe.get_all("Inbox Thread", filters={thread_field: name}, pluck="name")
-	counts["sent"], counts["notifications"] = _delete_outgoing(doctype, name, threads)
+	outgoing = _outgoing_names(doctype, name, threads)
+	total = len(outgoing) + frappe.db.count("Communication", {field: name}) + len(threads)
+	done = 0
+
+	def report(rows: int, stage: str) -> None:
+		nonlocal done
+		done += rows
+		if progress is not None:
+			progress.update(done, total, stage=stage)
+
+	report(0, "Counting")
+	counts["sent"], counts["notifications"] = _delete_outgoing(outgoing, report, size)
 	while True:
-		comms = frappe.get_all("Communication", filters={field: name}, pluck="name", limit=CHUNK)
+		comms = frappe.get_all("Communication", filters={field: name}, pluck="name", limit=size)
 		if not comms:
 			break
 		counts["files"] += _delete_files(comms, [])
@@ -149,9 +177,10 @@ def erase(doctype: str, name: str) -> dict[str, int]:
 		counts["notifications"] += _delete_notifications("Communication", comms)
 		frappe.db.delete("Communication", {"name": ["in", comms]})
 		counts["messages"] += len(comms)
+		report(len(comms), "Deleting messages")
 		frappe.db.commit()
-	for start in range(0, len(threads), CHUNK):
-		chunk = threads[start:start + CHUNK]
+	for start in range(0, len(threads), size):
+		chunk = threads[start:start + size]
 		counts["files"] += _delete_files([], chunk)
 		todos = frappe.get_all("ToDo", filters={"reference_type": "Inbox Thread", "reference_name": ["in", chunk]},
 							   pluck="name")
@@ -163,6 +192,7 @@ def erase(doctype: str, name: str) -> dict[str, int]:
 		frappe.db.delete("Inbox Thread", {"name": ["in", chunk]})
 		counts["assignments"] += len(todos)
 		counts["threads"] += len(chunk)
+		report(len(chunk), "Deleting threads")
 		frappe.db.commit()
 	counts["notifications"] += _delete_notifications(doctype, [name])  # e.g. "Gmail access revoked"
 	frappe.db.commit()
@@ -170,18 +200,12 @@ def erase(doctype: str, name: str) -> dict[str, int]:
 
 
 def run_erase_job(sync_job: str) -> None:
-	"""rq entry point of the Mailbox Erase job type (runs as Administrator, a defined system user)."""
-	job = frappe.db.get_value("Sync Job", sync_job, ["reference_doctype", "reference_name"], as_dict=True)
-	if not job:
-		return
-	with jobs.run_as(None):
-		if not jobs.claim(sync_job):
-			return
-		try:
-			counts = erase(job.reference_doctype, job.reference_name)
-		except Exception as exc:
-			frappe.db.rollback()
-			jobs.finish(sync_job, jobs.FAILED, error=f"{type(exc).__name__}: {exc}")
-			raise
-		jobs.finish(sync_job, jobs.SUCCEEDED, counts={"listed": counts["messages"]},
-					details="erased: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+	"""rq entry point of the Mailbox Erase job type (runs as Administrator, a defined system user); its
+	progress (rows deleted of the rows counted first) goes to the admins who may read the mailbox."""
+
+	def work(progress: Progress, payload: dict) -> tuple[dict, str]:
+		counts = erase(progress.reference_doctype, progress.reference_name, progress=progress,
+					   size=int(payload.get("chunk") or CHUNK))
+		return {"listed": counts["messages"]}, "erased: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+
+	run_tracked(sync_job, work)

@@ -43,13 +43,13 @@ import uuid
 
 import frappe
 import redis
-from frappe.utils import convert_utc_to_system_timezone, get_url, now_datetime, validate_email_address
+from frappe.utils import convert_utc_to_system_timezone, get_url, now_datetime
 
 from atlas_integrations.inbox import attachments
 from atlas_integrations.inbox.html import sanitize, text_to_html
 from atlas_integrations.inbox.mime import format_address, parse_message, snippet_of
 from atlas_integrations.inbox.pipeline import FAILED, rfc_message_key
-from atlas_integrations.inbox.text import mail_text
+from atlas_integrations.inbox.text import mail_text, plain, sender_values
 
 DOCTYPE = "Inbound Route"
 TOLERANCE = 300  # seconds a signature timestamp may differ from now
@@ -317,13 +317,14 @@ def refresh_thread(thread: str) -> None:
 	"""Recompute a route thread's aggregates from its messages (subject, participants, times, count,
 	snippet, unread)."""
 	rows = frappe.get_all("Communication", filters={"atlas_inbox_thread": thread},
-						  fields=["subject", "sender", "recipients", "cc", "communication_date", "atlas_snippet", "seen"],
+						  fields=["subject", "sender", "atlas_sender_as_written", "recipients", "cc", "communication_date",
+								  "atlas_snippet", "seen"],
 						  order_by="communication_date asc, creation asc")
 	if not rows:
 		return
 	people: dict[str, None] = {}
 	for r in rows:
-		for value in (r.sender, r.recipients, r.cc):
+		for value in (r.sender or plain(r.atlas_sender_as_written), r.recipients, r.cc):
 			for part in (value or "").split(","):
 				if part.strip():
 					people.setdefault(part.strip(), None)
@@ -355,8 +356,7 @@ def store(route: frappe._dict, raw: bytes) -> dict:
 	if existing:
 		return {"status": "duplicate", "communication": existing}
 	parsed = parse_message(raw)
-	name_, addr = parsed.sender
-	sender = addr if addr and validate_email_address(addr) else None
+	addr = parsed.sender[1]
 	subject = mail_text(parsed.subject) or "(no subject)"
 	unreadable = not (addr or parsed.message_id or parsed.subject) and bool(parsed.errors)
 	when = parsed.date.replace(tzinfo=None) if parsed.date else None
@@ -364,8 +364,9 @@ def store(route: frappe._dict, raw: bytes) -> dict:
 		"communication_type": "Communication", "communication_medium": "Email", "sent_or_received": "Received",
 		"status": "Linked", "seen": 0, "email_status": "Open", "reference_doctype": "Inbox Thread",
 		"atlas_source": "Inbound Route", "atlas_inbound_route": route.name, "atlas_route_key": route_key,
-		"subject": subject, "sender": sender,
-		"sender_full_name": mail_text(name_ or (addr if not sender else None), DATA_LENGTH),
+		"subject": subject,
+		# sender, sender_full_name, atlas_sender_as_written (an address Frappe refuses, as written)
+		**sender_values(parsed.sender, DATA_LENGTH),
 		"recipients": ", ".join(format_address(p) for p in parsed.to) or None,
 		"cc": ", ".join(format_address(p) for p in parsed.cc) or None,
 		"atlas_reply_to": ", ".join(format_address(p) for p in parsed.reply_to) or None,

@@ -92,10 +92,10 @@ def _rows_for(source_doctype: str | None = None, names: list[str] | None = None)
 	return out
 
 
-def _insert(rows: list[tuple]) -> None:
+def _insert(rows: list[tuple], now=None) -> None:
 	if not rows:
 		return
-	now, user = now_datetime(), frappe.session.user or "Administrator"
+	now, user = now or now_datetime(), frappe.session.user or "Administrator"
 	frappe.db.bulk_insert(
 		DOCTYPE,
 		["name", "creation", "modified", "owner", "modified_by", "address", "kind", "source_doctype",
@@ -105,13 +105,68 @@ def _insert(rows: list[tuple]) -> None:
 	)
 
 
-def rebuild_index() -> int:
+#: index rows written (and committed) per step of a rebuild
+REBUILD_CHUNK = 5000
+
+
+def rebuild_index(progress=None, chunk: int = REBUILD_CHUNK) -> int:
 	"""Rebuild the whole matching index from Contacts, Customers, Suppliers, Leads and Users (bulk SQL
-	reads and inserts). Returns the number of index rows."""
+	reads and inserts). Returns the number of index rows.
+
+	The new rows are written ``chunk`` at a time, each chunk committed, then the rows older than the
+	rebuild are deleted (commits): matching never meets an empty index meanwhile (an address may be
+	found twice while both generations are there, which resolves the same: see :func:`resolve`).
+
+	Args:
+		progress: an :class:`atlas_integrations.progress.Progress` of the rebuild's Sync Job, or None.
+			Reported: "Reading records" (0 of the rows read), then the rows written of that total after
+			each chunk, in that chunk's transaction.
+		chunk: rows per insert and commit (>= 1).
+	"""
+	started = now_datetime()
+	if progress is not None:
+		progress.update(0, None, stage="Reading records")
+		frappe.db.commit()
 	rows = _rows_for()
-	frappe.db.sql(f"delete from `tab{DOCTYPE}`")
-	_insert(rows)
+	chunk = max(1, int(chunk))
+	for start in range(0, len(rows), chunk):
+		_insert(rows[start:start + chunk], now=started)
+		if progress is not None:
+			progress.update(min(start + chunk, len(rows)), len(rows), stage="Writing the index")
+		frappe.db.commit()
+	# the earlier generation (rows written before this rebuild started; a doc event's row written since is newer)
+	frappe.db.sql(f"delete from `tab{DOCTYPE}` where creation < %s", started)
+	frappe.db.commit()
 	return len(rows)
+
+
+def request_rebuild(trigger: str = "desk", chunk: int | None = None) -> str:
+	"""Queue a rebuild of the matching index as a "Match Index Rebuild" Sync Job (one at a time: an open
+	one is returned instead). ``chunk``: index rows written per commit (and progress report), default
+	:data:`REBUILD_CHUNK`; kept in the payload. Returns the Sync Job name; does not commit (dispatched
+	after commit)."""
+	from atlas_integrations import jobs
+	from atlas_integrations.inbox.jobs import MATCH_INDEX_REBUILD, MATCH_INDEX_REFERENCE
+
+	existing = jobs.open_job(MATCH_INDEX_REBUILD, *MATCH_INDEX_REFERENCE)
+	if existing:
+		return existing
+	payload = {"requested_by": frappe.session.user, **({"chunk": max(1, int(chunk))} if chunk else {})}
+	job = jobs.create(MATCH_INDEX_REBUILD, *MATCH_INDEX_REFERENCE, payload=payload, trigger=trigger)
+	jobs.dispatch(MATCH_INDEX_REBUILD, job.name, MATCH_INDEX_REFERENCE[1])
+	return job.name
+
+
+def run_rebuild_job(sync_job: str) -> None:
+	"""rq entry point of the Match Index Rebuild job type (as Administrator): :func:`rebuild_index` with
+	its progress reported to the admins; the job's ``created`` count is the index rows written."""
+	from atlas_integrations.progress import run_tracked
+
+	def work(progress, payload: dict) -> tuple[dict, str]:
+		rows = rebuild_index(progress=progress, chunk=int(payload.get("chunk") or REBUILD_CHUNK))
+		return {"created": rows}, f"index rows {rows}"
+
+	run_tracked(sync_job, work)
 
 
 def reindex(source_doctype: str, names: list[str]) -> set[str]:

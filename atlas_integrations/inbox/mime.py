@@ -2,7 +2,10 @@
 Atlas stores.
 
 Pure Python (``email`` stdlib, ``policy.default``); never raises on bad input: whatever could be read
-is returned together with the errors met, so a broken message is stored, never dropped.
+is returned together with the errors met, so a broken message is stored, never dropped. Which decoder a
+charset label names is decided in one place, :mod:`atlas_integrations.inbox.charsets` (the WHATWG
+Encoding Standard's label table): header values are relabelled for the stdlib's parsers, body parts are
+decoded by it.
 
 Bounded work on any message (a stranger chooses its shape): the stdlib's header parsers are slow, and on
 some shapes quadratic (``policy.default`` on 16,000 characters of ``;`` in a Content-Type: 0.6 s; its
@@ -37,6 +40,8 @@ from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.utils import getaddresses, parsedate_to_datetime
 from functools import lru_cache
+
+from atlas_integrations.inbox import charsets
 
 _WS = re.compile(r"\s+")
 _MSGID = re.compile(r"<[^<>\s]+>")
@@ -284,7 +289,8 @@ def _raw_header(msg: Message, name: str) -> str | None:
 
 
 def _parsed_header(msg: Message, name: str, errors: list[str]):
-	"""Header ``name`` exactly as ``email.policy.default`` returns it on access (a header object).
+	"""Header ``name`` exactly as ``email.policy.default`` returns it on access (a header object), its
+	encoded words' charset labels read by the WHATWG table (:func:`charsets.relabel`).
 
 	The compat32 parser keeps raw values the same way ``policy.default`` does (``header_source_parse``
 	is identical), so running ``policy.default.header_fetch_parse`` on them gives the same object that
@@ -294,7 +300,7 @@ def _parsed_header(msg: Message, name: str, errors: list[str]):
 	raw = _raw_header(msg, name)
 	if raw is None:
 		return None
-	raw = _capped(raw, HEADER_LIMIT, name, errors) if isinstance(raw, str) else raw
+	raw = charsets.relabel(_capped(raw, HEADER_LIMIT, name, errors)) if isinstance(raw, str) else raw
 	try:
 		header = _DEFAULT.header_fetch_parse(name, raw)
 	except Exception as exc:
@@ -308,22 +314,24 @@ def _parsed_header(msg: Message, name: str, errors: list[str]):
 def unsurrogate(text: str) -> str:
 	"""Raw 8-bit header bytes come back from ``email`` as lone surrogates (``surrogateescape``), which no
 	database can store. Read those bytes as UTF-8 (RFC 6532) and, when they are not UTF-8, as
-	windows-1252 (what legacy clients that sent raw 8-bit headers used)."""
+	windows-1252 (what legacy clients that sent raw 8-bit headers used; the WHATWG one, in which every
+	byte is a character: :data:`charsets.WINDOWS_1252`)."""
 	if not any("\udc80" <= ch <= "\udcff" for ch in text):
 		return text
 	raw = text.encode("utf-8", "surrogateescape")
 	try:
 		return raw.decode("utf-8")
 	except UnicodeDecodeError:
-		return raw.decode("cp1252", "replace")
+		return raw.decode(charsets.WINDOWS_1252, "replace")
 
 
 def _lenient_text(raw: str) -> str:
-	"""RFC 2047 encoded words of ``raw`` decoded (``email.header``), ``raw`` itself when that fails.
-	``decode_header`` is quadratic on some shapes (``=?a?q?x`` repeated): callers pass at most
+	"""RFC 2047 encoded words of ``raw`` decoded (``email.header``; charset labels read by the WHATWG
+	table, :func:`charsets.relabel`), ``raw`` itself when that fails. ``decode_header`` is quadratic on
+	some shapes (``=?a?q?x`` repeated, which relabelling leaves alone): callers pass at most
 	:data:`HEADER_LIMIT` characters (:func:`_lenient_list` for address lists)."""
 	try:
-		return str(make_header(decode_header(raw)))
+		return str(make_header(decode_header(charsets.relabel(raw))))
 	except Exception:
 		return raw
 
@@ -536,7 +544,10 @@ def _date(msg: Message, errors: list[str]) -> datetime | None:
 
 
 def _part_text(part: Message, errors: list[str]) -> str:
-	"""Decoded text of a text/* leaf: transfer encoding undone, charset applied (replacement on errors)."""
+	"""Decoded text of a text/* leaf: transfer encoding undone, then the WHATWG *decode* of its ``charset``
+	label (:func:`charsets.decode`: a byte order mark wins, ``ks_c_5601-1987`` is windows-949, no label is
+	us-ascii = windows-1252, U+FFFD for malformed bytes); an unknown label is read as UTF-8 when the bytes
+	are UTF-8, else as windows-1252, and noted in ``errors``."""
 	try:
 		payload = part.get_payload(decode=True)
 	except Exception as exc:
@@ -550,11 +561,10 @@ def _part_text(part: Message, errors: list[str]) -> str:
 		charset = part.get_content_charset() or "us-ascii"
 	except Exception:
 		charset = "us-ascii"
-	try:
-		return payload.decode(charset, errors="replace")
-	except (LookupError, ValueError, TypeError):  # ValueError: a NUL in the charset name
-		errors.append(f"{part.get_content_type()} part: unknown charset {charset!r}")
-		return payload.decode("utf-8", errors="replace")
+	text, problem = charsets.decode(payload, charset)
+	if problem:
+		errors.append(f"{part.get_content_type()} part: {problem}")
+	return text
 
 
 #: enclosed messages: each one is kept whole as one ``.eml`` attachment; its own parts are not looked into
@@ -640,6 +650,9 @@ class _Mime:
 	RFC 2047 file names come out exactly as ``message_from_bytes(raw, policy=policy.default)`` gives them.
 	A header policy.default cannot read is recorded in ``errors``, never raised.
 
+	Charset labels (RFC 2231 ``filename*=gb2312''...``, RFC 2047 names) are read by the WHATWG table:
+	every value is passed through :func:`charsets.relabel` before either parser sees it.
+
 	Bounded: each value is read up to :data:`HEADER_LIMIT` characters and parsed once (the parsed header
 	objects are kept: ``EmailMessage.get`` would parse again on every read); once :data:`HEADER_PARSE_BUDGET`
 	characters were parsed for this message, later parts are read the compat32 way (``Message.get_param``
@@ -648,6 +661,7 @@ class _Mime:
 	def __init__(self, errors: list[str]):
 		self.errors = errors
 		self._views: dict[int, Message] = {}
+		self._relabelled: dict[int, list[tuple[str, str]]] = {}  # id(part) -> its capped, relabelled headers
 		self.budget = HEADER_PARSE_BUDGET
 		self.body_visits = 0  # parts :func:`_find_body` looked at in its current walk
 
@@ -662,15 +676,26 @@ class _Mime:
 			self.budget = -1
 		return False
 
-	def _view(self, part: Message) -> Message:
-		view = self._views.get(id(part))
-		if view is None:
+	def _headers(self, part: Message) -> list[tuple[str, str]]:
+		"""The part's Content-Type / Content-Disposition, each cut to :data:`HEADER_LIMIT` characters (the
+		cut noted once) and relabelled (:func:`charsets.relabel`); read once per part."""
+		headers = self._relabelled.get(id(part))
+		if headers is None:
 			headers = []
 			for k, v in part._headers:
 				if k.lower() in _MIME_HEADERS:
-					if isinstance(v, str) and len(v) > HEADER_LIMIT:
-						v = _capped(v, HEADER_LIMIT, f"{part.get_content_type()} part: {k}", self.errors)
+					if isinstance(v, str):
+						if len(v) > HEADER_LIMIT:
+							v = _capped(v, HEADER_LIMIT, f"{part.get_content_type()} part: {k}", self.errors)
+						v = charsets.relabel(v)
 					headers.append((k, v))
+			self._relabelled[id(part)] = headers
+		return headers
+
+	def _view(self, part: Message) -> Message:
+		view = self._views.get(id(part))
+		if view is None:
+			headers = self._headers(part)
 			if self.spend(sum(len(str(v)) for _, v in headers)):
 				view = EmailMessage(policy=_DEFAULT)
 				for k, v in headers:
@@ -719,7 +744,9 @@ class _Mime:
 		if name and "=?" in name:
 			name = _lenient_text(name)
 		try:
-			raw = part.get_filename()
+			compat = Message()  # the compat32 reading of the same (capped, relabelled) values
+			compat._headers = list(self._headers(part))
+			raw = compat.get_filename()
 		except Exception:
 			raw = None
 		if raw:
@@ -1010,8 +1037,11 @@ def parse_message(raw: bytes) -> ParsedMessage:
 
 	Returns:
 		A :class:`ParsedMessage`. Headers are decoded exactly as ``email.policy.default`` decodes them
-		(RFC 2047 encoded words, RFC 6532 UTF-8, any charset Python knows); on a defect the raw value is
-		decoded leniently and the defect recorded in ``errors``. Never raises.
+		(RFC 2047 encoded words, RFC 6532 UTF-8), except that every charset label (encoded words, body
+		parts, RFC 2231 file names) is read by the WHATWG Encoding Standard's table
+		(:mod:`atlas_integrations.inbox.charsets`: ``ks_c_5601-1987`` is windows-949, ``iso-8859-1``
+		windows-1252...); on a defect the raw value is decoded leniently and the defect recorded in
+		``errors``. Never raises.
 
 		Attachments, in document order: every enclosed message (``message/rfc822``, ``message/global``,
 		the top level included) as one ``.eml`` (its own parts not extracted again); every other leaf with

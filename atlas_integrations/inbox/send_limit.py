@@ -19,6 +19,8 @@ import uuid
 import frappe
 from frappe import _
 
+from atlas_integrations import messages
+
 DEFAULT_LIMIT = 10  # emails per user per rolling minute
 WINDOW = 60  # seconds
 
@@ -76,7 +78,7 @@ def take(user: str) -> int:
 														  args=[allowed, WINDOW, uuid.uuid4().hex])
 	if int(ok):
 		return int(count)
-	frappe.throw(_("You are sending too fast: at most {0} messages a minute").format(allowed), SendRateLimited,
+	frappe.throw(messages.text("You are sending too fast: at most {0} messages a minute", allowed), SendRateLimited,
 				 title=_("Sending"))
 
 

@@ -32,8 +32,8 @@ from werkzeug.utils import secure_filename
 
 #: fields of each doctype that hold mail- or provider-derived text, by how they are kept
 HTML_TEXT_FIELDS: dict[str, tuple[str, ...]] = {
-	"Communication": ("subject", "sender_full_name", "message_id", "atlas_snippet", "atlas_in_reply_to",
-					  "atlas_parse_error", "atlas_skipped_attachments", "atlas_label_ids"),
+	"Communication": ("subject", "sender_full_name", "atlas_sender_as_written", "message_id", "atlas_snippet",
+					  "atlas_in_reply_to", "atlas_parse_error", "atlas_skipped_attachments", "atlas_label_ids"),
 	"Inbox Thread": ("subject", "participants", "labels", "label_ids", "snippet"),
 	"File": ("atlas_original_name",),
 }
@@ -61,6 +61,33 @@ def mail_text(value: str | None, length: int | None = None) -> str | None:
 	if length and len(escaped) > length:
 		escaped = _PARTIAL_ENTITY.sub("", escaped[:length])
 	return escaped
+
+
+def sender_values(sender: tuple[str, str], name_length: int = 140) -> dict[str, str | None]:
+	"""The Communication columns of a message's sender (``ParsedMessage.sender``), as both writers store them.
+
+	Args:
+		sender: ``(display name, address)`` as the MIME reader gives them; the address may be one Frappe
+			refuses (``nsb`` without a domain, ``a@b@c``, ``<>``).
+		name_length: characters of ``sender_full_name`` (a Data field: 140).
+
+	Returns:
+		``{"sender", "sender_full_name", "atlas_sender_as_written"}``: ``sender`` is the address when
+		Frappe's Email validation (``frappe.utils.validate_email_address``) accepts it, else None (the
+		column is an Email field); then ``atlas_sender_as_written`` keeps the address exactly as written
+		(HTML text, :func:`mail_text`; Small Text, so nothing is cut: the reader keeps at most 254
+		characters). ``sender_full_name`` is the display name as HTML text, or, when there is none and
+		the address was refused, that address (so the timeline names someone).
+	"""
+	from frappe.utils import validate_email_address
+
+	name, addr = sender
+	valid = addr if addr and validate_email_address(addr) else None
+	return {
+		"sender": valid,
+		"sender_full_name": mail_text(name or (addr if not valid else None), name_length),
+		"atlas_sender_as_written": mail_text(addr if addr and not valid else None),
+	}
 
 
 def plain(stored: str | None) -> str:

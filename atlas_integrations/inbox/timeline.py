@@ -12,10 +12,10 @@ are nh3-sanitized with remote images disabled (inbox/html.py).
 from __future__ import annotations
 
 import frappe
-from frappe import _
 from frappe.desk.form import load
-from frappe.utils import escape_html
 
+from atlas_integrations import messages
+from atlas_integrations.inbox.text import plain
 from atlas_integrations.permissions import readable_communications
 
 
@@ -29,17 +29,23 @@ def _filter(rows: list | None) -> list:
 
 
 def _mark_source(rows: list) -> None:
-	"""Mail rows show where they came from (Gmail, Inbound Route) above their body, as text."""
+	"""Mail rows show where they came from (Gmail, Inbound Route) above their body, as text, and the
+	sender's address as the message writes it when it is not a valid email address (``sender`` is then
+	empty and Frappe's timeline would name no address)."""
 	mail = [r.get("name") for r in rows if r.get("reference_doctype") == "Inbox Thread"]
 	if not mail:
 		return
-	sources = dict(frappe.db.sql("select name, atlas_source from `tabCommunication` where name in %(n)s",
-								 {"n": mail}))
+	found = {name: (source, as_written) for name, source, as_written in frappe.db.sql(
+		"select name, atlas_source, atlas_sender_as_written from `tabCommunication` where name in %(n)s",
+		{"n": mail})}
 	for row in rows:
-		source = sources.get(row.get("name"))
+		source, as_written = found.get(row.get("name")) or (None, None)
 		if source:
-			row["content"] = (f'<div class="atlas-mail-source text-muted small">{escape_html(_("via {0}").format(source))}'
-							  f"</div>{row.get('content') or ''}")
+			line = messages.text("via {0}", source)  # each value escaped once
+			if as_written and not row.get("sender"):  # stored as HTML text (inbox/text.py): passed decoded
+				line += " · " + messages.text("from {0} (address as written)", plain(as_written))
+			row["content"] = f'<div class="atlas-mail-source text-muted small">{line}</div>{row.get("content") or ""}'
+
 
 
 def _filter_docinfo() -> None:

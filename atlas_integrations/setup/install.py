@@ -48,8 +48,14 @@ COMMUNICATION_FIELDS = [
 	 "insert_after": "atlas_processed_pending"},
 	{"fieldname": "atlas_source", "fieldtype": "Data", "label": "Source", "read_only": 1,
 	 "insert_after": "atlas_inbox_section", "description": "Gmail or Inbound Route"},
+	# the sender's address exactly as the From header writes it when Frappe's Email field refuses it (no
+	# domain: "nsb"); `sender` is then empty. HTML text (inbox/text.py); Small Text: up to 254 characters
+	# as written, never cut, and shown unescaped by Frappe's read-only display
+	{"fieldname": "atlas_sender_as_written", "fieldtype": "Small Text", "label": "From (as written)",
+	 "read_only": 1, "insert_after": "atlas_source",
+	 "description": "The sender's address as the message writes it, when it is not a valid email address (e.g. no domain)"},
 	{"fieldname": "atlas_inbound_route", "fieldtype": "Link", "label": "Inbound Route", "options": "Inbound Route",
-	 "read_only": 1, "search_index": 1, "insert_after": "atlas_source"},
+	 "read_only": 1, "search_index": 1, "insert_after": "atlas_sender_as_written"},
 	# route + SHA-256 of the raw message: a replayed delivery stores nothing twice
 	{"fieldname": "atlas_route_key", "fieldtype": "Data", "label": "Route Key", "read_only": 1, "hidden": 1,
 	 "unique": 1, "insert_after": "atlas_inbound_route"},

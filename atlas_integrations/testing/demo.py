@@ -1,12 +1,19 @@
-"""The main job, end to end on real parts: sync a real mailbox into the real site and show the result.
+"""The main job, end to end on real parts: sync a real mailbox into the demo's own site and leave a live desk.
 
-Run by ``make demo`` (``scripts/demo.sh``) with the bench's Python from ``sites/``::
+Run by ``make demo`` (``scripts/demo.sh``) with the bench's Python from ``sites/``, once the demo's processes
+run under honcho (``scripts/demo.Procfile``: the site's web server, Frappe's realtime server behind the
+desk's front door, an rq worker and the scheduler of the demo site alone, the local Gmail- and
+Xero-compatible servers)::
 
-    python -m atlas_integrations.testing.demo --site atlas.localhost --corpus ../shared/corpus
+    python -m atlas_integrations.testing.demo --site demo.localhost --corpus ../shared/corpus \
+        --desk-url http://127.0.0.1:8000 --gmail-url http://127.0.0.1:8765 --xero-url http://127.0.0.1:8766
 
-It starts the local Google-compatible server on the corpus, the site's web server, configures Atlas
-Settings and the endpoint keys, connects a Gmail Account through the real OAuth redirect flow over HTTP
-(login, connect, Google consent, callback), runs the initial sync on a real rq worker and prints a summary.
+It loads the corpus into the local Gmail server (over its control endpoints), configures Atlas Settings,
+the endpoint keys and Gmail push, connects the shared workspace mailbox through the real OAuth redirect
+flow over HTTP (login, connect, Google consent, callback), lets the resident worker run the initial sync
+and prints a summary; then the Smart Inbox, Xero and the rest (see README). Everything stays connected and
+running for the desk. ``--mail`` delivers one more corpus message to the mailbox (``make demo-mail``): Gmail
+pushes it to the site, the worker syncs it, and the open Smart Inbox page shows it without a reload.
 """
 
 from __future__ import annotations
@@ -18,13 +25,16 @@ import email.policy
 import glob
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 CLIENT_ID = "atlas-demo.apps.googleusercontent.com"
 CLIENT_SECRET = "atlas-demo-secret"
+PUSH_TOPIC = "projects/atlas-demo/topics/gmail"
+PUSH_TOKEN = "atlas-demo-push-token"
+PUSH_PATH = "/api/method/atlas_integrations.api.push.gmail"
+IDLE_TIMEOUT = 1800  # seconds the demo waits for the resident worker to finish a step
 
 
 def _mailbox_owner(corpus: str) -> str:
@@ -41,32 +51,78 @@ def _mailbox_owner(corpus: str) -> str:
 	return counts.most_common(1)[0][0]
 
 
+def wait_idle(frappe, timeout: float = IDLE_TIMEOUT, quiet: float = 1.0) -> float:
+	"""Wait until the demo site's resident worker has nothing left: its rq queues empty and no job running,
+	and no Sync Job due (pending with no later retry time, or processing), for ``quiet`` seconds.
+
+	Returns:
+		Seconds waited.
+
+	Raises:
+		SystemExit: still busy after ``timeout`` seconds (the worker is not running?).
+	"""
+	from frappe.utils import now_datetime
+	from frappe.utils.background_jobs import get_queue_list, get_redis_conn
+	from rq import Queue
+	from rq.registry import StartedJobRegistry
+
+	started = time.monotonic()
+	connection = get_redis_conn()
+	names = get_queue_list(build_queue_name=True)
+	calm_since = None
+	while True:
+		frappe.db.rollback()
+		busy = any(Queue(n, connection=connection).count or StartedJobRegistry(n, connection=connection).count
+				   for n in names)
+		busy = busy or bool(frappe.db.sql("""select 1 from `tabSync Job` where status='processing' or
+			(status='pending' and (next_retry_at is null or next_retry_at <= %s)) limit 1""", now_datetime()))
+		now = time.monotonic()
+		if busy:
+			calm_since = None
+		elif calm_since is None:
+			calm_since = now
+		elif now - calm_since >= quiet:
+			return now - started
+		if now - started > timeout:
+			raise SystemExit(f"the demo's worker is still busy after {timeout:.0f} s: is `make demo` running it "
+							 f"(see .atlas/demo/honcho.log)?")
+		time.sleep(0.25)
+
+
+def _state_file(state_dir: str) -> Path:
+	return Path(state_dir) / "state.json"
+
+
 def main(argv: list[str] | None = None) -> int:
 	parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-	parser.add_argument("--site", default=os.environ.get("ATLAS_SITE", "atlas.localhost"))
+	parser.add_argument("--site", default=os.environ.get("ATLAS_DEMO_SITE", "demo.localhost"))
 	parser.add_argument("--corpus", required=True)
-	parser.add_argument("--web-port", type=int, default=int(os.environ.get("ATLAS_WEB_PORT", "8000")))
-	parser.add_argument("--gmail-port", type=int, default=int(os.environ.get("ATLAS_GMAIL_PORT", "8765")))
+	parser.add_argument("--desk-url", required=True, help="the desk's front door (web server + realtime)")
+	parser.add_argument("--gmail-url", required=True, help="the local Gmail-compatible server")
+	parser.add_argument("--xero-url", required=True, help="the local Xero-compatible server")
+	parser.add_argument("--state", default=str(Path(__file__).resolve().parents[2] / ".atlas" / "demo"))
 	parser.add_argument("--days", type=int, default=30, help="backfill window (days)")
+	parser.add_argument("--mail", action="store_true", help="deliver one more corpus message (make demo-mail)")
 	args = parser.parse_args(argv)
 
 	import frappe
 	import requests
 	from frappe.installer import update_site_config
 
-	from atlas_integrations.testing.gmail_server import GmailTestServer
-	from atlas_integrations.testing.site_web import free_port, start_site_web
+	from atlas_integrations.testing.remote import RemoteGmail
 
 	corpus = str(Path(args.corpus).resolve())
+	gmail = RemoteGmail(args.gmail_url)
+	frappe.init(site=args.site, sites_path=".")
+	frappe.connect()
+	if args.mail:
+		return deliver_one(frappe, gmail, corpus, args)
 	owner = _mailbox_owner(corpus)
-	gmail = GmailTestServer(port=free_port(args.gmail_port)).start()
 	gmail.register_client(CLIENT_ID, CLIENT_SECRET)
 	gmail.add_mailbox(owner)
 	loaded = gmail.load_eml_dir(owner, corpus, spread_days=min(25, args.days - 1), sent_from=[owner])
 	print(f"Local Gmail server {gmail.url}: mailbox {owner} with {len(loaded)} messages from {corpus}")
-
-	frappe.init(site=args.site, sites_path=".")
-	frappe.connect()
+	site_url = args.desk_url.rstrip("/")
 	for key, value in {
 		"atlas_gmail_api_url": gmail.url,
 		"atlas_google_auth_url": gmail.url + "o/oauth2/auth",
@@ -76,8 +132,11 @@ def main(argv: list[str] | None = None) -> int:
 		update_site_config(key, value)
 	settings = frappe.get_single("Atlas Settings")
 	settings.update({"google_client_id": CLIENT_ID, "google_client_secret": CLIENT_SECRET,
-					 "workspace_state": "Active", "default_backfill_days": args.days})
+					 "workspace_state": "Active", "default_backfill_days": args.days,
+					 # Gmail push through Pub/Sub (the local server delivers it) with the shared-token check
+					 "pubsub_topic": PUSH_TOPIC, "push_auth_mode": "Shared token", "push_shared_token": PUSH_TOKEN})
 	settings.save(ignore_permissions=True)
+	gmail.configure_push(endpoint_url=site_url + PUSH_PATH, mode="token", token=PUSH_TOKEN)
 	name = frappe.db.get_value("Gmail Account", {"account_name": "Demo workspace mailbox"})
 	if name:  # a previous demo: start from a clean mailbox (the app's own Mailbox Erase)
 		from frappe.utils.password import remove_encrypted_password
@@ -95,55 +154,70 @@ def main(argv: list[str] | None = None) -> int:
 			ignore_permissions=True).name
 	demo_parties = _seed_parties(frappe, corpus, owner, name)
 	frappe.db.commit()
+	state = {"owner": owner, "account": name, "corpus": corpus, "desk_url": site_url, "delivered": 0}
+	Path(args.state).mkdir(parents=True, exist_ok=True)
+	_state_file(args.state).write_text(json.dumps(state, indent=1))
 
-	pid_file = Path("../logs/atlas-demo-web.pid")
-	if pid_file.exists():  # the previous demo's web server: replace it
-		try:
-			os.killpg(int(pid_file.read_text()), 15)
-			time.sleep(1)
-		except (OSError, ValueError):
-			pass
-	site_url, web = start_site_web(args.site, port=args.web_port, log=open("../logs/atlas-demo-web.log", "a"),
-								   new_session=True)
-	pid_file.write_text(str(web.pid))
-	try:
-		http = requests.Session()
-		admin_password = frappe.conf.get("admin_password") or "admin"
-		r = http.post(site_url + "/api/method/login", data={"usr": "Administrator", "pwd": admin_password}, timeout=30)
-		r.raise_for_status()
-		r = http.post(site_url + "/api/method/atlas_integrations.api.gmail.connect", data={"account": name}, timeout=30)
-		r.raise_for_status()
-		auth_url = r.json()["message"]["authorization_url"]
-		print(f"Consent URL from the site: {auth_url.split('?')[0]}?… (offline access, PKCE)")
-		r = http.get(auth_url, timeout=60, allow_redirects=True)  # Google consent -> site callback -> desk
-		hops = " -> ".join(h.headers.get("Location", "")[:70] for h in r.history)
-		print(f"OAuth redirect flow: {hops}")
-		frappe.db.rollback()
-		account = frappe.get_doc("Gmail Account", name)
-		if account.status != "SYNCING":
-			raise SystemExit(f"connect failed: account status {account.status}; {r.status_code} {r.text[:300]}")
-		print(f"Connected {account.email_address}; initial sync queued. Running a real rq worker…")
+	http = requests.Session()
+	admin_password = frappe.conf.get("admin_password") or "admin"
+	r = http.post(site_url + "/api/method/login", data={"usr": "Administrator", "pwd": admin_password}, timeout=30)
+	r.raise_for_status()
+	r = http.post(site_url + "/api/method/atlas_integrations.api.gmail.connect", data={"account": name}, timeout=30)
+	r.raise_for_status()
+	auth_url = r.json()["message"]["authorization_url"]
+	print(f"Consent URL from the site: {auth_url.split('?')[0]}?… (offline access, PKCE)")
+	started = time.monotonic()
+	r = http.get(auth_url, timeout=60, allow_redirects=True)  # Google consent -> site callback -> desk
+	hops = " -> ".join(h.headers.get("Location", "")[:70] for h in r.history)
+	print(f"OAuth redirect flow: {hops}")
+	frappe.db.rollback()
+	account = frappe.get_doc("Gmail Account", name)
+	if account.status not in ("SYNCING", "ACTIVE"):
+		raise SystemExit(f"connect failed: account status {account.status}; {r.status_code} {r.text[:300]}")
+	print(f"Connected {account.email_address}; the initial sync runs on the demo's resident rq worker…")
+	wait_idle(frappe)
+	elapsed = time.monotonic() - started
+	code = _summary(frappe, name, site_url, elapsed, gmail.stats(owner))
+	code = _smart_inbox(frappe, gmail, owner, name, site_url, demo_parties) or code
+	return _xero(frappe, site_url, args.xero_url) or code
 
-		started = time.monotonic()
-		worker = subprocess.run(
-			[sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "--site", args.site, "worker",
-			 "--queue", "long,default,short", "--burst"],
-			capture_output=True, text=True, timeout=1800,
-		)
-		elapsed = time.monotonic() - started
-		if worker.returncode != 0:
-			print(worker.stdout[-2000:], worker.stderr[-2000:])
+
+def deliver_one(frappe, gmail, corpus: str, args) -> int:
+	"""``make demo-mail``: one more corpus message (the next one, with a fresh Message-ID and today's Date)
+	into the demo mailbox at the local Gmail server, which pushes the change to the site; prints when the
+	site has it (the open Smart Inbox page shows it without a reload). Returns 0 when it arrived."""
+	import uuid
+	from email.utils import formatdate
+
+	state_file = _state_file(args.state)
+	if not state_file.exists():
+		raise SystemExit("no demo state: run `make demo` first")
+	state = json.loads(state_file.read_text())
+	files = sorted(Path(corpus).rglob("*.eml"))
+	path = files[state.get("delivered", 0) % len(files)]
+	msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.compat32)
+	del msg["Message-ID"], msg["Date"]
+	msg["Message-ID"] = f"<demo-mail-{uuid.uuid4().hex}@atlas-demo.example>"
+	msg["Date"] = formatdate(localtime=False)
+	gmail.insert_message(state["owner"], msg.as_bytes(), label_ids=["INBOX", "UNREAD"])
+	state["delivered"] = state.get("delivered", 0) + 1
+	state_file.write_text(json.dumps(state, indent=1))
+	subject = str(msg.get("Subject") or "(no subject)")
+	print(f"Delivered {path.name} ({subject[:60]!r}) to {state['owner']} at the local Gmail server; Gmail pushes it "
+		  f"to the site…")
+	deadline = time.monotonic() + 120
+	key = msg["Message-ID"].strip("<>").lower()
+	while time.monotonic() < deadline:
 		frappe.db.rollback()
-		code = _summary(frappe, name, site_url, elapsed, gmail.stats(owner))
-		code = _smart_inbox(frappe, gmail, owner, name, site_url, demo_parties) or code
-		return _xero(frappe, site_url) or code
-	finally:
-		gmail.stop()
-		if os.environ.get("ATLAS_DEMO_STOP_WEB") == "1":
-			web.terminate()
-			pid_file.unlink(missing_ok=True)
-		else:
-			print(f"The site's web server keeps running for the desk (pid {web.pid}); stop it with: kill {web.pid}")
+		thread = frappe.db.get_value("Communication", {"atlas_gmail_account": state["account"], "message_id": ["like", f"%{key}%"]},
+									 "atlas_inbox_thread")
+		if thread:
+			print(f"Stored in the site as thread {thread}: the Smart Inbox page shows it now, without a reload: "
+				  f"{state['desk_url']}/app/smart-inbox?view=shared")
+			return 0
+		time.sleep(0.5)
+	print("Not stored within 120 s: is the demo running (`make demo`)? See .atlas/demo/honcho.log")
+	return 1
 
 
 DEMO_CUSTOMER, DEMO_RULE, DEMO_ROUTE = "Demo Pallets Co", "Demo: quote requests become Tasks", "Demo inbound route"
@@ -234,11 +308,9 @@ def _smart_inbox(frappe, gmail, owner: str, account: str, site_url: str, parties
 		_new_mail(owner, "Someone <someone@unknown.example>", "Hello", "Do you repair boilers?"),
 	):
 		gmail.insert_message(owner, raw, label_ids=["INBOX", "UNREAD"])
-	enqueue_sync(account, trigger="manual")
+	enqueue_sync(account, trigger="manual")  # Gmail also pushes the change; one open sync per mailbox
 	frappe.db.commit()
-	subprocess.run([sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "--site", frappe.local.site,
-					"worker", "--queue", "long,default,short", "--burst"], capture_output=True, timeout=600)
-	frappe.db.rollback()
+	wait_idle(frappe)
 	print("New mail after the backfill, through the pipeline:")
 	for t in frappe.get_all("Inbox Thread", filters={"gmail_account": account}, order_by="last_message_at desc",
 							fields=["subject", "outcome", "outcome_reason", "category", "priority", "party",
@@ -254,9 +326,7 @@ def _smart_inbox(frappe, gmail, owner: str, account: str, site_url: str, parties
 	url = endpoint_url(DEMO_ROUTE).replace(frappe.utils.get_url(), site_url)
 	r = requests.post(url, data=body, headers={"X-Atlas-Signature": sign(DEMO_ROUTE_KEY, body)}, timeout=30)
 	bad = requests.post(url, data=body, headers={"X-Atlas-Signature": sign("wrong-key", body)}, timeout=30)
-	subprocess.run([sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "--site", frappe.local.site,
-					"worker", "--queue", "short", "--burst"], capture_output=True, timeout=600)
-	frappe.db.rollback()
+	wait_idle(frappe)
 	route_thread = frappe.get_all("Inbox Thread", filters={"inbound_route": DEMO_ROUTE},
 								  fields=["outcome", "category", "outcome_reason"], limit=1)
 	print(f"Inbound Route '{DEMO_ROUTE}': signed POST -> {r.status_code} {r.json().get('message', {}).get('status')}; "
@@ -307,96 +377,90 @@ XERO_CLIENT_ID, XERO_CLIENT_SECRET = "atlas-demo-xero", "atlas-demo-xero-secret"
 XERO_ITEM = "ATLAS-DEMO-SERVICE"
 
 
-def _xero(frappe, site_url: str) -> int:
+def _xero(frappe, site_url: str, xero_url: str) -> int:
 	"""Connect the demo Company's Xero organisation (the local Xero-compatible server) through the real
-	OAuth redirect flow, submit three Sales Invoices and let the queue send them; print their Xero states."""
+	OAuth redirect flow, submit three Sales Invoices and let the queue send them; print their Xero states.
+	The site stays pointed at the local server afterwards (the desk keeps working)."""
 	from atlas_integrations.testing import xero_site
-	from atlas_integrations.testing.xero import XeroTestServer
+	from atlas_integrations.testing.remote import RemoteXero
 
 	company = frappe.defaults.get_global_default("company")
-	server = XeroTestServer().start()
-	try:
-		tenant = server.add_tenant("Atlas Demo (Xero)", short_code="!AtDmo", base_currency="GBP")
-		server.set_consent(tenants=[tenant])
-		xero_site.point_site_at(frappe, server, XERO_CLIENT_ID, XERO_CLIENT_SECRET, site_url)
-		if frappe.db.exists("Xero Connection", company):  # a previous demo's connection: connect afresh
-			frappe.delete_doc("Xero Connection", company, ignore_permissions=True, force=True)
-		if not frappe.db.exists("Item", XERO_ITEM):
-			frappe.get_doc({"doctype": "Item", "item_code": XERO_ITEM, "item_name": "Tiling service", "is_stock_item": 0,
-							"item_group": "All Item Groups", "stock_uom": "Nos"}).insert(ignore_permissions=True)
-		frappe.db.commit()
-		status = xero_site.connect(frappe, site_url, company)
-		conn = frappe.get_doc("Xero Connection", company)
-		print(f"Xero: {company} -> {conn.tenant_name} ({conn.short_code}, {conn.base_currency}): {conn.status} "
-			  f"(OAuth with PKCE, callback {status})")
-		print(f"  defaults read from the organisation: sales account {conn.default_account_code}, adjustments "
-			  f"{conn.adjustment_account_code}, untaxed lines {conn.untaxed_tax_type}")
-		tax_account = frappe.db.get_value("Account", {"company": company, "account_type": "Tax", "is_group": 0}, "name")
-		rate = next(r for r in server._book(server._tenant_id(tenant))["tax_rates"]
-					if r.get("EffectiveRate") and r.get("CanApplyToRevenue", True))
-		if tax_account:
-			conn.set("tax_map", [{"erpnext_account": tax_account, "xero_tax_type": rate["TaxType"]}])
-			conn.save(ignore_permissions=True)
-			print(f"  tax mapping: {tax_account} -> Xero TaxType {rate['TaxType']} ({rate['EffectiveRate']:g} %)")
-		names = []
-		for qty, rate_, discount, taxed in ((2, 120.0, 0, False), (5, 33.33, 10, False), (1, 999.99, 0, True)):
-			doc = {"doctype": "Sales Invoice", "company": company, "customer": DEMO_CUSTOMER,
-				   "items": [{"item_code": XERO_ITEM, "qty": qty, "rate": rate_}], "discount_amount": discount}
-			if taxed and tax_account:
-				doc["taxes"] = [{"charge_type": "On Net Total", "account_head": tax_account, "description": "GST",
-								 "rate": float(rate["EffectiveRate"])}]
-			si = frappe.get_doc(doc)
-			si.set_missing_values()
-			si.insert(ignore_permissions=True)
-			si.submit()
-			names.append(si.name)
-		from erpnext.accounts.doctype.sales_invoice.sales_invoice import make_sales_return
+	server = RemoteXero(xero_url)
+	tenant = server.add_tenant("Atlas Demo (Xero)", short_code="!AtDmo", base_currency="GBP")
+	server.set_consent(tenants=[tenant])
+	xero_site.point_site_at(frappe, server, XERO_CLIENT_ID, XERO_CLIENT_SECRET, site_url)
+	if frappe.db.exists("Xero Connection", company):  # a previous demo's connection: connect afresh
+		frappe.delete_doc("Xero Connection", company, ignore_permissions=True, force=True)
+	if not frappe.db.exists("Item", XERO_ITEM):
+		frappe.get_doc({"doctype": "Item", "item_code": XERO_ITEM, "item_name": "Tiling service", "is_stock_item": 0,
+						"item_group": "All Item Groups", "stock_uom": "Nos"}).insert(ignore_permissions=True)
+	frappe.db.commit()
+	status = xero_site.connect(frappe, site_url, company)
+	conn = frappe.get_doc("Xero Connection", company)
+	print(f"Xero: {company} -> {conn.tenant_name} ({conn.short_code}, {conn.base_currency}): {conn.status} "
+		  f"(OAuth with PKCE, callback {status})")
+	print(f"  defaults read from the organisation: sales account {conn.default_account_code}, adjustments "
+		  f"{conn.adjustment_account_code}, untaxed lines {conn.untaxed_tax_type}")
+	tax_account = frappe.db.get_value("Account", {"company": company, "account_type": "Tax", "is_group": 0}, "name")
+	rate = next(r for r in server.tax_rates(tenant)
+				if r.get("EffectiveRate") and r.get("CanApplyToRevenue", True))
+	if tax_account:
+		conn.set("tax_map", [{"erpnext_account": tax_account, "xero_tax_type": rate["TaxType"]}])
+		conn.save(ignore_permissions=True)
+		print(f"  tax mapping: {tax_account} -> Xero TaxType {rate['TaxType']} ({rate['EffectiveRate']:g} %)")
+	names = []
+	for qty, rate_, discount, taxed in ((2, 120.0, 0, False), (5, 33.33, 10, False), (1, 999.99, 0, True)):
+		doc = {"doctype": "Sales Invoice", "company": company, "customer": DEMO_CUSTOMER,
+			   "items": [{"item_code": XERO_ITEM, "qty": qty, "rate": rate_}], "discount_amount": discount}
+		if taxed and tax_account:
+			doc["taxes"] = [{"charge_type": "On Net Total", "account_head": tax_account, "description": "GST",
+							 "rate": float(rate["EffectiveRate"])}]
+		si = frappe.get_doc(doc)
+		si.set_missing_values()
+		si.insert(ignore_permissions=True)
+		si.submit()
+		names.append(si.name)
+	from erpnext.accounts.doctype.sales_invoice.sales_invoice import make_sales_return
 
-		ret = make_sales_return(names[0])
-		ret.items[0].qty = -1
-		ret.update_outstanding_for_self = 0  # ERPNext applies the credit to the invoice, as Xero's allocation does
-		ret.insert(ignore_permissions=True)
-		ret.submit()
-		names.append(ret.name)
-		frappe.db.commit()
-		# Xero answers the first invoice batch with a 429: the queue waits Retry-After and goes on
-		server.fail_next("Invoices", 429, headers={"Retry-After": "1", "X-Rate-Limit-Problem": "minute"}, method="POST")
-		subprocess.run([sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "--site", frappe.local.site,
-						"worker", "--queue", "long,short,default", "--burst"], capture_output=True, timeout=600)
-		frappe.db.rollback()
-		in_xero = {i["InvoiceNumber"]: i for i in server.invoices(tenant)}
-		in_xero.update({c["CreditNoteNumber"]: c for c in server.credit_notes(tenant)})
-		ok = True
-		for name in names:
-			si = frappe.db.get_value("Sales Invoice", name, ["grand_total", "rounded_total", "atlas_xero_status",
-															  "atlas_xero_invoice_id", "is_return"], as_dict=True)
-			x = in_xero.get(name, {})
-			ok = ok and si.atlas_xero_status == "Xero Synced"
-			kind = "credit note" if si.is_return else x.get("LineAmountTypes", "-")
-			extra = (f" due {x.get('AmountDue')} (credited {x.get('AmountCredited')})" if x.get("AmountCredited") else "")
-			print(f"  {name}  ERPNext grand {si.grand_total:>8.2f} billed {si.rounded_total or si.grand_total:>8.2f}  "
-				  f"{si.atlas_xero_status or '-':12}  Xero {x.get('Type', '-')} {x.get('Status', '-')} {kind} "
-				  f"total {x.get('Total', '-')}{extra}")
-		ok = _xero_quote_and_payments(frappe, server, tenant, company, site_url, names) and ok
-		states = frappe.get_all("Sync Job", filters={"reference_name": ["in", names]}, pluck="status")
-		print(f"  Sync Jobs of this run: {', '.join(f'{states.count(s)} {s}' for s in sorted(set(states)))} (attempts "
-			  f"used: {sum(frappe.get_all('Sync Job', filters={'reference_name': ['in', names]}, pluck='attempts'))}); "
-			  f"every Xero write carried an Idempotency-Key; one 429 answered and honoured (Retry-After)")
-		print(f"Xero API calls: {server.calls()}")
-		print("=" * 72)
-		return 0 if ok and conn.status == "connected" else 1
-	finally:
-		xero_site.unpoint_site(frappe)
-		server.stop()
+	ret = make_sales_return(names[0])
+	ret.items[0].qty = -1
+	ret.update_outstanding_for_self = 0  # ERPNext applies the credit to the invoice, as Xero's allocation does
+	ret.insert(ignore_permissions=True)
+	ret.submit()
+	names.append(ret.name)
+	frappe.db.commit()
+	# Xero answers the first invoice batch with a 429: the queue waits Retry-After and goes on
+	server.fail_next("Invoices", 429, headers={"Retry-After": "1", "X-Rate-Limit-Problem": "minute"}, method="POST")
+	wait_idle(frappe)
+	in_xero = {i["InvoiceNumber"]: i for i in server.invoices(tenant)}
+	in_xero.update({c["CreditNoteNumber"]: c for c in server.credit_notes(tenant)})
+	ok = True
+	for name in names:
+		si = frappe.db.get_value("Sales Invoice", name, ["grand_total", "rounded_total", "atlas_xero_status",
+														  "atlas_xero_invoice_id", "is_return"], as_dict=True)
+		x = in_xero.get(name, {})
+		ok = ok and si.atlas_xero_status == "Xero Synced"
+		kind = "credit note" if si.is_return else x.get("LineAmountTypes", "-")
+		extra = (f" due {x.get('AmountDue')} (credited {x.get('AmountCredited')})" if x.get("AmountCredited") else "")
+		print(f"  {name}  ERPNext grand {si.grand_total:>8.2f} billed {si.rounded_total or si.grand_total:>8.2f}  "
+			  f"{si.atlas_xero_status or '-':12}  Xero {x.get('Type', '-')} {x.get('Status', '-')} {kind} "
+			  f"total {x.get('Total', '-')}{extra}")
+	ok = _xero_quote_and_payments(frappe, server, tenant, company, site_url, names) and ok
+	states = frappe.get_all("Sync Job", filters={"reference_name": ["in", names]}, pluck="status")
+	print(f"  Sync Jobs of this run: {', '.join(f'{states.count(s)} {s}' for s in sorted(set(states)))} (attempts "
+		  f"used: {sum(frappe.get_all('Sync Job', filters={'reference_name': ['in', names]}, pluck='attempts'))}); "
+		  f"every Xero write carried an Idempotency-Key; one 429 answered and honoured (Retry-After)")
+	print(f"Xero API calls: {server.calls()}")
+	print("=" * 72)
+	return 0 if ok and conn.status == "connected" else 1
 
 
 XERO_WEBHOOK_KEY = "YXRsYXMtZGVtby14ZXJvLXdlYmhvb2sta2V5LTAxMjM0NTY3ODk="  # the demo app's "Webhooks key"
 
 
 def _worker(frappe) -> None:
-	subprocess.run([sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "--site", frappe.local.site,
-					"worker", "--queue", "long,short,default", "--burst"], capture_output=True, timeout=600)
-	frappe.db.rollback()
+	"""Let the demo's resident worker finish what was queued."""
+	wait_idle(frappe)
 
 
 def _xero_quote_and_payments(frappe, server, tenant: str, company: str, site_url: str, invoices: list[str]) -> bool:
@@ -437,11 +501,10 @@ def _xero_quote_and_payments(frappe, server, tenant: str, company: str, site_url
 	ok = ok and quote.get("Status") == "SENT" and len(mails) == 1 and state.atlas_xero_status == "Synced to Xero"
 
 	# payments back: a webhook from Xero (signed) queues a pull; the pull posts Payment Entries once
-	bank = frappe.db.get_value("Account", {"company": company, "account_type": "Bank", "is_group": 0}, "name")
+	bank, mode = _demo_bank(frappe, company)
 	conn = frappe.get_doc("Xero Connection", company)
 	conn.pull_payments = conn.create_payment_entries = 1
-	conn.set("bank_map", [{"xero_account_code": "090", "erpnext_account": bank,
-						   "mode_of_payment": "Wire Transfer" if frappe.db.exists("Mode of Payment", "Wire Transfer") else None}])
+	conn.set("bank_map", [{"xero_account_code": "090", "erpnext_account": bank, "mode_of_payment": mode}])
 	conn.save(ignore_permissions=True)
 	settings = frappe.get_single("Atlas Settings")
 	settings.xero_webhook_key = XERO_WEBHOOK_KEY
@@ -490,9 +553,33 @@ def _xero_quote_and_payments(frappe, server, tenant: str, company: str, site_url
 	return ok
 
 
+def _demo_bank(frappe, company: str) -> tuple[str, str]:
+	"""The Company's bank account and mode of payment that Xero's bank account 090 maps to: a leaf Bank
+	account (a fresh site from the setup wizard has only the "Bank Accounts" group, so one is made under it)
+	and a Bank-type Mode of Payment with that account. Returns ``(account, mode of payment)``; commits."""
+	bank = frappe.db.get_value("Account", {"company": company, "account_type": "Bank", "is_group": 0}, "name")
+	if not bank:
+		group = frappe.db.get_value("Account", {"company": company, "account_type": "Bank", "is_group": 1}, "name") or \
+			frappe.db.get_value("Account", {"company": company, "account_name": "Bank Accounts", "is_group": 1}, "name")
+		if not group:
+			raise SystemExit(f"Company {company} has no Bank Accounts group in its chart of accounts")
+		bank = frappe.get_doc({"doctype": "Account", "account_name": "Atlas Demo Bank", "company": company,
+							   "parent_account": group, "account_type": "Bank", "is_group": 0}).insert(
+			ignore_permissions=True).name
+		print(f"  made the Company's bank account {bank} (a fresh site has only the group {group})")
+	mode = "Atlas Demo Transfer"
+	if not frappe.db.exists("Mode of Payment", mode):
+		frappe.get_doc({"doctype": "Mode of Payment", "mode_of_payment": mode, "type": "Bank", "enabled": 1,
+						"accounts": [{"company": company, "default_account": bank}]}).insert(ignore_permissions=True)
+	frappe.db.commit()
+	return bank, mode
+
+
 def _summary(frappe, account: str, site_url: str, elapsed: float, stats: dict) -> int:
-	jobs = frappe.get_all("Sync Job", filters={"reference_name": account}, fields=["*"], order_by="creation desc")
-	job = jobs[0]
+	# the initial sync (the first job after connecting); Gmail push may already have run an incremental one
+	jobs = frappe.get_all("Sync Job", filters={"reference_name": account, "job_type": "Gmail Sync"}, fields=["*"],
+						  order_by="creation asc")
+	job = next((j for j in jobs if j.sync_mode == "initial"), jobs[0])
 	comms = frappe.get_all("Communication", filters={"atlas_gmail_account": account},
 						   fields=["name", "sent_or_received", "atlas_parse_error", "atlas_skipped_attachments"])
 	names = [c.name for c in comms]

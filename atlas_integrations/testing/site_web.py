@@ -82,3 +82,14 @@ def start_site_web(
 		proc.terminate()
 		raise
 	return url, proc
+
+
+def wait_for_signal() -> None:
+	"""Block until the process gets SIGINT or SIGTERM (how honcho and ``make stop`` end a demo process)."""
+	import signal
+	import threading
+
+	done = threading.Event()
+	for sig in (signal.SIGINT, signal.SIGTERM):
+		signal.signal(sig, lambda *_: done.set())
+	done.wait()

@@ -10,6 +10,9 @@ XERO_QUOTE_SEND = "Xero Quote Send"
 XERO_PULL = "Xero Pull"
 XERO_PAYMENT = "Xero Payment"
 XERO_JOB_TYPES = (XERO_INVOICE, XERO_CONTACT, XERO_QUOTE, XERO_QUOTE_SEND, XERO_PULL, XERO_PAYMENT)
+#: "Push existing invoices" as one job whose parts are the Xero Invoice jobs it queued (``parent_job``); not
+#: in XERO_JOB_TYPES: no drain claims it, the drain reports its progress as its parts finish
+XERO_PUSH_EXISTING = "Xero Push Existing"
 
 
 def _type(name: str, max_attempts: int = 6) -> dict:
@@ -36,4 +39,10 @@ JOB_TYPES: list[dict] = [
 	# one Xero payment that could not be posted as a Payment Entry during a pull (kept with its payload:
 	# Retry posts it again, never twice: the PaymentID is unique)
 	_type(XERO_PAYMENT),
+	# an admin's "Push existing invoices" (or "Also push invoices submitted before connecting"): queues the
+	# Company's invoices as Xero Invoice jobs (its parts), then stays processing while the drains send them
+	# and report its progress; finished by the drain when its last part finishes. One per Xero Connection
+	# (the reference); the reaper runs it again if no drain touched it for its stale time (it counts again)
+	{"name": XERO_PUSH_EXISTING, "method": "atlas_integrations.xero.settings.run_push_existing", "queue": "long",
+	 "timeout": 30 * 60, "one_at_a_time": "reference", "max_attempts": 6, "progress_audience": "admins"},
 ]

@@ -25,6 +25,7 @@ from urllib.parse import urlencode
 
 import frappe
 import requests
+from frappe import _
 from frappe.utils import get_url, now_datetime
 from frappe.utils.password import get_decrypted_password, remove_encrypted_password, set_encrypted_password
 
@@ -76,13 +77,13 @@ def client_credentials() -> tuple[str, str]:
 	client_id = frappe.db.get_single_value("Atlas Settings", "xero_client_id")
 	secret = get_decrypted_password("Atlas Settings", "Atlas Settings", "xero_client_secret", raise_exception=False)
 	if not client_id or not secret:
-		frappe.throw(NOT_CONFIGURED, title="Xero")
+		frappe.throw(_(NOT_CONFIGURED), title=_("Xero"))
 	return client_id, secret
 
 
 def _check_admin() -> None:
 	if not is_admin():
-		frappe.throw(ONLY_ADMINS, frappe.PermissionError)
+		frappe.throw(_(ONLY_ADMINS), frappe.PermissionError)
 	require_active_workspace()
 
 
@@ -163,14 +164,14 @@ def complete(state: str | None, code: str | None = None, error: str | None = Non
 	if state:
 		frappe.cache.delete_value(_state_key(state))  # single use
 	if not flow:
-		frappe.throw(FLOW_EXPIRED, title="Xero")
+		frappe.throw(_(FLOW_EXPIRED), title=_("Xero"))
 	if flow["user"] != frappe.session.user:
-		frappe.throw(FLOW_EXPIRED, frappe.PermissionError, title="Xero")
+		frappe.throw(_(FLOW_EXPIRED), frappe.PermissionError, title=_("Xero"))
 	company = flow["company"]
 	if error or not code:
 		frappe.db.set_value(CONNECTION, company, "last_error", CANCELLED)
 		frappe.db.commit()
-		frappe.throw(CANCELLED, title="Xero")
+		frappe.throw(_(CANCELLED), title=_("Xero"))
 	try:
 		token = _token_request({"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri(),
 								"code_verifier": flow["verifier"]})
@@ -178,7 +179,7 @@ def complete(state: str | None, code: str | None = None, error: str | None = Non
 		messages.throw("Xero refused the authorization: {0}", exc, title="Xero")
 	scopes = (token.get("scope") or "").split()
 	if not token.get("refresh_token") or "offline_access" not in scopes:
-		frappe.throw(NO_OFFLINE, title="Xero")
+		frappe.throw(_(NO_OFFLINE), title=_("Xero"))
 	grant = _store_grant(token, scopes)
 	event = _claims(token["access_token"]).get("authentication_event_id")
 	response = requests.get(get_endpoint("atlas_xero_api_url").rstrip("/") + "/connections",
@@ -187,7 +188,7 @@ def complete(state: str | None, code: str | None = None, error: str | None = Non
 	response.raise_for_status()
 	tenants = [c for c in response.json() if c.get("tenantType") == "ORGANISATION"]
 	if not tenants:
-		frappe.throw(NO_ORGANISATION, title="Xero")
+		frappe.throw(_(NO_ORGANISATION), title=_("Xero"))
 	if len(tenants) == 1:
 		return {"company": company, "status": CONNECTED, "tenant": _link(company, tenants[0], grant, scopes)}
 	choices = [{"connection_id": t["id"], "tenant_id": t["tenantId"], "tenant_name": t.get("tenantName") or ""}
@@ -213,7 +214,7 @@ def choose(company: str, tenant_id: str) -> dict:
 	pending = json.loads(frappe.db.get_value(CONNECTION, company, "pending_tenants") or "{}")
 	picked = [t for t in pending.get("tenants", []) if t["tenant_id"] == tenant_id]
 	if not picked:
-		frappe.throw(NOT_OFFERED, title="Xero")
+		frappe.throw(_(NOT_OFFERED), title=_("Xero"))
 	t = picked[0]
 	tenant = _link(company, {"id": t["connection_id"], "tenantId": t["tenant_id"], "tenantName": t["tenant_name"]},
 				   pending["grant"], pending.get("scopes") or [])

@@ -25,7 +25,7 @@ import os
 
 import frappe
 from frappe import _
-from frappe.utils import escape_html, now_datetime
+from frappe.utils import now_datetime
 
 from atlas_integrations import jobs, messages
 from atlas_integrations.inbox.text import mail_text, plain
@@ -168,7 +168,7 @@ def request_send(quotation: str, client_key: str, to=None, cc=None, subject: str
 		frappe.throw(_(NOT_YOURS), frappe.PermissionError)
 	require_active_workspace()
 	if not client_key or len(str(client_key)) > 200:
-		frappe.throw(_("A client idempotency key (at most 200 characters) is required"), title="Xero")
+		frappe.throw(_("A client idempotency key (at most 200 characters) is required"), title=_("Xero"))
 	user = frappe.session.user
 	request_key = hashlib.sha256(f"{user}\x00{client_key}".encode()).hexdigest()
 	existing = frappe.db.get_value("Sync Job", {"job_type": XERO_QUOTE_SEND, "reference_doctype": DOCTYPE,
@@ -177,19 +177,19 @@ def request_send(quotation: str, client_key: str, to=None, cc=None, subject: str
 	if existing:
 		return {"sync_job": existing, "status": frappe.db.get_value(DOCTYPE, quotation, "atlas_xero_status")}
 	if doc.docstatus != 1:
-		frappe.throw(_(NOT_SUBMITTED), title="Xero")
+		frappe.throw(_(NOT_SUBMITTED), title=_("Xero"))
 	if not _connected(doc.company):
-		frappe.throw(_(NOT_CONNECTED).format(escape_html(doc.company)), title="Xero")
+		messages.throw(NOT_CONNECTED, doc.company, title="Xero")
 	recipients = send.split_addresses(to, strict=True) if to else send.split_addresses(doc.get("contact_email"))
 	copies = send.split_addresses(cc, strict=True)
 	if not recipients:
-		frappe.throw(_(NO_RECIPIENT), send.SendError, title="Xero")
+		frappe.throw(_(NO_RECIPIENT), send.SendError, title=_("Xero"))
 	for address in recipients + copies:
 		if not frappe.utils.validate_email_address(address):
-			frappe.throw(_(BAD_RECIPIENT).format(frappe.bold(escape_html(address))), send.SendError, title="Xero")
+			messages.throw(BAD_RECIPIENT, address, exc=send.SendError, title="Xero")
 	mailbox = quote_mailbox(doc.company)
 	if not mailbox:
-		frappe.throw(_(NO_MAILBOX).format(escape_html(doc.company)), send.SendError, title="Xero")
+		messages.throw(NO_MAILBOX, doc.company, exc=send.SendError, title="Xero")
 	send.usable_mailbox(mailbox)
 	send_limit.take(user)  # the last rule: a refused request above uses none of the user's budget
 	payload = {"company": doc.company, "action": "send", "request_key": request_key, "user": user,

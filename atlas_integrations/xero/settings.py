@@ -86,9 +86,13 @@ def in_scope(company: str, posting_date) -> bool:
 	return not conn.sync_from or getdate(posting_date) >= getdate(conn.sync_from)
 
 
-def push_existing(company: str) -> int:
+def push_existing(company: str, parent_job: str | None = None) -> int:
 	"""Queue every submitted Sales Invoice of ``company`` posted on or after "Push Invoices From" that is not
 	in Xero and has no open job (for invoices submitted before connecting). Returns how many were queued.
+
+	Args:
+		parent_job: the "Xero Push Existing" Sync Job the queued Xero Invoice jobs are parts of (its
+			progress counts them: :func:`request_push_existing`), or None.
 
 	Raises:
 		frappe.ValidationError: no "Push Invoices From" date is set (pushing all history is never implied).
@@ -97,18 +101,99 @@ def push_existing(company: str) -> int:
 
 	sync_from = frappe.db.get_value(oauth.CONNECTION, company, "sync_from")
 	if not sync_from:
-		frappe.throw("Set 'Push Invoices From' first: invoices before that date are not sent to Xero", title="Xero")
+		frappe.throw(frappe._("Set 'Push Invoices From' first: invoices before that date are not sent to Xero"),
+					 title=frappe._("Xero"))
 	names = frappe.get_all("Sales Invoice", filters={"company": company, "docstatus": 1, "posting_date": [">=", sync_from],
 													 "atlas_xero_invoice_id": ["is", "not set"]},
 						   pluck="name", order_by="posting_date asc, name asc")
 	queued = 0
 	for name in names:
 		if not jobs.open_job(sync.XERO_INVOICE, "Sales Invoice", name):
-			sync.queue(name, company, "push", drain=False)
+			sync.queue(name, company, "push", drain=False, parent_job=parent_job)
 			queued += 1
 	if queued:
 		sync.enqueue_drain(company)
 	return queued
+
+
+def request_push_existing(company: str, trigger: str = "desk") -> dict:
+	""""Push existing invoices" as one "Xero Push Existing" Sync Job on the Xero Connection: the invoices
+	of :func:`push_existing` are queued now as its parts (Xero Invoice jobs with ``parent_job``), and each
+	drain reports its progress (invoices finished of those queued, :func:`report_push`) to the admins
+	until the last part finishes. An open one is reused: invoices not yet queued join it.
+
+	Args:
+		company: the Company of the Xero Connection.
+		trigger: ``desk`` or ``connect``.
+
+	Returns:
+		``{"sync_job": str | None, "queued": int}``: the job (None when nothing was queued and none was
+		open) and how many invoices this call queued.
+
+	Raises:
+		frappe.ValidationError: no "Push Invoices From" date is set.
+	"""
+	from atlas_integrations.xero.jobs import XERO_PUSH_EXISTING
+
+	if not frappe.db.get_value(oauth.CONNECTION, company, "sync_from"):
+		push_existing(company)  # raises the "Push Invoices From" message
+	parent = jobs.open_job(XERO_PUSH_EXISTING, oauth.CONNECTION, company)
+	created = not parent
+	if created:
+		parent = jobs.create(XERO_PUSH_EXISTING, oauth.CONNECTION, company, payload={"company": company},
+							 trigger=trigger).name
+		jobs.claim(parent)  # processing from now on (commits): the drains count its parts as they finish
+	queued = push_existing(company, parent_job=parent)
+	if created and not queued:  # nothing to push: no job to follow
+		frappe.db.delete("Sync Job", parent)
+		frappe.db.commit()
+		return {"sync_job": None, "queued": 0}
+	report_push(parent)
+	return {"sync_job": parent, "queued": queued}
+
+
+def run_push_existing(sync_job: str) -> None:
+	"""rq entry point of the "Xero Push Existing" job type, run when the ledger dispatches it again (the
+	reaper found it untouched for its stale time, or Retry): queues the Company's invoices still not in
+	Xero as its parts, then reports (and finishes it when none is open). As Administrator; commits."""
+	row = frappe.db.get_value("Sync Job", sync_job, ["reference_name", "payload"], as_dict=True)
+	if not row:
+		return
+	company = json.loads(row.payload or "{}").get("company") or row.reference_name
+	with jobs.run_as(None):
+		if not jobs.claim(sync_job):
+			return
+		try:
+			push_existing(company, parent_job=sync_job)
+		except Exception as exc:
+			frappe.db.rollback()
+			jobs.finish(sync_job, jobs.FAILED, error=f"{type(exc).__name__}: {exc}")
+			return
+		report_push(sync_job)
+		frappe.db.commit()
+
+
+def report_push(parent: str) -> dict | None:
+	"""Report a processing "Xero Push Existing" job's progress from its parts (:func:`jobs.part_counts`):
+	done = parts succeeded or failed, total = parts queued; when none is pending or processing it is
+	finished (``succeeded``; counts ``listed`` = parts, ``created`` = succeeded, ``failed``). Does not
+	commit (the caller's batch commits the figures and sends the event). Returns the event's message,
+	None when the job is not processing (already finished: a part retried later changes nothing)."""
+	from atlas_integrations.progress import Progress
+
+	if frappe.db.get_value("Sync Job", parent, "status") != jobs.PROCESSING:
+		return None
+	counts = jobs.part_counts(parent)
+	done = counts[jobs.SUCCEEDED] + counts[jobs.FAILED]
+	progress = Progress(parent)
+	if counts[jobs.PENDING] + counts[jobs.PROCESSING]:
+		return progress.update(done, counts["total"], stage="Pushing invoices to Xero")
+	message = progress.finish(jobs.SUCCEEDED, done=done, stage="Done")
+	failed = f"; {counts[jobs.FAILED]} failed (each has its Sync Job with Retry)" if counts[jobs.FAILED] else ""
+	jobs.finish(parent, jobs.SUCCEEDED, counts={"listed": counts["total"], "created": counts[jobs.SUCCEEDED],
+												"failed": counts[jobs.FAILED]},
+				details=f"invoices pushed {counts[jobs.SUCCEEDED]} of {counts['total']}{failed}")
+	return message
 
 
 def refresh_counts(company: str) -> dict:
@@ -155,7 +240,8 @@ def after_connect(company: str) -> None:
 		frappe.db.commit()
 	conn = frappe.db.get_value(oauth.CONNECTION, company, ["push_existing", "sync_from"], as_dict=True)
 	if conn.push_existing and conn.sync_from:  # possibly thousands: queued by a worker, not in the callback
-		frappe.enqueue("atlas_integrations.xero.settings.push_existing", queue="long", company=company,
-					   job_id=f"atlas::xero-push-existing::{company}", deduplicate=True, enqueue_after_commit=True)
+		frappe.enqueue("atlas_integrations.xero.settings.request_push_existing", queue="long", company=company,
+					   trigger="connect", job_id=f"atlas::xero-push-existing::{company}", deduplicate=True,
+					   enqueue_after_commit=True)
 	sync.resume(company)
 	frappe.db.commit()

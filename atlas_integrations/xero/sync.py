@@ -117,19 +117,23 @@ def on_customer_update(doc, method=None) -> None:
 
 
 def queue(name: str, company: str, action: str, job_type: str = XERO_INVOICE,
-		  reference_doctype: str = "Sales Invoice", drain: bool = True) -> str:
+		  reference_doctype: str = "Sales Invoice", drain: bool = True, parent_job: str | None = None) -> str:
 	"""A pending Sync Job for ``name`` (``push``, ``void`` or ``contact``); a pending job of the same
 	document is superseded (it gets the new action) instead of a second one. The Company's drain is
-	enqueued after commit (``drain=False``: the caller enqueues it once for many). Returns the Sync Job's
-	name."""
+	enqueued after commit (``drain=False``: the caller enqueues it once for many). ``parent_job``: the
+	Sync Job it is a part of (e.g. "Xero Push Existing"), whose progress the drain reports. Returns the
+	Sync Job's name."""
 	existing = frappe.db.get_value("Sync Job", {"job_type": job_type, "reference_doctype": reference_doctype,
 											   "reference_name": name, "status": jobs.PENDING}, "name")
 	payload = {"company": company, "action": action}
 	if existing:
-		frappe.db.set_value("Sync Job", existing, {"payload": json.dumps(payload, sort_keys=True), "next_retry_at": None})
+		values = {"payload": json.dumps(payload, sort_keys=True), "next_retry_at": None}
+		if parent_job:
+			values["parent_job"] = parent_job
+		frappe.db.set_value("Sync Job", existing, values)
 		job = existing
 	else:
-		job = jobs.create(job_type, reference_doctype, name, payload=payload, trigger="desk").name
+		job = jobs.create(job_type, reference_doctype, name, payload=payload, trigger="desk", parent_job=parent_job).name
 	if reference_doctype == "Sales Invoice":
 		frappe.db.set_value("Sales Invoice", name, {"atlas_xero_status": PENDING, "atlas_xero_error": None},
 							update_modified=False)
@@ -199,10 +203,23 @@ def drain(company: str) -> int:
 			if not claimed:
 				break
 			_run_batch(company, claimed)
+			_report_parents(claimed)
 			done += len(claimed)
 		settings.refresh_counts(company)
 		frappe.db.commit()
 	return done
+
+
+def _report_parents(claimed: list[str]) -> None:
+	"""After a batch: the progress of the jobs its jobs are parts of ("Xero Push Existing"), finishing
+	those with no open part left (:func:`settings.report_push`); commits."""
+	parents = frappe.db.sql_list(
+		f"""select distinct parent_job from `tabSync Job` where name in ({", ".join(["%s"] * len(claimed))})
+		and ifnull(parent_job, '') != ''""", tuple(claimed))
+	for parent in parents:
+		settings.report_push(parent)
+	if parents:
+		frappe.db.commit()
 
 
 # -- one batch -------------------------------------------------------------------------------------------------

@@ -196,10 +196,12 @@ def test_hook_registers_gmail_job_types_from_the_gmail_package():
 		"Gmail Modify",
 		"Gmail Sync",
 		"Mailbox Erase",
+		"Match Index Rebuild",
 		"Xero Contact",
 		"Xero Invoice",
 		"Xero Payment",
 		"Xero Pull",
+		"Xero Push Existing",
 		"Xero Quote",
 		"Xero Quote Send",
 	]
@@ -265,6 +267,7 @@ def test_ledger_accepts_every_registration(ledger):
 		({"release": "not a path"}, "release must be a dotted path"),
 		({"max_attempts": 0}, "max_attempts must be an integer >= 1"),
 		({"name": " "}, "name must be a non-empty string"),
+		({"progress_audience": "everyone"}, "progress_audience must be one of ('readers', 'admins')"),
 	],
 )
 def test_ledger_refuses_malformed_registrations_with_a_clear_message(ledger, change, message):

@@ -6,7 +6,6 @@ in test_hostile_mail_browser.py.
 
 from __future__ import annotations
 
-import html
 import json
 import os
 

@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import BENCH, SITE, SITES_PATH
 from tests.realsite.conftest import TEST_PASSWORD, Accounts, burst_under_send_limit, ensure_user, login, parallel, run_worker
+from tests.realsite.mail import msg_ids
 
 API = "/api/method/atlas_integrations.api.smart_inbox"
 DISPATCHER = "atlas-reply-dispatcher@atlas-test.example"
@@ -96,12 +97,12 @@ def test_reply_threads_in_gmail_and_is_one_communication_after_history(site, web
 	assert len(new) == 1
 	meta, msg = new[0]
 	assert "SENT" in meta["labelIds"]
-	assert msg["In-Reply-To"] == parent["Message-ID"]
-	refs = str(msg["References"]).split()
-	assert refs[-1] == parent["Message-ID"]
-	assert all(x in refs for x in str(parent.get("References") or "").split())
+	assert msg_ids(msg["In-Reply-To"]) == msg_ids(parent["Message-ID"])  # parsed ids: folding aside
+	refs = msg_ids(msg["References"])
+	assert refs[-1:] == msg_ids(parent["Message-ID"])
+	assert all(x in refs for x in msg_ids(parent.get("References")))
 	assert str(msg["Subject"]).lower().startswith("re:") and msg["From"] == mailbox
-	assert msg["Message-ID"] == out["message_id"] and msg["Cc"] == "boss@atlas-test.example"
+	assert msg_ids(msg["Message-ID"]) == msg_ids(out["message_id"]) and msg["Cc"] == "boss@atlas-test.example"
 	frappe.db.rollback()
 	comm = frappe.db.get_value("Communication", out["communication"], ["sent_or_received", "atlas_inbox_thread",
 																	   "atlas_gmail_message_id"], as_dict=True)
@@ -221,7 +222,7 @@ def test_send_as_alias_and_attachment(site, web, box):
 	r = _send(http, web, thread.name, from_address=alias, attachments=f'["{file_name}"]')
 	assert r.status_code == 200, r.text[:400]
 	sent = [p for p in _gmail_thread(server, mailbox, thread.gmail_thread_id)
-			if p[1]["Message-ID"] == r.json()["message"]["message_id"]]
+			if msg_ids(p[1]["Message-ID"]) == msg_ids(r.json()["message"]["message_id"])]
 	assert len(sent) == 1
 	msg = sent[0][1]
 	assert alias in str(msg["From"])

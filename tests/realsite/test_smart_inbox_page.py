@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 
 from tests.realsite.conftest import TEST_PASSWORD, Accounts, login
-from tests.realsite.mail import make_mail
+from tests.realsite.mail import make_mail, msg_ids
 from tests.realsite.test_hostile_mail import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.realsite.test_replies import DISPATCHER, _gmail_thread, _thread, box  # noqa: F401 - the fixture
 
@@ -127,8 +127,8 @@ def test_dispatcher_works_a_thread_in_the_page(site, web, box):  # noqa: F811
 			new = [m for m in after if m[0]["id"] not in {b[0]["id"] for b in before}]
 			assert len(new) == 1
 			msg = new[0][1]
-			assert msg["In-Reply-To"] == parent["Message-ID"]
-			assert str(msg["References"]).split()[-1] == parent["Message-ID"]
+			assert msg_ids(msg["In-Reply-To"]) == msg_ids(parent["Message-ID"])
+			assert msg_ids(msg["References"])[-1:] == msg_ids(parent["Message-ID"])
 			assert [a.get_filename() for a in msg.iter_attachments()] == ["reply-attachment.txt"]
 			# assign the thread (Frappe's assign dialog) to the dispatcher
 			page.click('[data-action="assign"]')

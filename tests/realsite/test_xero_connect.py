@@ -6,7 +6,6 @@ revokes only the last connection of a grant, and no token in any response."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import uuid
 
 import pytest

@@ -22,6 +22,8 @@ window.atlas_erase_button = function (frm, address_field) {
 				callback: (r) => {
 					if (!r.message) return;
 					const job = r.message.sync_job;
+					// the form shows the erase's progress from now on (atlas_progress.js)
+					if (window.atlas_progress) window.atlas_progress.attach_form(frm);
 					frappe.msgprint({
 						title: __("Deleting synced data"),
 						indicator: "orange",

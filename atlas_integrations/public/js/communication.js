@@ -1,8 +1,11 @@
 // Communications that are Atlas mail (a Gmail message of a mailbox) are records, not drafts: the form
 // is read-only, and the body is Frappe's own (nh3-sanitized, remote images off) render. Text values are
 // stored as HTML text (atlas_integrations/inbox/text.py), so Frappe's read-only fields show them exactly.
+{% include "atlas_integrations/public/js/atlas_labels.js" %}
+
 frappe.ui.form.on("Communication", {
 	refresh(frm) {
+		window.atlas_labels.apply_to_form(frm);  // the Smart Inbox outcome in words
 		if (!frm.doc.atlas_gmail_account && !frm.doc.atlas_inbox_thread) return;
 		frm.disable_form();
 		// Frappe escapes read-only *Data* values once more (base_input.set_disp_area) but not Small Text:

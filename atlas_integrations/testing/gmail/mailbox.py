@@ -183,14 +183,19 @@ class _MailboxMixin:
 				)
 			return mb
 
-	def add_send_as(self, address: str, alias: str, display_name: str = "", verified: bool = True) -> dict:
+	def add_send_as(self, address: str, alias: str, display_name: str = "", verified: bool = True,
+					default: bool = False) -> dict:
 		"""Add a send-as alias to the mailbox (``verificationStatus`` accepted or pending); mail From it
-		counts as SENT. Returns the SendAs resource."""
+		counts as SENT. ``default``: Gmail's default From address from now on (``isDefault``; exactly one
+		entry of a mailbox has it). Returns the SendAs resource."""
 		with self._lock:
 			mb = self.mailbox(address)
 			entry = {"sendAsEmail": alias, "displayName": display_name, "replyToAddress": "", "signature": "",
-					 "isPrimary": False, "isDefault": False, "treatAsAlias": True,
+					 "isPrimary": False, "isDefault": bool(default), "treatAsAlias": True,
 					 "verificationStatus": "accepted" if verified else "pending"}
+			if default:
+				for other in mb.send_as:
+					other["isDefault"] = False
 			mb.send_as.append(entry)
 			mb.sent_from.add(alias.strip().lower())
 			return dict(entry)

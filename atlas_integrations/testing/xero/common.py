@@ -124,3 +124,22 @@ class _CaseDict(dict):
 
 	def get(self, key, default=None):
 		return super().get(key.lower(), default)
+
+
+class XeroUrls:
+	"""Xero's OAuth 2.0 endpoints under a server root ``url`` (with its trailing slash): shared by the local
+	server and the handle of one running in another process (:class:`atlas_integrations.testing.remote.RemoteXero`)."""
+
+	url: str
+
+	@property
+	def authorize_url(self) -> str:
+		return self.url + "identity/connect/authorize"
+
+	@property
+	def token_url(self) -> str:
+		return self.url + "connect/token"
+
+	@property
+	def revocation_url(self) -> str:
+		return self.url + "connect/revocation"

@@ -19,7 +19,7 @@ from atlas_integrations.testing.xero.accounting import (
 	_AccountingMixin,
 )
 from atlas_integrations.testing.xero.api import _ApiMixin
-from atlas_integrations.testing.xero.common import _CaseDict, _json_resp, _problem
+from atlas_integrations.testing.xero.common import XeroUrls, _CaseDict, _json_resp, _problem
 from atlas_integrations.testing.xero.oauth import _OAuthMixin
 from atlas_integrations.testing.xero.payments import _PaymentsMixin
 from atlas_integrations.testing.xero.quotes import _QuotesMixin
@@ -52,6 +52,7 @@ _HTTPServer = HTTPServer
 # the server
 # --------------------------------------------------------------------------------------------------
 class XeroTestServer(
+	XeroUrls,
 	_StateMixin, _OAuthMixin, _ApiMixin, _QuotesMixin, _PaymentsMixin, _WebhooksMixin, _AccountingMixin
 ):
 	"""Xero's OAuth 2.0 identity service and api.xero.com over real HTTP on a loopback port.
@@ -150,24 +151,43 @@ class XeroTestServer(
 		host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
 		return f"http://{host}:{self.port}/"
 
-	@property
-	def authorize_url(self) -> str:
-		return self.url + "identity/connect/authorize"
-
-	@property
-	def token_url(self) -> str:
-		return self.url + "connect/token"
-
-	@property
-	def revocation_url(self) -> str:
-		return self.url + "connect/revocation"
-
 	def _record_error(self, exc: BaseException) -> None:
 		import traceback
 
 		with self._lock:
 			self.errors.append("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:])
 			del self.errors[:-50]
+
+	def tax_rates(self, tenant: str) -> list[dict]:
+		"""The organisation's TaxRates (as ``GET /TaxRates`` lists them) of ``tenant`` (id or name)."""
+		with self._lock:
+			return [dict(r) for r in self._book(self._tenant_id(tenant))["tax_rates"]]
+
+	def _control_call(self, body: bytes) -> tuple:
+		"""``POST /_atlas/call {"method", "args", "kwargs"}``: a public method of this server, for a demo or
+		test driving it from another process (:class:`atlas_integrations.testing.xero.remote.RemoteXero`).
+		Answers ``{"result": ...}`` (JSON), 400 for an unknown or private method, 500 with the error."""
+		import json
+
+		try:
+			call = json.loads(body.decode("utf-8") or "{}")
+			name = str(call.get("method") or "")
+			method = getattr(self, name, None) if name and not name.startswith("_") else None
+			if not callable(method) or name in ("start", "stop", "handle_http"):
+				return _json_resp(400, {"error": f"no such control: {name}"})
+			def arg(value):  # bytes travel as {"__bytes__": base64}
+				if isinstance(value, dict) and set(value) == {"__bytes__"}:
+					import base64
+
+					return base64.b64decode(value["__bytes__"])
+				return value
+
+			args = [arg(a) for a in call.get("args") or []]
+			kwargs = {k: arg(v) for k, v in (call.get("kwargs") or {}).items()}
+			result = method(*args, **kwargs)
+		except Exception as exc:  # the caller reads the error
+			return _json_resp(500, {"error": f"{type(exc).__name__}: {exc}"})
+		return _json_resp(200, {"result": json.loads(json.dumps(result, default=str))})
 
 	# -- HTTP entry -----------------------------------------------------------------------------------
 	def handle_http(self, method: str, target: str, headers, body: bytes) -> tuple:
@@ -191,6 +211,8 @@ class XeroTestServer(
 			return self._organisation(headers)
 		if low.startswith("/api.xro/2.0/"):
 			return self._accounting(m, path, query, headers, body)
+		if low == "/_atlas/call" and m == "POST":
+			return self._control_call(body)
 		if low == "" and m == "GET":
 			return _json_resp(200, {"server": "XeroTestServer", "tenants": self.tenant_ids()})
 		with self._lock:

@@ -1,11 +1,16 @@
 // Copyright (c) 2026, Atlas Integrations and contributors
 // For license information, please see license.txt
 
+{% include "atlas_integrations/public/js/atlas_progress.js" %}
+
 const ATLAS_GMAIL_API = "atlas_integrations.api.gmail";
 
 frappe.ui.form.on("Gmail Account", {
 	refresh(frm) {
 		if (window.atlas_erase_button) window.atlas_erase_button(frm, "email_address");
+		// a running sync (or erase): a bar with messages done of the estimate, the rate and the time left,
+		// restored from its Sync Job now and moved by the realtime event (atlas_progress.js)
+		window.atlas_progress.attach_form(frm);
 		if (frm.is_new()) return;
 		const connected = ["SYNCING", "ACTIVE"].includes(frm.doc.status);
 		frm.add_custom_button(connected ? __("Reconnect Gmail") : __("Connect Gmail"), () => {
@@ -21,7 +26,8 @@ frappe.ui.form.on("Gmail Account", {
 					method: `${ATLAS_GMAIL_API}.sync_now`,
 					args: { account: frm.doc.name },
 					callback: (r) => {
-						frappe.show_alert({ message: __("Sync queued: {0}", [r.message.sync_job]), indicator: "blue" });
+						frappe.show_alert({ message: __("Sync queued: {0}", [frappe.utils.escape_html(r.message.sync_job)]),
+											indicator: "blue" });
 						frm.reload_doc();
 					},
 				});

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import frappe
+from frappe import _
 from frappe.utils import add_days, getdate, today
 
 DAYS = 30
@@ -25,5 +26,6 @@ def get(chart_name=None, chart=None, no_cache=None, filters=None, from_date=None
 	series: dict[str, dict[str, int]] = {}
 	for row in rows:
 		series.setdefault(row.category or "Uncategorised", {})[str(row.day)] = int(row.n)
-	return {"labels": days, "datasets": [{"name": name, "values": [values.get(d, 0) for d in days]}
+	# the legend is read by people: the category's words, translated (the stored values are words already)
+	return {"labels": days, "datasets": [{"name": _(name), "values": [values.get(d, 0) for d in days]}
 										 for name, values in sorted(series.items())]}

@@ -5,6 +5,7 @@ import frappe
 from frappe import _
 from frappe.model.document import Document
 
+from atlas_integrations import messages
 from atlas_integrations.inbox import inbound
 
 #: written by the endpoints only (one SQL update per accepted message), never by a form save
@@ -48,8 +49,8 @@ class InboundRoute(Document):
 		site = site_request_limit()
 		if limit_mb * inbound.MB + inbound.FORM_ALLOWANCE > site:
 			frappe.msgprint(
-				_("This site reads requests of at most {0} MB (site config max_file_size): a message over about "
-				  "{1} MB is refused by Frappe (HTTP 413) before this route sees it. Raise max_file_size or lower "
-				  "the route's limit.").format(round(site / inbound.MB, 2),
-											  round((site - inbound.FORM_ALLOWANCE) / inbound.MB, 2)),
+				messages.text("This site reads requests of at most {0} MB (site config max_file_size): a message over "
+							  "about {1} MB is refused by Frappe (HTTP 413) before this route sees it. Raise "
+							  "max_file_size or lower the route's limit.", round(site / inbound.MB, 2),
+							  round((site - inbound.FORM_ALLOWANCE) / inbound.MB, 2)),
 				title=_("Inbound Route"), indicator="orange")

@@ -1,10 +1,14 @@
 // Copyright (c) 2026, Atlas Integrations and contributors
 // For license information, please see license.txt
 
+{% include "atlas_integrations/public/js/atlas_labels.js" %}
+
 const ATLAS_INBOX_API = "atlas_integrations.api.inbox";
 
 frappe.ui.form.on("Inbox Thread", {
 	refresh(frm) {
+		// outcome and match state in words (public/js/atlas_labels.js), the stored values unchanged
+		window.atlas_labels.apply_to_form(frm);
 		if (frm.is_new()) return;
 		atlas_render_messages(frm);
 		frm.add_custom_button(frm.doc.unread ? __("Mark read") : __("Mark unread"), () =>

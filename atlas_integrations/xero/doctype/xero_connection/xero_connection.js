@@ -1,12 +1,16 @@
 // Copyright (c) 2026, Atlas Integrations and contributors
 // For license information, please see license.txt
 
+{% include "atlas_integrations/public/js/atlas_progress.js" %}
+
 const ATLAS_XERO_API = "atlas_integrations.api.xero";
 
 frappe.ui.form.on("Xero Connection", {
 	refresh(frm) {
 		if (frm.is_new()) return;
 		atlas_xero_card(frm);
+		// "Push existing invoices" running: invoices finished of those queued, the rate and the time left
+		window.atlas_progress.attach_form(frm);
 		const admin = frappe.user.has_role(["Atlas Owner", "Atlas Admin", "System Manager"]);
 		if (!admin) return;  // dispatchers see the state; only admins connect
 		const connected = frm.doc.status === "connected";
@@ -21,7 +25,7 @@ frappe.ui.form.on("Xero Connection", {
 				frappe.show_alert({ message: __("{0} accounts and {1} tax rates read", [(m.accounts || []).length, (m.tax_rates || []).length]),
 									indicator: "green" })), __("Xero"));
 			frm.add_custom_button(__("Push existing invoices"), () => call("push_existing", (m) =>
-				frappe.show_alert({ message: __("{0} invoices queued", [m.queued || 0]), indicator: "green" })), __("Xero"));
+				frappe.show_alert({ message: __("{0} invoices queued", [cint(m.queued)]), indicator: "green" })), __("Xero"));
 		}
 		frm.add_custom_button(connected ? __("Reconnect Xero") : __("Connect Xero"), () =>
 			frappe.call({
@@ -43,6 +47,7 @@ frappe.ui.form.on("Xero Connection", {
 function atlas_xero_choose(frm) {
 	frappe.call({
 		method: `${ATLAS_XERO_API}.pending_tenants`,
+		type: "GET",
 		args: { company: frm.doc.company },
 		callback: (r) => {
 			const tenants = r.message || [];
@@ -72,6 +77,7 @@ function atlas_xero_card(frm) {
 	if (!field) return;
 	frappe.call({
 		method: `${ATLAS_XERO_API}.summary`,
+		type: "GET",
 		args: { company: frm.doc.company },
 		callback: (r) => {
 			const m = r.message || {};
