@@ -221,19 +221,19 @@ def named_mail(values: list[str]) -> str | None:
 def _named_rows(candidates: list[str], guarded: tuple[str, ...]) -> str | None:
 	"""One query: is any candidate the name of a mail row, a mail attachment's URL, or a chart / card /
 	report defined on a guarded doctype?"""
-	from atlas_integrations.permissions import MAIL_COMMUNICATION_SQL, MAIL_FILE_SQL
+	from atlas_integrations.permissions import mail_communication_sql, mail_file_sql
 
 	parts, params = [], {"c": candidates, "g": list(guarded)}
 	for doctype in guarded:
 		if doctype == "Communication":
 			parts.append(f"select 'a message of a mailbox' from `tabCommunication` c where c.name in %(c)s "
-						 f"and {MAIL_COMMUNICATION_SQL}")
+						 f"and {mail_communication_sql('c')}")
 		elif doctype == "File":
 			parts.append("select 'a mail attachment' from `tabFile` f where (f.name in %(c)s or f.file_url in %(c)s) "
-						 f"and {MAIL_FILE_SQL}")
+						 f"and {mail_file_sql('f')}")
 		elif doctype == "Communication Link":
 			parts.append("select 'a timeline link of mail' from `tabCommunication Link` l join `tabCommunication` c "
-						 f"on c.name = l.parent where l.name in %(c)s and {MAIL_COMMUNICATION_SQL}")
+						 f"on c.name = l.parent where l.name in %(c)s and {mail_communication_sql('c')}")
 		elif frappe.db.table_exists(doctype):
 			parts.append(f"select {frappe.db.escape('a ' + doctype)} from `tab{doctype}` where name in %(c)s")
 	for doctype, field in (("Dashboard Chart", "document_type"), ("Number Card", "document_type"),

@@ -12,7 +12,7 @@ after_migrate = "atlas_integrations.setup.install.after_migrate"
 
 # Row-level rules for every doctype that holds mail (atlas_integrations/permissions.py)
 permission_query_conditions = {
-	"Gmail Account": "atlas_integrations.permissions.gmail_account_query",
+	"Gmail Account": "atlas_integrations.permissions.mailbox_query",
 	"Inbox Thread": "atlas_integrations.permissions.inbox_thread_query",
 	"Communication": "atlas_integrations.permissions.communication_query",
 	"File": "atlas_integrations.permissions.file_query",
@@ -23,7 +23,7 @@ permission_query_conditions = {
 before_request = ["atlas_integrations.api.push.set_aside_push_authorization"]
 
 has_permission = {
-	"Gmail Account": "atlas_integrations.permissions.gmail_account_has_permission",
+	"Gmail Account": "atlas_integrations.permissions.mailbox_has_permission",
 	"Inbox Thread": "atlas_integrations.permissions.inbox_thread_has_permission",
 	"Communication": "atlas_integrations.permissions.communication_has_permission",
 	"File": "atlas_integrations.permissions.file_has_permission",
@@ -139,6 +139,10 @@ scheduler_events = {
 	"all": ["atlas_integrations.gmail.send.reconcile_stale"],
 	"daily": ["atlas_integrations.gmail.push.renew_watches"],
 }
+
+# mailbox types each provider registers with the mailbox registry (atlas_integrations/inbox/mailboxes.py)
+atlas_mailbox_types = ["atlas_integrations.gmail.mailbox_type.MAILBOX_TYPES",
+					   "atlas_integrations.inbox.route_type.MAILBOX_TYPES"]
 
 # Sync Job types each provider registers with the shared job ledger (atlas_integrations/jobs.py)
 atlas_job_types = ["atlas_integrations.gmail.jobs.JOB_TYPES", "atlas_integrations.inbox.jobs.JOB_TYPES",

@@ -191,7 +191,8 @@ def get_job_type(name: str) -> JobType:
 
 # -- the ledger --------------------------------------------------------------------------------------------
 def create(job_type: str, reference_doctype: str, reference_name: str, payload: dict | None = None,
-		   trigger: str = "manual", parent_job: str | None = None) -> frappe.model.document.Document:
+		   trigger: str = "manual", parent_job: str | None = None,
+		   company: str | None = None) -> frappe.model.document.Document:
 	"""Insert a pending Sync Job.
 
 	Args:
@@ -202,6 +203,8 @@ def create(job_type: str, reference_doctype: str, reference_name: str, payload: 
 		trigger: who started it (``manual``, ``scheduler``, ``connect``, ``retry``, ``desk``, ``push``).
 		parent_job: the Sync Job this one is a part of (e.g. one invoice of "push existing invoices"),
 			whose progress counts its parts (:func:`part_counts`).
+		company: the Company the work is for (indexed: a provider's queue per Company reads by it);
+			default ``payload["company"]`` when the payload names one.
 
 	Returns:
 		The inserted Sync Job document (not committed).
@@ -210,7 +213,7 @@ def create(job_type: str, reference_doctype: str, reference_name: str, payload: 
 		UnknownJobType: ``job_type`` is not registered.
 	"""
 	registration = get_job_type(job_type)
-	return frappe.get_doc(
+	doc = frappe.get_doc(
 		{
 			"doctype": "Sync Job",
 			"job_type": job_type,
@@ -222,8 +225,18 @@ def create(job_type: str, reference_doctype: str, reference_name: str, payload: 
 			"max_attempts": registration.max_attempts,
 			"payload": json.dumps(payload or {}, sort_keys=True, default=str),
 			"parent_job": parent_job,
+			"company": company or _payload_company(payload) or None,
 		}
-	).insert(ignore_permissions=True)
+	)
+	doc.dont_update_if_missing = ["company"]  # no user default Company: only work for a Company names one
+	doc.flags.ignore_links = True  # the ledger records work as asked, also for a Company since deleted
+	return doc.insert(ignore_permissions=True)
+
+
+def _payload_company(payload: dict | None) -> str | None:
+	"""``payload["company"]`` when it is a name (a string), else None."""
+	value = (payload or {}).get("company")
+	return value if isinstance(value, str) and value else None
 
 
 def part_counts(parent_job: str) -> dict[str, int]:

@@ -36,8 +36,8 @@ def admin_users() -> list[str]:
 
 def publish_to_readers(event: str, message: dict, mailbox, after_commit: bool = False,
 					   admins_only: bool = False) -> list[str]:
-	"""``frappe.publish_realtime(event, message)`` to each user who may read ``mailbox`` (a mailbox name or
-	``("Inbound Route", name)``), never to the whole site: the event names a mailbox, and a desk user who
+	"""``frappe.publish_realtime(event, message)`` to each user who may read ``mailbox`` (``(mailbox doctype,
+	name)``, :mod:`atlas_integrations.inbox.mailboxes`), never to the whole site: the event names a mailbox, and a desk user who
 	may not read it should not learn that it got mail. ``after_commit``: sent when the current transaction
 	commits (default: at once, for rows already committed). ``admins_only``: only those readers who are
 	admins (:func:`admin_users`), e.g. for the progress of an admin action on the mailbox. Returns the

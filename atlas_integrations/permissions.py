@@ -17,7 +17,8 @@ rules. Frappe semantics this module works with (frappe/permissions.py, frappe/mo
   shared with, or assigned to, a user who may not read its mailbox (:func:`validate_share`,
   :func:`validate_todo`).
 
-This module imports no provider package: the mailbox doctype (Gmail Account) is read with SQL.
+This module imports no provider package: a mailbox is ``(mailbox doctype, name)`` of a type registered in
+the ``atlas_mailbox_types`` hook (:mod:`atlas_integrations.inbox.mailboxes`), read with SQL.
 """
 
 from __future__ import annotations
@@ -35,20 +36,29 @@ ADMIN_ROLES = frozenset({OWNER, ADMIN, "System Manager"})
 
 SHARED = "Shared workspace mailbox"
 PERSONAL = "Personal"
-MAILBOX_DOCTYPE = "Gmail Account"
 #: doctypes whose rows can hold mail
 MAIL_DOCTYPES = ("Inbox Thread", "Communication", "File", "Outgoing Mail")
 #: every permission type a hook may be asked about
 PTYPES = ("read", "select", "write", "create", "delete", "submit", "cancel", "amend", "print", "email",
 		  "report", "import", "export", "share")
 
-#: SQL: the Communication aliased ``c`` is mail (belongs to a mailbox)
-MAIL_COMMUNICATION_SQL = ("(ifnull(c.`atlas_gmail_account`, '') != '' or ifnull(c.`atlas_inbound_route`, '') != ''"
-						  " or ifnull(c.`atlas_inbox_thread`, '') != '' or c.`reference_doctype` = 'Inbox Thread')")
-#: SQL: the File aliased ``f`` is a mail attachment (of a mail Communication or an Inbox Thread)
-MAIL_FILE_SQL = ("(f.`attached_to_doctype` = 'Inbox Thread' or ifnull(f.`atlas_original_name`, '') != ''"
-				 " or (f.`attached_to_doctype` = 'Communication' and exists (select 1 from `tabCommunication` c"
-				 f" where c.`name` = f.`attached_to_name` and {MAIL_COMMUNICATION_SQL})))")
+
+
+def mail_communication_sql(alias: str = "c") -> str:
+	"""SQL: the Communication aliased ``alias`` is mail (names a registered mailbox, an Inbox Thread, or
+	has an Inbox Thread reference)."""
+	from atlas_integrations.inbox import mailboxes
+
+	return (f"({mailboxes.any_column_sql(alias, 'communication')} or ifnull({alias}.`atlas_inbox_thread`, '') != ''"
+			f" or {alias}.`reference_doctype` = 'Inbox Thread')")
+
+
+def mail_file_sql(alias: str = "f") -> str:
+	"""SQL: the File aliased ``alias`` is a mail attachment (of a mail Communication or an Inbox Thread)."""
+	return (f"({alias}.`attached_to_doctype` = 'Inbox Thread' or ifnull({alias}.`atlas_original_name`, '') != ''"
+			f" or ({alias}.`attached_to_doctype` = 'Communication' and exists (select 1 from `tabCommunication` c"
+			f" where c.`name` = {alias}.`attached_to_name` and {mail_communication_sql('c')})))")
+
 
 NOT_YOUR_MAILBOX = "You cannot use this mailbox"
 OWNERSHIP_FIXED = "The mailbox of {0} {1} cannot be changed"
@@ -99,21 +109,51 @@ def thread_company_allowed(thread: str | None, user: str | None = None) -> bool:
 	return bool(thread) and frappe.db.get_value("Inbox Thread", thread, "company") in allowed
 
 
-def visible_account_condition(user: str | None = None) -> str:
-	"""SQL condition on ``tabGmail Account`` limiting a non-admin to their own and (with an Atlas role)
-	shared accounts ("" for admins)."""
+def visible_condition(mailbox_type, user: str | None = None, table: str | None = None) -> str:
+	"""SQL condition on the table of a mailbox type (``mailbox_type``: a registered
+	:class:`atlas_integrations.inbox.mailboxes.MailboxType`) limiting ``user`` to the mailboxes they may read:
+	everything for admins (""), their own personal mailboxes, and with an Atlas role the shared workspace
+	mailboxes. A type with no owner is the workspace's: readable with an Atlas role only."""
 	user = user or frappe.session.user
 	if is_admin(user):
 		return ""
+	table = table or f"`tab{mailbox_type.doctype}`"
+	mine = (f"{table}.`{mailbox_type.owner_field}` = {frappe.db.escape(user)}" if mailbox_type.owner_field else "0")
 	if not has_atlas_role(user):  # the shared mailboxes are the Atlas roles' workspace
-		return "`tabGmail Account`.`user` = {user}".format(user=frappe.db.escape(user))
-	return "(`tabGmail Account`.`user` = {user} or `tabGmail Account`.`account_type` = {shared})".format(
-		user=frappe.db.escape(user), shared=frappe.db.escape(SHARED)
-	)
+		return mine
+	if not mailbox_type.kind_field:
+		return "1"
+	return f"({mine} or {table}.`{mailbox_type.kind_field}` = {frappe.db.escape(SHARED)})"
 
 
-def _visible_accounts_subquery(user: str) -> str:
-	return f"select `name` from `tabGmail Account` where {visible_account_condition(user)}"
+def visible_account_condition(user: str | None = None, doctype: str | None = None) -> str:
+	"""``permission_query_conditions`` of a mailbox doctype (see :func:`visible_condition`)."""
+	from atlas_integrations.inbox import mailboxes
+
+	return visible_condition(mailboxes.get(doctype), user)
+
+
+def _visible_subquery(mailbox_type, user: str) -> str:
+	condition = visible_condition(mailbox_type, user) or "1"
+	return f"select `name` from `tab{mailbox_type.doctype}` where {condition}"
+
+
+def _visible_rows_sql(table: str, column_of: str, user: str) -> str:
+	"""SQL: the row of ``table`` (Inbox Thread, Communication or Outgoing Mail, per ``column_of``:
+	``"thread"``, ``"communication"``, ``"outgoing"``) names exactly one mailbox and ``user`` may read it."""
+	from atlas_integrations.inbox import mailboxes
+
+	parts = []
+	for t in mailboxes.types().values():
+		column = getattr(t, f"{column_of}_field")
+		if not column:
+			continue
+		only = mailboxes.row_names_sql(table, column_of, t)
+		if is_admin(user):
+			parts.append(only)
+		else:
+			parts.append(f"({only} and {table}.`{column}` in ({_visible_subquery(t, user)}))")
+	return "(" + " or ".join(parts) + ")" if parts else "0"
 
 
 def can_see_account(account_type: str, account_user: str, user: str | None = None) -> bool:
@@ -121,47 +161,46 @@ def can_see_account(account_type: str, account_user: str, user: str | None = Non
 	Atlas role also the shared workspace mailboxes (someone with no Atlas role, e.g. a Sales User who
 	may read Customers, never reads the workspace's mail)."""
 	user = user or frappe.session.user
-	return is_admin(user) or account_user == user or (account_type == SHARED and has_atlas_role(user))
+	return is_admin(user) or (bool(account_user) and account_user == user) or (
+		account_type == SHARED and has_atlas_role(user))
 
 
-ROUTE_DOCTYPE = "Inbound Route"
+def _as_mailbox(mailbox) -> tuple[str, str] | None:
+	"""A mailbox as ``(doctype, name)``; None when it is not one."""
+	if isinstance(mailbox, (tuple, list)) and len(mailbox) == 2 and all(isinstance(x, str) for x in mailbox):
+		return (mailbox[0], mailbox[1])
+	return None
 
 
-def can_read_mailbox(account: str | tuple | None, user: str | None = None) -> bool:
-	"""True when ``user`` may read the mail of a mailbox: a Gmail Account name, or ``("Inbound Route",
-	name)`` for a managed inbound route (a workspace mailbox: readable with an Atlas role).
+def can_read_mailbox(mailbox, user: str | None = None) -> bool:
+	"""True when ``user`` may read the mail of ``mailbox``, ``(mailbox doctype, name)`` of a registered
+	mailbox type (:mod:`atlas_integrations.inbox.mailboxes`), by :func:`can_see_account`.
 
-	False for an empty or unknown mailbox (deny by default).
+	False for an empty, malformed or unknown mailbox (deny by default).
 	"""
+	from atlas_integrations.inbox import mailboxes
+
 	user = user or frappe.session.user
-	if not account:
+	mailbox = _as_mailbox(mailbox)
+	found = mailboxes.owner_and_kind(mailbox) if mailbox else None
+	if not found:
 		return False
-	if isinstance(account, tuple):
-		doctype, name = account
-		return doctype == ROUTE_DOCTYPE and bool(name) and bool(frappe.db.exists(ROUTE_DOCTYPE, name)) and (
-			is_admin(user) or has_atlas_role(user))
-	row = frappe.db.get_value(MAILBOX_DOCTYPE, account, ["account_type", "user"], as_dict=True)
-	if not row:
-		return False
-	return can_see_account(row.account_type, row.user, user)
+	owner, kind = found
+	return can_see_account(kind, owner, user)
 
 
-def mailbox_readers(account: str | tuple | None) -> list[str]:
-	"""Every enabled user who may read the mail of a mailbox (see :func:`can_read_mailbox`): admins
-	(Administrator, Atlas Owner/Admin, System Manager), the mailbox's own user, and for a shared workspace
-	mailbox or an inbound route the holders of an Atlas role. [] for an unknown mailbox."""
-	if not account:
+def mailbox_readers(mailbox) -> list[str]:
+	"""Every enabled user who may read the mail of ``mailbox`` (``(doctype, name)``, see
+	:func:`can_read_mailbox`): admins (Administrator, Atlas Owner/Admin, System Manager), the mailbox's own
+	user, and for a shared workspace mailbox the holders of an Atlas role. [] for an unknown mailbox."""
+	from atlas_integrations.inbox import mailboxes
+
+	mailbox = _as_mailbox(mailbox)
+	found = mailboxes.owner_and_kind(mailbox) if mailbox else None
+	if not found:
 		return []
-	if isinstance(account, tuple):
-		shared, owner = account[0] == ROUTE_DOCTYPE and bool(frappe.db.exists(*account)), None
-		if not shared:
-			return []
-	else:
-		row = frappe.db.get_value(MAILBOX_DOCTYPE, account, ["account_type", "user"], as_dict=True)
-		if not row:
-			return []
-		shared, owner = row.account_type == SHARED, row.user
-	roles = [*ADMIN_ROLES, *([DISPATCHER] if shared else [])]
+	owner, kind = found
+	roles = [*ADMIN_ROLES, *([DISPATCHER] if kind == SHARED else [])]
 	users = set(frappe.get_all("Has Role", filters={"role": ["in", roles], "parenttype": "User"}, pluck="parent"))
 	users.update({"Administrator", *([owner] if owner else [])})
 	return sorted(frappe.get_all("User", filters={"name": ["in", list(users)], "enabled": 1}, pluck="name"))
@@ -170,41 +209,40 @@ def mailbox_readers(account: str | tuple | None) -> list[str]:
 # ------------------------------------------------------------------ which mailbox a row belongs to ---
 
 def _thread_mailbox(thread: str | None):
-	"""The mailbox of an Inbox Thread: its Gmail Account, or ``("Inbound Route", name)``; None if none."""
-	if not thread:
-		return None
-	row = frappe.db.get_value("Inbox Thread", thread, ["gmail_account", "inbound_route"], as_dict=True)
-	if not row:
-		return None
-	return row.gmail_account or ((ROUTE_DOCTYPE, row.inbound_route) if row.inbound_route else None)
+	"""The mailbox ``(doctype, name)`` of an Inbox Thread; None if none."""
+	from atlas_integrations.inbox import mailboxes
+
+	return mailboxes.of_thread(thread)
 
 
-def communication_mailbox(doc) -> tuple[bool, str | tuple | None]:
+def communication_mailbox(doc) -> tuple[bool, tuple | None]:
 	"""``(is_mail_row, mailbox)`` of a Communication (a document or a dict of its fields)."""
-	account = doc.get("atlas_gmail_account")
-	route = doc.get("atlas_inbound_route")
+	from atlas_integrations.inbox import mailboxes
+
+	named = mailboxes.of_communication_row(doc)
 	thread = doc.get("atlas_inbox_thread") or (
 		doc.get("reference_name") if doc.get("reference_doctype") == "Inbox Thread" else None)
-	if not (account or route or thread or doc.get("reference_doctype") == "Inbox Thread"):
+	if not (named is not None or thread or doc.get("reference_doctype") == "Inbox Thread"):
 		return False, None
-	mailbox = account or ((ROUTE_DOCTYPE, route) if route else None)
-	if not mailbox or (account and route):
-		return True, None  # mail whose mailbox cannot be determined: deny
-	if thread and _thread_mailbox(thread) != mailbox:
+	if not named:
+		return True, None  # mail whose mailbox cannot be determined (none, or several): deny
+	if thread and _thread_mailbox(thread) != named:
 		return True, None  # inconsistent links: deny
-	return True, mailbox
+	return True, named
 
 
-def file_mailbox(doc) -> tuple[bool, str | tuple | None]:
+def file_mailbox(doc) -> tuple[bool, tuple | None]:
 	"""``(is_mail_row, mailbox)`` of a File: follows the Communication or Inbox Thread it is attached to."""
+	from atlas_integrations.inbox import mailboxes
+
 	doctype, name = doc.get("attached_to_doctype"), doc.get("attached_to_name")
 	if doctype == "Inbox Thread":
 		return True, _thread_mailbox(name)
 	if doctype == "Communication" and name:
 		row = frappe.db.get_value(
 			"Communication", name,
-			["atlas_gmail_account", "atlas_inbound_route", "atlas_inbox_thread", "reference_doctype",
-			 "reference_name"], as_dict=True)
+			[*mailboxes.communication_columns(), "atlas_inbox_thread", "reference_doctype", "reference_name"],
+			as_dict=True)
 		if row:
 			return communication_mailbox(row)
 	if doc.get("atlas_original_name"):
@@ -212,20 +250,19 @@ def file_mailbox(doc) -> tuple[bool, str | tuple | None]:
 	return False, None
 
 
-def mailbox_of(doc) -> tuple[bool, str | tuple | None]:
-	"""``(is_mail_row, mailbox)`` of an Inbox Thread, Communication or File; the mailbox is a Gmail
-	Account name or ``("Inbound Route", name)``."""
+def mailbox_of(doc) -> tuple[bool, tuple | None]:
+	"""``(is_mail_row, mailbox)`` of an Inbox Thread, Communication, File or Outgoing Mail; the mailbox is
+	``(mailbox doctype, name)``, None when it cannot be determined (deny)."""
+	from atlas_integrations.inbox import mailboxes
+
 	if doc.doctype == "Inbox Thread":
-		if doc.get("gmail_account") and doc.get("inbound_route"):
-			return True, None
-		return True, doc.get("gmail_account") or (
-			(ROUTE_DOCTYPE, doc.get("inbound_route")) if doc.get("inbound_route") else None)
+		return True, mailboxes.of_thread_row(doc) or None
 	if doc.doctype == "Communication":
 		return communication_mailbox(doc)
 	if doc.doctype == "File":
 		return file_mailbox(doc)
-	if doc.doctype == "Outgoing Mail":  # a send through Gmail (atlas_integrations/gmail/send.py)
-		return True, doc.get("gmail_account")
+	if doc.doctype == "Outgoing Mail":  # a send through a mailbox (the provider's send)
+		return True, mailboxes.of_outgoing_row(doc) or None
 	return False, None
 
 
@@ -263,14 +300,20 @@ def _thread_of(doc) -> str | None:
 
 # ----------------------------------------------------------------------------- has_permission hooks ---
 
-def gmail_account_has_permission(doc, ptype: str | None = None, user: str | None = None) -> bool | None:
-	"""``has_permission`` hook for Gmail Account (returns False to deny; None defers to role permissions)."""
+def mailbox_has_permission(doc, ptype: str | None = None, user: str | None = None) -> bool | None:
+	"""``has_permission`` hook for a mailbox doctype with owners (a registered type with ``owner_field`` and
+	``kind_field``, e.g. Gmail Account): returns False to deny, None to defer to role permissions.
+	Dispatchers may edit only their own personal mailbox."""
+	from atlas_integrations.inbox import mailboxes
+
 	user = user or frappe.session.user
-	if not can_see_account(doc.account_type, doc.user, user):
+	t = mailboxes.get(doc.doctype)
+	owner = doc.get(t.owner_field) if t.owner_field else None
+	kind = (doc.get(t.kind_field) if t.kind_field else SHARED) or PERSONAL
+	if not can_see_account(kind, owner, user):
 		return False
 	if ptype not in ("read", "select", "print", "email", "report", "export") and not is_admin(user):
-		# dispatchers may edit only their own personal mailbox
-		if not (doc.account_type == PERSONAL and doc.user == user):
+		if not (kind == PERSONAL and owner == user):
 			return False
 	return None
 
@@ -293,10 +336,7 @@ def outgoing_mail_has_permission(doc, ptype: str | None = None, user: str | None
 def outgoing_mail_query(user: str | None = None, doctype: str | None = None) -> str:
 	"""``permission_query_conditions`` hook for Outgoing Mail: sends of the mailboxes the user can see."""
 	user = user or frappe.session.user
-	if is_admin(user):
-		condition = "ifnull(`tabOutgoing Mail`.`gmail_account`, '') != ''"
-	else:
-		condition = f"`tabOutgoing Mail`.`gmail_account` in ({_visible_accounts_subquery(user)})"
+	condition = _visible_rows_sql("`tabOutgoing Mail`", "outgoing", user)
 	company = _company_condition(user)
 	if company:
 		condition += (" and exists (select 1 from `tabInbox Thread` where `tabInbox Thread`.name = "
@@ -367,37 +407,26 @@ def may_read_private_file(url: str, user: str | None = None) -> bool:
 
 # ------------------------------------------------------------------ permission_query_conditions hooks ---
 
-def gmail_account_query(user: str | None = None, doctype: str | None = None) -> str:
-	"""``permission_query_conditions`` hook for Gmail Account."""
-	return visible_account_condition(user)
+def mailbox_query(user: str | None = None, doctype: str | None = None) -> str:
+	"""``permission_query_conditions`` hook for a mailbox doctype with owners (e.g. Gmail Account)."""
+	return visible_account_condition(user, doctype)
 
 
 def inbox_thread_query(user: str | None = None, doctype: str | None = None) -> str:
 	"""``permission_query_conditions`` hook for Inbox Thread: threads of the mailboxes the user can see;
-	a thread without a mailbox is listed to no one."""
+	a thread without a mailbox (or naming several) is listed to no one."""
 	user = user or frappe.session.user
-	route = "ifnull(`tabInbox Thread`.`inbound_route`, '') != '' and ifnull(`tabInbox Thread`.`gmail_account`, '') = ''"
-	if is_admin(user):
-		condition = f"(ifnull(`tabInbox Thread`.`gmail_account`, '') != '' or ({route}))"
-		company = _company_condition(user)
-		return f"({condition} and {company})" if company else condition
-	routes = f" or ({route})" if has_atlas_role(user) else ""
-	condition = f"(`tabInbox Thread`.`gmail_account` in ({_visible_accounts_subquery(user)}){routes})"
+	condition = _visible_rows_sql("`tabInbox Thread`", "thread", user)
 	company = _company_condition(user)
 	return f"({condition} and {company})" if company else condition
 
 
 def _communication_condition(user: str, table: str = "`tabCommunication`") -> str:
-	not_mail = (f"(ifnull({table}.`atlas_gmail_account`, '') = '' and ifnull({table}.`atlas_inbox_thread`, '') = ''"
-				f" and ifnull({table}.`atlas_inbound_route`, '') = ''"
+	from atlas_integrations.inbox import mailboxes
+
+	not_mail = (f"(not {mailboxes.any_column_sql(table, 'communication')} and ifnull({table}.`atlas_inbox_thread`, '') = ''"
 				f" and ifnull({table}.`reference_doctype`, '') != 'Inbox Thread')")
-	route = (f"(ifnull({table}.`atlas_inbound_route`, '') != '' and ifnull({table}.`atlas_gmail_account`, '') = '')")
-	if is_admin(user):
-		visible = f"(ifnull({table}.`atlas_gmail_account`, '') != '' or {route})"
-	else:
-		visible = f"{table}.`atlas_gmail_account` in ({_visible_accounts_subquery(user)})"
-		if has_atlas_role(user):
-			visible = f"({visible} or {route})"
+	visible = _visible_rows_sql(table, "communication", user)
 	company = _company_condition(user, "t")
 	if company:
 		visible = (f"({visible} and {table}.`atlas_inbox_thread` in (select t.`name` from `tabInbox Thread` t"
@@ -427,7 +456,7 @@ def file_query(user: str | None = None, doctype: str | None = None) -> str:
 	user = user or frappe.session.user
 	threads = f"select `name` from `tabInbox Thread` where {inbox_thread_query(user)}"
 	comm = _communication_condition(user, "c")
-	mail_comms = f"select c.`name` from `tabCommunication` c where {MAIL_COMMUNICATION_SQL}"
+	mail_comms = f"select c.`name` from `tabCommunication` c where {mail_communication_sql('c')}"
 	return (
 		"(case"
 		" when `tabFile`.`attached_to_doctype` = 'Inbox Thread'"
@@ -449,8 +478,8 @@ def _changed(doc, fields: tuple[str, ...]) -> list[str]:
 	return [f for f in fields if (before.get(f) or None) != (doc.get(f) or None)]
 
 
-def validate_gmail_account_ownership(doc) -> None:
-	"""Gmail Account ``validate``: a non-admin cannot re-home a mailbox (``user``, ``account_type``) —
+def validate_mailbox_ownership(doc) -> None:
+	"""A mailbox doctype's ``validate`` (e.g. Gmail Account): a non-admin cannot re-home a mailbox (``user``, ``account_type``) —
 	checked against the stored row, not the submitted one.
 
 	Raises:
@@ -458,19 +487,35 @@ def validate_gmail_account_ownership(doc) -> None:
 	"""
 	if doc.is_new() or doc.flags.ignore_permissions or is_admin():
 		return
-	changed = _changed(doc, ("user", "account_type"))
+	from atlas_integrations.inbox import mailboxes
+
+	t = mailboxes.get(doc.doctype)
+	changed = _changed(doc, tuple(f for f in (t.owner_field, t.kind_field) if f))
 	if changed:
 		messages.throw(OWNERSHIP_FIXED + " ({2})", doc.doctype, doc.name, ", ".join(changed), exc=frappe.PermissionError)
 
 
-#: fields that tie a mail row to its mailbox; set by the sync, never changed through the ORM
-MAILBOX_LINK_FIELDS = {
-	"Inbox Thread": ("gmail_account", "inbound_route", "gmail_thread_id", "thread_key"),
-	"Communication": ("atlas_gmail_account", "atlas_inbound_route", "atlas_inbox_thread", "atlas_gmail_key", "atlas_gmail_message_id",
-					  "atlas_gmail_thread_id", "reference_doctype", "reference_name"),
+#: fields that tie a mail row to its mailbox besides the mailbox types' own (set by the writer, never
+#: changed through the ORM); each type adds its columns and its ``locked_fields``
+LINK_FIELDS = {
+	"Inbox Thread": ("thread_key",),
+	"Communication": ("atlas_inbox_thread", "reference_doctype", "reference_name"),
 	"File": ("attached_to_doctype", "attached_to_name", "attached_to_field", "atlas_original_name"),
-	"Outgoing Mail": ("gmail_account", "inbox_thread", "user", "request_key", "message_id", "gmail_message_id"),
+	"Outgoing Mail": ("inbox_thread", "user", "request_key", "message_id"),
 }
+
+
+def mailbox_link_fields(doctype: str) -> tuple[str, ...]:
+	"""The fields of a mail row of ``doctype`` that tie it to its mailbox (see :data:`LINK_FIELDS`)."""
+	from atlas_integrations.inbox import mailboxes
+
+	column_of = {"Inbox Thread": "thread", "Communication": "communication", "Outgoing Mail": "outgoing"}.get(doctype)
+	out = list(LINK_FIELDS[doctype])
+	for t in mailboxes.types().values():
+		column = getattr(t, f"{column_of}_field") if column_of else None
+		out += [column] if column else []
+		out += [f.split(".", 1)[1] for f in t.locked_fields if f.split(".", 1)[0] == doctype]
+	return tuple(dict.fromkeys(out))
 
 
 def validate_mail_row(doc, method: str | None = None) -> None:
@@ -489,7 +534,7 @@ def validate_mail_row(doc, method: str | None = None) -> None:
 	if not doc.is_new():
 		before = doc.get_doc_before_save()
 		if before is not None and mailbox_of(before)[0]:
-			changed = _changed(doc, MAILBOX_LINK_FIELDS[doc.doctype])
+			changed = _changed(doc, mailbox_link_fields(doc.doctype))
 			if changed:
 				messages.throw(OWNERSHIP_FIXED + " ({2})", doc.doctype, doc.name, ", ".join(changed),
 							   exc=frappe.PermissionError)

@@ -44,8 +44,6 @@ EVENT = "atlas_progress"
 DEFAULT_INTERVAL = 1.5
 #: who sees a job type's progress (``JobType.progress_audience``)
 READERS, ADMINS = "readers", "admins"
-#: reference doctypes that are mailboxes: their progress event names a mailbox
-MAILBOX_DOCTYPES = ("Gmail Account", "Inbound Route")
 #: Sync Job columns the figures are stored in
 FIELDS = ("progress_done", "progress_total", "rate_per_minute", "eta_seconds", "progress_stage")
 
@@ -241,11 +239,11 @@ def audience_of(job_type: str) -> str:
 
 
 def mailbox_of(reference_doctype: str, reference_name: str):
-	"""The mailbox a reference is, as :func:`atlas_integrations.permissions.mailbox_readers` takes it (a
-	Gmail Account name, ``("Inbound Route", name)``), or None when the reference is not a mailbox."""
-	if reference_doctype == MAILBOX_DOCTYPES[0]:
-		return reference_name
-	if reference_doctype == MAILBOX_DOCTYPES[1]:
+	"""The mailbox a reference is, ``(doctype, name)`` as :func:`atlas_integrations.permissions.mailbox_readers`
+	takes it, when ``reference_doctype`` is a registered mailbox type; else None."""
+	from atlas_integrations.inbox import mailboxes
+
+	if reference_name and mailboxes.is_mailbox_doctype(reference_doctype):
 		return (reference_doctype, reference_name)
 	return None
 

@@ -7,7 +7,7 @@ import json
 import frappe
 
 from atlas_integrations import messages
-from atlas_integrations.gmail import labels
+from atlas_integrations.inbox import mailboxes
 from atlas_integrations.settings import require_active_workspace
 
 
@@ -21,26 +21,43 @@ def _names(value) -> list[str]:
 
 @frappe.whitelist(methods=["POST"])
 def set_labels(thread: str, add: list[str] | str | None = None, remove: list[str] | str | None = None) -> dict:
-	"""Add/remove Gmail labels on a thread; shown in the desk at once, written to Gmail by a queued job.
+	"""Add/remove tags (Gmail labels) on a thread; shown in the desk at once, written back to the provider by
+	a queued job (the mailbox type's ``modify_tags`` entry point, :mod:`atlas_integrations.inbox.mailboxes`).
 
 	Args:
 		thread: Inbox Thread name.
-		add, remove: label names or ids (JSON list or comma-separated), e.g. ``["STARRED", "Customers"]``.
+		add, remove: tag names or ids (JSON list or comma-separated), e.g. ``["STARRED", "Customers"]``.
 
 	Returns:
 		``{"sync_job": str | None, "messages": int}``.
 
 	Raises:
 		frappe.PermissionError: the user cannot write the thread.
-		frappe.ValidationError: unknown label; "Workspace changes are temporarily unavailable".
+		frappe.ValidationError: unknown label; "Workspace changes are temporarily unavailable"; the thread's
+			mailbox type keeps no tags (:class:`atlas_integrations.inbox.mailboxes.NotSupported`).
 	"""
 	require_active_workspace()
-	return labels.modify_thread(thread, add=_names(add), remove=_names(remove))
+	modify = _entry_of_thread(thread, "modify_tags")
+	return modify(thread, add=_names(add), remove=_names(remove))
+
+
+def _entry_of_thread(thread: str, entry: str):
+	"""The entry point ``entry`` of the type of ``thread``'s mailbox, after a read check.
+
+	Raises:
+		frappe.PermissionError: the user cannot read the thread.
+		frappe.DoesNotExistError: no such thread.
+		atlas_integrations.inbox.mailboxes.NotSupported: no mailbox, or its type has no such entry point.
+	"""
+	doc = messages.get_doc("Inbox Thread", thread)
+	doc.check_permission("read")
+	return mailboxes.get(mailboxes.of_thread_doc(doc)[0]).entry(entry)
 
 
 @frappe.whitelist(methods=["POST"])
 def mark_read(thread: str, read: int | str = 1) -> dict:
-	"""Mark a thread read (``read=1``) or unread (``read=0``) in the desk and in Gmail.
+	"""Mark a thread read (``read=1``) or unread (``read=0``) in the desk and at the provider (the mailbox
+	type's ``mark_read`` entry point).
 
 	Returns:
 		``{"sync_job": str | None, "messages": int}``.
@@ -50,13 +67,14 @@ def mark_read(thread: str, read: int | str = 1) -> dict:
 		frappe.ValidationError: "Workspace changes are temporarily unavailable".
 	"""
 	require_active_workspace()
-	return labels.mark_read(thread, read=str(read) not in ("0", "false", "False"))
+	return _entry_of_thread(thread, "mark_read")(thread, read=str(read) not in ("0", "false", "False"))
 
 
 @frappe.whitelist(methods=["GET", "POST"])
 def open_thread(thread: str, show_images: int | str = 0) -> dict:
-	"""Open a thread in the desk: bodies not stored yet (storage mode ``snippet only``) are fetched from
-	Gmail first, then the messages are returned for the sandboxed reader.
+	"""Open a thread in the desk: bodies not stored yet (storage mode ``snippet only``) are fetched from the
+	provider first (the mailbox type's ``hydrate_thread`` entry point), then the messages are returned for
+	the sandboxed reader.
 
 	Args:
 		thread: Inbox Thread name.
@@ -65,29 +83,32 @@ def open_thread(thread: str, show_images: int | str = 0) -> dict:
 	Returns:
 		``{"thread": str, "doc": {Inbox Thread fields as REST gives them}, "hydrated": int, "messages": [...]}``,
 		each message as described in
-		:func:`atlas_integrations.gmail.bodies.thread_messages` (text values are the exact decoded text;
+		:func:`atlas_integrations.inbox.reader.thread_messages` (text values are the exact decoded text;
 		``html`` is nh3-sanitized, for a sandboxed iframe).
 
 	Raises:
 		frappe.PermissionError: the user cannot read the thread.
 		frappe.DoesNotExistError: no such thread (the name shown as text).
 	"""
-	from atlas_integrations.gmail import bodies
-	from atlas_integrations.gmail.errors import GmailError
+	from atlas_integrations.inbox import reader
 
 	doc = messages.get_doc("Inbox Thread", thread)
 	doc.check_permission("read")
 	hydrated = 0
-	try:
-		hydrated = bodies.hydrate_thread(thread)
-		frappe.db.commit()
-	except GmailError as exc:  # show what is stored; say why the rest is missing
-		frappe.db.rollback()
-		frappe.msgprint(messages.text("Could not fetch the full messages from Gmail now ({0})", type(exc).__name__), alert=True)
+	mailbox = mailboxes.of_thread_row(doc)
+	mailbox_type = mailboxes.get(mailbox[0]) if mailbox else None
+	if mailbox_type and mailbox_type.hydrate_thread:
+		try:
+			hydrated = mailbox_type.entry("hydrate_thread")(thread)
+			frappe.db.commit()
+		except mailboxes.provider_errors() as exc:  # show what is stored; say why the rest is missing
+			frappe.db.rollback()
+			frappe.msgprint(messages.text("Could not fetch the full messages from {0} now ({1})", mailbox_type.label,
+										  type(exc).__name__), alert=True)
 	show = str(show_images) not in ("0", "", "false", "False", "None")
 	doc.apply_fieldlevel_read_permissions()
 	return {"thread": thread, "doc": doc.as_dict(no_private_properties=True), "hydrated": hydrated,
-			"messages": bodies.thread_messages(thread, show_images=show)}
+			"messages": reader.thread_messages(thread, show_images=show)}
 
 
 def _thread_for_work(thread: str):
@@ -153,7 +174,7 @@ def erase_mailbox_data(doctype: str, name: str, confirm: str) -> dict:
 	:mod:`atlas_integrations.inbox.erase`). Documents created from the mail, Contacts and Customers stay.
 
 	Args:
-		doctype: ``Gmail Account`` or ``Inbound Route``.
+		doctype: a registered mailbox doctype (:func:`atlas_integrations.inbox.mailboxes.doctypes`).
 		name: the mailbox.
 		confirm: the mailbox's address, typed by the admin as confirmation.
 

@@ -11,8 +11,15 @@ import frappe
 
 from atlas_integrations import progress
 
-#: reference doctypes :func:`active` answers for (mailboxes, Xero Connections, the matching index)
-ACTIVE_DOCTYPES = ("Gmail Account", "Inbound Route", "Xero Connection", "DocType")
+#: reference doctypes :func:`active` answers for besides the registered mailbox types (Xero Connections, the
+#: matching index)
+OTHER_ACTIVE_DOCTYPES = ("Xero Connection", "DocType")
+
+
+def _active_doctypes() -> list[str]:
+	from atlas_integrations.inbox import mailboxes
+
+	return [*mailboxes.doctypes(), *OTHER_ACTIVE_DOCTYPES]
 
 
 @frappe.whitelist(methods=["GET", "POST"])
@@ -57,7 +64,9 @@ def active(reference_doctypes: str | list | None = None) -> list[dict]:
 			reference_doctypes = json.loads(reference_doctypes)
 		except ValueError:
 			reference_doctypes = [reference_doctypes]
-	wanted = [d for d in (reference_doctypes or progress.MAILBOX_DOCTYPES) if d in ACTIVE_DOCTYPES]
+	from atlas_integrations.inbox import mailboxes
+
+	wanted = [d for d in (reference_doctypes or mailboxes.doctypes()) if d in _active_doctypes()]
 	return progress.active(wanted)
 
 

@@ -11,7 +11,10 @@ import json
 import frappe
 
 from atlas_integrations import messages
-from atlas_integrations.gmail import send
+from atlas_integrations.inbox import mailboxes
+
+
+NO_ROLE = "Only Atlas users can send mail from the Smart Inbox"
 
 
 def _list(value) -> list:
@@ -29,8 +32,8 @@ def _list(value) -> list:
 @frappe.whitelist(methods=["POST"])
 def send_reply(thread: str, to, body: str, client_key: str, cc=None, bcc=None, subject: str | None = None,
 			   attachments=None, from_address: str | None = None) -> dict:
-	"""Reply (or reply all: the client fills To/Cc) in ``thread`` through its Gmail mailbox, exactly once
-	per ``client_key`` (:func:`atlas_integrations.gmail.send.reply`).
+	"""Reply (or reply all: the client fills To/Cc) in ``thread`` through its mailbox, exactly once per
+	``client_key`` (the mailbox type's ``send_reply`` entry point, e.g. :func:`atlas_integrations.gmail.send.reply`).
 
 	Args:
 		to, cc, bcc: addresses, a JSON list or comma separated.
@@ -40,65 +43,96 @@ def send_reply(thread: str, to, body: str, client_key: str, cc=None, bcc=None, s
 		from_address: a verified send-as address of the mailbox (default the mailbox's own).
 
 	Returns:
-		``{"name", "status", "message_id", "gmail_message_id", "gmail_thread_id", "communication", "error"}``.
+		the Outgoing Mail's state as the provider gives it (Gmail: ``{"name", "status", "message_id",
+		"gmail_message_id", "gmail_thread_id", "communication", "error"}``).
 
 	Raises:
 		frappe.PermissionError: no Atlas role ("Only Atlas users can send mail from the Smart Inbox"); not the
 			user's mailbox ("You cannot use this mailbox").
 		frappe.ValidationError: "Workspace changes are temporarily unavailable"; "Add at least one To
-			recipient"; "Write a message before sending"; "The mailbox … is not healthy …"; Gmail refused or
-			did not take the message; another request of the same key is delivering it right now.
+			recipient"; "Write a message before sending"; "The mailbox … is not healthy …"; the provider refused
+			or did not take the message; another request of the same key is delivering it right now; the
+			thread's mailbox cannot send (an inbound route).
 		atlas_integrations.inbox.send_limit.SendRateLimited: HTTP 429, "You are sending too fast: at most N
 			messages a minute" (Atlas Settings ``reply_rate_limit``, one budget with Send quote).
 	"""
-	return send.reply(thread, _list(to), body, client_key, cc=_list(cc), bcc=_list(bcc), subject=subject,
-					  attachments=_list(attachments), from_addr=from_address)
+	from atlas_integrations.permissions import has_atlas_role
+
+	if not has_atlas_role():  # first: a user without an Atlas role learns nothing about the thread
+		frappe.throw(frappe._(NO_ROLE), frappe.PermissionError)
+	reply = _thread_mailbox_type(thread).entry("send_reply", mailboxes.CANNOT_SEND)
+	return reply(thread, _list(to), body, client_key, cc=_list(cc), bcc=_list(bcc), subject=subject,
+				 attachments=_list(attachments), from_addr=from_address)
+
+
+def _thread_mailbox_type(thread: str) -> mailboxes.MailboxType:
+	"""The registered type of ``thread``'s mailbox, after a read check (the entry point checks the rest).
+
+	Raises:
+		frappe.PermissionError, frappe.DoesNotExistError: the thread is not the user's to read, or unknown.
+		atlas_integrations.inbox.mailboxes.NotSupported: the thread names no mailbox.
+	"""
+	doc = messages.get_doc("Inbox Thread", thread)
+	doc.check_permission("read")
+	return mailboxes.get(mailboxes.of_thread_doc(doc)[0])
 
 
 @frappe.whitelist(methods=["POST"])
 def reconcile_send(outgoing_mail: str) -> dict:
-	"""The Reconcile action of an Outgoing Mail: finish recording a message Gmail accepted, or find out it
-	was never sent; never sends (:func:`atlas_integrations.gmail.send.reconcile`). Returns its state.
+	"""The Reconcile action of an Outgoing Mail: finish recording a message the provider accepted, or find
+	out it was never sent; never sends (the mailbox type's ``reconcile_send`` entry point, e.g.
+	:func:`atlas_integrations.gmail.send.reconcile`). Returns its state.
 
 	Raises:
 		frappe.PermissionError: the user may not read it, or did not send it (admins may reconcile any).
 	"""
-	from atlas_integrations.permissions import is_admin
+	from atlas_integrations.permissions import NOT_YOUR_MAILBOX, is_admin
 
-	doc = messages.get_doc(send.DOCTYPE, outgoing_mail)
+	doc = messages.get_doc("Outgoing Mail", outgoing_mail)
 	doc.check_permission("read")
 	if doc.user != frappe.session.user and not is_admin():
-		frappe.throw(frappe._(send.NOT_YOUR_MAILBOX), frappe.PermissionError)
-	return send.reconcile(outgoing_mail)
+		frappe.throw(frappe._(NOT_YOUR_MAILBOX), frappe.PermissionError)
+	mailbox = mailboxes.of_outgoing_row(doc)
+	if not mailbox:
+		frappe.throw(frappe._(NOT_YOUR_MAILBOX), frappe.PermissionError)
+	return mailboxes.get(mailbox[0]).entry("reconcile_send")(outgoing_mail)
 
 
 @frappe.whitelist(methods=["GET"])
 def from_addresses(thread: str) -> list[dict]:
 	"""The addresses a reply in ``thread`` may come From: the mailbox's and its verified send-as aliases
-	(Gmail ``users.settings.sendAs``) -> ``[{"address", "display_name", "primary", "default"}]`` (display
-	names as HTML text). The mailbox's own address comes first; ``default`` marks what the composer's From
-	starts with: the verified alias Gmail marks ``isDefault``, else the mailbox's address. When Gmail cannot
-	list the aliases right now, the mailbox's address alone (the composer still has its From)."""
-	from atlas_integrations.gmail import accounts
-	from atlas_integrations.gmail.errors import GmailError
+	(the mailbox type's ``send_as`` entry point; Gmail ``users.settings.sendAs``) -> ``[{"address",
+	"display_name", "primary", "default"}]`` (display names as HTML text). The mailbox's own address comes
+	first; ``default`` marks what the composer's From starts with: the alias the provider marks default,
+	else the mailbox's address. When the provider cannot list the aliases right now, the mailbox's address
+	alone (the composer still has its From).
+
+	Raises:
+		frappe.PermissionError: the user may not read the thread or use its mailbox.
+		atlas_integrations.inbox.mailboxes.NotSupported: the thread's mailbox cannot send.
+		frappe.ValidationError: the mailbox is not healthy (the type's ``usable`` entry point).
+	"""
 	from atlas_integrations.inbox.text import mail_text
+	from atlas_integrations.permissions import NOT_YOUR_MAILBOX, can_read_mailbox
 
 	thread_doc = messages.get_doc("Inbox Thread", thread)
 	thread_doc.check_permission("read")
-	account = send._usable_account(thread_doc)
-	own = {"address": account.email_address, "display_name": "", "primary": True, "default": False}
+	doctype, name = mailboxes.of_thread_doc(thread_doc)
+	mailbox_type = mailboxes.get(doctype)
+	usable = mailbox_type.entry("usable", mailboxes.CANNOT_SEND)
+	if not can_read_mailbox((doctype, name)):
+		frappe.throw(frappe._(NOT_YOUR_MAILBOX), frappe.PermissionError)
+	account = usable(name)
+	own_address = mailboxes.address((doctype, name)) or account.get("email_address") or ""
+	own = {"address": own_address, "display_name": "", "primary": True, "default": False}
 	out = [own]
-	try:
-		aliases = accounts.client_for(account.name).list_send_as()
-	except GmailError:
-		aliases = []
+	aliases = mailbox_type.entry("send_as")(name) if mailbox_type.send_as else []
 	for alias in aliases:
-		address = alias.get("sendAsEmail") or ""
-		if address.lower() == (account.email_address or "").lower():
+		address = alias.get("address") or ""
+		if not address or address.lower() == own_address.lower():
 			continue
-		if alias.get("verificationStatus") == "accepted":
-			out.append({"address": address, "display_name": mail_text(alias.get("displayName") or ""), "primary": False,
-						"default": bool(alias.get("isDefault"))})
+		out.append({"address": address, "display_name": mail_text(alias.get("display_name") or ""), "primary": False,
+					"default": bool(alias.get("default"))})
 	if not any(entry["default"] for entry in out):
 		own["default"] = True
 	return out
@@ -106,21 +140,34 @@ def from_addresses(thread: str) -> list[dict]:
 
 # -- the thread list -----------------------------------------------------------------------------------------
 LIST_FIELDS = ["name", "subject", "participants", "sender_address", "snippet", "last_message_at", "unread", "labels",
-			   "category", "priority", "outcome", "party_type", "party", "_assign", "gmail_account", "inbound_route",
-			   "company", "message_count", "match_state", "reference_doctype", "reference_name"]
+			   "category", "priority", "outcome", "party_type", "party", "_assign", "company", "message_count",
+			   "match_state", "reference_doctype", "reference_name"]
 MAX_PAGE = 100
 STATIC_VIEWS = ("mine", "shared", "unassigned", "pending_review", "unknown_sender", "all")
 
 
+def _in_mailboxes(boxes: list[tuple[str, str]]) -> list[list]:
+	"""``or_filters`` on Inbox Thread: the thread belongs to one of ``boxes`` (``(doctype, name)``)."""
+	out = []
+	for t in mailboxes.types().values():
+		names = [name for doctype, name in boxes if doctype == t.doctype]
+		if names:
+			out.append([t.thread_field, "in", names])
+	return out or [["name", "in", [""]]]
+
+
 def _view_filters(view: str, user: str) -> tuple[list, list]:
-	"""``(filters, or_filters)`` of a view: ``mine``, ``shared``, ``unassigned``, ``pending_review``,
-	``unknown_sender``, ``all``, ``category:<Category>``, ``mailbox:<Gmail Account>``, ``company:<Company>``."""
+	"""``(filters, or_filters)`` of a view: ``mine`` (assigned to the user, or in their personal mailboxes),
+	``shared`` (the shared workspace mailboxes of every type), ``unassigned``, ``pending_review``,
+	``unknown_sender``, ``all``, ``category:<Category>``, ``mailbox:<mailbox name>``, ``company:<Company>``.
+
+	Raises:
+		frappe.DoesNotExistError: an unknown view (named as text).
+	"""
 	if view == "mine":
-		personal = frappe.get_all("Gmail Account", filters={"user": user, "account_type": "Personal"}, pluck="name")
-		return [], [["_assign", "like", f'%"{user}"%'], ["gmail_account", "in", personal or [""]]]
+		return [], [["_assign", "like", f'%"{user}"%'], *_in_mailboxes(mailboxes.personal_of(user))]
 	if view == "shared":
-		shared = frappe.get_all("Gmail Account", filters={"account_type": "Shared workspace mailbox"}, pluck="name")
-		return [["gmail_account", "in", shared or [""]]], []
+		return [], _in_mailboxes(mailboxes.shared())
 	if view == "unassigned":
 		return [], [["_assign", "is", "not set"], ["_assign", "=", "[]"]]
 	if view == "pending_review":
@@ -130,7 +177,9 @@ def _view_filters(view: str, user: str) -> tuple[list, list]:
 	if view == "all":
 		return [], []
 	kind, _, value = view.partition(":")
-	field = {"category": "category", "mailbox": "gmail_account", "company": "company"}.get(kind)
+	if kind == "mailbox" and value:
+		return [], [[column, "=", value] for column in mailboxes.thread_columns()]
+	field = {"category": "category", "company": "company"}.get(kind)
 	if not field or not value:
 		messages.throw("Unknown view {0}", view, exc=frappe.DoesNotExistError)
 	return [[field, "=", value]], []
@@ -158,11 +207,11 @@ def list_threads(view: str = "mine", search: str | None = None, start: int = 0, 
 
 		# stored values are HTML text: search for the text as it is stored
 		needle = f"%{escape_html(search.strip())}%"
-		if or_filters:  # both a view OR and a search OR: match the search on the view's rows with a subquery
+		if or_filters:  # both a view OR and a search OR: match the search on the view's rows first
 			names = frappe.get_list("Inbox Thread", filters=filters, or_filters=or_filters, pluck="name", limit_page_length=0)
 			filters = [*filters, ["name", "in", names or [""]]]
 		or_filters = [["subject", "like", needle], ["participants", "like", needle], ["snippet", "like", needle]]
-	rows = frappe.get_list("Inbox Thread", fields=LIST_FIELDS, filters=filters, or_filters=or_filters,
+	rows = frappe.get_list("Inbox Thread", fields=[*LIST_FIELDS, *mailboxes.thread_columns()], filters=filters, or_filters=or_filters,
 						   order_by="last_message_at desc, name desc", limit_start=start, limit_page_length=page_length + 1)
 	more = len(rows) > page_length
 	rows = rows[:page_length]
@@ -173,6 +222,11 @@ def list_threads(view: str = "mine", search: str | None = None, start: int = 0, 
 	for row in rows:
 		row["assignees"] = json.loads(row.pop("_assign") or "[]")
 		row["has_attachment"] = row.name in with_files
+		mailbox = mailboxes.of_thread_row(row) or ("", "")
+		for column in mailboxes.thread_columns():
+			row.pop(column, None)
+		row["mailbox_type"], row["mailbox"] = mailbox
+		row["source"] = mailboxes.get(mailbox[0]).label if mailbox[0] else ""
 	return {"threads": rows, "start": start, "page_length": page_length, "more": more}
 
 
@@ -180,7 +234,8 @@ def list_threads(view: str = "mine", search: str | None = None, start: int = 0, 
 def views() -> dict:
 	"""The page's left pane: counts per view the user can see, and the categories, mailboxes and Companies
 	to filter by. Returns ``{"counts": {view: int}, "my_unread": int, "categories": [str],
-	"mailboxes": [{"name", "label" (HTML text)}], "companies": [str]}``."""
+	"mailboxes": [{"name", "label" (HTML text), "mailbox_type", "source"}], "companies": [str]}``: the mailboxes
+	of every registered type that has owners (personal / shared mailboxes the user may read)."""
 	user = frappe.session.user
 
 	def count(view: str, extra: list | None = None) -> int:
@@ -188,13 +243,25 @@ def views() -> dict:
 		return int(frappe.get_list("Inbox Thread", fields=["count(name) as n"], filters=[*filters, *(extra or [])],
 								   or_filters=or_filters)[0].n or 0)
 
-	mailboxes = frappe.get_list("Gmail Account", fields=["name", "account_name", "email_address"], order_by="account_name asc")
+	from atlas_integrations.permissions import can_see_account
+
+	boxes = []
+	for t in mailboxes.types().values():
+		if not t.owner_field:  # workspace routes are configuration, not a mailbox a user picks
+			continue
+		columns = list(dict.fromkeys(["name", t.address_field, t.owner_field, *([t.kind_field] if t.kind_field else [])]))
+		for m in frappe.get_list(t.doctype, fields=columns, order_by="name asc"):
+			kind = (m.get(t.kind_field) if t.kind_field else mailboxes.SHARED) or mailboxes.PERSONAL
+			if not can_see_account(kind, m.get(t.owner_field), user):  # the row rule, also without its hooks
+				continue
+			boxes.append({"name": m.name, "label": m.get(t.address_field) or m.name, "mailbox_type": t.doctype,
+						  "source": t.label})
 	meta = frappe.get_meta("Inbox Thread")
 	return {
 		"counts": {v: count(v) for v in STATIC_VIEWS},
 		"my_unread": count("mine", [["unread", "=", 1]]),
 		"categories": [c for c in (meta.get_field("category").options or "").split("\n") if c],
-		"mailboxes": [{"name": m.name, "label": m.email_address or m.account_name} for m in mailboxes],
+		"mailboxes": boxes,
 		"companies": _companies(user),
 	}
 
@@ -215,8 +282,8 @@ def _writable_thread(thread: str):
 
 @frappe.whitelist(methods=["POST"])
 def archive(thread: str) -> dict:
-	"""Archive a thread: INBOX removed in Gmail (a queued label change, as :func:`api.inbox.set_labels`).
-	Returns ``{"thread", "labels"}``."""
+	"""Archive a thread: the INBOX tag removed (Gmail's label; a queued change, as :func:`api.inbox.set_labels`).
+	Returns ``{"sync_job", "messages"}``."""
 	from atlas_integrations.api.inbox import set_labels
 
 	return set_labels(thread, remove=["INBOX"])

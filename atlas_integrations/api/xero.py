@@ -173,7 +173,7 @@ def retry_failed(company: str) -> dict:
 	_admin_on(company)
 	failed = frappe.db.sql_list(
 		f"""select name from `tabSync Job` where job_type in ({", ".join(["%s"] * len(XERO_JOB_TYPES))})
-		and status=%s and payload like %s""", (*XERO_JOB_TYPES, jobs.FAILED, f'%"company": {json.dumps(company)}%'))
+		and status=%s and company=%s""", (*XERO_JOB_TYPES, jobs.FAILED, company))
 	for name in failed:
 		jobs.retry(name)
 		doctype, invoice = frappe.db.get_value("Sync Job", name, ["reference_doctype", "reference_name"])

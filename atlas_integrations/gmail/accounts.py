@@ -239,3 +239,23 @@ def record_run(account: str, succeeded: bool, error: str | None = None) -> None:
 
 
 __all__ = ["PERSONAL", "SHARED"]
+
+
+def send_as(account: str) -> list[dict]:
+	"""The verified send-as aliases of ``account`` other than its own address (Gmail
+	``users.settings.sendAs``, ``verificationStatus`` ``accepted``) -> ``[{"address", "display_name",
+	"default"}]``; ``default`` is Gmail's ``isDefault``. [] when Gmail cannot list them right now (the composer
+	still has the mailbox's own address).
+
+	The mailbox type's ``send_as`` entry point (:mod:`atlas_integrations.inbox.mailboxes`)."""
+	from atlas_integrations.gmail.errors import GmailError
+
+	own = (frappe.db.get_value(DOCTYPE, account, "email_address") or "").lower()
+	try:
+		aliases = client_for(account).list_send_as()
+	except GmailError:
+		return []
+	return [{"address": alias.get("sendAsEmail") or "", "display_name": alias.get("displayName") or "",
+			 "default": bool(alias.get("isDefault"))}
+			for alias in aliases
+			if alias.get("verificationStatus") == "accepted" and (alias.get("sendAsEmail") or "").lower() != own]

@@ -68,7 +68,7 @@ def _usable_account(thread) -> frappe._dict:
 
 	if not thread.gmail_account:
 		frappe.throw(_(NOT_GMAIL), SendError, title=_("Smart Inbox"))
-	if not can_read_mailbox(thread.gmail_account):
+	if not can_read_mailbox(("Gmail Account", thread.gmail_account)):
 		frappe.throw(_(NOT_YOUR_MAILBOX), frappe.PermissionError)
 	return usable_mailbox(thread.gmail_account)
 

@@ -754,8 +754,9 @@ class SyncRun:
 			# event names the mailbox, so it goes to the mailbox's readers only
 			from atlas_integrations.notify import publish_to_readers
 
-			publish_to_readers("atlas_inbox_update", {"gmail_account": self.account, "created": len(result.created_names)},
-							   self.account)
+			mailbox = (accounts.DOCTYPE, self.account)
+			publish_to_readers("atlas_inbox_update", {"mailbox_type": mailbox[0], "mailbox": mailbox[1],
+													  "created": len(result.created_names)}, mailbox)
 		self._extend_lock()
 
 	def _run_pipeline(self, names: list[str]) -> None:

@@ -1,14 +1,14 @@
 """A mailbox's synced data has a lifecycle: an admin can erase it (a user left, or asked for erasure).
 
-Erasing a mailbox (a Gmail Account or an Inbound Route) deletes, as a queued "Mailbox Erase" Sync Job, its
+Erasing a mailbox (of any registered mailbox type: a Gmail Account, an Inbound Route ...) deletes, as a queued "Mailbox Erase" Sync Job, its
 Inbox Threads, their messages (Communications with their timeline links, comments and pipeline records)
 and attachments (File rows; a file on disk is removed when no other File uses it), the assignments of
 its threads, the mail sent through it (Outgoing Mail, with the raw MIME of any send not finished) and the
 Notification Logs (desk bell) about the mailbox, its threads, messages and sends. Documents created from
 the mail (ToDo, Task, Issue ...), Contacts, Customers and other parties stay; their timeline links to
 the erased mail go with the mail. The mailbox record itself (and its connection) is left as it is:
-disconnecting is a separate decision. Provider-neutral: rows are found by their mailbox fields
-(:data:`MAILBOX_DOCTYPES`, :data:`THREAD_FIELDS`, :data:`OUTGOING_FIELDS`).
+disconnecting is a separate decision. Provider-neutral: rows are found by the columns the mailbox's type
+registers (:mod:`atlas_integrations.inbox.mailboxes`).
 """
 
 from __future__ import annotations
@@ -20,14 +20,12 @@ import frappe
 from frappe import _
 
 from atlas_integrations import jobs
+from atlas_integrations.inbox import mailboxes
 from atlas_integrations.inbox.jobs import MAILBOX_ERASE as JOB_TYPE
 from atlas_integrations.progress import Progress, run_tracked
 
-MAILBOX_DOCTYPES = {"Gmail Account": "atlas_gmail_account", "Inbound Route": "atlas_inbound_route"}
-THREAD_FIELDS = {"Gmail Account": "gmail_account", "Inbound Route": "inbound_route"}
 #: the mail sent through a mailbox (besides the sends of its threads, found by ``inbox_thread``)
 OUTGOING_DOCTYPE = "Outgoing Mail"
-OUTGOING_FIELDS = {"Gmail Account": "gmail_account"}
 CHUNK = 500
 CONFIRM_MISMATCH = "Type the mailbox address exactly to confirm"
 ERASES = ("Deletes this mailbox's threads, messages and attachments, the assignments of its threads, the mail "
@@ -44,8 +42,7 @@ def summary() -> dict:
 
 def mailbox_address(doctype: str, name: str) -> str:
 	"""The address an admin types to confirm erasing ``doctype`` ``name``."""
-	field = "email_address" if doctype == "Gmail Account" else "inbound_address"
-	return (frappe.db.get_value(doctype, name, field) or "").strip()
+	return mailboxes.address((doctype, name))
 
 
 def request(doctype: str, name: str, confirm: str, chunk: int | None = None) -> str:
@@ -56,7 +53,7 @@ def request(doctype: str, name: str, confirm: str, chunk: int | None = None) -> 
 	Raises:
 		frappe.ValidationError: unknown mailbox type, or ``confirm`` is not the mailbox's address.
 	"""
-	if doctype not in MAILBOX_DOCTYPES or not frappe.db.exists(doctype, name):
+	if not mailboxes.is_mailbox_doctype(doctype) or not frappe.db.exists(doctype, name):
 		frappe.throw(_("Unknown mailbox"))
 	if (confirm or "").strip().lower() != mailbox_address(doctype, name).lower() or not confirm:
 		frappe.throw(_(CONFIRM_MISMATCH))
@@ -76,7 +73,7 @@ def _delete_files(comms: list[str], threads: list[str]) -> int:
 	``permissions.claimed_private_file``; an upload of the same bytes gets a file of its own since mail
 	files are hashed apart, ``inbox.attachments.MAIL_HASH_PREFIX``): it goes with the file. Returns the
 	mail attachments deleted."""
-	from atlas_integrations.permissions import MAIL_FILE_SQL
+	from atlas_integrations.permissions import mail_file_sql
 
 	files = frappe.db.sql("""select name, file_url from `tabFile` where (attached_to_doctype='Communication'
 		and attached_to_name in %(c)s) or (attached_to_doctype='Inbox Thread' and attached_to_name in %(t)s)""",
@@ -86,7 +83,7 @@ def _delete_files(comms: list[str], threads: list[str]) -> int:
 	frappe.db.delete("File", {"name": ["in", [f.name for f in files]]})
 	urls = sorted({f.file_url for f in files if (f.file_url or "").startswith("/private/files/")})
 	still_mail = set(frappe.db.sql_list(f"select distinct f.file_url from `tabFile` f where f.file_url in %(u)s "
-										f"and {MAIL_FILE_SQL}", {"u": urls or [""]}))
+										f"and {mail_file_sql('f')}", {"u": urls or [""]}))
 	for url in urls:
 		if url in still_mail:
 			continue  # the same bytes in another mailbox's mail
@@ -111,7 +108,7 @@ def _delete_notifications(doctype: str, names: list[str]) -> int:
 
 def _outgoing_names(doctype: str, name: str, threads: list[str]) -> list[str]:
 	"""The Outgoing Mail sent through the mailbox (by its mailbox field) or in its threads, sorted."""
-	field = OUTGOING_FIELDS.get(doctype)
+	field = mailboxes.get(doctype).outgoing_field
 	names = set(frappe.get_all(OUTGOING_DOCTYPE, filters={field: name}, pluck="name")) if field else set()
 	for start in range(0, len(threads), CHUNK):
 		names.update(frappe.get_all(OUTGOING_DOCTYPE, filters={"inbox_thread": ["in", threads[start:start + CHUNK]]},
@@ -140,7 +137,7 @@ def erase(doctype: str, name: str, progress=None, size: int = CHUNK) -> dict[str
 	Documents created from the mail, Contacts and parties stay (see the module docstring).
 
 	Args:
-		doctype: a key of :data:`MAILBOX_DOCTYPES` (``Gmail Account`` or ``Inbound Route``).
+		doctype: a registered mailbox doctype (:func:`atlas_integrations.inbox.mailboxes.doctypes`).
 		name: the mailbox.
 		size: rows per chunk (and commit), >= 1; default :data:`CHUNK`.
 		progress: an :class:`atlas_integrations.progress.Progress` of the erase's Sync Job, or None. Its
@@ -151,7 +148,8 @@ def erase(doctype: str, name: str, progress=None, size: int = CHUNK) -> dict[str
 		Counts: ``{"threads", "messages", "files", "assignments", "sent", "notifications"}``.
 	"""
 	counts = {"threads": 0, "messages": 0, "files": 0, "assignments": 0, "sent": 0, "notifications": 0}
-	field, thread_field = MAILBOX_DOCTYPES[doctype], THREAD_FIELDS[doctype]
+	mailbox_type = mailboxes.get(doctype)
+	field, thread_field = mailbox_type.communication_field, mailbox_type.thread_field
 	size = max(1, int(size or CHUNK))
 	threads = frappe.get_all("Inbox Thread", filters={thread_field: name}, pluck="name")
 	outgoing = _outgoing_names(doctype, name, threads)
@@ -194,7 +192,7 @@ def erase(doctype: str, name: str, progress=None, size: int = CHUNK) -> dict[str
 		counts["threads"] += len(chunk)
 		report(len(chunk), "Deleting threads")
 		frappe.db.commit()
-	counts["notifications"] += _delete_notifications(doctype, [name])  # e.g. "Gmail access revoked"
+	counts["notifications"] += _delete_notifications(doctype, [name])  # e.g. "access revoked"
 	frappe.db.commit()
 	return counts
 

@@ -33,6 +33,7 @@ import frappe
 from frappe.utils import cint, now_datetime
 
 from atlas_integrations.inbox import act, match, rules, triage
+from atlas_integrations.inbox import mailboxes as mailbox_registry
 from atlas_integrations.inbox import text as mailtext
 from atlas_integrations.inbox.addresses import addresses_in, exact_addresses, normalise
 
@@ -92,24 +93,18 @@ def enabled() -> bool:
 
 def _mailboxes(threads: dict[str, frappe._dict]) -> dict[str, frappe._dict]:
 	"""Mailbox facts per thread: ``active`` / ``why``, default ``company``, ``own`` addresses (the mailbox's
-	or route's address), ``mailbox`` (its name, for rules) and ``require_known_sender``. Read with SQL:
-	the pipeline imports no provider."""
+	address), ``mailbox`` (its name, for rules) and ``require_known_sender``. Read through the mailbox
+	registry (:mod:`atlas_integrations.inbox.mailboxes`): the pipeline imports no provider."""
 	out: dict[str, frappe._dict] = {}
-	accounts = {t.gmail_account for t in threads.values() if t.gmail_account}
-	rows = {r.name: r for r in frappe.db.sql(
-		"""select name, email_address as email, enabled, company, 1 as require_known_sender, create_contacts
-		from `tabGmail Account` where name in %(n)s""", {"n": list(accounts) or [""]}, as_dict=True)}
-	routes = {t.inbound_route for t in threads.values() if t.inbound_route and not t.gmail_account}
-	route_rows = {r.name: r for r in frappe.db.sql(
-		"""select name, inbound_address as email, enabled, company, require_known_sender, create_contacts
-		from `tabInbound Route` where name in %(n)s""", {"n": list(routes) or [""]}, as_dict=True)}
+	of = {name: mailbox_registry.of_thread_row(t) or None for name, t in threads.items()}
+	rows = mailbox_registry.facts({m for m in of.values() if m})
 	workspace = frappe.db.get_single_value("Atlas Settings", "workspace_state") or "Active"
 	default_company = frappe.defaults.get_global_default("company") or ""
 	for name, t in threads.items():
-		row = rows.get(t.gmail_account) if t.gmail_account else route_rows.get(t.inbound_route)
-		kind = "mailbox" if t.gmail_account else "inbound route"
+		mailbox = of[name]
+		row = rows.get(mailbox) if mailbox else None
 		facts = frappe._dict(active=True, why="", company=default_company, own=set(),
-							 mailbox=t.gmail_account or t.inbound_route or "", require_known_sender=True,
+							 mailbox=mailbox[1] if mailbox else "", require_known_sender=True,
 							 create_contacts=False)
 		if row is None:
 			facts.active, facts.why = False, "the message belongs to no mailbox"
@@ -119,7 +114,8 @@ def _mailboxes(threads: dict[str, frappe._dict]) -> dict[str, frappe._dict]:
 			facts.require_known_sender = bool(row.require_known_sender)
 			facts.create_contacts = bool(row.create_contacts)
 			if not row.enabled:
-				facts.active, facts.why = False, f"{kind} {row.email} is disabled"
+				label = mailbox_registry.get(mailbox[0]).label
+				facts.active, facts.why = False, f"{label} mailbox {row.email} is disabled"
 		if workspace == "Archived":
 			facts.active, facts.why = False, "the workspace is archived"
 		out[name] = facts
@@ -180,15 +176,15 @@ def _first_copies(rows, threads: dict[str, frappe._dict]) -> dict[str, frappe._d
 		return {}
 	copies: dict[str, list] = {}
 	for c in frappe.db.sql(
-			"""select c.name, c.creation, c.atlas_message_key as `key`, c.atlas_inbox_thread as thread,
-			coalesce(t.gmail_account, t.inbound_route) as mailbox, c.atlas_outcome as outcome
+			f"""select c.name, c.creation, c.atlas_message_key as `key`, c.atlas_inbox_thread as thread,
+			{mailbox_registry.mailbox_sql("t", "thread")} as mailbox, c.atlas_outcome as outcome
 			from `tabCommunication` c join `tabInbox Thread` t on t.name = c.atlas_inbox_thread
 			where c.atlas_message_key in %(k)s and c.sent_or_received = 'Received'
 			order by c.creation, c.name""", {"k": list(keys)}, as_dict=True):
 		copies.setdefault(c.key, []).append(c)
 	out = {}
 	for row in rows:
-		mine = threads[row.atlas_inbox_thread].gmail_account or threads[row.atlas_inbox_thread].inbound_route
+		mine = (mailbox_registry.of_thread_row(threads[row.atlas_inbox_thread]) or (None, None))[1]
 		for c in copies.get(row.atlas_message_key, []):
 			if c.name == row.name or (c.creation, c.name) > (row.creation, row.name):
 				break
@@ -232,8 +228,8 @@ def run(names: list[str], force: bool = False) -> Result:
 	rows = [r for r in rows if r.atlas_inbox_thread and not r.atlas_deleted]
 	inbound = [r for r in rows if r.sent_or_received == "Received" and (force or not r.atlas_outcome)]
 	threads = {t.name: t for t in frappe.db.sql(
-		"""select name, gmail_account, inbound_route, reference_doctype, reference_name, company, party_type,
-		party, category, priority from `tabInbox Thread` where name in %(n)s""",
+		f"""select name, {", ".join(mailbox_registry.thread_columns())}, reference_doctype, reference_name, company,
+		party_type, party, category, priority from `tabInbox Thread` where name in %(n)s""",
 		{"n": list({r.atlas_inbox_thread for r in rows}) or [""]}, as_dict=True)}
 	mailboxes = _mailboxes(threads)
 	# a thread's category and summary come from its first triaged inbound message; later ones may raise priority

@@ -125,7 +125,9 @@ def is_mail_row(doc) -> bool:
 	if doctype == "Inbox Thread":
 		return True
 	if doctype == "Communication":
-		return bool(doc.get("atlas_gmail_account") or doc.get("atlas_inbox_thread")
+		from atlas_integrations.inbox import mailboxes
+
+		return bool(mailboxes.of_communication_row(doc) is not None or doc.get("atlas_inbox_thread")
 					or doc.get("reference_doctype") == "Inbox Thread")
 	if doctype == "File":
 		return bool(doc.get("atlas_original_name")) or doc.get("attached_to_doctype") == "Inbox Thread"

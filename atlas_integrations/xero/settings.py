@@ -201,7 +201,7 @@ def refresh_counts(company: str) -> dict:
 	``pending_jobs`` / ``succeeded_jobs`` / ``failed_jobs``; does not commit. Returns the counts."""
 	rows = frappe.db.sql(
 		f"""select status, count(*) from `tabSync Job` where job_type in ({", ".join(["%s"] * len(XERO_JOB_TYPES))})
-		and payload like %s group by status""", (*XERO_JOB_TYPES, _company_like(company)))
+		and company=%s group by status""", (*XERO_JOB_TYPES, company))
 	by = dict(rows)
 	counts = {"pending_jobs": int(by.get(jobs.PENDING, 0)) + int(by.get(jobs.PROCESSING, 0)),
 			  "succeeded_jobs": int(by.get(jobs.SUCCEEDED, 0)), "failed_jobs": int(by.get(jobs.FAILED, 0))}
@@ -217,12 +217,8 @@ def recent_jobs(company: str, limit: int = RECENT_JOBS) -> list[dict]:
 	return frappe.db.sql(
 		f"""select name, job_type, reference_doctype, reference_name, status, attempts, next_retry_at, modified,
 		left(last_error, 300) as last_error from `tabSync Job`
-		where job_type in ({", ".join(["%s"] * len(XERO_JOB_TYPES))}) and payload like %s
-		order by modified desc limit %s""", (*XERO_JOB_TYPES, _company_like(company), int(limit)), as_dict=True)
-
-
-def _company_like(company: str) -> str:
-	return f'%"company": {json.dumps(company)}%'
+		where job_type in ({", ".join(["%s"] * len(XERO_JOB_TYPES))}) and company=%s
+		order by modified desc limit %s""", (*XERO_JOB_TYPES, company, int(limit)), as_dict=True)
 
 
 def after_connect(company: str) -> None:

@@ -157,7 +157,7 @@ def resume(company: str) -> int:
 	how many were waiting; does not commit."""
 	waiting = frappe.db.sql_list(
 		f"""select name from `tabSync Job` where job_type in ({", ".join(["%s"] * len(XERO_JOB_TYPES))})
-		and status=%s and payload like %s""", (*XERO_JOB_TYPES, jobs.PENDING, f'%"company": {json.dumps(company)}%'))
+		and status=%s and company=%s""", (*XERO_JOB_TYPES, jobs.PENDING, company))
 	if waiting:
 		frappe.db.sql(f"""update `tabSync Job` set next_retry_at=null where name in ({", ".join(["%s"] * len(waiting))})""",
 					  tuple(waiting))
@@ -172,8 +172,8 @@ def drain_all() -> list[str]:
 	due = []
 	for company in frappe.get_all(oauth.CONNECTION, filters={"status": oauth.CONNECTED}, pluck="name"):
 		if frappe.db.sql(f"""select name from `tabSync Job` where job_type in ({", ".join(["%s"] * len(XERO_JOB_TYPES))})
-				and status=%s and payload like %s and {cond} limit 1""",
-						 (*XERO_JOB_TYPES, jobs.PENDING, f'%"company": {json.dumps(company)}%', *params)):
+				and status=%s and company=%s and {cond} limit 1""",
+						 (*XERO_JOB_TYPES, jobs.PENDING, company, *params)):
 			_enqueue_drain(company)
 			due.append(company)
 	frappe.db.commit()
@@ -197,8 +197,8 @@ def drain(company: str) -> int:
 			cond, params = jobs.due_condition()
 			names = frappe.db.sql_list(
 				f"""select name from `tabSync Job` where job_type in ({", ".join(["%s"] * len(XERO_JOB_TYPES))})
-				and status=%s and payload like %s and {cond} order by creation limit %s""",
-				(*XERO_JOB_TYPES, jobs.PENDING, f'%"company": {json.dumps(company)}%', *params, BATCH))
+				and status=%s and company=%s and {cond} order by creation limit %s""",
+				(*XERO_JOB_TYPES, jobs.PENDING, company, *params, BATCH))
 			claimed = [n for n in names if jobs.claim(n)]
 			if not claimed:
 				break

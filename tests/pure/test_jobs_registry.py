@@ -12,7 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "atlas_integrations"
 #: modules every provider uses; none of them may know a provider
-SHARED_MODULES = ("jobs.py", "permissions.py", "redact.py", "settings.py", "endpoints.py", "downloads.py")
+SHARED_MODULES = ("jobs.py", "permissions.py", "redact.py", "settings.py", "endpoints.py", "downloads.py", "progress.py",
+				  "notify.py", "api/smart_inbox.py", "api/inbox.py")
 #: provider-neutral packages: the Atlas Core doctypes and the Smart Inbox pipeline
 SHARED_PACKAGES = ("atlas_core", "inbox")
 PROVIDERS = ("gmail", "xero")
@@ -70,6 +71,102 @@ def provider_imports(source: str, package: str = "atlas_integrations") -> list[s
 			# a dotted path of provider code in a shared module is a provider registration in disguise
 			found.append(f"line {node.lineno}: string {node.value!r}")
 	return sorted(set(found))
+
+
+def _provider_doctypes() -> set[str]:
+	"""The doctypes the provider packages define (``<provider>/doctype/*/*.json``)."""
+	import json
+
+	names = set()
+	for provider in PROVIDERS:
+		for path in (APP / provider).glob("doctype/*/*.json"):
+			doc = json.loads(path.read_text())
+			if doc.get("doctype") == "DocType" and path.stem == path.parent.name:
+				names.add(doc["name"])
+	return names
+
+
+#: how provider columns are named: ``gmail_account``, ``atlas_gmail_key``, ``atlas_xero_status`` ...
+PROVIDER_FIELD_PREFIXES = tuple(f"{prefix}{p}_" for p in PROVIDERS for prefix in ("", "atlas_"))
+
+
+def provider_names(source: str, doctypes: set[str] | None = None) -> list[str]:
+	"""Every string in ``source`` (docstrings aside; f-strings and SQL included) that names a provider's
+	doctype or column, as ``"line N: what"``: shared code reaches a mailbox's columns through the mailbox
+	registry, never by name."""
+	import re
+
+	doctypes = _provider_doctypes() if doctypes is None else doctypes
+	tree = ast.parse(source)
+	docstrings = _docstring_nodes(tree)
+	field = re.compile(r"(?<![A-Za-z0-9_])(?:" + "|".join(PROVIDER_FIELD_PREFIXES) + r")[a-z0-9_]+")
+	found = []
+	for node in ast.walk(tree):
+		if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+			text = node.value
+			hits = [d for d in doctypes if d in text] + field.findall(text)
+			found += [f"line {node.lineno}: {hit!r}" for hit in hits]
+		elif isinstance(node, (ast.Attribute,)) and field.fullmatch(node.attr or ""):
+			found.append(f"line {node.lineno}: .{node.attr}")
+		elif isinstance(node, ast.keyword) and node.arg and field.fullmatch(node.arg):
+			found.append(f"line {node.lineno}: {node.arg}=")
+	return sorted(set(found))
+
+
+#: shared modules exempt from the name check, and why: endpoints.py is the table of site-config keys of every
+#: provider's endpoint (keys, not doctypes or columns)
+NAME_CHECK_EXEMPT = ("endpoints.py",)
+
+
+def _registered_setting_names() -> set[str]:
+	"""Atlas Settings fields a provider registers in the ``atlas_settings_urls`` hook (their own names)."""
+	return set(_hooks().get("atlas_settings_urls") or {})
+
+
+def _unregistered(found: list[str]) -> list[str]:
+	allowed = _registered_setting_names()
+	return [f for f in found if not any(f.endswith(f"'{name}'") for name in allowed)]
+
+
+@pytest.mark.parametrize("module", [m for m in SHARED_MODULES if m not in NAME_CHECK_EXEMPT])
+def test_shared_module_names_no_provider_doctype_or_column(module):
+	found = _unregistered(provider_names((APP / module).read_text()))
+	assert found == [], f"atlas_integrations/{module} names a provider's doctype or columns: {found}"
+
+
+@pytest.mark.parametrize("package", SHARED_PACKAGES)
+def test_shared_package_names_no_provider_doctype_or_column(package):
+	found = {str(f.relative_to(APP)): _unregistered(provider_names(f.read_text()))
+			 for f in sorted((APP / package).rglob("*.py"))}
+	assert {f: v for f, v in found.items() if v} == {}
+
+
+@pytest.mark.parametrize(
+	"source",
+	[
+		'X = "select name from `tabGmail Account`"',
+		'def f(t):\n\treturn f"ifnull({t}.`atlas_gmail_account`, \'\') != \'\'"',
+		'FILTERS = {"gmail_account": "a"}',
+		'def f(doc):\n\treturn doc.gmail_thread_id',
+		'def f():\n\treturn frappe.get_all("Communication", filters=dict(atlas_gmail_key="k"))',
+		'def f(row):\n\treturn row.atlas_xero_status',
+	],
+)
+def test_the_name_check_catches_provider_doctypes_and_columns(source):
+	assert provider_names(source, {"Gmail Account", "Xero Connection"}), source
+
+
+@pytest.mark.parametrize(
+	"source",
+	[
+		'"""Docstrings may name the Gmail Account doctype and atlas_gmail_account."""',
+		'X = "select name from `tabInbox Thread` where mailbox = %s"',
+		'LABEL = "Gmail"',
+		'def f(t):\n\treturn t.thread_field',
+	],
+)
+def test_the_name_check_lets_neutral_code_through(source):
+	assert provider_names(source, {"Gmail Account", "Xero Connection"}) == [], source
 
 
 @pytest.mark.parametrize("module", SHARED_MODULES)

@@ -485,3 +485,35 @@ def test_defer_backs_off_exponentially_gives_back_unused_attempts_and_fails_at_t
 	assert '"action": "push"' in row.payload
 	frappe.delete_doc("Sync Job", job, ignore_permissions=True, force=True)
 	frappe.db.commit()
+
+
+def test_a_jobs_company_is_an_indexed_field_filled_from_the_payload_and_by_the_patch(site):
+	"""Xero's queue per Company reads Sync Jobs by an indexed ``company`` (not ``payload like``); jobs made
+	before the field existed get it from their payload (patch ``fill_sync_job_company``)."""
+	from atlas_integrations import jobs
+	from atlas_integrations.patches import fill_sync_job_company
+
+	frappe = site
+	company = frappe.get_all("Company", pluck="name", order_by="creation asc", limit=1)[0]
+	try:
+		new = jobs.create("Xero Pull", "Company", company, payload={"company": company, "action": "pull"},
+						  trigger="test")
+		assert new.company == company
+		old = jobs.create("Xero Pull", "Company", company, payload={"company": company, "action": "pull"},
+						  trigger="test")
+		odd = jobs.create("Xero Pull", "Company", company, payload={"company": ["not", "a", "name"]},
+						  trigger="test")
+		plain = jobs.create("Match Index Rebuild", "DocType", "Inbox Address", payload={}, trigger="test")
+		assert not plain.company
+		frappe.db.sql("update `tabSync Job` set company=null where name in %s", ((old.name, odd.name),))
+		fill_sync_job_company.execute()
+		fill_sync_job_company.execute()  # idempotent
+		got = dict(frappe.db.sql("select name, company from `tabSync Job` where name in %s",
+								 ((new.name, old.name, odd.name, plain.name),)))
+		assert got == {new.name: company, old.name: company, odd.name: None, plain.name: None}
+		assert frappe.db.sql("show index from `tabSync Job` where Column_name = 'company'")
+		plan = frappe.db.sql("explain select name from `tabSync Job` where company = %s and status = 'pending'",
+							 company, as_dict=True)
+		assert any("company" in (row.get("possible_keys") or "") for row in plan), plan
+	finally:
+		frappe.db.rollback()

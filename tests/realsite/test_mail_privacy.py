@@ -266,7 +266,7 @@ def test_new_mail_is_announced_to_the_mailboxs_readers_only(site, google, victim
 			item = pubsub.get_message(timeout=0.5)
 			if item and item.get("type") == "message":
 				event = json.loads(item["data"])
-				if event.get("event") == "atlas_inbox_update" and event.get("message", {}).get("gmail_account") == mail["account"]:
+				if event.get("event") == "atlas_inbox_update" and event.get("message", {}).get("mailbox") == mail["account"]:
 					rooms.append(event["room"])
 
 	thread = threading.Thread(target=listen, daemon=True)
@@ -287,6 +287,6 @@ def test_new_mail_is_announced_to_the_mailboxs_readers_only(site, google, victim
 		pubsub.close()
 	from atlas_integrations.permissions import mailbox_readers
 
-	readers = mailbox_readers(mail["account"])
+	readers = mailbox_readers(("Gmail Account", mail["account"]))
 	assert VICTIM in readers and not set(ATTACKERS) & set(readers)
 	assert rooms and sorted(set(rooms)) == sorted(f"user:{u}" for u in readers), rooms

@@ -127,7 +127,7 @@ def test_initial_sync_shows_its_progress_to_the_mailboxs_readers_only(site, goog
 		google.delay_response(r"/users/me/messages/[^/]+$", 0.04, count=10_000, method="GET")
 		from atlas_integrations.permissions import mailbox_readers
 
-		readers = set(mailbox_readers(account))
+		readers = set(mailbox_readers(("Gmail Account", account)))
 		assert OWNER in readers and OTHER not in readers and _admins(frappe) <= readers
 		owner_http, other_http = login(web, OWNER, TEST_PASSWORD), login(web, OTHER, TEST_PASSWORD)
 		current = f"{web}/api/method/atlas_integrations.api.progress.current"
@@ -219,7 +219,7 @@ def test_a_big_incremental_sync_shows_its_progress_a_small_one_records_it_quietl
 
 		events, row = run_once()
 		assert row.created == 120 and (row.progress_done, row.progress_total, row.eta_seconds) == (120, 120, 0), row
-		assert events.rooms() == {f"user:{u}" for u in mailbox_readers(account)}, events.rooms()
+		assert events.rooms() == {f"user:{u}" for u in mailbox_readers(("Gmail Account", account))}, events.rooms()
 		got = _assert_climbs_to(events.seen_by("Administrator"), 120)
 		assert [m["done"] for m in got if m["status"] == "processing"] == [0, 50, 100, 120], [m["done"] for m in got]
 		assert all(m["stage"] == "Importing new messages" for m in got[:-1])
@@ -248,7 +248,7 @@ def test_erase_shows_its_progress_to_the_admins_only(site, google, fast_progress
 		from atlas_integrations.inbox import erase
 		from atlas_integrations.permissions import mailbox_readers
 
-		assert OTHER in mailbox_readers(account)  # a reader of the shared mailbox ...
+		assert OTHER in mailbox_readers(("Gmail Account", account))  # a reader of the shared mailbox ...
 		address = frappe.db.get_value("Gmail Account", account, "email_address")
 		with Events(frappe, where=lambda m: m.get("job_type") == "Mailbox Erase" and m.get("reference_name") == account) as events:
 			job = erase.request("Gmail Account", account, address, chunk=40)

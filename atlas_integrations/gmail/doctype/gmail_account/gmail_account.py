@@ -9,7 +9,7 @@ class GmailAccount(Document):
 
 	def validate(self):
 		from atlas_integrations.gmail.accounts import validate_account
-		from atlas_integrations.permissions import validate_gmail_account_ownership
+		from atlas_integrations.permissions import validate_mailbox_ownership
 
-		validate_gmail_account_ownership(self)  # against the stored row: no re-homing over REST
+		validate_mailbox_ownership(self)  # against the stored row: no re-homing over REST
 		validate_account(self)

@@ -1,0 +1,42 @@
+"""Gmail's mailbox type, registered with the mailbox registry (:mod:`atlas_integrations.inbox.mailboxes`).
+
+``hooks.py`` names :data:`MAILBOX_TYPES` in the ``atlas_mailbox_types`` hook; shared code (row rules, erase,
+the pipeline, the Smart Inbox page's API) reads every app's registrations with
+``frappe.get_hooks("atlas_mailbox_types")`` and knows nothing else about Gmail. Plain data (it imports
+nothing); each entry is validated by :meth:`atlas_integrations.inbox.mailboxes.MailboxType.from_registration`
+(keys and meaning documented there).
+"""
+
+from __future__ import annotations
+
+MAILBOX_TYPES: list[dict] = [
+	{
+		"doctype": "Gmail Account",
+		"label": "Gmail",
+		"address_field": "email_address",
+		"owner_field": "user",
+		"kind_field": "account_type",  # Personal / Shared workspace mailbox
+		"company_field": "company",
+		"enabled_field": "enabled",
+		"create_contacts_field": "create_contacts",
+		"require_known_sender_field": None,  # unknown senders are always held for review
+		# the columns that tie mail rows to a Gmail Account
+		"communication_field": "atlas_gmail_account",
+		"thread_field": "gmail_account",
+		"outgoing_field": "gmail_account",
+		# Gmail's ids on mail rows, written by the sync only
+		"locked_fields": ["Inbox Thread.gmail_thread_id", "Communication.atlas_gmail_key",
+						  "Communication.atlas_gmail_message_id", "Communication.atlas_gmail_thread_id",
+						  "Outgoing Mail.gmail_message_id"],
+		# Gmail's entry points
+		"hydrate_thread": "atlas_integrations.gmail.bodies.hydrate_thread",
+		"send_reply": "atlas_integrations.gmail.send.reply",
+		"reconcile_send": "atlas_integrations.gmail.send.reconcile",
+		"send_new": "atlas_integrations.gmail.send.send_new",
+		"usable": "atlas_integrations.gmail.send.usable_mailbox",
+		"send_as": "atlas_integrations.gmail.accounts.send_as",
+		"modify_tags": "atlas_integrations.gmail.labels.modify_thread",
+		"mark_read": "atlas_integrations.gmail.labels.mark_read",
+		"errors": "atlas_integrations.gmail.errors.GmailError",
+	},
+]

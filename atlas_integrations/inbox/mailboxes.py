@@ -1,0 +1,373 @@
+"""The mailbox registry: every source of mail (a Gmail Account, the managed Inbound Route, the next provider)
+is a registered *mailbox type*, and shared code refers to a mailbox as ``(mailbox type, name)`` through it.
+
+Mailbox types are registered by their provider app, never named here, as job types are
+(:mod:`atlas_integrations.jobs`): each app lists its registrations in the ``atlas_mailbox_types`` hook
+(``hooks.py``: ``atlas_mailbox_types = ["<app>.<provider>.mailbox_type.MAILBOX_TYPES"]``), read with
+``frappe.get_hooks``. A registration gives the doctype, the fields every shared place reads (address, owner,
+personal/shared kind, Company), the columns that tie mail rows to the mailbox, and the provider's entry
+points (bodies on open, send, state write-back). See :class:`MailboxType`.
+
+A *mailbox* in shared code is the tuple ``(doctype, name)``, e.g. ``("Inbound Route", "support")``.
+This module imports no provider package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import frappe
+
+#: the hook every provider app registers its mailbox types in
+HOOK = "atlas_mailbox_types"
+#: the values of a mailbox type's ``kind_field``
+PERSONAL, SHARED = "Personal", "Shared workspace mailbox"
+#: entry points a registration may name (dotted paths; None when the type cannot do it)
+ENTRY_POINTS = ("hydrate_thread", "send_reply", "reconcile_send", "send_new", "usable", "send_as", "modify_tags",
+				"mark_read", "errors")
+
+
+#: what a user reads when a mailbox's type lacks an action
+CANNOT = "A mailbox of type {0} cannot do this"
+CANNOT_SEND = "Replies go through a mailbox that can send: this thread's mailbox ({0}) cannot"
+NO_MAILBOX = "This thread belongs to no mailbox"
+
+
+class UnknownMailboxType(frappe.ValidationError):
+	"""No installed app registers this doctype as a mailbox type (hook ``atlas_mailbox_types``)."""
+
+
+class InvalidMailboxType(frappe.ValidationError):
+	"""A registration in the ``atlas_mailbox_types`` hook is malformed or registers a doctype twice."""
+
+
+class NotSupported(frappe.ValidationError):
+	"""The mailbox's type does not offer this action (e.g. replying through an inbound route)."""
+
+
+@dataclass(frozen=True)
+class MailboxType:
+	"""One registered mailbox type.
+
+	Attributes:
+		doctype: the mailbox doctype (e.g. ``"Gmail Account"``); unique across apps.
+		label: the source's name as users read it (``"Gmail"``, ``"Inbound route"``), untranslated.
+		address_field: the mailbox's e-mail address (what an admin types to confirm erasing it).
+		owner_field: the User a personal mailbox belongs to; None when every mailbox of the type belongs
+			to the workspace.
+		kind_field: ``"Personal"`` / ``"Shared workspace mailbox"``; None when every mailbox of the type is
+			a shared workspace mailbox.
+		company_field, enabled_field, create_contacts_field: the default Company of its mail, whether it is
+			on, whether unknown senders become Contacts.
+		require_known_sender_field: the check that holds mail of unknown senders for review; None: always.
+		communication_field, thread_field: the Link columns on Communication and Inbox Thread that name a
+			mailbox of this type.
+		outgoing_field: the Link column on Outgoing Mail; None when the type does not send.
+		locked_fields: ``"<DocType>.<field>"`` of the provider's ids on mail rows (message and thread ids,
+			unique keys): written by the sync, never changed through the ORM.
+		hydrate_thread: ``fn(thread) -> int``, bodies not stored yet fetched on open (None: all stored).
+		send_reply: ``fn(thread, to, body, client_key, cc, bcc, subject, attachments, from_addr) -> dict``.
+		reconcile_send: ``fn(outgoing_mail) -> dict`` (finish or settle a send whose outcome is unknown).
+		send_new: ``fn(mailbox, user, request_key, to, subject, body, ...)``, a new message (quotes).
+		usable: ``fn(mailbox) -> frappe._dict``, the mailbox when it can send now, else raises.
+		send_as: ``fn(mailbox) -> [{"address", "display_name", "default"}]``, verified From aliases.
+		modify_tags: ``fn(thread, add, remove) -> dict``, tags (labels) changed in the desk and written back.
+		mark_read: ``fn(thread, read: bool) -> dict``.
+		errors: the provider's error base class: a passing provider failure that shared code reports in
+			words instead of failing the request.
+	"""
+
+	doctype: str
+	label: str
+	communication_field: str
+	thread_field: str
+	address_field: str = "email_address"
+	owner_field: str | None = None
+	kind_field: str | None = None
+	company_field: str = "company"
+	enabled_field: str = "enabled"
+	create_contacts_field: str = "create_contacts"
+	require_known_sender_field: str | None = None
+	outgoing_field: str | None = None
+	locked_fields: tuple[str, ...] = ()
+	hydrate_thread: str | None = None
+	send_reply: str | None = None
+	reconcile_send: str | None = None
+	send_new: str | None = None
+	usable: str | None = None
+	send_as: str | None = None
+	modify_tags: str | None = None
+	mark_read: str | None = None
+	errors: str | None = None
+
+	@classmethod
+	def from_registration(cls, entry: dict | MailboxType, source: str = "") -> MailboxType:
+		"""A validated :class:`MailboxType` from one hook entry (a ``MailboxType`` or a dict of its
+		attributes; ``doctype``, ``label``, ``communication_field``, ``thread_field`` required).
+
+		Raises:
+			InvalidMailboxType: unknown or missing keys, a field name that is not an identifier, an entry
+				point that is not a dotted path.
+		"""
+		where = f" (registered in {source})" if source else ""
+		if isinstance(entry, cls):
+			mailbox_type = entry
+		elif isinstance(entry, dict):
+			known = {f.name for f in fields(cls)}
+			unknown = sorted(set(entry) - known)
+			missing = sorted({"doctype", "label", "communication_field", "thread_field"} - set(entry))
+			if unknown or missing:
+				raise InvalidMailboxType(f"Mailbox type registration {entry.get('doctype')!r}{where}: "
+										 + "; ".join(([f"unknown keys {unknown}"] if unknown else [])
+													 + ([f"missing keys {missing}"] if missing else [])))
+			mailbox_type = cls(**{**entry, "locked_fields": tuple(entry.get("locked_fields") or ())})
+		else:
+			raise InvalidMailboxType(f"Mailbox type registration{where} is not a dict: {entry!r}")
+		problems = []
+		for attr in ("doctype", "label"):
+			if not isinstance(getattr(mailbox_type, attr), str) or not getattr(mailbox_type, attr).strip():
+				problems.append(f"{attr} must be a non-empty string")
+		for attr in ("communication_field", "thread_field", "address_field", "owner_field", "kind_field",
+					 "company_field", "enabled_field", "create_contacts_field", "require_known_sender_field",
+					 "outgoing_field"):
+			value = getattr(mailbox_type, attr)
+			if value is None and attr not in ("communication_field", "thread_field", "address_field"):
+				continue
+			if not isinstance(value, str) or not value.isidentifier():
+				problems.append(f"{attr} must be a column name, got {value!r}")
+		for locked in mailbox_type.locked_fields:
+			doctype, _, field = str(locked).partition(".")
+			if not doctype or not field.isidentifier():
+				problems.append(f"locked_fields entries are '<DocType>.<field>', got {locked!r}")
+		for attr in ENTRY_POINTS:
+			value = getattr(mailbox_type, attr)
+			if value is not None and (not isinstance(value, str) or "." not in value
+									  or not all(p.isidentifier() for p in value.split("."))):
+				problems.append(f"{attr} must be a dotted path, got {value!r}")
+		if problems:
+			raise InvalidMailboxType(f"Mailbox type registration {mailbox_type.doctype!r}{where}: " + "; ".join(problems))
+		return mailbox_type
+
+	def entry(self, name: str, refusal: str = CANNOT):
+		"""The callable of entry point ``name`` (see :data:`ENTRY_POINTS`).
+
+		Raises:
+			NotSupported: the type does not register it (``refusal``, with the type's label as ``{0}``).
+		"""
+		path = getattr(self, name)
+		if not path:
+			from atlas_integrations import messages
+
+			messages.throw(refusal, self.label, exc=NotSupported, title="Smart Inbox")
+		return frappe.get_attr(path)
+
+
+def load(hook_values: list[str] | None = None) -> dict[str, MailboxType]:
+	"""Every registered mailbox type by doctype, validated (for the site's installed apps unless
+	``hook_values``, dotted paths to lists of registrations, are given).
+
+	Raises:
+		InvalidMailboxType: a malformed registration, or a doctype registered twice.
+	"""
+	paths = frappe.get_hooks(HOOK) if hook_values is None else hook_values
+	out: dict[str, MailboxType] = {}
+	for path in paths:
+		for entry in frappe.get_attr(path) if isinstance(path, str) else path:
+			mailbox_type = MailboxType.from_registration(entry, source=str(path))
+			if mailbox_type.doctype in out:
+				raise InvalidMailboxType(f"Mailbox type {mailbox_type.doctype!r} is registered twice ({path})")
+			out[mailbox_type.doctype] = mailbox_type
+	return out
+
+
+def types() -> dict[str, MailboxType]:
+	"""The registered mailbox types by doctype (cached for the request / job)."""
+	cache = getattr(frappe.local, "atlas_mailbox_types", None)
+	if cache is None:
+		cache = frappe.local.atlas_mailbox_types = load()
+	return cache
+
+
+def get(doctype: str) -> MailboxType:
+	"""The registered type of mailbox doctype ``doctype``.
+
+	Raises:
+		UnknownMailboxType: not a registered mailbox doctype.
+	"""
+	found = types().get(doctype or "")
+	if found is None:
+		raise UnknownMailboxType(f"{doctype!r} is not a registered mailbox type (hook {HOOK})")
+	return found
+
+
+def is_mailbox_doctype(doctype: str | None) -> bool:
+	"""True when ``doctype`` is a registered mailbox type."""
+	return bool(doctype) and doctype in types()
+
+
+def doctypes() -> list[str]:
+	"""The registered mailbox doctypes."""
+	return list(types())
+
+
+def sending_types() -> list[MailboxType]:
+	"""The mailbox types that can send (they have an Outgoing Mail column)."""
+	return [t for t in types().values() if t.outgoing_field]
+
+
+# -- a row's mailbox ---------------------------------------------------------------------------------------
+def _one(values: dict[str, Any]) -> tuple[str, str] | None | bool:
+	"""``(doctype, name)`` when exactly one type's column is set; None when none; False when several."""
+	set_ = [(doctype, value) for doctype, value in values.items() if value]
+	if len(set_) > 1:
+		return False
+	return (set_[0][0], str(set_[0][1])) if set_ else None
+
+
+def of_thread_row(row) -> tuple[str, str] | None | bool:
+	"""The mailbox of an Inbox Thread (a document or dict with the types' ``thread_field`` columns):
+	``(doctype, name)``; None when it names none; False when it names more than one."""
+	return _one({t.doctype: row.get(t.thread_field) for t in types().values()})
+
+
+def of_communication_row(row) -> tuple[str, str] | None | bool:
+	"""The mailbox a Communication names (its types' ``communication_field`` columns), as
+	:func:`of_thread_row`."""
+	return _one({t.doctype: row.get(t.communication_field) for t in types().values()})
+
+
+def of_outgoing_row(row) -> tuple[str, str] | None | bool:
+	"""The mailbox an Outgoing Mail sends through, as :func:`of_thread_row`."""
+	return _one({t.doctype: row.get(t.outgoing_field) for t in sending_types()})
+
+
+def thread_columns() -> list[str]:
+	"""The Inbox Thread columns that name a mailbox, one per type."""
+	return [t.thread_field for t in types().values()]
+
+
+def communication_columns() -> list[str]:
+	"""The Communication columns that name a mailbox, one per type."""
+	return [t.communication_field for t in types().values()]
+
+
+def outgoing_columns() -> list[str]:
+	"""The Outgoing Mail columns that name a mailbox, one per sending type."""
+	return [t.outgoing_field for t in sending_types()]
+
+
+def of_thread(thread: str | None) -> tuple[str, str] | None:
+	"""The mailbox ``(doctype, name)`` of Inbox Thread ``thread``; None when it has none (or is unknown, or
+	names more than one)."""
+	if not thread:
+		return None
+	row = frappe.db.get_value("Inbox Thread", thread, thread_columns(), as_dict=True)
+	found = of_thread_row(row) if row else None
+	return found or None
+
+
+def row_names_sql(table: str, column_of: str, mailbox_type: MailboxType) -> str:
+	"""SQL: the row of ``table`` (an alias or quoted table) names a mailbox of ``mailbox_type`` and of no
+	other type. ``column_of``: ``"thread"``, ``"communication"`` or ``"outgoing"``."""
+	attr = f"{column_of}_field"
+	mine = getattr(mailbox_type, attr)
+	others = [getattr(t, attr) for t in types().values() if t.doctype != mailbox_type.doctype and getattr(t, attr)]
+	parts = [f"ifnull({table}.`{mine}`, '') != ''"] + [f"ifnull({table}.`{o}`, '') = ''" for o in others]
+	return "(" + " and ".join(parts) + ")"
+
+
+def any_column_sql(table: str, column_of: str) -> str:
+	"""SQL: the row of ``table`` names a mailbox of some type (``column_of`` as in :func:`row_names_sql`)."""
+	columns = [getattr(t, f"{column_of}_field") for t in types().values() if getattr(t, f"{column_of}_field")]
+	return "(" + " or ".join(f"ifnull({table}.`{c}`, '') != ''" for c in columns) + ")" if columns else "0"
+
+
+def mailbox_sql(table: str, column_of: str) -> str:
+	"""SQL expression: the name of the mailbox a row of ``table`` names (the first set column)."""
+	columns = [f"nullif({table}.`{getattr(t, f'{column_of}_field')}`, '')" for t in types().values()
+			   if getattr(t, f"{column_of}_field")]
+	return f"coalesce({', '.join(columns)})" if columns else "null"
+
+
+# -- facts about mailboxes ---------------------------------------------------------------------------------
+def facts(mailboxes: set[tuple[str, str]] | list[tuple[str, str]]) -> dict[tuple[str, str], frappe._dict]:
+	"""What the pipeline needs of each mailbox, read in one query per type: ``{(doctype, name): {email,
+	enabled, company, require_known_sender, create_contacts}}``; unknown mailboxes are absent."""
+	by_type: dict[str, set[str]] = {}
+	for doctype, name in mailboxes:
+		if is_mailbox_doctype(doctype):
+			by_type.setdefault(doctype, set()).add(name)
+	out = {}
+	for doctype, names in by_type.items():
+		t = get(doctype)
+		known = f"`{t.require_known_sender_field}`" if t.require_known_sender_field else "1"
+		for row in frappe.db.sql(
+				f"""select name, `{t.address_field}` as email, `{t.enabled_field}` as enabled,
+				`{t.company_field}` as company, {known} as require_known_sender,
+				`{t.create_contacts_field}` as create_contacts
+				from `tab{t.doctype}` where name in %(n)s""", {"n": list(names)}, as_dict=True):
+			out[(doctype, row.name)] = row
+	return out
+
+
+def owner_and_kind(mailbox: tuple[str, str]) -> tuple[str | None, str] | None:
+	"""``(owner user, kind)`` of a mailbox (kind :data:`PERSONAL` or :data:`SHARED`); None when unknown."""
+	if not mailbox or not is_mailbox_doctype(mailbox[0]) or not mailbox[1]:
+		return None
+	t = get(mailbox[0])
+	columns = [c for c in (t.owner_field, t.kind_field) if c]
+	if not columns:
+		return (None, SHARED) if frappe.db.exists(t.doctype, mailbox[1]) else None
+	row = frappe.db.get_value(t.doctype, mailbox[1], columns, as_dict=True)
+	if not row:
+		return None
+	return (row.get(t.owner_field) if t.owner_field else None,
+			(row.get(t.kind_field) if t.kind_field else SHARED) or PERSONAL)
+
+
+def address(mailbox: tuple[str, str]) -> str:
+	"""The mailbox's e-mail address ("" when unknown)."""
+	t = get(mailbox[0])
+	return (frappe.db.get_value(t.doctype, mailbox[1], t.address_field) or "").strip()
+
+
+def provider_errors() -> tuple[type[BaseException], ...]:
+	"""The registered providers' error base classes (for ``except``: a passing provider failure)."""
+	return tuple(frappe.get_attr(t.errors) for t in types().values() if t.errors)
+
+
+def personal_of(user: str) -> list[tuple[str, str]]:
+	"""The personal mailboxes of ``user``, every type."""
+	out = []
+	for t in types().values():
+		if t.owner_field and t.kind_field:
+			out += [(t.doctype, n) for n in frappe.get_all(
+				t.doctype, filters={t.owner_field: user, t.kind_field: PERSONAL}, pluck="name")]
+	return out
+
+
+def shared(company: str | None = None, enabled_only: bool = False, sending: bool = False) -> list[tuple[str, str]]:
+	"""The shared workspace mailboxes, every type (of ``company`` if given; enabled ones only if asked;
+	only types that can send if ``sending``)."""
+	out = []
+	for t in (sending_types() if sending else types().values()):
+		filters = {**({t.kind_field: SHARED} if t.kind_field else {}),
+				   **({t.company_field: company} if company else {}),
+				   **({t.enabled_field: 1} if enabled_only else {})}
+		out += [(t.doctype, n) for n in frappe.get_all(t.doctype, filters=filters, pluck="name", order_by="name asc")]
+	return out
+
+
+def of_thread_doc(doc) -> tuple[str, str]:
+	"""The mailbox of an Inbox Thread document.
+
+	Raises:
+		NotSupported: the thread names no mailbox (or several).
+	"""
+	found = of_thread_row(doc)
+	if not found:
+		from atlas_integrations import messages
+
+		messages.throw(NO_MAILBOX, exc=NotSupported, title="Smart Inbox")
+	return found

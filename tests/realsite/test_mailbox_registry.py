@@ -1,0 +1,258 @@
+"""The mailbox registry (hook ``atlas_mailbox_types``, atlas_integrations/inbox/mailboxes.py) on the real site:
+Gmail and the inbound route are registered types like any other; malformed registrations are clear errors;
+and a new mailbox type needs nothing but its registration and its columns for the row rules, the page's
+API, the pipeline's mailbox facts, readers and erase to cover it (shown with a third type made here: a
+custom DocType with Link columns on Inbox Thread and Communication)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.realsite.conftest import ensure_user
+
+OWNER = "atlas-registry-owner@atlas-test.example"  # Atlas Dispatcher with a personal mailbox of the new type
+COLLEAGUE = "atlas-registry-colleague@atlas-test.example"  # another Atlas Dispatcher
+OUTSIDER = "atlas-registry-outsider@atlas-test.example"  # a Sales User: no Atlas role
+TYPE = "Atlas Test Mailbox"
+COLUMN = "atlas_test_mailbox"
+
+
+def test_gmail_and_the_inbound_route_are_registered_types(site):
+	from atlas_integrations.inbox import mailboxes
+
+	frappe = site
+	assert "atlas_integrations.gmail.mailbox_type.MAILBOX_TYPES" in frappe.get_hooks("atlas_mailbox_types")
+	types = mailboxes.types()
+	assert set(types) == {"Gmail Account", "Inbound Route"}
+	gmail, route = types["Gmail Account"], types["Inbound Route"]
+	assert (gmail.owner_field, gmail.kind_field, gmail.outgoing_field) == ("user", "account_type", "gmail_account")
+	assert (route.owner_field, route.kind_field, route.outgoing_field, route.send_reply) == (None, None, None, None)
+	queries, hooks = frappe.get_hooks("permission_query_conditions"), frappe.get_hooks("has_permission")
+	for t in types.values():  # a type with owners has the row rules of a mailbox doctype
+		if t.owner_field:
+			assert "atlas_integrations.permissions.mailbox_query" in queries.get(t.doctype, []), t.doctype
+			assert "atlas_integrations.permissions.mailbox_has_permission" in hooks.get(t.doctype, []), t.doctype
+	for t in types.values():  # every registered column exists on the site
+		assert frappe.get_meta("Inbox Thread").has_field(t.thread_field), t
+		assert frappe.get_meta("Communication").has_field(t.communication_field), t
+		assert not t.outgoing_field or frappe.get_meta("Outgoing Mail").has_field(t.outgoing_field), t
+		for path in filter(None, (getattr(t, e) for e in mailboxes.ENTRY_POINTS)):
+			assert callable(frappe.get_attr(path)), path
+
+
+@pytest.mark.parametrize("entry, words", [
+	({"doctype": "X", "label": "X", "communication_field": "c"}, "missing keys ['thread_field']"),
+	({"doctype": "X", "label": "X", "communication_field": "c", "thread_field": "t", "colour": "red"}, "unknown keys ['colour']"),
+	({"doctype": "X", "label": "X", "communication_field": "c; drop table x", "thread_field": "t"}, "must be a column name"),
+	({"doctype": "X", "label": "X", "communication_field": "c", "thread_field": "t", "send_reply": "not a path"},
+	 "must be a dotted path"),
+	({"doctype": "X", "label": "X", "communication_field": "c", "thread_field": "t", "locked_fields": ["nodot"]},
+	 "locked_fields entries"),
+	("Gmail Account", "is not a dict"),
+])
+def test_a_malformed_registration_is_a_clear_error(site, entry, words):
+	from atlas_integrations.inbox import mailboxes
+
+	with pytest.raises(mailboxes.InvalidMailboxType) as raised:
+		mailboxes.MailboxType.from_registration(entry, source="tests")
+	assert words in str(raised.value) and "(registered in tests)" in str(raised.value)
+
+
+def test_a_doctype_registered_twice_and_an_unknown_doctype_are_clear_errors(site):
+	from atlas_integrations.inbox import mailboxes
+
+	frappe = site
+	gmail = "atlas_integrations.gmail.mailbox_type.MAILBOX_TYPES"
+	with pytest.raises(mailboxes.InvalidMailboxType, match="registered twice"):
+		mailboxes.load([gmail, gmail])
+	with pytest.raises(mailboxes.UnknownMailboxType, match="not a registered mailbox type"):
+		mailboxes.get("Customer")
+	assert not mailboxes.is_mailbox_doctype("Customer")
+	assert frappe.db.exists("DocType", "Customer")
+
+
+# -- a third mailbox type ---------------------------------------------------------------------------------
+def _make_type(frappe) -> None:
+	"""A custom mailbox DocType and its Link columns on Inbox Thread and Communication (idempotent)."""
+	from frappe.custom.doctype.custom_field.custom_field import create_custom_field
+
+	if not frappe.db.exists("DocType", TYPE):
+		frappe.get_doc({
+			"doctype": "DocType", "name": TYPE, "module": "Inbox", "custom": 1, "autoname": "hash",
+			"fields": [
+				{"fieldname": "email_address", "fieldtype": "Data", "label": "Email Address"},
+				{"fieldname": "user", "fieldtype": "Link", "options": "User", "label": "User"},
+				{"fieldname": "account_type", "fieldtype": "Select", "label": "Account Type",
+				 "options": "Personal\nShared workspace mailbox"},
+				{"fieldname": "company", "fieldtype": "Link", "options": "Company", "label": "Company"},
+				{"fieldname": "enabled", "fieldtype": "Check", "label": "Enabled", "default": "1"},
+				{"fieldname": "create_contacts", "fieldtype": "Check", "label": "Create Contacts"},
+			],
+			"permissions": [{"role": "System Manager", "read": 1, "write": 1, "create": 1, "delete": 1},
+							{"role": "Atlas Dispatcher", "read": 1}],
+		}).insert(ignore_permissions=True)
+	for doctype in ("Inbox Thread", "Communication"):
+		create_custom_field(doctype, {"fieldname": COLUMN, "fieldtype": "Link", "options": TYPE, "label": "Test Mailbox",
+									  "read_only": 1, "insert_after": "name" if doctype == "Inbox Thread" else None})
+	frappe.db.commit()
+
+
+def _registration() -> dict:
+	return {"doctype": TYPE, "label": "Test provider", "address_field": "email_address", "owner_field": "user",
+			"kind_field": "account_type", "communication_field": COLUMN, "thread_field": COLUMN}
+
+
+@pytest.fixture
+def third_type(site):
+	"""The registry with a third type registered (in this process), its mailboxes, threads and messages."""
+	from atlas_integrations.inbox import mailboxes
+
+	frappe = site
+	for user, roles in ((OWNER, ("Atlas Dispatcher",)), (COLLEAGUE, ("Atlas Dispatcher",)), (OUTSIDER, ("Sales User",))):
+		ensure_user(frappe, user, roles)
+	_make_type(frappe)
+	frappe.local.atlas_mailbox_types = mailboxes.load([*frappe.get_hooks(mailboxes.HOOK), [_registration()]])
+	tag = uuid.uuid4().hex[:8]
+	made = {"tag": tag}
+	for key, user, kind in (("personal", OWNER, "Personal"), ("shared", "Administrator", "Shared workspace mailbox")):
+		made[key] = frappe.get_doc({"doctype": TYPE, "email_address": f"{key}-{tag}@registry.example", "user": user,
+									"account_type": kind, "enabled": 1}).insert(ignore_permissions=True).name
+		thread = frappe.get_doc({"doctype": "Inbox Thread", "subject": f"{key} thread {tag}", COLUMN: made[key],
+								 "thread_key": f"registry-{key}-{tag}"}).insert(ignore_permissions=True)
+		made[f"{key}_thread"] = thread.name
+		made[f"{key}_message"] = frappe.get_doc({
+			"doctype": "Communication", "communication_medium": "Email", "sent_or_received": "Received",
+			"subject": f"{key} message {tag}", "content": "hello", "sender": f"ann-{tag}@customer.example",
+			"recipients": f"{key}-{tag}@registry.example", COLUMN: made[key], "atlas_inbox_thread": thread.name,
+			"reference_doctype": "Inbox Thread", "reference_name": thread.name,
+		}).insert(ignore_permissions=True).name
+	frappe.db.commit()
+	try:
+		yield made
+	finally:
+		frappe.set_user("Administrator")
+		frappe.db.rollback()
+		for key in ("personal", "shared"):
+			frappe.db.delete("Communication", {COLUMN: made[key]})
+			frappe.db.delete("Inbox Thread", {COLUMN: made[key]})
+			frappe.db.delete(TYPE, {"name": made[key]})
+		frappe.db.commit()
+		frappe.local.atlas_mailbox_types = None
+
+
+def _visible(frappe, user: str, doctype: str, names: list[str]) -> set[str]:
+	"""What ``user`` lists of ``names``; nothing when their roles may not read ``doctype`` at all."""
+	frappe.set_user(user)
+	try:
+		return set(frappe.get_list(doctype, filters={"name": ["in", names]}, pluck="name"))
+	except frappe.PermissionError:
+		assert not frappe.has_permission(doctype, "read", user=user)
+		return set()
+	finally:
+		frappe.set_user("Administrator")
+
+
+def test_a_new_type_gets_the_row_rules_readers_and_the_page_from_its_registration(site, third_type):
+	from atlas_integrations.api import smart_inbox
+	from atlas_integrations.permissions import can_read_mailbox, mailbox_readers, readable_communications
+
+	frappe = site
+	t = third_type
+	threads, comms = [t["personal_thread"], t["shared_thread"]], [t["personal_message"], t["shared_message"]]
+	# list rules (permission_query_conditions; for Communication Atlas's rule alone, since Frappe's own lists
+	# a user's e-mail only to "Super Email User") and document rules (has_permission) agree, per user
+	expected = {"Administrator": {0, 1}, OWNER: {0, 1}, COLLEAGUE: {1}, OUTSIDER: set()}
+	for user, which in expected.items():
+		assert _visible(frappe, user, "Inbox Thread", threads) == {threads[i] for i in which}, user
+		assert readable_communications(comms, user) == {comms[i] for i in which}, user
+		for i, (thread, comm) in enumerate(zip(threads, comms)):
+			doc = frappe.get_doc("Inbox Thread", thread)
+			assert bool(frappe.has_permission("Inbox Thread", "read", doc=doc, user=user)) == (i in which), (user, i)
+			doc = frappe.get_doc("Communication", comm)
+			assert bool(frappe.has_permission("Communication", "read", doc=doc, user=user)) == (i in which), (user, i)
+	assert can_read_mailbox((TYPE, t["personal"]), OWNER) and not can_read_mailbox((TYPE, t["personal"]), COLLEAGUE)
+	assert not can_read_mailbox((TYPE, t["shared"]), OUTSIDER)
+	readers = set(mailbox_readers((TYPE, t["shared"])))
+	assert {OWNER, COLLEAGUE} <= readers and OUTSIDER not in readers
+	assert OWNER in mailbox_readers((TYPE, t["personal"])) and COLLEAGUE not in mailbox_readers((TYPE, t["personal"]))
+	# the Smart Inbox page's API: views, list rows with their source, and the mailbox list
+	frappe.set_user(OWNER)
+	try:
+		mine = smart_inbox.list_threads(view="mine", page_length=100)["threads"]
+		row = next(r for r in mine if r["name"] == t["personal_thread"])
+		assert (row["mailbox_type"], row["mailbox"], row["source"]) == (TYPE, t["personal"], "Test provider")
+		shared = {r["name"] for r in smart_inbox.list_threads(view="shared", page_length=100)["threads"]}
+		assert t["shared_thread"] in shared and t["personal_thread"] not in shared
+		by_mailbox = smart_inbox.list_threads(view=f"mailbox:{t['personal']}")["threads"]
+		assert [r["name"] for r in by_mailbox] == [t["personal_thread"]]
+		boxes = {(b["mailbox_type"], b["name"]) for b in smart_inbox.views()["mailboxes"]}
+		assert {(TYPE, t["personal"]), (TYPE, t["shared"])} <= boxes
+	finally:
+		frappe.set_user("Administrator")
+	frappe.set_user(COLLEAGUE)
+	try:
+		assert (TYPE, t["personal"]) not in {(b["mailbox_type"], b["name"]) for b in smart_inbox.views()["mailboxes"]}
+	finally:
+		frappe.set_user("Administrator")
+
+
+def test_a_new_type_that_cannot_send_says_so_in_words(site, third_type):
+	from atlas_integrations.api import smart_inbox
+	from atlas_integrations.inbox import mailboxes
+
+	frappe = site
+	frappe.set_user(OWNER)
+	try:
+		with pytest.raises(mailboxes.NotSupported) as raised:
+			smart_inbox.send_reply(third_type["personal_thread"], "ann@customer.example", "Hello", uuid.uuid4().hex)
+		assert "this thread's mailbox (Test provider) cannot" in str(raised.value)
+	finally:
+		frappe.set_user("Administrator")
+		frappe.db.rollback()
+
+
+def test_a_row_naming_two_mailboxes_is_denied_to_everyone(site, third_type):
+	frappe = site
+	admin = ensure_user(frappe, "atlas-registry-admin@atlas-test.example", ("Atlas Admin",))
+	gmail = frappe.get_all("Gmail Account", pluck="name", limit=1)
+	if not gmail:  # a Gmail Account row of its own, never connected
+		gmail = [frappe.get_doc({"doctype": "Gmail Account", "account_name": "registry", "user": "Administrator",
+								 "account_type": "Personal", "email_address": "registry-two@registry.example"}
+								).insert(ignore_permissions=True).name]
+	frappe.db.set_value("Inbox Thread", third_type["shared_thread"], "gmail_account", gmail[0], update_modified=False)
+	frappe.db.commit()
+	try:
+		for user in ("Administrator", admin, OWNER):
+			assert _visible(frappe, user, "Inbox Thread", [third_type["shared_thread"]]) == set(), user
+		doc = frappe.get_doc("Inbox Thread", third_type["shared_thread"])
+		for user in (admin, OWNER):  # (Frappe lets Administrator past every document rule)
+			assert not frappe.has_permission("Inbox Thread", "read", doc=doc, user=user), user
+	finally:
+		frappe.db.set_value("Inbox Thread", third_type["shared_thread"], "gmail_account", None, update_modified=False)
+		frappe.db.commit()
+
+
+def test_the_pipeline_facts_and_erase_follow_the_registration(site, third_type):
+	from atlas_integrations.inbox import erase, pipeline
+
+	frappe = site
+	t = third_type
+	frappe.db.set_value(TYPE, t["shared"], "enabled", 0)
+	rows = {t["personal_thread"]: frappe._dict({"name": t["personal_thread"], COLUMN: t["personal"]}),
+			t["shared_thread"]: frappe._dict({"name": t["shared_thread"], COLUMN: t["shared"]})}
+	for row in rows.values():
+		for column in ("gmail_account", "inbound_route"):
+			row[column] = None
+	facts = pipeline._mailboxes(rows)
+	assert facts[t["personal_thread"]].active and facts[t["personal_thread"]].mailbox == t["personal"]
+	assert facts[t["personal_thread"]].own == {f"personal-{t['tag']}@registry.example"}
+	assert not facts[t["shared_thread"]].active
+	assert facts[t["shared_thread"]].why == f"Test provider mailbox shared-{t['tag']}@registry.example is disabled"
+	with pytest.raises(frappe.ValidationError, match="Type the mailbox address exactly"):
+		erase.request(TYPE, t["shared"], "wrong@registry.example")
+	counts = erase.erase(TYPE, t["shared"])
+	assert (counts["threads"], counts["messages"]) == (1, 1)
+	assert not frappe.db.exists("Inbox Thread", t["shared_thread"])
+	assert frappe.db.exists("Inbox Thread", t["personal_thread"])  # another mailbox's mail stays
