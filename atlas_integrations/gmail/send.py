@@ -32,7 +32,6 @@ from __future__ import annotations
 import base64
 import email.policy
 import email.utils
-import hashlib
 from email.message import EmailMessage
 
 import frappe
@@ -40,11 +39,12 @@ from frappe import _
 from frappe.utils import add_to_date, now_datetime
 
 from atlas_integrations import messages
-from atlas_integrations.inbox import send_limit
+from atlas_integrations.inbox import outbox, send_limit
+from atlas_integrations.inbox.outbox import MailboxUnusable, NotAnswered, Refused, SendError
 from atlas_integrations.inbox.text import mail_text, plain
 
-DOCTYPE = "Outgoing Mail"
-SENDING, SENT, UNRECORDED, FAILED = "Sending", "Sent", "Accepted, not recorded", "Failed"
+DOCTYPE = outbox.DOCTYPE
+SENDING, SENT, UNRECORDED, FAILED = outbox.SENDING, outbox.SENT, outbox.UNRECORDED, outbox.FAILED
 STALE_SENDING = 5 * 60  # seconds after which a Sending record's process is taken for dead
 MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024  # Gmail's limit for a message
 
@@ -56,10 +56,6 @@ EMPTY_BODY = "Write a message before sending"
 UNHEALTHY = "The mailbox {0} is not healthy ({1}): reconnect it before sending"
 BAD_FROM = "{0} is not a verified send-as address of this mailbox"
 BUSY = "This message is being sent by another request: reload in a moment to see whether it went out"
-
-
-class SendError(frappe.ValidationError):
-	"""A send was refused by a rule or by Gmail; the message says which."""
 
 
 # -- the rules ---------------------------------------------------------------------------------------------
@@ -78,13 +74,13 @@ def usable_mailbox(name: str) -> frappe._dict:
 	can send: enabled, connected (SYNCING / ACTIVE) and not unhealthy.
 
 	Raises:
-		SendError: :data:`UNHEALTHY`.
+		MailboxUnusable: :data:`UNHEALTHY`.
 	"""
 	account = frappe.db.get_value("Gmail Account", name,
 								  ["name", "email_address", "status", "health", "enabled", "account_name"], as_dict=True)
 	if not account.enabled or account.status not in ("SYNCING", "ACTIVE") or account.health in ("unhealthy", "disabled"):
 		state = account.status.lower() if account.status not in ("SYNCING", "ACTIVE") else (account.health or "disabled")
-		messages.throw(UNHEALTHY, account.email_address or account.account_name, _(state), exc=SendError,
+		messages.throw(UNHEALTHY, account.email_address or account.account_name, _(state), exc=MailboxUnusable,
 					   title="Smart Inbox")
 	return account
 
@@ -120,28 +116,7 @@ def plain_text_of(body: str) -> str:
 	return html2text(body or "") if "<" in (body or "") else (body or "")
 
 
-def split_addresses(value, strict: bool = False) -> list[str]:
-	"""Addresses from a list, or a comma/semicolon separated string; each ``Name <a@b>`` or ``a@b``.
-
-	Entries without an ``@`` are dropped, or with ``strict`` kept as typed (so that the caller can name
-	them in its "not a valid email address" error)."""
-	if not value:
-		return []
-	if isinstance(value, str):
-		value = value.replace(";", ",").split(",")
-	out = []
-	for piece in (str(v).strip() for v in value):
-		if not piece:
-			continue
-		found = [(n, a) for n, a in email.utils.getaddresses([piece]) if a]
-		if not found and strict:
-			out.append(piece)
-		for name, addr in found:
-			if "@" in addr:
-				out.append(email.utils.formataddr((name, addr)) if name else addr)
-			elif strict:
-				out.append(piece)
-	return out
+split_addresses = outbox.split_addresses
 
 
 # -- building the message ------------------------------------------------------------------------------------
@@ -214,14 +189,14 @@ def _attachments(files: list[str]) -> list[tuple[str, str, bytes]]:
 		data = data.encode() if isinstance(data, str) else data
 		total += len(data)
 		if total > MAX_ATTACHMENT_BYTES:
-			frappe.throw(_("Attachments are larger than Gmail's 25 MB per message"), SendError, title=_("Smart Inbox"))
+			frappe.throw(_("Attachments are larger than Gmail's 25 MB per message"), Refused, title=_("Smart Inbox"))
 		ctype = mimetypes.guess_type(doc.file_name or "")[0] or "application/octet-stream"
 		out.append((doc.file_name, ctype, data))
 	return out
 
 
 def _request_key(user: str, client_key: str) -> str:
-	return hashlib.sha256(f"{user}\x00{client_key}".encode()).hexdigest()
+	return outbox.reply_key(user, client_key)
 
 
 # -- sending -------------------------------------------------------------------------------------------------
@@ -319,7 +294,7 @@ def send_new(account: str, user: str, request_key: str, to: list[str], subject: 
 		SendError: the mailbox cannot send (:data:`UNHEALTHY`), no recipient, Gmail refused the message
 			(the record stays Failed with Gmail's words; the same key sends again after checking the mailbox).
 	"""
-	key = hashlib.sha256(f"job\x00{request_key}".encode()).hexdigest()
+	key = outbox.job_key(request_key)
 	existing = frappe.db.get_value(DOCTYPE, {"request_key": key}, "name")
 	if existing:
 		return deliver(existing)
@@ -328,7 +303,7 @@ def send_new(account: str, user: str, request_key: str, to: list[str], subject: 
 		frappe.throw(_(NO_RECIPIENT), SendError, title="Gmail")
 	mailbox = usable_mailbox(account)
 	if sum(len(a[2]) for a in attachments) > MAX_ATTACHMENT_BYTES:
-		frappe.throw(_("Attachments are larger than Gmail's 25 MB per message"), SendError, title="Gmail")
+		frappe.throw(_("Attachments are larger than Gmail's 25 MB per message"), Refused, title="Gmail")
 	sender = mailbox.email_address
 	domain = sender.rsplit("@", 1)[-1].strip(">") or "atlas.invalid"
 	message_id = email.utils.make_msgid(idstring="atlas", domain=domain)
@@ -412,11 +387,11 @@ def deliver(name: str, first: bool = False) -> dict:
 		:func:`result`.
 
 	Raises:
-		SendError: Gmail refused the message, or did not answer and does not hold it (the record is
-			Failed and can be sent again with the same key); :data:`BUSY`.
+		Refused, MailboxUnusable (access revoked), NotAnswered (Gmail did not answer and does not hold it):
+			the record is Failed and can be sent again with the same key; SendError: :data:`BUSY`.
 	"""
 	from atlas_integrations.gmail import accounts
-	from atlas_integrations.gmail.errors import GmailError, Temporary
+	from atlas_integrations.gmail.errors import AuthRevoked, GmailError, Temporary
 
 	doc = _lock(name)
 	if doc.status == SENT:
@@ -440,11 +415,12 @@ def deliver(name: str, first: bool = False) -> dict:
 				doc.db_set({"status": FAILED, "error": messages.text(
 					"Gmail did not answer ({0}) and does not hold the message: nothing was sent", exc.__class__.__name__)})
 				frappe.db.commit()
-				frappe.throw(doc.error, SendError, title=_("Smart Inbox"))  # messages.text: translated, values escaped
+				frappe.throw(doc.error, NotAnswered, title=_("Smart Inbox"))  # messages.text: translated, values escaped
 		except GmailError as exc:
 			doc.db_set({"status": FAILED, "error": messages.text("Gmail refused the message: {0}", str(exc)[:900])})
 			frappe.db.commit()
-			frappe.throw(doc.error, SendError, title=_("Smart Inbox"))  # messages.text: translated, Gmail's words escaped
+			kind = MailboxUnusable if isinstance(exc, AuthRevoked) else Refused
+			frappe.throw(doc.error, kind, title=_("Smart Inbox"))  # messages.text: translated, Gmail's words escaped
 	doc.db_set({"status": UNRECORDED, "gmail_message_id": gmail_id})  # accepted: recorded next
 	frappe.db.commit()
 	record(name)

@@ -1,4 +1,4 @@
-"""Quotations to Xero Quotes, and "Send quote": the Xero Quote's PDF emailed through Gmail, exactly once.
+"""Quotations to Xero Quotes, and "Send quote": the Xero Quote's PDF emailed through a shared mailbox, exactly once.
 
 * A submitted Quotation of a connected Company becomes a pending "Xero Quote" Sync Job (``on_submit``,
   after commit); the Company's drain (:mod:`atlas_integrations.xero.sync`) pushes it as a DRAFT Xero Quote
@@ -9,8 +9,10 @@
 * Xero's API has no quote email. "Send quote" (:func:`request_send`, whitelisted in
   ``api/xero.py``) checks its rules, then queues a "Xero Quote Send" job that fetches the quote PDF
   (``GET /Quotes/{QuoteID}`` with ``Accept: application/pdf``), emails it through the workspace's shared
-  Gmail mailbox with the replies' exactly-once rule (:func:`atlas_integrations.gmail.send.send_new`, keyed
-  by the job) and, once Gmail accepted it, marks the Xero Quote SENT.
+  mailbox (any registered mailbox type that can send: its ``send_new`` entry point, e.g.
+  :func:`atlas_integrations.gmail.send.send_new`) with the replies' exactly-once rule (the outbox, keyed by
+  the job) and, once the provider accepted it, marks the Xero Quote SENT. Send failures are told apart by
+  their type (:mod:`atlas_integrations.inbox.outbox`), never by their words.
 * State on the Quotation (operator guide, "Xero status messages"): **Queued in Xero** (sync or delivery
   pending or processing), **Synced to Xero**, **Xero send failed** with the reason, which names the
   recipient, the integration or the Xero quote. Each delivery is on the Quotation's timeline (the sent
@@ -28,6 +30,7 @@ from frappe import _
 from frappe.utils import now_datetime
 
 from atlas_integrations import jobs, messages
+from atlas_integrations.inbox import mailboxes, outbox
 from atlas_integrations.inbox.text import mail_text, plain
 from atlas_integrations.xero import mappers, oauth, settings
 from atlas_integrations.xero.jobs import XERO_QUOTE, XERO_QUOTE_SEND
@@ -38,7 +41,7 @@ WAITING_FOR_QUOTE = 30  # seconds: a send waits for its quote to reach Xero
 
 NOT_CONNECTED = "Connect Xero for {0} before sending quotes"
 NOT_SUBMITTED = "Submit the Quotation before sending it"
-NO_MAILBOX = ("No connected shared workspace Gmail mailbox can send quotes for {0}: connect one (Gmail Accounts) "
+NO_MAILBOX = ("No connected shared workspace mailbox can send quotes for {0}: connect one (Gmail Accounts) "
 			  "or choose one in the Xero Connection's \"Send Quotes From\"")
 NO_RECIPIENT = "Add at least one To recipient"
 BAD_RECIPIENT = "{0} is not a valid email address"
@@ -111,21 +114,29 @@ def queue(name: str, company: str, action: str, drain: bool = True) -> str:
 
 
 # -- "Send quote" ------------------------------------------------------------------------------------------------
-def quote_mailbox(company: str) -> str | None:
-	"""The Gmail Account that emails ``company``'s quotes: the Xero Connection's "Send Quotes From", else
-	the enabled shared workspace mailbox of that Company (or of no Company)."""
+def quote_mailbox(company: str) -> tuple[str, str] | None:
+	"""The mailbox ``(mailbox doctype, name)`` that emails ``company``'s quotes: the Xero Connection's "Send
+	Quotes From", else the oldest enabled shared workspace mailbox of that Company (or of no Company) of any
+	mailbox type that can send (:mod:`atlas_integrations.inbox.mailboxes`)."""
 	chosen = frappe.db.get_value(oauth.CONNECTION, company, "quote_mailbox")
 	if chosen:
-		return chosen
-	rows = frappe.get_all("Gmail Account", filters={"account_type": "Shared workspace mailbox", "enabled": 1},
-						  fields=["name", "company"], order_by="creation asc")
-	for row in rows:
-		if row.company == company:
-			return row.name
-	for row in rows:
-		if not row.company:
-			return row.name
+		return (_chosen_type(), chosen)
+	rows = []
+	for t in mailboxes.sending_types():
+		filters = {t.enabled_field: 1, **({t.kind_field: mailboxes.SHARED} if t.kind_field else {})}
+		rows += [(r.creation, t.doctype, r.name, r.get(t.company_field))
+				 for r in frappe.get_all(t.doctype, filters=filters, fields=["name", "creation", t.company_field])]
+	rows.sort()
+	for wanted in (company, None):
+		for _created, doctype, name, of in rows:
+			if (of or None) == wanted:
+				return (doctype, name)
 	return None
+
+
+def _chosen_type() -> str:
+	"""The mailbox doctype of the Xero Connection's "Send Quotes From" field (its Link options)."""
+	return frappe.get_meta(oauth.CONNECTION).get_field("quote_mailbox").options
 
 
 def request_send(quotation: str, client_key: str, to=None, cc=None, subject: str | None = None,
@@ -134,7 +145,7 @@ def request_send(quotation: str, client_key: str, to=None, cc=None, subject: str
 
 	Rules (each a clear error): an Atlas role and permission to email the Quotation; the workspace is
 	Active; the Quotation is submitted and its Company connected to Xero; at least one valid To (default:
-	the Quotation's contact email); a healthy shared workspace Gmail mailbox (:func:`quote_mailbox`); and
+	the Quotation's contact email); a healthy shared workspace mailbox (:func:`quote_mailbox`); and
 	the user's send rate limit, the budget Smart Inbox replies use too
 	(:func:`atlas_integrations.inbox.send_limit.take`, checked and recorded atomically after every other
 	rule; the same key again is not counted).
@@ -152,11 +163,11 @@ def request_send(quotation: str, client_key: str, to=None, cc=None, subject: str
 	Raises:
 		frappe.PermissionError: no Atlas role, or no email permission on the Quotation.
 		frappe.ValidationError: workspace not Active, not submitted, not connected, no recipient, a bad
-			address, no usable mailbox (:class:`atlas_integrations.gmail.send.SendError`).
+			address, no usable mailbox (:class:`atlas_integrations.inbox.outbox.SendError`; no usable mailbox:
+			:class:`~atlas_integrations.inbox.outbox.MailboxUnusable`).
 		atlas_integrations.inbox.send_limit.SendRateLimited: "You are sending too fast: at most N messages
 			a minute" (HTTP 429; nothing queued).
 	"""
-	from atlas_integrations.gmail import send
 	from atlas_integrations.inbox import send_limit
 	from atlas_integrations.permissions import has_atlas_role
 	from atlas_integrations.settings import require_active_workspace
@@ -170,7 +181,7 @@ def request_send(quotation: str, client_key: str, to=None, cc=None, subject: str
 	if not client_key or len(str(client_key)) > 200:
 		frappe.throw(_("A client idempotency key (at most 200 characters) is required"), title=_("Xero"))
 	user = frappe.session.user
-	request_key = hashlib.sha256(f"{user}\x00{client_key}".encode()).hexdigest()
+	request_key = outbox.reply_key(user, client_key)
 	existing = frappe.db.get_value("Sync Job", {"job_type": XERO_QUOTE_SEND, "reference_doctype": DOCTYPE,
 												"reference_name": quotation, "payload": ["like", f"%{request_key}%"]},
 								   "name")
@@ -180,20 +191,22 @@ def request_send(quotation: str, client_key: str, to=None, cc=None, subject: str
 		frappe.throw(_(NOT_SUBMITTED), title=_("Xero"))
 	if not _connected(doc.company):
 		messages.throw(NOT_CONNECTED, doc.company, title="Xero")
-	recipients = send.split_addresses(to, strict=True) if to else send.split_addresses(doc.get("contact_email"))
-	copies = send.split_addresses(cc, strict=True)
+	recipients = (outbox.split_addresses(to, strict=True) if to
+				  else outbox.split_addresses(doc.get("contact_email")))
+	copies = outbox.split_addresses(cc, strict=True)
 	if not recipients:
-		frappe.throw(_(NO_RECIPIENT), send.SendError, title=_("Xero"))
+		frappe.throw(_(NO_RECIPIENT), outbox.SendError, title=_("Xero"))
 	for address in recipients + copies:
 		if not frappe.utils.validate_email_address(address):
-			messages.throw(BAD_RECIPIENT, address, exc=send.SendError, title="Xero")
-	mailbox = quote_mailbox(doc.company)
-	if not mailbox:
-		messages.throw(NO_MAILBOX, doc.company, exc=send.SendError, title="Xero")
-	send.usable_mailbox(mailbox)
+			messages.throw(BAD_RECIPIENT, address, exc=outbox.SendError, title="Xero")
+	found = quote_mailbox(doc.company)
+	if not found:
+		messages.throw(NO_MAILBOX, doc.company, exc=outbox.MailboxUnusable, title="Xero")
+	mailbox_type, mailbox = found
+	mailboxes.get(mailbox_type).entry("usable")(mailbox)
 	send_limit.take(user)  # the last rule: a refused request above uses none of the user's budget
 	payload = {"company": doc.company, "action": "send", "request_key": request_key, "user": user,
-			   "to": recipients, "cc": copies, "mailbox": mailbox,
+			   "to": recipients, "cc": copies, "mailbox_type": mailbox_type, "mailbox": mailbox,
 			   "subject": (subject or f"Quotation {doc.name} from {doc.company}")[:300], "message": message or ""}
 	job = jobs.create(XERO_QUOTE_SEND, DOCTYPE, quotation, payload=payload, trigger="desk").name
 	if not doc.get("atlas_xero_quote_id") and not _open_job(XERO_QUOTE, quotation):
@@ -412,11 +425,11 @@ def _default_message(doc) -> str:
 
 
 def send(session, job: str, row) -> None:
-	"""Email the quote PDF through Gmail (exactly once: the Outgoing Mail is keyed by this job) and mark
-	the Xero Quote SENT once Gmail accepted it."""
+	"""Email the quote PDF through the payload's mailbox (exactly once: the Outgoing Mail is keyed by this
+	job) and mark the Xero Quote SENT once the provider accepted it. A provider that did not answer defers
+	the job; an unusable mailbox fails it as "Integration: …", a refused message as "Recipient: …"."""
 	from xero_python.exceptions import HTTPStatusException
 
-	from atlas_integrations.gmail import send as gmail_send
 	from atlas_integrations.xero.client import Deferred
 
 	payload = json.loads(row.payload)
@@ -431,10 +444,9 @@ def send(session, job: str, row) -> None:
 		fail(job, doc.name, f"Xero quote: the quote is not in Xero ({plain(doc.atlas_xero_error or '') or 'not synced'})")
 		return
 	request_key = f"xero-quote-send:{job}"
-	sent = frappe.db.get_value("Outgoing Mail", {"request_key": hashlib.sha256(f"job\x00{request_key}".encode()).hexdigest()},
-							   ["name", "status"], as_dict=True)
+	sent = outbox.find(request_key)
 	attachments = []
-	if not sent or sent.status not in (gmail_send.SENT, gmail_send.UNRECORDED):
+	if not sent or sent.status not in outbox.DELIVERED:
 		try:
 			pdf = _pdf(session, doc.atlas_xero_quote_id)
 		except HTTPStatusException as exc:
@@ -443,22 +455,24 @@ def send(session, job: str, row) -> None:
 			fail(job, doc.name, f"Xero quote: Xero did not give its PDF ({exc.status})")
 			return
 		attachments = [(f"{doc.name}.pdf", "application/pdf", pdf)]
+	mailbox_type = mailboxes.get(payload.get("mailbox_type") or _chosen_type())  # (jobs queued before types)
 	try:
-		outcome = gmail_send.send_new(payload["mailbox"], payload["user"], request_key, payload["to"],
-									  payload["subject"], payload.get("message") or _default_message(doc),
-									  cc=payload.get("cc"), attachments=attachments, reference_doctype=DOCTYPE,
-									  reference_name=doc.name)
-	except gmail_send.SendError as exc:
+		outcome = mailbox_type.entry("send_new")(
+			payload["mailbox"], payload["user"], request_key, payload["to"], payload["subject"],
+			payload.get("message") or _default_message(doc), cc=payload.get("cc"), attachments=attachments,
+			reference_doctype=DOCTYPE, reference_name=doc.name)
+	except outbox.NotAnswered as exc:  # nothing was sent: try again later (the mailbox is searched first)
 		frappe.db.rollback()
-		words = plain(str(exc))
-		if "did not answer" in words:  # nothing was sent: try again later (the mailbox is searched first)
-			raise Deferred(f"Gmail did not answer: {words}"[:300]) from None
-		if "not healthy" in words:
-			fail(job, doc.name, f"Integration: {words}")
-		else:
-			fail(job, doc.name, f"Recipient: {words}")
+		raise Deferred(f"{mailbox_type.label} did not answer: {plain(str(exc))}"[:300]) from None
+	except outbox.MailboxUnusable as exc:
+		frappe.db.rollback()
+		fail(job, doc.name, f"Integration: {plain(str(exc))}")
 		return
-	if outcome.status not in (gmail_send.SENT, gmail_send.UNRECORDED):
+	except outbox.SendError as exc:
+		frappe.db.rollback()
+		fail(job, doc.name, f"Recipient: {plain(str(exc))}")
+		return
+	if outcome.status not in outbox.DELIVERED:
 		fail(job, doc.name, f"Integration: the email is {outcome.status}: {plain(outcome.error or '')}")
 		return
 	current = session.call("get_quote", doc.atlas_xero_quote_id).quotes[0]
@@ -475,7 +489,7 @@ def send(session, job: str, row) -> None:
 	to = ", ".join(payload["to"])
 	frappe.db.set_value(DOCTYPE, doc.name, {"atlas_xero_quote_status": state, "atlas_xero_sent_at": now_datetime()},
 						update_modified=False)
-	doc.add_comment("Info", mail_text(f"Quote emailed to {to} through Gmail ({payload['mailbox']}); "
+	doc.add_comment("Info", mail_text(f"Quote emailed to {to} through {mailbox_type.label} ({payload['mailbox']}); "
 									  f"Xero quote {state}"))
 	jobs.finish(job, jobs.SUCCEEDED, details=f"emailed to {to} (Outgoing Mail {outcome.name}); Xero quote {state}",
 				result_ids=[doc.atlas_xero_quote_id])

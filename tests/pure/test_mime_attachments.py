@@ -43,51 +43,23 @@ import email
 import email.policy
 import glob
 import os
-from dataclasses import dataclass
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
 from atlas_integrations.inbox.mime import default_filename, parse_message, unsurrogate
+from tests.pure.mime_expectations import Expected, expected_attachments  # noqa: F401 - fixtures and helpers
+from tests.pure.mime_expectations import message_tree  # noqa: F401 - fixtures and helpers
 
 CORPUS = Path(
 	os.environ.get("ATLAS_CORPUS", Path(__file__).resolve().parents[2].parent / "shared" / "corpus")
 )
 FILES = sorted(glob.glob(str(CORPUS / "**" / "*.eml"), recursive=True))
-ENCLOSED = ("message/rfc822", "message/global")
 STANDARD_CTE = ("", "7bit", "8bit", "binary", "base64", "quoted-printable", "x-uuencode", "uuencode")
 
 
 def corpus(name: str) -> bytes:
 	return (CORPUS / name).read_bytes()
-
-
-# --------------------------------------------------------------------------------------------------
-# the oracle
-# --------------------------------------------------------------------------------------------------
-@dataclass
-class Expected:
-	part: EmailMessage
-	content_type: str
-	name: str | None  # policy.default's get_filename(), None when the part names no file
-	enclosed: bool
-
-
-def _name(part: EmailMessage) -> tuple[bool, str | None]:
-	"""(names a file, the name): an unreadable name still counts as a name."""
-	try:
-		name = part.get_filename()
-	except Exception:
-		return True, None
-	return bool(name), (unsurrogate(str(name)) if name else None)
-
-
-def _body(msg: EmailMessage, subtype: str):
-	try:
-		return msg.get_body(preferencelist=(subtype,))
-	except Exception:  # the stdlib walk can trip on a broken multipart/related: then no named part is body
-		return None
 
 
 #: the corpus messages whose multipart policy.default does not split (unquoted boundary with "=")
@@ -98,47 +70,11 @@ STRICT_BOUNDARY = (
 )
 
 
-class Part(EmailMessage):
-	"""An ``EmailMessage`` that does not stop on a header policy.default's parser raises on: an unreadable
-	Content-Disposition counts as none (so ``get_body()`` goes on), an unreadable Content-Type is taken
-	as compat32 reads it (as ``mime.py`` does)."""
-
-	compat32_type = "text/plain"
-
-	def is_attachment(self) -> bool:
-		try:
-			return super().is_attachment()
-		except Exception:
-			return False
-
-	def get_content_type(self) -> str:
-		try:
-			return super().get_content_type()
-		except Exception:
-			return self.compat32_type
-
-
 #: where policy.default loses the file name, mime.py reads the raw parameter (see test_readable_names)
 SALVAGED_NAMES = {
 	"mikel-mail/attachment_emails/attachment_with_unquoted_name.eml": "This is a test.txt",  # pd: "This"
 	"mikel-mail/attachment_emails/attachment_with_base64_encoded_name.eml": "This is a test.pdf",  # pd: None
 }
-
-
-def read_with_default(part: email.message.Message) -> EmailMessage:
-	"""A compat32-parsed part as an ``EmailMessage`` of policy.default: same raw headers, same split."""
-	out = Part(policy=email.policy.default)
-	out._headers = list(part._headers)
-	out._unixfrom, out._default_type = part._unixfrom, part.get_default_type()
-	out.compat32_type = part.get_content_type()
-	payload = part._payload  # as stored (get_payload() would replace 8-bit bytes, and can raise)
-	out._payload = [read_with_default(p) for p in payload] if isinstance(payload, list) else payload
-	out.preamble, out.epilogue, out.defects = part.preamble, part.epilogue, list(part.defects)
-	return out
-
-
-def message_tree(raw: bytes) -> EmailMessage:
-	return read_with_default(email.message_from_bytes(raw, policy=email.policy.compat32))
 
 
 def shape(msg) -> list[str]:
@@ -150,34 +86,6 @@ def test_the_tree_is_policy_defaults_but_for_the_boundary_it_cannot_read():
 		raw = Path(path).read_bytes()
 		same = shape(message_tree(raw)) == shape(email.message_from_bytes(raw, policy=email.policy.default))
 		assert same != path.endswith(STRICT_BOUNDARY), path
-
-
-def expected_attachments(raw: bytes) -> list[Expected]:
-	"""The attachments of ``raw`` by the rules of this module's docstring, in document order."""
-	msg = message_tree(raw)
-	bodies = {id(b) for b in (_body(msg, "plain"), _body(msg, "html")) if b is not None}
-	out: list[Expected] = []
-
-	def visit(part: EmailMessage) -> None:
-		ctype = part.get_content_type()
-		if ctype in ENCLOSED:  # rule 1: whole, not looked into
-			out.append(Expected(part, ctype, _name(part)[1], True))
-			return
-		if part.is_multipart():  # rule 2: a container
-			for sub in part.get_payload():
-				if isinstance(sub, email.message.Message):
-					visit(sub)
-			return
-		if id(part) in bodies:
-			return
-		named, name = _name(part)
-		if part.is_attachment() or named:  # rule 3
-			out.append(Expected(part, ctype, name, False))
-		elif part.get_content_maintype() not in ("text", "multipart", "message"):  # rule 4
-			out.append(Expected(part, ctype, None, False))
-
-	visit(msg)
-	return out
 
 
 # --------------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.pure.test_jobs_registry import APP, provider_imports
+from tests.pure.source_checks import APP, provider_imports
 
 
 @pytest.mark.parametrize("module", ("progress.py", "notify.py", "api/progress.py"))

@@ -417,7 +417,7 @@ def test_contact_minimal():
 def _spec_helpers():
 	"""check_spec and the request schemas of tests/pure/test_xero_accounting_server.py (None without the spec)."""
 	try:
-		from tests.pure.test_xero_accounting_server import REQUEST_SCHEMAS, SCHEMAS, check_spec
+		from tests.pure.xero_fixtures import REQUEST_SCHEMAS, SCHEMAS, check_spec
 	except Exception:  # noqa: BLE001 - the spec check is optional
 		return None
 	if not SCHEMAS:

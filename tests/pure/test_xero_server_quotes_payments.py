@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pure.test_xero_accounting_server import (  # noqa: F401 - xero / acme / api are fixtures
+from tests.pure.xero_fixtures import (  # noqa: F401 - xero / acme / api are fixtures
 	SCHEMAS,
 	acme,
 	allocation,

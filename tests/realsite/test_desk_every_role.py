@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import BENCH
 from tests.realsite.conftest import TEST_PASSWORD, Accounts, ensure_user, run_worker
 from tests.realsite.mail import make_mail
-from tests.realsite.test_hostile_mail import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.realsite.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 OWNER = "atlas-roles-owner@atlas-test.example"
 ADMIN = "atlas-roles-admin@atlas-test.example"

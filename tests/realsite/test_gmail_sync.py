@@ -19,7 +19,7 @@ def _server_messages(server, mailbox):
 			for m in server.dump_messages(mailbox)}
 
 
-from tests.pure.test_mime_attachments import expected_attachments  # noqa: E402
+from tests.pure.mime_expectations import expected_attachments  # noqa: E402
 
 def _expected_attachments(raw: bytes) -> int:
 	"""Attachments as the stdlib sees them: leaves that are attachments or carry a file name, plus

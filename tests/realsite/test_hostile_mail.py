@@ -13,6 +13,12 @@ import pytest
 
 from tests.realsite import hostile
 from tests.realsite.conftest import Accounts, ensure_user, login, run_worker, TEST_PASSWORD
+from tests.realsite.browser import (  # noqa: F401 - fixtures and helpers
+	ARTIFACTS,
+	CHROMIUM,
+	CHROMIUM_ARGS,
+	LIVE_PAYLOAD_JS,
+)
 
 ADMIN_USER = "atlas-hostile-admin@atlas-test.example"
 
@@ -157,20 +163,6 @@ def test_the_reader_api_returns_exact_text_and_images_only_on_request(site, host
 
 def frappe_thread_of(frappe, communication: str) -> str:
 	return frappe.db.get_value("Communication", communication, "atlas_inbox_thread")
-
-
-
-CHROMIUM = os.environ.get("ATLAS_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = __import__("pathlib").Path(os.environ.get(
-	"ATLAS_ARTIFACTS", __import__("pathlib").Path(__file__).resolve().parents[2] / ".atlas" / "artifacts")) / "browser"
-#: flags for headless Chromium as root on a machine without network (see the test setup in scripts/test.sh)
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-				 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
-LIVE_PAYLOAD_JS = """() => ({
-	canary: window.__atlas_canary === undefined ? null : String(window.__atlas_canary),
-	live: document.querySelectorAll('img[src="x"], svg[onload], [onerror], [onclick*="atlas"], a[href^="javascript:atlas"]').length,
-	scripts: [...document.scripts].filter(s => s.textContent.includes('__atlas_canary')).length,
-})"""
 
 
 def test_hostile_mail_stays_inert_in_a_real_browser(site, hostile_box, web):

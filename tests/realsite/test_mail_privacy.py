@@ -179,7 +179,7 @@ def test_smart_inbox_page_shows_url_parameters_as_text(site, web, victim_mail, p
 	text; nothing runs (headless Chromium)."""
 	from playwright.sync_api import sync_playwright
 
-	from tests.realsite.test_hostile_mail import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+	from tests.realsite.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 	ARTIFACTS.mkdir(parents=True, exist_ok=True)
 	payload = '<img src=x onerror="window.__atlas_xss=1">'

@@ -14,8 +14,8 @@ import uuid
 import pytest
 
 from tests.realsite.conftest import TEST_PASSWORD, Accounts, ensure_user, login, run_worker, start_worker
-from tests.realsite.test_xero_connect import xero  # noqa: F401 - the fixture (the local Xero server)
-from tests.realsite.test_xero_invoices import connected  # noqa: F401 - the fixture (a connected Company)
+from tests.realsite.xero_fixtures import xero  # noqa: F401 - the fixture (the local Xero server)
+from tests.realsite.xero_fixtures import connected  # noqa: F401 - the fixture (a connected Company)
 
 OWNER = "atlas-progress-owner@atlas-test.example"  # a dispatcher whose personal mailbox syncs
 OTHER = "atlas-progress-other@atlas-test.example"  # another dispatcher: reads shared mailboxes, not OWNER's
@@ -319,7 +319,7 @@ def test_push_existing_invoices_shows_its_progress_to_the_admins_only(site, web,
 	admins; the job finishes with the last part, with its counts."""
 	from frappe.utils import add_days, today
 
-	from tests.realsite.test_xero_invoices import ITEM, _customer
+	from tests.realsite.xero_fixtures import ITEM, _customer
 
 	frappe = site
 	ensure_user(frappe, OTHER, ("Atlas Dispatcher",))

@@ -9,7 +9,7 @@ import time
 
 from tests.conftest import BENCH
 from tests.realsite.conftest import TEST_PASSWORD, Accounts, ensure_user, start_worker
-from tests.realsite.test_hostile_mail import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.realsite.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 OWNER = "atlas-progress-browser@atlas-test.example"
 BAR_JS = """() => { const b = document.querySelector('.atlas-progress-area .atlas-progress');

@@ -16,31 +16,17 @@ import uuid
 import pytest
 
 from tests.conftest import BENCH, SITE, SITES_PATH
-from tests.realsite.conftest import TEST_PASSWORD, Accounts, burst_under_send_limit, ensure_user, login, parallel, run_worker
+from tests.realsite.conftest import TEST_PASSWORD, burst_under_send_limit, login, parallel, run_worker
 from tests.realsite.mail import msg_ids
+from tests.realsite.reply_fixtures import (  # noqa: F401 - fixtures and helpers
+	DISPATCHER,
+	_gmail_thread,
+	_thread,
+	box,
+)
+from tests.realsite.reply_fixtures import OUTSIDER  # noqa: F401 - fixtures and helpers
 
 API = "/api/method/atlas_integrations.api.smart_inbox"
-DISPATCHER = "atlas-reply-dispatcher@atlas-test.example"
-OUTSIDER = "atlas-reply-outsider@atlas-test.example"
-
-
-@pytest.fixture(scope="module")
-def box(site, google):
-	"""A shared workspace mailbox with the corpus, synced."""
-	frappe = site
-	helper = Accounts(frappe, google)
-	account, mailbox = helper.connect(account_type="Shared workspace mailbox")
-	proc = run_worker()
-	assert proc.returncode == 0, proc.stdout[-2000:]
-	frappe.db.rollback()
-	ensure_user(frappe, DISPATCHER, ("Atlas Dispatcher", "Projects User"))  # Projects User: creates Tasks from mail
-	ensure_user(frappe, OUTSIDER, ("Employee",))
-	frappe.db.commit()
-	yield {"account": account, "mailbox": mailbox, "server": google}
-	frappe.db.rollback()
-	frappe.db.delete("Outgoing Mail", {"gmail_account": account})
-	frappe.db.commit()
-	helper.cleanup()
 
 
 @pytest.fixture(autouse=True)
@@ -53,26 +39,6 @@ def fresh_rate_limits(site):
 	yield
 	for user in ("Administrator", DISPATCHER, OUTSIDER):
 		send_limit.reset(user)
-
-
-def _thread(frappe, account: str) -> frappe._dict:
-	"""A thread whose latest message was received (what a reply answers)."""
-	rows = frappe.db.sql(
-		"""select t.name, t.gmail_thread_id, t.subject from `tabInbox Thread` t where t.gmail_account=%s
-		and exists (select 1 from `tabCommunication` c where c.atlas_inbox_thread=t.name and c.sent_or_received='Received')
-		and not exists (select 1 from `tabOutgoing Mail` o where o.inbox_thread=t.name)
-		order by t.message_count desc, t.name limit 1""", account, as_dict=True)
-	assert rows, "the corpus gives threads with received mail"
-	return rows[0]
-
-
-def _gmail_thread(server, mailbox: str, thread_id: str) -> list:
-	out = []
-	for m in server.dump_messages(mailbox):
-		if m["threadId"] == thread_id:
-			raw = base64.urlsafe_b64decode(m["raw"] + "=" * (-len(m["raw"]) % 4))
-			out.append((m, email.message_from_bytes(raw, policy=email.policy.default)))
-	return out
 
 
 def _send(http, web, thread, key=None, **fields):

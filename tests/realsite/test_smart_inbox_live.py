@@ -10,8 +10,8 @@ import uuid
 from tests.conftest import BENCH
 from tests.realsite.conftest import TEST_PASSWORD, login, run_worker
 from tests.realsite.mail import make_mail
-from tests.realsite.test_hostile_mail import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
-from tests.realsite.test_replies import DISPATCHER, box  # noqa: F401 - the fixture
+from tests.realsite.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.realsite.reply_fixtures import DISPATCHER, box  # noqa: F401 - the fixture
 
 
 def test_page_shows_new_mail_without_reload(site, web, box):  # noqa: F811

@@ -10,8 +10,8 @@ import uuid
 
 from tests.realsite.conftest import TEST_PASSWORD, Accounts, login
 from tests.realsite.mail import make_mail, msg_ids
-from tests.realsite.test_hostile_mail import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
-from tests.realsite.test_replies import DISPATCHER, _gmail_thread, _thread, box  # noqa: F401 - the fixture
+from tests.realsite.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.realsite.reply_fixtures import DISPATCHER, _gmail_thread, _thread, box  # noqa: F401 - the fixture
 
 API = "/api/method/atlas_integrations.api.smart_inbox"
 

@@ -15,7 +15,7 @@ import pytest
 
 from tests.realsite.conftest import TEST_PASSWORD, Accounts, ensure_user, login, run_worker
 from tests.realsite.mail import make_mail
-from tests.realsite.test_hostile_mail import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.realsite.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 DISPATCHER = "atlas-words-dispatcher@atlas-test.example"
 ADMIN = "atlas-words-admin@atlas-test.example"

@@ -8,73 +8,18 @@ from __future__ import annotations
 import subprocess
 import uuid
 
-import pytest
-import requests
 
 from tests.conftest import BENCH, SITE, SITES_PATH
-from tests.realsite.conftest import TEST_PASSWORD, ensure_user, login
+from tests.realsite.conftest import TEST_PASSWORD, login
+from tests.realsite.xero_fixtures import (  # noqa: F401 - fixtures and helpers
+	CLIENT_ID,
+	DISPATCHER,
+	SECOND_COMPANY,
+	_connect,
+	_reset,
+	xero,
+)
 
-CLIENT_ID, CLIENT_SECRET = "atlas-xero-test-client", "atlas-xero-test-secret-" + uuid.uuid4().hex
-KEYS = ("atlas_xero_login_url", "atlas_xero_identity_url", "atlas_xero_api_url")
-DISPATCHER = "atlas-xero-dispatcher@atlas-test.example"
-SECOND_COMPANY = "Atlas Test Two Ltd"
-
-
-@pytest.fixture(scope="module")
-def xero(site, web):
-	"""The local Xero server, the site's endpoint keys and Atlas Settings pointing at it."""
-	import frappe
-	from frappe.installer import update_site_config
-
-	from atlas_integrations.testing.xero import XeroTestServer
-	from atlas_integrations.xero import oauth
-
-	server = XeroTestServer().start()
-	server.register_client(CLIENT_ID, CLIENT_SECRET, [oauth.redirect_uri()])
-	previous = {k: frappe.conf.get(k) for k in KEYS}
-	urls = {"atlas_xero_login_url": server.authorize_url, "atlas_xero_identity_url": server.url,
-			"atlas_xero_api_url": server.url}
-	for key, value in urls.items():
-		update_site_config(key, value)
-	frappe.local.conf.update(urls)
-	settings = frappe.get_single("Atlas Settings")
-	settings.xero_client_id, settings.xero_client_secret = CLIENT_ID, CLIENT_SECRET
-	settings.workspace_state = "Active"
-	settings.save(ignore_permissions=True)
-	if not frappe.db.exists("Company", SECOND_COMPANY):
-		frappe.get_doc({"doctype": "Company", "company_name": SECOND_COMPANY, "abbr": "ATT2", "default_currency": "USD",
-						"country": "United States"}).insert(ignore_permissions=True)
-	ensure_user(frappe, DISPATCHER, ("Atlas Dispatcher",))
-	frappe.db.commit()
-	yield server
-	frappe.db.rollback()
-	for name in frappe.get_all("Xero Connection", pluck="name"):
-		frappe.delete_doc("Xero Connection", name, ignore_permissions=True, force=True)
-	for name in frappe.get_all("Xero Grant", pluck="name"):
-		frappe.delete_doc("Xero Grant", name, ignore_permissions=True, force=True)
-	for key, value in previous.items():
-		update_site_config(key, value if value else "None")
-	frappe.db.commit()
-	server.stop()
-
-
-def _connect(web, http, company: str) -> requests.Response:
-	"""Connect → Xero consent → the site's callback, as the browser would; returns the callback's answer."""
-	started = http.post(f"{web}/api/method/atlas_integrations.api.xero.connect", data={"company": company})
-	assert started.status_code == 200, started.text[:300]
-	url = started.json()["message"]["authorization_url"]
-	assert "code_challenge_method=S256" in url and "offline_access" in url
-	consent = requests.get(url, allow_redirects=False, timeout=30)
-	assert consent.status_code == 302, consent.text[:300]
-	return http.get(consent.headers["Location"], allow_redirects=False, timeout=30)
-
-
-def _reset(frappe, *companies):
-	frappe.db.rollback()
-	for company in companies:
-		if frappe.db.exists("Xero Connection", company):
-			frappe.delete_doc("Xero Connection", company, ignore_permissions=True, force=True)
-	frappe.db.commit()
 
 
 def test_admin_connects_one_organisation(site, web, xero):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 
 from tests.realsite.conftest import ensure_user, TEST_PASSWORD
-from tests.realsite.test_hostile_mail import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, LIVE_PAYLOAD_JS
+from tests.realsite.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, LIVE_PAYLOAD_JS
 
 USER = "atlas-xero-desk@atlas-test.example"
 ITEM = "ATLAS-DESK-SVC"

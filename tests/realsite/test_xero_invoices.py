@@ -10,50 +10,14 @@ import uuid
 import pytest
 
 from tests.realsite.conftest import run_worker
-from tests.realsite.test_xero_connect import _connect, _reset, xero  # noqa: F401 - the fixture
-from tests.realsite.conftest import login
-
-ITEM = "ATLAS-XERO-SVC"
-
-
-@pytest.fixture(scope="module")
-def connected(site, web, xero):  # noqa: F811 - the fixture imported above
-	frappe = site
-	company = frappe.defaults.get_global_default("company")
-	tenant = xero.add_tenant(f"Invoices Org {uuid.uuid4().hex[:4]}", base_currency="GBP")
-	xero.set_consent(tenants=[tenant])
-	_connect(web, login(web), company)
-	frappe.db.rollback()
-	assert frappe.db.get_value("Xero Connection", company, "status") == "connected"
-	if not frappe.db.exists("Item", ITEM):
-		frappe.get_doc({"doctype": "Item", "item_code": ITEM, "item_name": "Atlas service", "is_stock_item": 0,
-						"item_group": "All Item Groups", "stock_uom": "Nos"}).insert(ignore_permissions=True)
-	frappe.db.commit()
-	xero.clear_requests()
-	yield {"company": company, "tenant": tenant, "server": xero}
-	_reset(frappe, company)
-	# every body the app sent in this module, checked against Xero's OpenAPI spec (jsonschema)
-	from tests.pure.test_xero_accounting_server import SCHEMAS, check_sent_bodies
-
-	writes = [r for r in xero.requests_received() if r["method"] in ("POST", "PUT") and r["json"] is not None]
-	assert check_sent_bodies(xero) == (len(writes) if SCHEMAS else 0)  # each one checked (a module may send none)
-
-
-def _customer(frappe, name: str) -> str:
-	if not frappe.db.exists("Customer", name):
-		frappe.get_doc({"doctype": "Customer", "customer_name": name}).insert(ignore_permissions=True)
-	return name
-
-
-def _invoice(frappe, company: str, customer: str, rate: float = 50, qty: float = 2, submit: bool = True,
-			 discount: float = 0) -> str:
-	si = frappe.get_doc({"doctype": "Sales Invoice", "company": company, "customer": customer,
-						 "items": [{"item_code": ITEM, "qty": qty, "rate": rate}], "discount_amount": discount})
-	si.set_missing_values()
-	si.insert(ignore_permissions=True)
-	if submit:
-		si.submit()
-	return si.name
+from tests.realsite.xero_fixtures import _connect, _reset, xero  # noqa: F401 - the fixture
+from tests.realsite.xero_fixtures import (  # noqa: F401 - fixtures and helpers
+	ITEM,
+	_customer,
+	_invoice,
+	_sync,
+	connected,
+)
 
 
 def test_submitted_invoice_reaches_xero_once_with_its_total(site, connected):
@@ -169,12 +133,6 @@ def _map_tax(frappe, company: str, account: str, tax_type: str) -> None:
 	conn.set("tax_map", [{"erpnext_account": account, "xero_tax_type": tax_type}])
 	conn.save(ignore_permissions=True)
 	frappe.db.commit()
-
-
-def _sync(frappe):
-	proc = run_worker()
-	assert proc.returncode == 0, proc.stdout + proc.stderr
-	frappe.db.rollback()
 
 
 def _xero_invoice(server, tenant: str, number: str) -> dict:

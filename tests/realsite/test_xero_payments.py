@@ -8,41 +8,11 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
 
 from tests.realsite.conftest import run_worker, start_worker
-from tests.realsite.test_xero_connect import xero  # noqa: F401 - the fixture
-from tests.realsite.test_xero_invoices import _customer, _invoice, _sync, connected  # noqa: F401 - the fixture
-
-BANK_CODE = "090"  # the local server's demo chart: Business Bank Account
-
-
-@pytest.fixture(scope="module")
-def posting(site, connected):  # noqa: F811
-	"""The connection posts Payment Entries: Xero's bank account 090 -> the company's bank account."""
-	frappe = site
-	company = connected["company"]
-	bank = frappe.db.get_value("Account", {"company": company, "account_type": "Bank", "is_group": 0}, "name")
-	if not bank:
-		parent = frappe.db.get_value("Account", {"company": company, "account_type": "Bank", "is_group": 1}, "name") or \
-			frappe.db.get_value("Account", {"company": company, "root_type": "Asset", "is_group": 1}, "name")
-		bank = frappe.get_doc({"doctype": "Account", "account_name": "Atlas Xero Bank", "company": company,
-							   "parent_account": parent, "account_type": "Bank", "is_group": 0}).insert(
-			ignore_permissions=True).name
-	conn = frappe.get_doc("Xero Connection", company)
-	conn.create_payment_entries = 1
-	conn.pull_payments = 1
-	conn.set("bank_map", [{"xero_account_code": BANK_CODE, "mode_of_payment": "Wire Transfer"
-						   if frappe.db.exists("Mode of Payment", "Wire Transfer") else None, "erpnext_account": bank}])
-	conn.save(ignore_permissions=True)
-	frappe.db.commit()
-	yield {**connected, "bank": bank}
-	frappe.db.rollback()
-	conn = frappe.get_doc("Xero Connection", company)
-	conn.create_payment_entries = 0
-	conn.set("bank_map", [])
-	conn.save(ignore_permissions=True)
-	frappe.db.commit()
+from tests.realsite.xero_fixtures import xero  # noqa: F401 - the fixture
+from tests.realsite.xero_fixtures import _customer, _invoice, _sync, connected  # noqa: F401 - the fixture
+from tests.realsite.xero_fixtures import BANK_CODE, _entries, posting  # noqa: F401 - fixtures and helpers
 
 
 def _pull(frappe, company: str, **ids) -> None:
@@ -51,14 +21,6 @@ def _pull(frappe, company: str, **ids) -> None:
 	payments.queue_pull(company, trigger="test", **ids)
 	frappe.db.commit()
 	_sync(frappe)
-
-
-def _entries(frappe, invoice: str, docstatus: int | None = 1) -> list:
-	rows = frappe.db.sql(
-		"""select pe.name, pe.docstatus, pe.paid_amount, pe.reference_no, pe.reference_date, pe.atlas_xero_payment_id
-		from `tabPayment Entry` pe join `tabPayment Entry Reference` r on r.parent = pe.name
-		where r.reference_doctype='Sales Invoice' and r.reference_name=%s""", invoice, as_dict=True)
-	return [r for r in rows if docstatus is None or r.docstatus == docstatus]
 
 
 def _xero_state(frappe, invoice: str):

@@ -10,8 +10,8 @@ import uuid
 import pytest
 
 from tests.realsite.conftest import TEST_PASSWORD, login, run_worker
-from tests.realsite.test_xero_connect import DISPATCHER, _connect, xero  # noqa: F401 - the fixture
-from tests.realsite.test_xero_invoices import _customer, _invoice, _sync, connected  # noqa: F401 - the fixture
+from tests.realsite.xero_fixtures import DISPATCHER, _connect, xero  # noqa: F401 - the fixture
+from tests.realsite.xero_fixtures import _customer, _invoice, _sync, connected  # noqa: F401 - the fixture
 
 LIMIT, WINDOW = 2, 2.0  # calls per rolling window (seconds), set through site config for the storm
 

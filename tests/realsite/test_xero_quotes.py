@@ -14,8 +14,8 @@ import uuid
 import pytest
 
 from tests.realsite.conftest import Accounts, burst_under_send_limit, ensure_user, login, run_worker, TEST_PASSWORD
-from tests.realsite.test_xero_connect import xero  # noqa: F401 - the fixture
-from tests.realsite.test_xero_invoices import ITEM, _customer, _sync, connected  # noqa: F401 - the fixture
+from tests.realsite.xero_fixtures import xero  # noqa: F401 - the fixture
+from tests.realsite.xero_fixtures import ITEM, _customer, _sync, connected  # noqa: F401 - the fixture
 
 API = "/api/method/atlas_integrations.api.xero"
 QUOTER = "atlas-quoter@atlas-test.example"

@@ -15,9 +15,9 @@ import uuid
 import pytest
 import requests
 
-from tests.realsite.test_xero_connect import xero  # noqa: F401 - the fixture
-from tests.realsite.test_xero_invoices import _customer, _invoice, _sync, connected  # noqa: F401 - the fixture
-from tests.realsite.test_xero_payments import BANK_CODE, _entries, posting  # noqa: F401 - the fixture
+from tests.realsite.xero_fixtures import xero  # noqa: F401 - the fixture
+from tests.realsite.xero_fixtures import _customer, _invoice, _sync, connected  # noqa: F401 - the fixture
+from tests.realsite.xero_fixtures import BANK_CODE, _entries, posting  # noqa: F401 - the fixture
 
 ENDPOINT = "/api/method/atlas_integrations.api.xero_webhook.receive"
 
