@@ -1,6 +1,6 @@
 # Atlas Integrations — common tasks. See README.md.
 SHELL := /bin/bash
-.PHONY: demo demo-mail demo-check stop test bench bench-sync bench-guard bench-adversarial
+.PHONY: demo demo-mail demo-check stop test bench bench-sync bench-quota bench-guard bench-adversarial
 
 demo:        ## the bench and the demo's own site, the live desk under honcho, the corpus mailbox synced, Xero
 	bash scripts/demo.sh
@@ -23,6 +23,10 @@ bench:       ## build or refresh the Frappe v15 + ERPNext bench at $${ATLAS_BENC
 bench-sync:  ## benchmark: initial sync of 10,000 messages into the real site, Smart Inbox pipeline off then on
 	flock /tmp/atlas-site.lock bash scripts/run-in-bench.sh bench/initial_sync.py --pipeline off
 	flock /tmp/atlas-site.lock bash scripts/run-in-bench.sh bench/initial_sync.py --pipeline on
+
+bench-quota: ## benchmark: initial sync of 10,000 messages at Google's per-user quota; then 4 mailboxes on 2 workers
+	flock /tmp/atlas-site.lock bash scripts/run-in-bench.sh bench/initial_sync.py --quota 15000
+	flock /tmp/atlas-site.lock bash scripts/run-in-bench.sh bench/initial_sync.py --quota 15000 --mailboxes 4 --workers 2
 
 bench-guard: ## benchmark: what the mail guard costs an RPC request (microseconds)
 	bash scripts/run-in-bench.sh bench/mail_guard.py

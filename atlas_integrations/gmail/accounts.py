@@ -99,7 +99,29 @@ def client_for(account: str, tokens: TokenState | None = None) -> GmailClient:
 	from atlas_integrations.endpoints import conf_number
 
 	timeout = int(conf_number("atlas_gmail_timeout", HTTP_TIMEOUT))  # seconds per request (tests shorten it)
-	return GmailClient(tokens if tokens is not None else token_state(account), gmail_api_root(), timeout=timeout)
+	return GmailClient(tokens if tokens is not None else token_state(account), gmail_api_root(), timeout=timeout,
+					   quota=user_quota(account))
+
+
+#: the share of Gmail's per-user quota a mailbox's clients pace themselves at: below 1, so that requests
+#: Gmail counts a little later than they were sent (its window and ours are not aligned) stay within it
+QUOTA_SHARE = 0.98
+
+
+def user_quota(account: str):
+	"""The moving-minute quota every client of ``account`` takes its units from (one Redis window per
+	mailbox, all workers): Gmail's 15,000 units per user per minute (site config
+	``atlas_gmail_user_quota_per_minute`` overrides; 0 turns pacing off) times :data:`QUOTA_SHARE`.
+	Returns an :class:`atlas_integrations.quota.MovingWindow`, or None when pacing is off."""
+	from atlas_integrations.endpoints import conf_number
+	from atlas_integrations.gmail.client import USER_QUOTA_PER_MINUTE
+	from atlas_integrations.quota import MovingWindow
+
+	if str(frappe.conf.get("atlas_gmail_user_quota_per_minute")).strip() in ("0", "0.0"):
+		return None
+	per_minute = conf_number("atlas_gmail_user_quota_per_minute", USER_QUOTA_PER_MINUTE)
+	return MovingWindow(frappe.cache, f"{frappe.local.site}:atlas:gmail-quota:{account}",
+						max(1, int(per_minute * QUOTA_SHARE)), window=60.0)
 
 
 def run_as_user(account: str) -> str:

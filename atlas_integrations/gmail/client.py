@@ -46,6 +46,17 @@ def _discovery() -> dict:
 	return _DISCOVERY
 
 
+#: Gmail API quota units per method (developers.google.com/workspace/gmail/api/reference/quota); 5 for a
+#: method not listed
+QUOTA_UNITS = {
+	"users.getProfile": 1, "users.watch": 100, "users.stop": 50, "labels.list": 1, "labels.get": 1,
+	"labels.create": 5, "messages.list": 5, "messages.get": 5, "messages.send": 100, "messages.modify": 5,
+	"messages.batchModify": 50, "history.list": 2, "settings.sendAs.list": 1,
+}
+#: Gmail's per-user limit: quota units in any moving minute ("Per user rate limit", 15,000)
+USER_QUOTA_PER_MINUTE = 15_000
+
+
 def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
 	"""Seconds to wait before retry number ``attempt`` (0-based).
 
@@ -98,6 +109,9 @@ class GmailClient:
 		timeout: seconds per HTTP request.
 		max_attempts: tries per request on :class:`Temporary` errors before giving up.
 		sleep: the sleep function (seconds), replaceable to observe backoff.
+		quota: the user's quota (:class:`atlas_integrations.quota.MovingWindow` of units per minute, shared
+			by every worker): each request takes its units (:data:`QUOTA_UNITS`) before it is sent, so a
+			sync paces itself at the quota instead of spending it in a burst and backing off; None: no pacing.
 
 	Attributes:
 		api_calls: Gmail API calls made so far (batch parts count one each; token refreshes do not).
@@ -112,6 +126,7 @@ class GmailClient:
 		timeout: int = HTTP_TIMEOUT,
 		max_attempts: int = MAX_ATTEMPTS,
 		sleep: Callable[[float], None] = time.sleep,
+		quota=None,
 	):
 		self.api_root = api_root if api_root.endswith("/") else api_root + "/"
 		self.credentials = tokens.credentials()
@@ -125,6 +140,13 @@ class GmailClient:
 		self.max_attempts = max_attempts
 		self.sleep = sleep
 		self.api_calls = 0
+		self.quota = quota
+
+	def take_quota(self, method: str, count: int = 1) -> None:
+		"""Take the quota units of ``count`` calls of ``method`` (e.g. ``messages.get``) before sending
+		them, waiting while the user's moving minute is spent (nothing when the client has no quota)."""
+		if self.quota is not None:
+			self.quota.take(QUOTA_UNITS.get(method, 5) * count)
 
 	# -- plumbing -------------------------------------------------------------------------------
 	def execute(self, request, context: str):
@@ -138,6 +160,7 @@ class GmailClient:
 		"""
 		for attempt in range(self.max_attempts):
 			self.api_calls += 1
+			self.take_quota(context)
 			try:
 				return request.execute(num_retries=0)
 			except Exception as exc:
@@ -230,6 +253,7 @@ class GmailClient:
 			body["threadId"] = thread_id
 		self.api_calls += 1
 		try:
+			self.take_quota("messages.send")
 			return self.service.users().messages().send(userId="me", body=body).execute(num_retries=0)
 		except Exception as exc:
 			raise classify(exc, "messages.send") from None
@@ -312,6 +336,7 @@ class GmailClient:
 				for mid in chunk:
 					batch.add(messages.get(userId="me", id=mid, format=fmt), request_id=mid)
 				self.api_calls += len(chunk)
+				self.take_quota("messages.get", len(chunk))
 				try:
 					batch.execute(http=self.http)
 				except Exception as exc:

@@ -2,12 +2,14 @@
 
 Decisions are made on HTTP status codes and the ``reason`` / ``error`` fields of Google's error bodies,
 never on message text (Gmail API "Resolve errors" guide:
-https://developers.google.com/gmail/api/guides/handle-errors).
+https://developers.google.com/gmail/api/guides/handle-errors). The one thing read from a message is *when*
+to retry: Google's rate-limit messages name the time ("Retry after …") where no Retry-After header is sent.
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 # Reasons Google sends with 403 when the caller should back off (usage limits), not give up.
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded", "backendError"})
@@ -88,6 +90,26 @@ def _retry_after(headers) -> float | None:
 		return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
+#: Google's rate-limit messages name the time the user's quota has room again: "User-rate limit exceeded.
+#: Retry after 2026-12-06T10:21:11.187Z"
+_RETRY_AT = re.compile(r"Retry after (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?)Z")
+
+
+def retry_after_in_message(message: str | None) -> float | None:
+	"""Seconds until the time a Google rate-limit message names ("Retry after <RFC 3339 UTC>"), or None.
+	Reads at most the first 500 characters (a bounded, non-backtracking pattern)."""
+	from datetime import datetime, timezone
+
+	found = _RETRY_AT.search((message or "")[:500])
+	if not found:
+		return None
+	try:
+		when = datetime.fromisoformat(found.group(1)).replace(tzinfo=timezone.utc)
+	except ValueError:
+		return None
+	return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
 def from_status(status: int, content=None, headers=None, context: str = "") -> GmailError:
 	"""Classify an HTTP answer from Gmail into the family.
 
@@ -103,7 +125,7 @@ def from_status(status: int, content=None, headers=None, context: str = "") -> G
 	reason, message = _google_error_details(content)
 	text = f"{context}: HTTP {status}" + (f" {reason}" if reason else "") + (f" - {message}" if message else "")
 	if status == 429 or status >= 500 or (status == 403 and reason in RATE_LIMIT_REASONS):
-		return Temporary(text, status, reason, _retry_after(headers))
+		return Temporary(text, status, reason, _retry_after(headers) or retry_after_in_message(message))
 	if status == 401 or reason == "invalid_grant":
 		return AuthRevoked(text, status, reason)
 	return Permanent(text, status, reason)

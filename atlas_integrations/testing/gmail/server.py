@@ -87,6 +87,9 @@ class GmailTestServer(
 		self._delays: list[dict] = []  # delay_response(): applied, then answered late
 		self._fault_seq = 0
 		self._stats: dict[str, _Stats] = {}
+		# set_user_quota(): Google's per-user quota, units per moving minute (None: not enforced)
+		self.user_quota_per_minute: int | None = None
+		self._quota_windows: dict[str, list] = {}  # user -> [[monotonic time, units], ...]
 		self.errors: list[str] = []  # unexpected exceptions caught while serving (for debugging)
 		# Pub/Sub push (configure_push): config, mailboxes with a queued delivery, finished deliveries
 		self._push: dict | None = None

@@ -11,13 +11,14 @@ class _Stats:
 		"by_method",
 		"faults_served",
 		"http_requests",
+		"quota_refused",
 		"quota_units",
 		"token_requests",
 	)
 
 	def __init__(self):
 		self.http_requests = self.api_calls = self.batch_requests = self.quota_units = 0
-		self.token_requests = self.faults_served = 0
+		self.token_requests = self.faults_served = self.quota_refused = 0
 		self.by_method: dict[str, int] = {}
 
 	def as_dict(self) -> dict:
@@ -26,6 +27,7 @@ class _Stats:
 			"api_calls": self.api_calls,
 			"batch_requests": self.batch_requests,
 			"quota_units": self.quota_units,
+			"quota_refused": self.quota_refused,
 			"by_method": dict(self.by_method),
 			"token_requests": self.token_requests,
 			"faults_served": self.faults_served,
@@ -46,8 +48,8 @@ class _StatsMixin:
 	def stats(self, email: str | None = None) -> dict:
 		"""Counters for one mailbox (or summed over everything when ``email`` is None).
 
-		``{"http_requests", "api_calls", "batch_requests", "quota_units", "by_method", "token_requests",
-		"faults_served"}``.
+		``{"http_requests", "api_calls", "batch_requests", "quota_units", "quota_refused" (calls answered 429
+		userRateLimitExceeded by :meth:`set_user_quota`), "by_method", "token_requests", "faults_served"}``.
 		"""
 		with self._lock:
 			if email:
