@@ -103,12 +103,15 @@ def main() -> int:
 	frappe.init(site=args.site, sites_path=".")
 	frappe.connect()
 	frappe.set_user("Administrator")
-	keys = ("atlas_gmail_api_url", "atlas_google_auth_url", "atlas_google_token_url", "atlas_google_revoke_url")
+	keys = ("atlas_gmail_api_url", "atlas_google_auth_url", "atlas_google_token_url", "atlas_google_revoke_url",
+			"atlas_gmail_user_quota_per_minute")
 	previous = {k: frappe.conf.get(k) for k in keys}
 	from frappe.installer import update_site_config
 
 	urls = {"atlas_gmail_api_url": server.url, "atlas_google_auth_url": server.url + "o/oauth2/auth",
-			"atlas_google_token_url": server.url + "token", "atlas_google_revoke_url": server.url + "revoke"}
+			"atlas_google_token_url": server.url + "token", "atlas_google_revoke_url": server.url + "revoke",
+			# without an enforced quota the engine's own speed is measured: the site does not pace itself
+			"atlas_gmail_user_quota_per_minute": str(args.quota) if args.quota else "0"}
 	for key, value in urls.items():
 		update_site_config(key, value)
 	frappe.local.conf.update(urls)
