@@ -628,6 +628,18 @@ install_or_migrate() {
 	fi
 }
 
+app_bundles_present() {
+	# every /assets/$APP/dist/... file sites/assets/assets.json names exists
+	local manifest="$ATLAS_BENCH/sites/assets/assets.json"
+	[ -f "$manifest" ] || return 1
+	"$ATLAS_BENCH/env/bin/python" - "$manifest" "$APP" "$ATLAS_BENCH/sites" <<'PY'
+import json, os, sys
+manifest, app, sites = sys.argv[1:4]
+paths = [v for v in json.load(open(manifest)).values() if isinstance(v, str) and v.startswith(f"/assets/{app}/")]
+sys.exit(0 if all(os.path.exists(os.path.join(sites, p.lstrip("/"))) for p in paths) else 1)
+PY
+}
+
 build_app_assets() {
 	step "bench build --app $APP"
 	assets_built || return 0
@@ -637,7 +649,8 @@ build_app_assets() {
 	local stamp="$ATLAS_BENCH/sites/assets/.atlas_app_assets" fp t=$SECONDS
 	fp="$( (cd "$pub" && find . -path ./dist -prune -o -path '*/node_modules' -prune -o -type f -print0 |
 		LC_ALL=C sort -z | xargs -0 -r sha256sum; echo "$ATLAS_APP_PATH") | sha256sum | cut -d' ' -f1)"
-	[ "$fp" = "$(cat "$stamp" 2>/dev/null || true)" ] && return 0
+	# built and every bundle the site serves for the app still on disk (a checkout copied over can lose them)
+	[ "$fp" = "$(cat "$stamp" 2>/dev/null || true)" ] && app_bundles_present && return 0
 	ensure_yarn
 	run_bench build --app "$APP" --force  # --force: never fetch prebuilt assets
 	printf '%s\n' "$fp" >"$stamp"

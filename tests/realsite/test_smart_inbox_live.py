@@ -57,7 +57,7 @@ def test_page_shows_new_mail_without_reload(site, web, box):  # noqa: F811
 				proc = run_worker()
 				assert proc.returncode == 0, proc.stdout[-1000:]
 				try:  # the worker has published the event: the socket delivers it
-					page.wait_for_function(f"window.__atlas_events.some((m) => m.gmail_account === {box['account']!r})",
+					page.wait_for_function(f"window.__atlas_events.some((m) => m.mailbox === {box['account']!r})",
 										   timeout=30_000)
 				except Exception:
 					log = (BENCH / "logs" / "atlas-test-socketio.log").read_text(errors="replace")[-1500:]
