@@ -121,8 +121,12 @@ REFUSED = "This request names mail, which it cannot read"
 
 def guarded_doctypes() -> tuple[str, ...]:
 	"""Doctypes that hold mail or its traces, from every app's ``atlas_mail_doctypes`` hook (Atlas's:
-	Communication, Communication Link, File, Inbox Thread, Outgoing Mail and the mailbox doctypes)."""
-	return tuple(dict.fromkeys(frappe.get_hooks("atlas_mail_doctypes") or ()))
+	Communication, Communication Link, File, Inbox Thread, Outgoing Mail and the mailbox doctypes), and every
+	registered mailbox type's doctype (:mod:`atlas_integrations.inbox.mailboxes`): a provider that registers a
+	mailbox is guarded by default, also when it forgets the hook."""
+	from atlas_integrations.inbox import mailboxes
+
+	return tuple(dict.fromkeys([*(frappe.get_hooks("atlas_mail_doctypes") or ()), *mailboxes.doctypes()]))
 
 
 def is_allowed(method: str) -> bool:

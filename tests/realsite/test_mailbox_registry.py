@@ -172,6 +172,9 @@ def test_a_new_type_gets_the_row_rules_readers_and_the_page_from_its_registratio
 			assert bool(frappe.has_permission("Inbox Thread", "read", doc=doc, user=user)) == (i in which), (user, i)
 			doc = frappe.get_doc("Communication", comm)
 			assert bool(frappe.has_permission("Communication", "read", doc=doc, user=user)) == (i in which), (user, i)
+	from atlas_integrations.guard import guarded_doctypes
+
+	assert TYPE in guarded_doctypes()  # deny by default for RPC calls naming it, without an atlas_mail_doctypes entry
 	assert can_read_mailbox((TYPE, t["personal"]), OWNER) and not can_read_mailbox((TYPE, t["personal"]), COLLEAGUE)
 	assert not can_read_mailbox((TYPE, t["shared"]), OUTSIDER)
 	readers = set(mailbox_readers((TYPE, t["shared"])))
