@@ -125,7 +125,8 @@ def from_status(status: int, content=None, headers=None, context: str = "") -> G
 	reason, message = _google_error_details(content)
 	text = f"{context}: HTTP {status}" + (f" {reason}" if reason else "") + (f" - {message}" if message else "")
 	if status == 429 or status >= 500 or (status == 403 and reason in RATE_LIMIT_REASONS):
-		return Temporary(text, status, reason, _retry_after(headers) or retry_after_in_message(message))
+		wait = _retry_after(headers)
+		return Temporary(text, status, reason, wait if wait is not None else retry_after_in_message(message))
 	if status == 401 or reason == "invalid_grant":
 		return AuthRevoked(text, status, reason)
 	return Permanent(text, status, reason)
