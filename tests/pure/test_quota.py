@@ -7,43 +7,19 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 
 import pytest
 
 redis = pytest.importorskip("redis")
 
 from atlas_integrations.quota import MovingWindow, QuotaWait  # noqa: E402
+from tests.pure.redis_fixtures import Clock, client  # noqa: E402,F401 - client is a fixture
 
 
-class Clock:
-	def __init__(self, t: float = 1_000.0):
-		self.t = t
-
-	def __call__(self) -> float:
-		return self.t
-
-	def sleep(self, seconds: float) -> None:
-		self.t += seconds
-
-
-@pytest.fixture
-def r():
-	client = redis.Redis(host="127.0.0.1", port=6379, socket_timeout=5)
-	try:
-		client.ping()
-	except redis.exceptions.ConnectionError as exc:  # pragma: no cover - the machine runs Redis
-		pytest.fail(f"Redis at 127.0.0.1:6379 is needed for these tests: {exc}")
-	prefix = f"atlas-test:{uuid.uuid4().hex}"
-	yield client, prefix
-	for key in client.scan_iter(f"{prefix}*"):
-		client.delete(key)
-
-
-def test_units_are_taken_until_the_window_is_spent_then_the_wait_is_until_enough_expire(r):
-	client, prefix = r
+def test_units_are_taken_until_the_window_is_spent_then_the_wait_is_until_enough_expire(client):
+	client_redis, prefix = client
 	clock = Clock()
-	quota = MovingWindow(client, f"{prefix}:q", limit=100, window=60, clock=clock, sleep=clock.sleep)
+	quota = MovingWindow(client_redis, f"{prefix}:q", limit=100, window=60, clock=clock, sleep=clock.sleep)
 	assert quota.try_take(40) == 0.0
 	clock.t += 10
 	assert quota.try_take(40) == 0.0
@@ -58,13 +34,13 @@ def test_units_are_taken_until_the_window_is_spent_then_the_wait_is_until_enough
 	assert quota.try_take(10_000) > 0  # more than the limit takes a whole empty window
 
 
-def test_parallel_takers_never_spend_more_than_the_limit(r):
-	client, prefix = r
+def test_parallel_takers_never_spend_more_than_the_limit(client):
+	client_redis, prefix = client
 	clock = Clock()
 	taken, barrier = [], threading.Barrier(12)
 
 	def worker():
-		quota = MovingWindow(client, f"{prefix}:q", limit=50, window=60, clock=clock, sleep=clock.sleep)
+		quota = MovingWindow(client_redis, f"{prefix}:q", limit=50, window=60, clock=clock, sleep=clock.sleep)
 		barrier.wait()
 		if quota.try_take(10) == 0.0:
 			taken.append(1)
@@ -77,9 +53,9 @@ def test_parallel_takers_never_spend_more_than_the_limit(r):
 	assert len(taken) == 5
 
 
-def test_redis_clock_paces_real_time_within_the_limit(r):
-	client, prefix = r
-	quota = MovingWindow(client, f"{prefix}:q", limit=100, window=1.0)
+def test_redis_clock_paces_real_time_within_the_limit(client):
+	client_redis, prefix = client
+	quota = MovingWindow(client_redis, f"{prefix}:q", limit=100, window=1.0)
 	stamps = []
 	started = time.monotonic()
 	for _ in range(10):
@@ -93,7 +69,7 @@ def test_redis_clock_paces_real_time_within_the_limit(r):
 
 # -- the local Gmail server's per-user quota, and the client ------------------------------------------------
 @pytest.fixture
-def gmail(r):
+def gmail(client):
 	from atlas_integrations.testing.gmail_server import GmailTestServer
 
 	server = GmailTestServer().start()
@@ -133,10 +109,10 @@ def test_the_server_answers_429_user_rate_limit_with_the_time_to_retry(gmail):
 	assert server.stats("quota@example.com")["quota_refused"] == 3
 
 
-def test_a_paced_client_meets_no_429_and_fetches_everything(gmail, r):
+def test_a_paced_client_meets_no_429_and_fetches_everything(gmail, client):
 	from atlas_integrations.gmail.client import QUOTA_UNITS
 
-	client_redis, prefix = r
+	client_redis, prefix = client
 	server, ids = gmail
 	server.QUOTA_WINDOW = 2.0  # Google's minute, shortened: 50 units per 2 s
 	server.set_user_quota(50)

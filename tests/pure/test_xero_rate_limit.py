@@ -5,37 +5,13 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 
 import pytest
 
 redis = pytest.importorskip("redis")
 
 from atlas_integrations.xero.rate_limit import RateLimited, TenantLimiter  # noqa: E402
-
-
-class Clock:
-	def __init__(self, t: float = 1_000_000.0):
-		self.t = t
-
-	def __call__(self) -> float:
-		return self.t
-
-	def sleep(self, seconds: float) -> None:
-		self.t += seconds
-
-
-@pytest.fixture
-def client():
-	r = redis.Redis(host="127.0.0.1", port=6379, socket_timeout=5)
-	try:
-		r.ping()
-	except redis.exceptions.ConnectionError as exc:  # pragma: no cover - the machine runs Redis
-		pytest.fail(f"Redis at 127.0.0.1:6379 is needed for these tests: {exc}")
-	prefix = f"atlas-test:{uuid.uuid4().hex}"
-	yield r, prefix
-	for key in r.scan_iter(f"{prefix}:*"):
-		r.delete(key)
+from tests.pure.redis_fixtures import Clock, client  # noqa: E402,F401 - client is a fixture
 
 
 def limiter(client, tenant="t1", clock=None, **kw):
