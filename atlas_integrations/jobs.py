@@ -54,6 +54,15 @@ REQUEUED = "worker lost; requeued"
 PROGRESS_AUDIENCES = ("readers", "admins")
 
 
+def key_problems(entry: dict, cls, required: set[str]) -> str:
+	"""What is wrong with the keys of a hook registration ``entry`` (a dict) for the dataclass ``cls``:
+	``"unknown keys [...]; missing keys [...]"`` (sorted), or "" when nothing is. Shared by the registries
+	of job types and of mailbox types (:mod:`atlas_integrations.inbox.mailboxes`)."""
+	unknown = sorted(set(entry) - {f.name for f in fields(cls)})
+	missing = sorted(set(required) - set(entry))
+	return "; ".join(([f"unknown keys {unknown}"] if unknown else []) + ([f"missing keys {missing}"] if missing else []))
+
+
 class UnknownJobType(frappe.ValidationError):
 	"""No installed app registers this job type (hook ``atlas_job_types``)."""
 
@@ -115,13 +124,9 @@ class JobType:
 		if isinstance(entry, cls):
 			job_type = entry
 		elif isinstance(entry, dict):
-			known = {f.name for f in fields(cls)}
-			unknown = sorted(set(entry) - known)
-			missing = sorted({"name", "method", "queue", "timeout"} - set(entry))
-			if unknown or missing:
-				raise InvalidJobType(f"Job type registration {entry.get('name')!r}{where}: "
-									 + "; ".join(([f"unknown keys {unknown}"] if unknown else [])
-												 + ([f"missing keys {missing}"] if missing else [])))
+			problems = key_problems(entry, cls, {"name", "method", "queue", "timeout"})
+			if problems:
+				raise InvalidJobType(f"Job type registration {entry.get('name')!r}{where}: {problems}")
 			job_type = cls(**entry)
 		else:
 			raise InvalidJobType(f"Job type registration{where} is not a dict: {entry!r}")

@@ -14,7 +14,7 @@ This module imports no provider package.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import frappe
@@ -114,13 +114,11 @@ class MailboxType:
 		if isinstance(entry, cls):
 			mailbox_type = entry
 		elif isinstance(entry, dict):
-			known = {f.name for f in fields(cls)}
-			unknown = sorted(set(entry) - known)
-			missing = sorted({"doctype", "label", "communication_field", "thread_field"} - set(entry))
-			if unknown or missing:
-				raise InvalidMailboxType(f"Mailbox type registration {entry.get('doctype')!r}{where}: "
-										 + "; ".join(([f"unknown keys {unknown}"] if unknown else [])
-													 + ([f"missing keys {missing}"] if missing else [])))
+			from atlas_integrations.jobs import key_problems
+
+			problems = key_problems(entry, cls, {"doctype", "label", "communication_field", "thread_field"})
+			if problems:
+				raise InvalidMailboxType(f"Mailbox type registration {entry.get('doctype')!r}{where}: {problems}")
 			mailbox_type = cls(**{**entry, "locked_fields": tuple(entry.get("locked_fields") or ())})
 		else:
 			raise InvalidMailboxType(f"Mailbox type registration{where} is not a dict: {entry!r}")
