@@ -51,11 +51,11 @@ doc_events = {
 	"Inbox Rule": {"validate": "atlas_integrations.inbox.rules.validate_rule_doc"},
 	# a Contact's / Address's link to mail is the user's to make, and never copies the mail's title
 	"Address": {"validate": "atlas_integrations.overrides.clear_mail_link_titles"},
-	# Sales Invoices reach Xero through the Sync Job queue, after commit (atlas_integrations/xero/sync.py)
-	"Sales Invoice": {"before_insert": "atlas_integrations.xero.sync.before_insert",
-					  "on_submit": "atlas_integrations.xero.sync.on_submit",
-					  "before_cancel": "atlas_integrations.xero.sync.before_cancel",
-					  "on_cancel": "atlas_integrations.xero.sync.on_cancel"},
+	# Sales Invoices reach Xero through the Sync Job queue, after commit (atlas_integrations/xero/invoices.py)
+	"Sales Invoice": {"before_insert": "atlas_integrations.xero.invoices.before_insert",
+					  "on_submit": "atlas_integrations.xero.invoices.on_submit",
+					  "before_cancel": "atlas_integrations.xero.invoices.before_cancel",
+					  "on_cancel": "atlas_integrations.xero.invoices.on_cancel"},
 	# Quotations become Xero Quotes the same way (atlas_integrations/xero/quotes.py)
 	"Quotation": {"before_insert": "atlas_integrations.xero.quotes.before_insert",
 				  "on_submit": "atlas_integrations.xero.quotes.on_submit",
@@ -67,7 +67,7 @@ doc_events = {
 doc_events["Contact"] = {**doc_events["Contact"], "validate": "atlas_integrations.overrides.clear_mail_link_titles"}
 # a Customer in Xero whose name, email, address or tax id changed updates its Xero Contact
 doc_events["Customer"] = {**doc_events["Customer"],
-						  "on_update": [doc_events["Customer"]["on_update"], "atlas_integrations.xero.sync.on_customer_update"]}
+						  "on_update": [doc_events["Customer"]["on_update"], "atlas_integrations.xero.contacts.on_customer_update"]}
 
 # a document's timeline shows mail only to users who may read its mailbox (atlas_integrations/inbox/timeline.py)
 override_whitelisted_methods = {
@@ -110,7 +110,7 @@ doctype_js = {
 	"Inbound Route": ["public/js/atlas_erase.js"],
 	# the integration card's recent jobs show Xero's words as text
 	"Xero Connection": ["public/js/atlas_text.js"],
-	# Xero state and "Open in Xero" on the invoice (atlas_integrations/xero/sync.py)
+	# Xero state and "Open in Xero" on the invoice (atlas_integrations/xero/invoices.py)
 	"Sales Invoice": ["public/js/sales_invoice_xero.js"],
 	# Xero state, "Send quote" and "Open in Xero" on the quotation (atlas_integrations/xero/quotes.py)
 	"Quotation": ["public/js/quotation_xero.js"],
@@ -130,7 +130,7 @@ scheduler_events = {
 					  # due retries (exponential backoff) and lost dispatches of every job type
 					  "atlas_integrations.jobs.dispatch_due",
 					  # each connected Company's due Xero jobs
-					  "atlas_integrations.xero.sync.drain_all",
+					  "atlas_integrations.xero.drain.drain_all",
 					  # reads of what changed in Xero (payments), each Company at its own interval
 					  "atlas_integrations.xero.payments.schedule_pulls"],
 	},

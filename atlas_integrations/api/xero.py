@@ -8,7 +8,7 @@ from urllib.parse import quote
 import frappe
 
 from atlas_integrations import messages
-from atlas_integrations.xero import oauth
+from atlas_integrations.xero import ledger, oauth, payments, push_existing, quotes, settings
 
 
 @frappe.whitelist(methods=["POST"])
@@ -32,6 +32,8 @@ def oauth_callback(state: str | None = None, code: str | None = None, error: str
 	message page ("Xero connection was cancelled", ...)."""
 	try:
 		result = oauth.complete(state, code=code, error=error)
+		if result["status"] == oauth.CONNECTED:
+			settings.after_connect(result["company"])
 	except (frappe.ValidationError, frappe.PermissionError) as exc:
 		frappe.db.rollback()
 		# the message names an organisation (provider text) escaped once where it was made (messages.py)
@@ -52,7 +54,9 @@ def choose_tenant(company: str, tenant_id: str) -> dict:
 	Returns:
 		``{"company", "status": "connected", "tenant": name}``.
 	"""
-	return oauth.choose(company, tenant_id)
+	result = oauth.choose(company, tenant_id)
+	settings.after_connect(company)
+	return result
 
 
 @frappe.whitelist(methods=["GET"])
@@ -89,8 +93,6 @@ def summary(company: str) -> dict:
 	Raises:
 		frappe.PermissionError: the user cannot read the Xero Connection (Atlas roles read it).
 	"""
-	from atlas_integrations.xero import settings
-
 	doc = messages.get_doc(oauth.CONNECTION, company)
 	doc.check_permission("read")
 	counts = settings.refresh_counts(company)
@@ -110,8 +112,6 @@ def load_from_xero(company: str) -> dict:
 	Raises:
 		frappe.PermissionError: "Only admins can connect Xero".
 	"""
-	from atlas_integrations.xero import settings
-
 	_admin_on(company)
 	return settings.load_from_xero(company)
 
@@ -121,7 +121,7 @@ def push_existing(company: str) -> dict:
 	"""Queue the submitted Sales Invoices posted on or after "Push Invoices From" that are not in Xero yet
 	(Atlas Owner/Admin), as the parts of one "Xero Push Existing" Sync Job whose progress (invoices
 	finished of those queued, rate, time left) the form shows live
-	(:func:`atlas_integrations.xero.settings.request_push_existing`).
+	(:func:`atlas_integrations.xero.push_existing.request`).
 
 	Returns:
 		``{"queued": int, "sync_job": str | None}``: invoices queued now, and the job (None when there was
@@ -131,10 +131,8 @@ def push_existing(company: str) -> dict:
 		frappe.PermissionError: "Only admins can connect Xero".
 		frappe.ValidationError: no "Push Invoices From" date is set.
 	"""
-	from atlas_integrations.xero import settings
-
 	_admin_on(company)
-	return settings.request_push_existing(company)
+	return push_existing.request(company)
 
 
 @frappe.whitelist(methods=["POST"])
@@ -146,12 +144,8 @@ def sync_now(company: str) -> dict:
 	Raises:
 		frappe.PermissionError: "Only admins can connect Xero".
 	"""
-	from atlas_integrations.xero import sync
-
-	from atlas_integrations.xero import payments
-
 	_admin_on(company)
-	pending = sync.resume(company)
+	pending = ledger.resume(company)
 	pull = None
 	if frappe.db.get_value(oauth.CONNECTION, company, ["status", "pull_payments"]) == (oauth.CONNECTED, 1):
 		pull = payments.queue_pull(company, trigger="desk")
@@ -208,8 +202,6 @@ def send_quote(quotation: str, client_key: str, to=None, cc=None, subject: str |
 			messages a minute" (the user's emails a minute, Atlas Settings ``reply_rate_limit``, one budget
 			with Smart Inbox replies).
 	"""
-	from atlas_integrations.xero import quotes
-
 	return quotes.request_send(quotation, client_key, to=_addresses(to), cc=_addresses(cc), subject=subject,
 							   message=message)
 
@@ -228,8 +220,6 @@ def pull_now(company: str) -> dict:
 	Raises:
 		frappe.PermissionError: "Only admins can connect Xero".
 	"""
-	from atlas_integrations.xero import payments
-
 	_admin_on(company)
 	job = payments.queue_pull(company, trigger="desk")
 	frappe.db.commit()

@@ -120,7 +120,7 @@ def map_host_roles() -> None:
 			frappe.get_doc("User", user).add_roles(OWNER)
 
 
-#: Xero state on ERPNext's documents (atlas_integrations/xero/sync.py)
+#: Xero state on ERPNext's documents (atlas_integrations/xero/invoices.py)
 SALES_INVOICE_FIELDS = [
 	{"fieldname": "atlas_xero_status", "fieldtype": "Select", "label": "Xero", "read_only": 1, "no_copy": 1,
 	 "options": "\nXero Pending\nXero Synced\nXero Error", "in_standard_filter": 1, "in_list_view": 1,

@@ -13,12 +13,22 @@ import time
 import frappe
 
 from atlas_integrations import messages
-from atlas_integrations.endpoints import get_endpoint
+from atlas_integrations.endpoints import conf_number, get_endpoint
 from atlas_integrations.xero import oauth
+from atlas_integrations.xero.errors import Temporary, from_http
+from atlas_integrations.xero.rate_limit import RateLimited, TenantLimiter
 
 
 #: xero-python treats a token as expired this many seconds early (``OAuth2Token.EXPIRATION_BUFFER_DEFAULT``)
 SDK_EXPIRY_BUFFER = 60
+DEFAULT_TIMEOUT = 30  # seconds per Xero request (site config ``atlas_xero_timeout`` overrides)
+
+
+def request_timeout() -> tuple[float, float]:
+	"""(connect, read) seconds for xero-python's ``_request_timeout`` (it ignores a plain float) on the
+	batch writes: site config ``atlas_xero_timeout`` (default 30 s), connect at most 10 s."""
+	read = conf_number("atlas_xero_timeout", DEFAULT_TIMEOUT)
+	return (min(10.0, read), read)
 
 
 def accounting_api(company: str):
@@ -27,7 +37,7 @@ def accounting_api(company: str):
 
 	Raises:
 		frappe.ValidationError: the Company has no connected Xero organisation.
-		atlas_integrations.xero.oauth.XeroAuthError: the grant was refused (now marked revoked).
+		atlas_integrations.xero.errors.XeroAuthError: the grant was refused (now marked revoked).
 	"""
 	from xero_python.accounting import AccountingApi
 	from xero_python.api_client import ApiClient, Configuration
@@ -64,10 +74,6 @@ def tenant_limiter(tenant_id: str):
 	"""The tenant's shared :class:`~atlas_integrations.xero.rate_limit.TenantLimiter`: Xero's 60 calls a
 	rolling minute and 5 in flight, unless site config sets ``atlas_xero_minute_limit`` /
 	``atlas_xero_rate_window`` (seconds) / ``atlas_xero_concurrent_limit`` (tests prove the limits in seconds)."""
-	from atlas_integrations.xero.rate_limit import TenantLimiter
-
-	from atlas_integrations.endpoints import conf_number
-
 	return TenantLimiter(frappe.cache, tenant_id, minute_limit=int(conf_number("atlas_xero_minute_limit", 60)),
 						 window=conf_number("atlas_xero_rate_window", 60.0),
 						 concurrent_limit=int(conf_number("atlas_xero_concurrent_limit", 5)))
@@ -77,29 +83,10 @@ def session_for(company: str, wait_budget: float = 30.0) -> "XeroSession":
 	"""A :class:`XeroSession` on ``company``'s connected organisation.
 
 	Raises:
-		frappe.ValidationError, atlas_integrations.xero.oauth.XeroAuthError: as :func:`accounting_api`.
+		frappe.ValidationError, atlas_integrations.xero.errors.XeroAuthError: as :func:`accounting_api`.
 	"""
 	tenant = frappe.db.get_value(oauth.CONNECTION, company, "tenant_id")
 	return XeroSession(accounting_api(company), tenant_limiter(tenant), tenant, wait_budget=wait_budget)
-
-
-class Deferred(Exception):
-	"""A Xero call could not be done now for a passing reason (rate limit, timeout, Xero unavailable, a
-	paused connection): the Sync Jobs involved go back to pending (:func:`atlas_integrations.jobs.defer`).
-
-	Attributes:
-		retry_after: seconds to wait before trying again (None: the job's exponential backoff).
-		count_attempt: False when nothing reached Xero (waiting never fails a job).
-	"""
-
-	def __init__(self, message: str, retry_after: float | None = None, count_attempt: bool = True):
-		super().__init__(message)
-		self.retry_after = retry_after
-		self.count_attempt = count_attempt
-
-
-#: statuses after which the same call may succeed later
-TRANSIENT_STATUSES = (500, 502, 503, 504)
 
 
 class XeroSession:
@@ -108,9 +95,11 @@ class XeroSession:
 	answer (``X-DayLimit-Remaining``, ``X-MinLimit-Remaining``) and honouring a 429's ``Retry-After`` /
 	``X-Rate-Limit-Problem`` by waiting and trying again, up to ``wait_budget`` seconds in all.
 
-	Raises (from :meth:`call`):
-		Deferred: rate limited beyond the budget, a timeout or connection error, or a 5xx answer.
-		xero_python.exceptions.HTTPStatusException: any other non-2xx answer (e.g. 400 ValidationErrors).
+	Raises (from :meth:`call`), the family of :mod:`atlas_integrations.xero.errors`:
+		Temporary: rate limited beyond the budget, a timeout or connection error, or a 5xx answer.
+		TokenRejected: 401 (the access token was not accepted).
+		Revoked: 403 (the organisation disconnected the app).
+		Permanent: any other non-2xx answer (e.g. 400 ValidationErrors), with Xero's words.
 	"""
 
 	def __init__(self, api, limiter, tenant_id: str, wait_budget: float = 30.0):
@@ -125,12 +114,10 @@ class XeroSession:
 		fn = getattr(self.api, method)
 		deadline = time.monotonic() + self.wait_budget
 		while True:
-			from atlas_integrations.xero.rate_limit import RateLimited
-
 			try:
 				slot = self.limiter.acquire(timeout=max(deadline - time.monotonic(), 0.0))
 			except RateLimited as exc:
-				raise Deferred(f"Xero rate limit ({exc.reason}): waiting {exc.retry_after:.0f} s",
+				raise Temporary(f"Xero rate limit ({exc.reason}): waiting {exc.retry_after:.0f} s",
 							   retry_after=exc.retry_after, count_attempt=False) from None
 			try:
 				self.calls += 1
@@ -139,16 +126,14 @@ class XeroSession:
 				self.limiter.record(int(exc.status or 0), dict(exc.headers or {}))
 				if exc.status == 429:
 					if time.monotonic() >= deadline:
-						raise Deferred("Xero rate limit (429 "
+						raise Temporary("Xero rate limit (429 "
 									   f"{(exc.headers or {}).get('X-Rate-Limit-Problem', '')})".strip() + ")",
 									   retry_after=_seconds_or_none((exc.headers or {}).get("Retry-After")),
 									   count_attempt=False) from None
 					continue  # the limiter now holds the pause: acquire waits for it (or defers)
-				if exc.status in TRANSIENT_STATUSES:
-					raise Deferred(f"Xero answered {exc.status} {exc.reason or ''}".strip()) from None
-				raise
+				raise from_http(exc) from None
 			except (urllib3.exceptions.HTTPError, OSError) as exc:  # timeouts, refused, reset
-				raise Deferred(f"Xero did not answer in time ({type(exc).__name__})") from None
+				raise Temporary(f"Xero did not answer in time ({type(exc).__name__})") from None
 			finally:
 				self.limiter.release(slot)
 			self.limiter.record(int(status or 200), dict(headers or {}))

@@ -19,7 +19,7 @@ def _type(name: str, max_attempts: int = 6) -> dict:
 	# every Xero job is run by its Company's drain (batches of 50, one drain per Company at a time);
 	# passing failures (timeouts, 5xx) back off 30 s, 60 s, ... and fail after ``max_attempts``; waiting
 	# for a rate limit or a paused connection uses no attempt
-	return {"name": name, "method": "atlas_integrations.xero.sync.run_sync_job", "queue": "short",
+	return {"name": name, "method": "atlas_integrations.xero.drain.run_sync_job", "queue": "short",
 			"timeout": 15 * 60, "one_at_a_time": "job", "max_attempts": max_attempts}
 
 
@@ -43,6 +43,6 @@ JOB_TYPES: list[dict] = [
 	# Company's invoices as Xero Invoice jobs (its parts), then stays processing while the drains send them
 	# and report its progress; finished by the drain when its last part finishes. One per Xero Connection
 	# (the reference); the reaper runs it again if no drain touched it for its stale time (it counts again)
-	{"name": XERO_PUSH_EXISTING, "method": "atlas_integrations.xero.settings.run_push_existing", "queue": "long",
+	{"name": XERO_PUSH_EXISTING, "method": "atlas_integrations.xero.push_existing.run", "queue": "long",
 	 "timeout": 30 * 60, "one_at_a_time": "reference", "max_attempts": 6, "progress_audience": "admins"},
 ]

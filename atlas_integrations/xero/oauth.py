@@ -34,6 +34,7 @@ from atlas_integrations.endpoints import get_endpoint
 from atlas_integrations.inbox.text import mail_text
 from atlas_integrations.permissions import is_admin
 from atlas_integrations.settings import require_active_workspace
+from atlas_integrations.xero.errors import XeroAuthError
 
 CONNECTION, GRANT = "Xero Connection", "Xero Grant"
 CALLBACK_METHOD = "atlas_integrations.api.xero.oauth_callback"
@@ -55,8 +56,6 @@ NOT_OFFERED = "That organisation was not part of the last Xero consent"
 CONNECTED, ERROR, REVOKED, NOT_CONNECTED = "connected", "error", "revoked", "not connected"
 
 
-class XeroAuthError(Exception):
-	"""Xero refused the grant (``invalid_grant``) or the credentials; never carries a token."""
 
 
 def redirect_uri() -> str:
@@ -153,6 +152,8 @@ def complete(state: str | None, code: str | None = None, error: str | None = Non
 	Returns:
 		``{"company": str, "status": "connected", "tenant": name}`` or, when the consent authorised several
 		organisations, ``{"company": str, "status": "choose", "tenants": [{"tenant_id", "tenant_name"}]}``.
+		On "connected" the caller runs :func:`atlas_integrations.xero.settings.after_connect` (this module is
+		below the API client and imports none of the modules that use it).
 
 	Raises:
 		frappe.ValidationError: "Xero connection was cancelled", "Xero did not grant offline access",
@@ -204,7 +205,8 @@ def choose(company: str, tenant_id: str) -> dict:
 	"""Link the organisation the admin picked from the last consent of ``company``.
 
 	Returns:
-		``{"company", "status": "connected", "tenant"}``.
+		``{"company", "status": "connected", "tenant"}``; the caller runs
+		:func:`atlas_integrations.xero.settings.after_connect`.
 
 	Raises:
 		frappe.PermissionError: "Only admins can connect Xero".
@@ -256,30 +258,7 @@ def _link(company: str, connection: dict, grant: str, scopes: list[str]) -> str:
 	if previous and previous != grant and not frappe.db.exists(CONNECTION, {"xero_grant": previous}):
 		_forget_grant(previous)  # reconnect replaced the credentials
 	frappe.db.commit()
-	_load_organisation(company)
-	from atlas_integrations.xero import settings
-
-	settings.after_connect(company)
 	return connection.get("tenantName") or tenant_id
-
-
-def _load_organisation(company: str) -> None:
-	"""Short code and base currency of the linked organisation (xero-python ``get_organisations``)."""
-	from atlas_integrations.xero.client import accounting_api
-
-	tenant = frappe.db.get_value(CONNECTION, company, "tenant_id")
-	try:
-		orgs = accounting_api(company).get_organisations(tenant).organisations or []
-	except Exception as exc:  # the connection stands; the details follow on the next use
-		frappe.db.set_value(CONNECTION, company, "last_error", f"Organisation not read: {type(exc).__name__}")
-		frappe.db.commit()
-		return
-	if orgs:
-		frappe.db.set_value(CONNECTION, company, {"short_code": mail_text(orgs[0].short_code),
-												  "base_currency": str(orgs[0].base_currency.value
-																	   if hasattr(orgs[0].base_currency, "value")
-																	   else orgs[0].base_currency)})
-		frappe.db.commit()
 
 
 def access_token(grant: str) -> str:

@@ -38,7 +38,8 @@ from frappe.utils import add_to_date, get_datetime, now_datetime
 
 from atlas_integrations import jobs
 from atlas_integrations.inbox.text import mail_text
-from atlas_integrations.xero import mappers, oauth, quotes
+from atlas_integrations.xero import ledger, mappers, oauth, quotes
+from atlas_integrations.xero.errors import Temporary
 from atlas_integrations.xero.jobs import XERO_PAYMENT, XERO_PULL
 
 PAGE = 100  # Xero's page size for invoices and payments
@@ -69,8 +70,6 @@ def queue_pull(company: str, invoice_ids=(), credit_note_ids=(), contact_ids=(),
 	Returns:
 		The Sync Job's name (not committed; the drain is enqueued after commit).
 	"""
-	from atlas_integrations.xero import sync
-
 	existing = frappe.db.get_value("Sync Job", {"job_type": XERO_PULL, "reference_doctype": oauth.CONNECTION,
 												"reference_name": company, "status": jobs.PENDING}, ["name", "payload"],
 								   as_dict=True, for_update=True)
@@ -85,7 +84,7 @@ def queue_pull(company: str, invoice_ids=(), credit_note_ids=(), contact_ids=(),
 	else:
 		name = jobs.create(XERO_PULL, oauth.CONNECTION, company, payload=payload, trigger=trigger).name
 	if drain:
-		sync.enqueue_drain(company)
+		ledger.enqueue_drain(company)
 	return name
 
 
@@ -150,14 +149,13 @@ def pull_figures(stats: dict) -> str:
 	return ", ".join(f"{key.replace('_', ' ')} {stats[key]}" for key in sorted(stats))
 
 
-def run_pull(session, company: str, job: str, payload: dict) -> None:
-	"""The drain's entry for a "Xero Pull" job: :func:`pull` under the organisation's lock, then the job's
-	figures. Raises :class:`atlas_integrations.xero.client.Deferred` when another pull holds the lock."""
-	from atlas_integrations.xero.client import Deferred
-
+def run_pull(session, company: str, job: str, row) -> None:
+	"""The drain's handler of one "Xero Pull" job: :func:`pull` under the organisation's lock, then the
+	job's figures. Raises :class:`atlas_integrations.xero.errors.Temporary` when another pull holds the lock."""
+	payload = json.loads(row.payload or "{}")
 	lock = _lock(company)
 	if not lock.acquire():
-		raise Deferred("another pull of this organisation is running", retry_after=30, count_attempt=False)
+		raise Temporary("another pull of this organisation is running", retry_after=30, count_attempt=False)
 	try:
 		stats = pull(session, company, payload)
 	finally:
@@ -399,8 +397,10 @@ def _failed_payment(company: str, invoice: str, p: dict, exc: Exception) -> None
 	frappe.db.commit()
 
 
-def run_payment(company: str, job: str, payload: dict) -> None:
-	"""The drain's entry for a retried "Xero Payment" job: post its payment again (never twice)."""
+def run_payment(session, company: str, job: str, row) -> None:
+	"""The drain's handler of one retried "Xero Payment" job: post its payment again (never twice; no Xero
+	call: the payment is in the job's payload)."""
+	payload = json.loads(row.payload or "{}")
 	conn = frappe.db.get_value(oauth.CONNECTION, company, "create_payment_entries")
 	p = payload.get("payment") or {}
 	invoice = frappe.db.get_value("Sales Invoice", {"atlas_xero_invoice_id": p.get("invoice_id"), "docstatus": 1}, "name")

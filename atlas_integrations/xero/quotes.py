@@ -1,7 +1,7 @@
 """Quotations to Xero Quotes, and "Send quote": the Xero Quote's PDF emailed through a shared mailbox, exactly once.
 
 * A submitted Quotation of a connected Company becomes a pending "Xero Quote" Sync Job (``on_submit``,
-  after commit); the Company's drain (:mod:`atlas_integrations.xero.sync`) pushes it as a DRAFT Xero Quote
+  after commit); the Company's drain (:mod:`atlas_integrations.xero.drain`) pushes it as a DRAFT Xero Quote
   with the invoices' contact, account, tax and item mappings and the same total check. Cancelling
   deletes a DRAFT quote and declines a SENT one (Xero's rules: only a DRAFT quote can be deleted); a quote
   the customer already ACCEPTED (or that was INVOICED) in Xero refuses the cancel. An amendment is a new
@@ -32,7 +32,9 @@ from frappe.utils import now_datetime
 from atlas_integrations import jobs, messages
 from atlas_integrations.inbox import mailboxes, outbox
 from atlas_integrations.inbox.text import mail_text, plain
-from atlas_integrations.xero import mappers, oauth, settings
+from atlas_integrations.xero import contacts, ledger, mappers, oauth, settings
+from atlas_integrations.xero.client import request_timeout, session_for
+from atlas_integrations.xero.errors import Permanent, Temporary, validation_messages
 from atlas_integrations.xero.jobs import XERO_QUOTE, XERO_QUOTE_SEND
 
 DOCTYPE = "Quotation"
@@ -52,10 +54,6 @@ ACCEPTED_IN_XERO = ("Quotation {0} cannot be cancelled: the customer's quote is 
 					"first, then cancel.")
 
 
-def _connected(company: str) -> bool:
-	return frappe.db.get_value(oauth.CONNECTION, company, "status") == oauth.CONNECTED
-
-
 def _state(name: str, state: str | None, error: str | None = None, **fields) -> None:
 	values = {"atlas_xero_status": state, "atlas_xero_error": mail_text(error[:1000]) if error else None, **fields}
 	frappe.db.set_value(DOCTYPE, name, values, update_modified=False)
@@ -71,7 +69,7 @@ def before_insert(doc, method=None) -> None:
 
 def on_submit(doc, method=None) -> None:
 	"""Quotation ``on_submit``: queue it for Xero when its Company is connected."""
-	if _connected(doc.company):
+	if ledger.is_connected(doc.company):
 		queue(doc.name, doc.company, "push")
 
 
@@ -82,11 +80,9 @@ def before_cancel(doc, method=None) -> None:
 	Raises:
 		frappe.ValidationError: :data:`ACCEPTED_IN_XERO`.
 	"""
-	if not doc.get("atlas_xero_quote_id") or not _connected(doc.company):
+	if not doc.get("atlas_xero_quote_id") or not ledger.is_connected(doc.company):
 		return
 	try:
-		from atlas_integrations.xero.client import session_for
-
 		current = session_for(doc.company, wait_budget=5.0).call(
 			"get_quote", doc.atlas_xero_quote_id, _request_timeout=(5.0, 5.0)).quotes[0]
 	except Exception as exc:
@@ -99,16 +95,14 @@ def before_cancel(doc, method=None) -> None:
 
 def on_cancel(doc, method=None) -> None:
 	"""Quotation ``on_cancel``: queue the delete / decline of its Xero Quote (when it has one)."""
-	if _connected(doc.company) and doc.get("atlas_xero_quote_id"):
+	if ledger.is_connected(doc.company) and doc.get("atlas_xero_quote_id"):
 		queue(doc.name, doc.company, "cancel")
 
 
 def queue(name: str, company: str, action: str, drain: bool = True) -> str:
 	"""A pending "Xero Quote" Sync Job (``push`` or ``cancel``) for Quotation ``name``; a pending one of
 	the same Quotation gets the new action. Returns the Sync Job's name."""
-	from atlas_integrations.xero import sync
-
-	job = sync.queue(name, company, action, job_type=XERO_QUOTE, reference_doctype=DOCTYPE, drain=drain)
+	job = ledger.queue(name, company, action, XERO_QUOTE, DOCTYPE, drain=drain)
 	_state(name, QUEUED)
 	return job
 
@@ -189,7 +183,7 @@ def request_send(quotation: str, client_key: str, to=None, cc=None, subject: str
 		return {"sync_job": existing, "status": frappe.db.get_value(DOCTYPE, quotation, "atlas_xero_status")}
 	if doc.docstatus != 1:
 		frappe.throw(_(NOT_SUBMITTED), title=_("Xero"))
-	if not _connected(doc.company):
+	if not ledger.is_connected(doc.company):
 		messages.throw(NOT_CONNECTED, doc.company, title="Xero")
 	recipients = (outbox.split_addresses(to, strict=True) if to
 				  else outbox.split_addresses(doc.get("contact_email")))
@@ -212,9 +206,7 @@ def request_send(quotation: str, client_key: str, to=None, cc=None, subject: str
 	if not doc.get("atlas_xero_quote_id") and not _open_job(XERO_QUOTE, quotation):
 		queue(quotation, doc.company, "push", drain=False)  # e.g. its push failed earlier: tried again first
 	_state(quotation, QUEUED)
-	from atlas_integrations.xero import sync
-
-	sync.enqueue_drain(doc.company)
+	ledger.enqueue_drain(doc.company)
 	return {"sync_job": job, "status": QUEUED}
 
 
@@ -229,6 +221,11 @@ def _settle_state(name: str) -> None:
 		_state(name, QUEUED)
 	else:
 		_state(name, SYNCED)
+
+
+def mark_failed(name: str, why: str) -> None:
+	"""A job of Quotation ``name`` failed for good: it shows Xero send failed with ``why`` (as text)."""
+	_state(name, SEND_FAILED, why)
 
 
 def fail(job: str, name: str, reason: str) -> None:
@@ -292,8 +289,6 @@ def push(session, company: str, rows: dict) -> None:
 	Idempotency-Key of the jobs; a retried job first looks for its quote by QuoteNumber)."""
 	from xero_python.accounting import Quotes
 
-	from atlas_integrations.xero import sync
-
 	docs = {}
 	for job, row in rows.items():
 		doc = frappe.get_doc(DOCTYPE, row.reference_name)
@@ -317,17 +312,17 @@ def push(session, company: str, rows: dict) -> None:
 				docs.pop(job)
 	if not docs:
 		return
-	contacts = sync.contact_ids(session, sorted({d.party_name for d in docs.values()}))
+	contact_map = contacts.contact_ids(session, sorted({d.party_name for d in docs.values()}))
 	maps = settings.maps(company)
 	expiry = frappe.db.get_value(oauth.CONNECTION, company, "quote_expiry_days") or 30
 	payloads, order = [], []
 	for job, doc in docs.items():
-		if doc.party_name not in contacts:
+		if doc.party_name not in contact_map:
 			fail(job, doc.name, f"Xero quote: Xero did not accept the contact for Customer {doc.party_name}")
 			continue
 		try:
 			data = mappers.quote(doc.as_dict(), _items_with_accounts(doc), [t.as_dict() for t in doc.taxes],
-								 contacts[doc.party_name], expiry_days=int(expiry), **maps)
+								 contact_map[doc.party_name], expiry_days=int(expiry), **maps)
 		except mappers.MappingError as exc:
 			fail(job, doc.name, f"Xero quote: not sent to Xero: {exc}")
 			continue
@@ -337,11 +332,11 @@ def push(session, company: str, rows: dict) -> None:
 		return
 	digest = hashlib.sha256(",".join(order).encode()).hexdigest()[:40]
 	result = session.call("update_or_create_quotes", Quotes(quotes=payloads), summarize_errors=False,
-						  idempotency_key=f"quotes-{digest}", _request_timeout=sync.request_timeout())
+						  idempotency_key=f"quotes-{digest}", _request_timeout=request_timeout())
 	for job, answer in zip(order, result.quotes or []):
 		doc = docs[job]
 		if getattr(answer, "validation_errors", None):
-			fail(job, doc.name, f"Xero quote: Xero refused it: {sync.validation_messages(answer) or 'validation error'}")
+			fail(job, doc.name, f"Xero quote: Xero refused it: {validation_messages(answer) or 'validation error'}")
 			continue
 		if not mappers.total_matches(doc.as_dict(), answer.total):
 			frappe.db.set_value(DOCTYPE, doc.name, "atlas_xero_quote_id", str(answer.quote_id), update_modified=False)
@@ -367,12 +362,10 @@ def _set_status(session, quote, target: str, key: str) -> None:
 	session.call("update_quote", str(quote.quote_id), Quotes(quotes=[update]), idempotency_key=key)
 
 
-def cancel(session, job: str, name: str) -> None:
-	"""Delete (DRAFT) or decline (SENT) the Xero Quote of a cancelled Quotation."""
-	from xero_python.exceptions import HTTPStatusException
-
-	from atlas_integrations.xero import sync
-
+def cancel(session, company: str, job: str, row) -> None:
+	"""The drain's handler of one "Xero Quote" ``cancel`` job: delete (DRAFT) or decline (SENT) the Xero
+	Quote of the cancelled Quotation ``row.reference_name``."""
+	name = row.reference_name
 	quote_id = frappe.db.get_value(DOCTYPE, name, "atlas_xero_quote_id")
 	if not quote_id:
 		jobs.finish(job, jobs.SUCCEEDED, details="never reached Xero: nothing to cancel")
@@ -391,10 +384,8 @@ def cancel(session, job: str, name: str) -> None:
 		return
 	try:
 		_set_status(session, current, target, f"quote-cancel-{job}")
-	except HTTPStatusException as exc:
-		if exc.status in (401, 403) or exc.status >= 500:
-			raise
-		fail(job, name, f"Xero quote: Xero did not {'delete' if target == 'DELETED' else 'decline'} it: {sync.reason(exc)}"[:500])
+	except Permanent as exc:
+		fail(job, name, f"Xero quote: Xero did not {'delete' if target == 'DELETED' else 'decline'} it: {exc.reason}"[:500])
 		return
 	frappe.db.set_value(DOCTYPE, name, "atlas_xero_quote_status", target, update_modified=False)
 	_state(name, SYNCED)
@@ -424,14 +415,10 @@ def _default_message(doc) -> str:
 			f"{total}.{valid}\n\nKind regards,\n{doc.company}")
 
 
-def send(session, job: str, row) -> None:
+def send(session, company: str, job: str, row) -> None:
 	"""Email the quote PDF through the payload's mailbox (exactly once: the Outgoing Mail is keyed by this
 	job) and mark the Xero Quote SENT once the provider accepted it. A provider that did not answer defers
 	the job; an unusable mailbox fails it as "Integration: …", a refused message as "Recipient: …"."""
-	from xero_python.exceptions import HTTPStatusException
-
-	from atlas_integrations.xero.client import Deferred
-
 	payload = json.loads(row.payload)
 	doc = frappe.get_doc(DOCTYPE, row.reference_name)
 	if doc.docstatus != 1:
@@ -449,9 +436,7 @@ def send(session, job: str, row) -> None:
 	if not sent or sent.status not in outbox.DELIVERED:
 		try:
 			pdf = _pdf(session, doc.atlas_xero_quote_id)
-		except HTTPStatusException as exc:
-			if exc.status in (401, 403, 429) or exc.status >= 500:
-				raise
+		except Permanent as exc:
 			fail(job, doc.name, f"Xero quote: Xero did not give its PDF ({exc.status})")
 			return
 		attachments = [(f"{doc.name}.pdf", "application/pdf", pdf)]
@@ -463,7 +448,7 @@ def send(session, job: str, row) -> None:
 			reference_doctype=DOCTYPE, reference_name=doc.name)
 	except outbox.NotAnswered as exc:  # nothing was sent: try again later (the mailbox is searched first)
 		frappe.db.rollback()
-		raise Deferred(f"{mailbox_type.label} did not answer: {plain(str(exc))}"[:300]) from None
+		raise Temporary(f"{mailbox_type.label} did not answer: {plain(str(exc))}"[:300]) from None
 	except outbox.MailboxUnusable as exc:
 		frappe.db.rollback()
 		fail(job, doc.name, f"Integration: {plain(str(exc))}")
@@ -481,9 +466,7 @@ def send(session, job: str, row) -> None:
 		try:
 			_set_status(session, current, "SENT", f"quote-sent-{job}")
 			state = "SENT"
-		except HTTPStatusException as exc:
-			if exc.status in (401, 403, 429) or exc.status >= 500:
-				raise
+		except Permanent as exc:
 			fail(job, doc.name, f"Xero quote: emailed, but Xero did not mark it SENT: {exc.status}")
 			return
 	to = ", ".join(payload["to"])

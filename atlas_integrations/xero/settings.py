@@ -6,14 +6,13 @@ card).
 
 from __future__ import annotations
 
-import json
-
 import frappe
 from frappe.utils import getdate, now_datetime
 
 from atlas_integrations import jobs, messages
 from atlas_integrations.inbox.text import mail_text
-from atlas_integrations.xero import oauth
+from atlas_integrations.xero import ledger, oauth
+from atlas_integrations.xero.client import accounting_api, session_for
 from atlas_integrations.xero.jobs import XERO_JOB_TYPES
 
 RECENT_JOBS = 10
@@ -48,8 +47,6 @@ def load_from_xero(company: str) -> dict:
 	Raises:
 		frappe.ValidationError: the Company has no connected organisation.
 	"""
-	from atlas_integrations.xero.client import session_for
-
 	conn = messages.get_doc(oauth.CONNECTION, company)
 	session = session_for(company)
 	accounts = [{"code": a.code, "name": a.name, "type": str(getattr(a.type, "value", a.type))}
@@ -86,116 +83,6 @@ def in_scope(company: str, posting_date) -> bool:
 	return not conn.sync_from or getdate(posting_date) >= getdate(conn.sync_from)
 
 
-def push_existing(company: str, parent_job: str | None = None) -> int:
-	"""Queue every submitted Sales Invoice of ``company`` posted on or after "Push Invoices From" that is not
-	in Xero and has no open job (for invoices submitted before connecting). Returns how many were queued.
-
-	Args:
-		parent_job: the "Xero Push Existing" Sync Job the queued Xero Invoice jobs are parts of (its
-			progress counts them: :func:`request_push_existing`), or None.
-
-	Raises:
-		frappe.ValidationError: no "Push Invoices From" date is set (pushing all history is never implied).
-	"""
-	from atlas_integrations.xero import sync
-
-	sync_from = frappe.db.get_value(oauth.CONNECTION, company, "sync_from")
-	if not sync_from:
-		frappe.throw(frappe._("Set 'Push Invoices From' first: invoices before that date are not sent to Xero"),
-					 title=frappe._("Xero"))
-	names = frappe.get_all("Sales Invoice", filters={"company": company, "docstatus": 1, "posting_date": [">=", sync_from],
-													 "atlas_xero_invoice_id": ["is", "not set"]},
-						   pluck="name", order_by="posting_date asc, name asc")
-	queued = 0
-	for name in names:
-		if not jobs.open_job(sync.XERO_INVOICE, "Sales Invoice", name):
-			sync.queue(name, company, "push", drain=False, parent_job=parent_job)
-			queued += 1
-	if queued:
-		sync.enqueue_drain(company)
-	return queued
-
-
-def request_push_existing(company: str, trigger: str = "desk") -> dict:
-	""""Push existing invoices" as one "Xero Push Existing" Sync Job on the Xero Connection: the invoices
-	of :func:`push_existing` are queued now as its parts (Xero Invoice jobs with ``parent_job``), and each
-	drain reports its progress (invoices finished of those queued, :func:`report_push`) to the admins
-	until the last part finishes. An open one is reused: invoices not yet queued join it.
-
-	Args:
-		company: the Company of the Xero Connection.
-		trigger: ``desk`` or ``connect``.
-
-	Returns:
-		``{"sync_job": str | None, "queued": int}``: the job (None when nothing was queued and none was
-		open) and how many invoices this call queued.
-
-	Raises:
-		frappe.ValidationError: no "Push Invoices From" date is set.
-	"""
-	from atlas_integrations.xero.jobs import XERO_PUSH_EXISTING
-
-	if not frappe.db.get_value(oauth.CONNECTION, company, "sync_from"):
-		push_existing(company)  # raises the "Push Invoices From" message
-	parent = jobs.open_job(XERO_PUSH_EXISTING, oauth.CONNECTION, company)
-	created = not parent
-	if created:
-		parent = jobs.create(XERO_PUSH_EXISTING, oauth.CONNECTION, company, payload={"company": company},
-							 trigger=trigger).name
-		jobs.claim(parent)  # processing from now on (commits): the drains count its parts as they finish
-	queued = push_existing(company, parent_job=parent)
-	if created and not queued:  # nothing to push: no job to follow
-		frappe.db.delete("Sync Job", parent)
-		frappe.db.commit()
-		return {"sync_job": None, "queued": 0}
-	report_push(parent)
-	return {"sync_job": parent, "queued": queued}
-
-
-def run_push_existing(sync_job: str) -> None:
-	"""rq entry point of the "Xero Push Existing" job type, run when the ledger dispatches it again (the
-	reaper found it untouched for its stale time, or Retry): queues the Company's invoices still not in
-	Xero as its parts, then reports (and finishes it when none is open). As Administrator; commits."""
-	row = frappe.db.get_value("Sync Job", sync_job, ["reference_name", "payload"], as_dict=True)
-	if not row:
-		return
-	company = json.loads(row.payload or "{}").get("company") or row.reference_name
-	with jobs.run_as(None):
-		if not jobs.claim(sync_job):
-			return
-		try:
-			push_existing(company, parent_job=sync_job)
-		except Exception as exc:
-			frappe.db.rollback()
-			jobs.finish(sync_job, jobs.FAILED, error=f"{type(exc).__name__}: {exc}")
-			return
-		report_push(sync_job)
-		frappe.db.commit()
-
-
-def report_push(parent: str) -> dict | None:
-	"""Report a processing "Xero Push Existing" job's progress from its parts (:func:`jobs.part_counts`):
-	done = parts succeeded or failed, total = parts queued; when none is pending or processing it is
-	finished (``succeeded``; counts ``listed`` = parts, ``created`` = succeeded, ``failed``). Does not
-	commit (the caller's batch commits the figures and sends the event). Returns the event's message,
-	None when the job is not processing (already finished: a part retried later changes nothing)."""
-	from atlas_integrations.progress import Progress
-
-	if frappe.db.get_value("Sync Job", parent, "status") != jobs.PROCESSING:
-		return None
-	counts = jobs.part_counts(parent)
-	done = counts[jobs.SUCCEEDED] + counts[jobs.FAILED]
-	progress = Progress(parent)
-	if counts[jobs.PENDING] + counts[jobs.PROCESSING]:
-		return progress.update(done, counts["total"], stage="Pushing invoices to Xero")
-	message = progress.finish(jobs.SUCCEEDED, done=done, stage="Done")
-	failed = f"; {counts[jobs.FAILED]} failed (each has its Sync Job with Retry)" if counts[jobs.FAILED] else ""
-	jobs.finish(parent, jobs.SUCCEEDED, counts={"listed": counts["total"], "created": counts[jobs.SUCCEEDED],
-												"failed": counts[jobs.FAILED]},
-				details=f"invoices pushed {counts[jobs.SUCCEEDED]} of {counts['total']}{failed}")
-	return message
-
-
 def refresh_counts(company: str) -> dict:
 	"""Count the Company's Xero Sync Jobs (pending and processing count as pending) into the connection's
 	``pending_jobs`` / ``succeeded_jobs`` / ``failed_jobs``; does not commit. Returns the counts."""
@@ -224,9 +111,9 @@ def recent_jobs(company: str, limit: int = RECENT_JOBS) -> list[dict]:
 def after_connect(company: str) -> None:
 	"""The organisation is linked (connect or reconnect): read its defaults, have a worker queue the
 	pre-connection invoices when the admin asked for them (:func:`push_existing`), and resume the jobs a
-	revoked connection paused."""
-	from atlas_integrations.xero import sync
-
+	revoked connection paused. Run by the API after :func:`atlas_integrations.xero.oauth.complete` or
+	:func:`~atlas_integrations.xero.oauth.choose` linked it. Commits."""
+	load_organisation(company)
 	try:
 		load_from_xero(company)
 	except Exception as exc:  # the connection stands; the admin can "Load from Xero" later
@@ -236,8 +123,25 @@ def after_connect(company: str) -> None:
 		frappe.db.commit()
 	conn = frappe.db.get_value(oauth.CONNECTION, company, ["push_existing", "sync_from"], as_dict=True)
 	if conn.push_existing and conn.sync_from:  # possibly thousands: queued by a worker, not in the callback
-		frappe.enqueue("atlas_integrations.xero.settings.request_push_existing", queue="long", company=company,
+		frappe.enqueue("atlas_integrations.xero.push_existing.request", queue="long", company=company,
 					   trigger="connect", job_id=f"atlas::xero-push-existing::{company}", deduplicate=True,
 					   enqueue_after_commit=True)
-	sync.resume(company)
+	ledger.resume(company)
 	frappe.db.commit()
+
+
+def load_organisation(company: str) -> None:
+	"""Short code and base currency of the linked organisation (xero-python ``get_organisations``); a
+	failure is recorded as the connection's last error (the details follow on the next use). Commits."""
+	tenant = frappe.db.get_value(oauth.CONNECTION, company, "tenant_id")
+	try:
+		orgs = accounting_api(company).get_organisations(tenant).organisations or []
+	except Exception as exc:  # the connection stands; the details follow on the next use
+		frappe.db.set_value(oauth.CONNECTION, company, "last_error", f"Organisation not read: {type(exc).__name__}")
+		frappe.db.commit()
+		return
+	if orgs:
+		currency = orgs[0].base_currency
+		frappe.db.set_value(oauth.CONNECTION, company, {"short_code": mail_text(orgs[0].short_code),
+													   "base_currency": str(getattr(currency, "value", currency))})
+		frappe.db.commit()

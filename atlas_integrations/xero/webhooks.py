@@ -27,7 +27,7 @@ import frappe
 from frappe.utils import now_datetime
 from frappe.utils.password import get_decrypted_password
 
-from atlas_integrations.xero import oauth
+from atlas_integrations.xero import oauth, payments
 
 DOCTYPE = "Xero Webhook Event"
 CATEGORIES = {"INVOICE": "invoice_ids", "CREDITNOTE": "credit_note_ids", "CONTACT": "contact_ids"}
@@ -90,8 +90,6 @@ def receive(raw: bytes, signature: str | None) -> int:
 		if target and event.get("resourceId"):
 			work.setdefault(company, {}).setdefault(target, set()).add(str(event["resourceId"]))
 			fresh.append((company, key))
-	from atlas_integrations.xero import payments
-
 	for company, targets in work.items():
 		job = payments.queue_pull(company, trigger="webhook", **{k: sorted(v) for k, v in targets.items()})
 		names = [k for c, k in fresh if c == company]

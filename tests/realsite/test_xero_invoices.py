@@ -259,7 +259,7 @@ def test_existing_contact_is_matched_and_customer_changes_update_it(site, connec
 def test_push_from_a_start_date_only(site, connected):
 	from frappe.utils import add_days, today
 
-	from atlas_integrations.xero import settings
+	from atlas_integrations.xero import push_existing
 
 	frappe = site
 	company = connected["company"]
@@ -278,7 +278,7 @@ def test_push_from_a_start_date_only(site, connected):
 		assert not frappe.db.get_value("Sales Invoice", old.name, "atlas_xero_status")
 		frappe.db.set_value("Xero Connection", company, "sync_from", add_days(today(), -10))
 		frappe.db.commit()
-		assert settings.push_existing(company) >= 1
+		assert push_existing.queue_invoices(company) >= 1
 		frappe.db.commit()
 		_sync(frappe)
 		assert frappe.db.get_value("Sales Invoice", old.name, "atlas_xero_status") == "Xero Synced"

@@ -80,7 +80,7 @@ def test_replayed_and_overlapping_pulls_post_no_payment_twice(site, posting):
 	for n in range(2):
 		job = jobs.create(XERO_PULL, "Xero Connection", company, payload={"company": company, "action": "pull"},
 						  trigger=f"race-{n}")
-		frappe.enqueue("atlas_integrations.xero.sync.run_sync_job", queue="short", job_id=f"race-pull-{job.name}",
+		frappe.enqueue("atlas_integrations.xero.drain.run_sync_job", queue="short", job_id=f"race-pull-{job.name}",
 					   enqueue_after_commit=True, sync_job=job.name)
 	frappe.db.set_value("Xero Connection", company, "payments_pulled_until", None)
 	frappe.db.commit()
@@ -189,9 +189,9 @@ def test_an_unexpected_error_in_a_pull_leaves_the_job_pending_with_its_payload_n
 	frappe.db.commit()
 	errors_before = frappe.db.count("Error Log", {"reference_doctype": "Xero Connection", "reference_name": company})
 	try:
-		from atlas_integrations.xero import sync
+		from atlas_integrations.xero import drain
 
-		sync.drain(company)
+		drain.drain(company)
 		frappe.db.rollback()
 		row = frappe.db.get_value("Sync Job", name, ["status", "attempts", "last_error", "payload"], as_dict=True)
 		assert row.status == "pending" and row.attempts == 1, row

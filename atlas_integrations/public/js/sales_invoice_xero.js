@@ -1,4 +1,4 @@
-// Xero state on the Sales Invoice form (atlas_integrations/xero/sync.py): an indicator and "Open in Xero".
+// Xero state on the Sales Invoice form (atlas_integrations/xero/invoices.py): an indicator and "Open in Xero".
 const ATLAS_XERO_COLORS = { "Xero Pending": "orange", "Xero Synced": "green", "Xero Error": "red" };
 
 frappe.ui.form.on("Sales Invoice", {
