@@ -135,8 +135,8 @@ scheduler_events = {
 					  "atlas_integrations.xero.payments.schedule_pulls"],
 	},
 	"hourly": ["atlas_integrations.jobs.reap_stale_jobs"],
-	# sends whose process died between Gmail and the record (atlas_integrations/gmail/send.py)
-	"all": ["atlas_integrations.gmail.send.reconcile_stale"],
+	# sends whose process died between the provider and the record (atlas_integrations/inbox/outbox.py)
+	"all": ["atlas_integrations.inbox.outbox.reconcile_stale"],
 	"daily": ["atlas_integrations.gmail.push.renew_watches"],
 }
 

@@ -501,7 +501,7 @@ LINK_FIELDS = {
 	"Inbox Thread": ("thread_key",),
 	"Communication": ("atlas_inbox_thread", "reference_doctype", "reference_name"),
 	"File": ("attached_to_doctype", "attached_to_name", "attached_to_field", "atlas_original_name"),
-	"Outgoing Mail": ("inbox_thread", "user", "request_key", "message_id"),
+	"Outgoing Mail": ("inbox_thread", "user", "request_key", "message_id", "provider_message_id", "provider_thread_id"),
 }
 
 

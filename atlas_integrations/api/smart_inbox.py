@@ -11,7 +11,7 @@ import json
 import frappe
 
 from atlas_integrations import messages
-from atlas_integrations.inbox import mailboxes
+from atlas_integrations.inbox import mailboxes, outbox
 
 
 NO_ROLE = "Only Atlas users can send mail from the Smart Inbox"
@@ -43,8 +43,8 @@ def send_reply(thread: str, to, body: str, client_key: str, cc=None, bcc=None, s
 		from_address: a verified send-as address of the mailbox (default the mailbox's own).
 
 	Returns:
-		the Outgoing Mail's state as the provider gives it (Gmail: ``{"name", "status", "message_id",
-		"gmail_message_id", "gmail_thread_id", "communication", "error"}``).
+		the Outgoing Mail's state (:func:`atlas_integrations.inbox.outbox.result`: ``{"name", "status",
+		"message_id", "provider_message_id", "provider_thread_id", "communication", "error"}``).
 
 	Raises:
 		frappe.PermissionError: no Atlas role ("Only Atlas users can send mail from the Smart Inbox"); not the
@@ -80,8 +80,8 @@ def _thread_mailbox_type(thread: str) -> mailboxes.MailboxType:
 @frappe.whitelist(methods=["POST"])
 def reconcile_send(outgoing_mail: str) -> dict:
 	"""The Reconcile action of an Outgoing Mail: finish recording a message the provider accepted, or find
-	out it was never sent; never sends (the mailbox type's ``reconcile_send`` entry point, e.g.
-	:func:`atlas_integrations.gmail.send.reconcile`). Returns its state.
+	out it was never sent; never sends (:func:`atlas_integrations.inbox.outbox.reconcile`, which asks the
+	mailbox type's ``send_find`` / ``send_store`` steps). Returns its state.
 
 	Raises:
 		frappe.PermissionError: the user may not read it, or did not send it (admins may reconcile any).
@@ -95,7 +95,7 @@ def reconcile_send(outgoing_mail: str) -> dict:
 	mailbox = mailboxes.of_outgoing_row(doc)
 	if not mailbox:
 		frappe.throw(frappe._(NOT_YOUR_MAILBOX), frappe.PermissionError)
-	return mailboxes.get(mailbox[0]).entry("reconcile_send")(outgoing_mail)
+	return outbox.reconcile(outgoing_mail)
 
 
 @frappe.whitelist(methods=["GET"])

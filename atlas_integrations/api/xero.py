@@ -8,7 +8,8 @@ from urllib.parse import quote
 import frappe
 
 from atlas_integrations import messages
-from atlas_integrations.xero import ledger, oauth, payments, push_existing, quotes, settings
+from atlas_integrations.xero import ledger, oauth, payments, quotes, settings
+from atlas_integrations.xero.push_existing import request as request_push_existing
 
 
 @frappe.whitelist(methods=["POST"])
@@ -132,7 +133,7 @@ def push_existing(company: str) -> dict:
 		frappe.ValidationError: no "Push Invoices From" date is set.
 	"""
 	_admin_on(company)
-	return push_existing.request(company)
+	return request_push_existing(company)
 
 
 @frappe.whitelist(methods=["POST"])

@@ -26,13 +26,15 @@ MAILBOX_TYPES: list[dict] = [
 		"outgoing_field": "gmail_account",
 		# Gmail's ids on mail rows, written by the sync only
 		"locked_fields": ["Inbox Thread.gmail_thread_id", "Communication.atlas_gmail_key",
-						  "Communication.atlas_gmail_message_id", "Communication.atlas_gmail_thread_id",
-						  "Outgoing Mail.gmail_message_id"],
+						  "Communication.atlas_gmail_message_id", "Communication.atlas_gmail_thread_id"],
 		# Gmail's entry points
 		"hydrate_thread": "atlas_integrations.gmail.bodies.hydrate_thread",
 		"send_reply": "atlas_integrations.gmail.send.reply",
-		"reconcile_send": "atlas_integrations.gmail.send.reconcile",
 		"send_new": "atlas_integrations.gmail.send.send_new",
+		# the outbox's steps (atlas_integrations/inbox/outbox.py)
+		"send_submit": "atlas_integrations.gmail.send.submit",
+		"send_find": "atlas_integrations.gmail.send.find_sent",
+		"send_store": "atlas_integrations.gmail.send.store_sent",
 		"usable": "atlas_integrations.gmail.send.usable_mailbox",
 		"send_as": "atlas_integrations.gmail.accounts.send_as",
 		"modify_tags": "atlas_integrations.gmail.labels.modify_thread",

@@ -24,8 +24,8 @@ HOOK = "atlas_mailbox_types"
 #: the values of a mailbox type's ``kind_field``
 PERSONAL, SHARED = "Personal", "Shared workspace mailbox"
 #: entry points a registration may name (dotted paths; None when the type cannot do it)
-ENTRY_POINTS = ("hydrate_thread", "send_reply", "reconcile_send", "send_new", "usable", "send_as", "modify_tags",
-				"mark_read", "errors")
+ENTRY_POINTS = ("hydrate_thread", "send_reply", "send_new", "send_submit", "send_find", "send_store", "usable",
+				"send_as", "modify_tags", "mark_read", "errors")
 
 
 #: what a user reads when a mailbox's type lacks an action
@@ -68,8 +68,11 @@ class MailboxType:
 			unique keys): written by the sync, never changed through the ORM.
 		hydrate_thread: ``fn(thread) -> int``, bodies not stored yet fetched on open (None: all stored).
 		send_reply: ``fn(thread, to, body, client_key, cc, bcc, subject, attachments, from_addr) -> dict``.
-		reconcile_send: ``fn(outgoing_mail) -> dict`` (finish or settle a send whose outcome is unknown).
 		send_new: ``fn(mailbox, user, request_key, to, subject, body, ...)``, a new message (quotes).
+		send_submit, send_find, send_store: the provider's three steps of the outbox's state machine
+			(:mod:`atlas_integrations.inbox.outbox`): hand over the RFC 822 bytes, find a sent message by its
+			Message-ID, store the accepted message through the sync's writer. Required when ``outgoing_field``
+			is set.
 		usable: ``fn(mailbox) -> frappe._dict``, the mailbox when it can send now, else raises.
 		send_as: ``fn(mailbox) -> [{"address", "display_name", "default"}]``, verified From aliases.
 		modify_tags: ``fn(thread, add, remove) -> dict``, tags (labels) changed in the desk and written back.
@@ -93,8 +96,10 @@ class MailboxType:
 	locked_fields: tuple[str, ...] = ()
 	hydrate_thread: str | None = None
 	send_reply: str | None = None
-	reconcile_send: str | None = None
 	send_new: str | None = None
+	send_submit: str | None = None
+	send_find: str | None = None
+	send_store: str | None = None
 	usable: str | None = None
 	send_as: str | None = None
 	modify_tags: str | None = None
@@ -143,6 +148,10 @@ class MailboxType:
 			if value is not None and (not isinstance(value, str) or "." not in value
 									  or not all(p.isidentifier() for p in value.split("."))):
 				problems.append(f"{attr} must be a dotted path, got {value!r}")
+		if mailbox_type.outgoing_field:
+			missing = [a for a in ("send_submit", "send_find", "send_store") if not getattr(mailbox_type, a)]
+			if missing:
+				problems.append(f"a type that sends (outgoing_field) needs {', '.join(missing)}")
 		if problems:
 			raise InvalidMailboxType(f"Mailbox type registration {mailbox_type.doctype!r}{where}: " + "; ".join(problems))
 		return mailbox_type

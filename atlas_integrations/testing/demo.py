@@ -492,7 +492,7 @@ def _xero_quote_and_payments(frappe, server, tenant: str, company: str, site_url
 															  "atlas_xero_quote_id", "atlas_xero_error"], as_dict=True)
 	quote = next((q for q in server.quotes(tenant) if q.get("QuoteNumber") == quotation.name), {})
 	mails = frappe.get_all("Outgoing Mail", filters={"reference_doctype": "Quotation", "reference_name": quotation.name},
-						   fields=["status", "gmail_message_id"])
+						   fields=["status", "provider_message_id"])
 	print(f"  Quotation {quotation.name} (grand {quotation.grand_total:.2f}) -> Xero quote {quote.get('QuoteNumber', '-')} "
 		  f"total {quote.get('Total', '-')} {quote.get('Status', '-')}; ERPNext shows {state.atlas_xero_status} "
 		  f"({state.atlas_xero_quote_status}){' - ' + state.atlas_xero_error if state.atlas_xero_error else ''}")

@@ -23,9 +23,9 @@ APP = ROOT / "atlas_integrations"
 SHOWN = {"throw", "msgprint"}
 #: ``(module path relative to the repository, source of the message argument)`` -> why it is translated
 ALREADY_TRANSLATED = {
-	("atlas_integrations/gmail/send.py", "doc.error"):
-		"the Outgoing Mail's error, written with messages.text (translated, Gmail's words escaped) just before "
-		"it is thrown",
+	("atlas_integrations/inbox/outbox.py", "doc.error"):
+		"the Outgoing Mail's error, written with messages.text (translated, the provider's words escaped) just "
+		"before it is thrown",
 	("atlas_integrations/inbox/rules.py", "escape_html(str(exc))"):
 		"a RuleError's text, translated where it is raised (rules._ is frappe._ on a site); escaped as a whole "
 		"because it quotes the admin's pattern",

@@ -50,6 +50,8 @@ def test_gmail_and_the_inbound_route_are_registered_types(site):
 	 "must be a dotted path"),
 	({"doctype": "X", "label": "X", "communication_field": "c", "thread_field": "t", "locked_fields": ["nodot"]},
 	 "locked_fields entries"),
+	({"doctype": "X", "label": "X", "communication_field": "c", "thread_field": "t", "outgoing_field": "x",
+	  "send_submit": "a.b"}, "a type that sends (outgoing_field) needs send_find, send_store"),
 	("Gmail Account", "is not a dict"),
 ])
 def test_a_malformed_registration_is_a_clear_error(site, entry, words):

@@ -57,7 +57,7 @@ def test_reply_threads_in_gmail_and_is_one_communication_after_history(site, web
 	r = _send(http, web, thread.name, cc="boss@atlas-test.example")
 	assert r.status_code == 200, r.text[:500]
 	out = r.json()["message"]
-	assert out["status"] == "Sent" and out["communication"] and out["gmail_thread_id"] == thread.gmail_thread_id
+	assert out["status"] == "Sent" and out["communication"] and out["provider_thread_id"] == thread.gmail_thread_id
 	after = _gmail_thread(server, mailbox, thread.gmail_thread_id)
 	new = [p for p in after if p[0]["id"] not in {b[0]["id"] for b in before}]
 	assert len(new) == 1
@@ -73,7 +73,7 @@ def test_reply_threads_in_gmail_and_is_one_communication_after_history(site, web
 	comm = frappe.db.get_value("Communication", out["communication"], ["sent_or_received", "atlas_inbox_thread",
 																	   "atlas_gmail_message_id"], as_dict=True)
 	assert comm.sent_or_received == "Sent" and comm.atlas_inbox_thread == thread.name
-	assert comm.atlas_gmail_message_id == out["gmail_message_id"]
+	assert comm.atlas_gmail_message_id == out["provider_message_id"]
 	# the sent message comes back through history: reconciled onto the same record
 	r = http.post(f"{web}/api/method/atlas_integrations.api.gmail.sync_now", data={"account": account})
 	assert r.status_code == 200, r.text[:300]
@@ -310,9 +310,51 @@ def test_two_parallel_retries_of_a_failed_send_send_one_message(site, web, box):
 	assert [a.status_code for a in answers] == [200, 200], [a.text[:300] for a in answers]
 	results = [a.json()["message"] for a in answers]
 	assert {r["name"] for r in results} == {name} and {r["status"] for r in results} == {"Sent"}
-	assert len({r["gmail_message_id"] for r in results}) == 1
+	assert len({r["provider_message_id"] for r in results}) == 1
 	sent = [(m["id"], m["threadId"]) for m in server.dump_messages(mailbox) if "SENT" in (m.get("labelIds") or [])]
-	assert (results[0]["gmail_message_id"], thread.gmail_thread_id) in sent  # the message Gmail took, in the thread
+	assert (results[0]["provider_message_id"], thread.gmail_thread_id) in sent  # the message Gmail took, in the thread
 	assert len(_gmail_thread(server, mailbox, thread.gmail_thread_id)) == before + 1
 	frappe.db.rollback()
 	assert frappe.db.get_value("Outgoing Mail", name, "attempts") == 2  # one refused, one retry: no third send
+
+
+def test_outgoing_mails_gmail_named_ids_move_to_the_neutral_columns_without_loss(site):
+	"""Patch ``neutral_outgoing_mail_ids``: on a site migrated from the Gmail-named schema, each Outgoing
+	Mail's ``gmail_message_id`` / ``gmail_thread_id`` (columns Frappe keeps after the rename) fill the new
+	``provider_message_id`` / ``provider_thread_id``; running it again changes nothing, and a value the new
+	column already has (written after the migration) is never overwritten."""
+	import uuid
+
+	from atlas_integrations.patches import neutral_outgoing_mail_ids
+
+	frappe = site
+	added = [c for c in ("gmail_message_id", "gmail_thread_id") if not frappe.db.has_column("Outgoing Mail", c)]
+	for column in added:  # a fresh site never had them: make the old schema (DDL commits)
+		frappe.db.sql_ddl(f"alter table `tabOutgoing Mail` add column `{column}` varchar(140)")
+	frappe.cache.hdel("table_columns", "tabOutgoing Mail")  # Frappe caches a table's columns
+	rows = []
+	try:
+		for old_id, new_id in (("gm-old-1", None), ("gm-old-2", "provider-new-2"), (None, None)):
+			doc = frappe.get_doc({"doctype": "Outgoing Mail", "request_key": uuid.uuid4().hex, "status": "Sent",
+								  "user": "Administrator", "message_id": f"<{uuid.uuid4().hex}@atlas.test>",
+								  "provider_message_id": new_id})
+			doc.db_insert()
+			frappe.db.sql("update `tabOutgoing Mail` set gmail_message_id=%s, gmail_thread_id=%s where name=%s",
+						  (old_id, f"thread-of-{old_id}" if old_id else None, doc.name))
+			rows.append(doc.name)
+		frappe.db.commit()
+		neutral_outgoing_mail_ids.execute()
+		neutral_outgoing_mail_ids.execute()  # idempotent
+		got = {r[0]: r[1:] for r in frappe.db.sql(
+			"select name, provider_message_id, provider_thread_id from `tabOutgoing Mail` where name in %s",
+			(tuple(rows),))}
+		assert [got[n] for n in rows] == [("gm-old-1", "thread-of-gm-old-1"),
+											  ("provider-new-2", "thread-of-gm-old-2"),  # kept, not overwritten
+											  (None, None)]
+	finally:
+		frappe.db.rollback()
+		frappe.db.delete("Outgoing Mail", {"name": ["in", rows or ["-"]]})
+		frappe.db.commit()
+		for column in added:
+			frappe.db.sql_ddl(f"alter table `tabOutgoing Mail` drop column `{column}`")
+		frappe.cache.hdel("table_columns", "tabOutgoing Mail")

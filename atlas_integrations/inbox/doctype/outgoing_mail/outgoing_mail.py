@@ -5,4 +5,4 @@ from frappe.model.document import Document
 
 
 class OutgoingMail(Document):
-	"""One send through a mailbox, exactly once. Behaviour lives in the provider's send (Gmail: atlas_integrations/gmail/send.py)."""
+	"""One send through a mailbox, exactly once. The state machine lives in atlas_integrations/inbox/outbox.py; the provider's steps in its send module."""
