@@ -40,6 +40,8 @@ from atlas_integrations.xero.jobs import XERO_QUOTE, XERO_QUOTE_SEND
 DOCTYPE = "Quotation"
 QUEUED, SYNCED, SEND_FAILED = "Queued in Xero", "Synced to Xero", "Xero send failed"
 WAITING_FOR_QUOTE = 30  # seconds: a send waits for its quote to reach Xero
+#: "Xero Quote Send" jobs queued before mailbox types were registered (issue 18) all sent through Gmail
+LEGACY_MAILBOX_TYPE = "Gmail Account"
 
 NOT_CONNECTED = "Connect Xero for {0} before sending quotes"
 NOT_SUBMITTED = "Submit the Quotation before sending it"
@@ -112,9 +114,9 @@ def quote_mailbox(company: str) -> tuple[str, str] | None:
 	"""The mailbox ``(mailbox doctype, name)`` that emails ``company``'s quotes: the Xero Connection's "Send
 	Quotes From", else the oldest enabled shared workspace mailbox of that Company (or of no Company) of any
 	mailbox type that can send (:mod:`atlas_integrations.inbox.mailboxes`)."""
-	chosen = frappe.db.get_value(oauth.CONNECTION, company, "quote_mailbox")
-	if chosen:
-		return (_chosen_type(), chosen)
+	chosen = frappe.db.get_value(oauth.CONNECTION, company, ["quote_mailbox_type", "quote_mailbox"])
+	if chosen and all(chosen):
+		return (chosen[0], chosen[1])
 	rows = []
 	for t in mailboxes.sending_types():
 		filters = {t.enabled_field: 1, **({t.kind_field: mailboxes.SHARED} if t.kind_field else {})}
@@ -126,11 +128,6 @@ def quote_mailbox(company: str) -> tuple[str, str] | None:
 			if (of or None) == wanted:
 				return (doctype, name)
 	return None
-
-
-def _chosen_type() -> str:
-	"""The mailbox doctype of the Xero Connection's "Send Quotes From" field (its Link options)."""
-	return frappe.get_meta(oauth.CONNECTION).get_field("quote_mailbox").options
 
 
 def request_send(quotation: str, client_key: str, to=None, cc=None, subject: str | None = None,
@@ -440,7 +437,7 @@ def send(session, company: str, job: str, row) -> None:
 			fail(job, doc.name, f"Xero quote: Xero did not give its PDF ({exc.status})")
 			return
 		attachments = [(f"{doc.name}.pdf", "application/pdf", pdf)]
-	mailbox_type = mailboxes.get(payload.get("mailbox_type") or _chosen_type())  # (jobs queued before types)
+	mailbox_type = mailboxes.get(payload.get("mailbox_type") or LEGACY_MAILBOX_TYPE)
 	try:
 		outcome = mailbox_type.entry("send_new")(
 			payload["mailbox"], payload["user"], request_key, payload["to"], payload["subject"],

@@ -30,12 +30,13 @@ def mailbox(site, google, connected):  # noqa: F811
 	account, _ = helper.connect(address, account_type="Shared workspace mailbox")
 	assert run_worker().returncode == 0
 	frappe.db.rollback()
-	frappe.db.set_value("Xero Connection", connected["company"], "quote_mailbox", account)
+	frappe.db.set_value("Xero Connection", connected["company"], {"quote_mailbox_type": "Gmail Account",
+																   "quote_mailbox": account})
 	ensure_user(frappe, QUOTER, ("Atlas Dispatcher", "Sales User"))
 	frappe.db.commit()
 	yield {"account": account, "address": address, "server": google}
 	frappe.db.rollback()
-	frappe.db.set_value("Xero Connection", connected["company"], "quote_mailbox", None)
+	frappe.db.set_value("Xero Connection", connected["company"], {"quote_mailbox_type": None, "quote_mailbox": None})
 	frappe.db.delete("Outgoing Mail", {"gmail_account": account})
 	frappe.db.commit()
 	helper.cleanup()
@@ -275,3 +276,47 @@ def test_parallel_send_quote_of_one_user_never_exceeds_the_rate_limit(site, web,
 	assert send_limit.used(QUOTER) == limit
 	send_limit.reset(QUOTER)
 	print(f"20 parallel Send quote, limit {limit}: {limit} queued and emailed, {20 - limit} refused in {elapsed:.2f} s")
+
+
+def test_send_quotes_from_is_a_shared_mailbox_of_any_type_that_can_send(site, connected, mailbox):
+	""""Send Quotes From" is a Dynamic Link over the registered mailbox types that can send: the form offers
+	those types (not the Inbound Route, which cannot send) and refuses a personal mailbox or another Company's;
+	patch ``quote_mailbox_dynamic_link`` gives a connection migrated from the Link-to-Gmail-Account field its
+	type."""
+	from atlas_integrations.patches import quote_mailbox_dynamic_link
+	from atlas_integrations.xero import quotes
+
+	frappe = site
+	company, account = connected["company"], mailbox["account"]
+	doc = frappe.get_doc("Xero Connection", company)
+	doc.run_method("onload")
+	offered = doc.get_onload().quote_mailbox_types
+	assert offered.get("Gmail Account") == {"account_type": "Shared workspace mailbox"} and "Inbound Route" not in offered
+
+	def save(mailbox_type, name):
+		doc = frappe.get_doc("Xero Connection", company)  # as stored (another save may have moved its modified)
+		doc.update({"quote_mailbox_type": mailbox_type, "quote_mailbox": name})
+		doc.save(ignore_permissions=True)
+
+	try:
+		todo = frappe.get_doc({"doctype": "ToDo", "description": "not a mailbox"}).insert(ignore_permissions=True)
+		with pytest.raises(frappe.ValidationError, match="ToDo is not a kind of mailbox that can send quotes"):
+			save("ToDo", todo.name)  # an existing document, but not a mailbox
+		frappe.db.set_value("Gmail Account", account, "account_type", "Personal")
+		with pytest.raises(frappe.ValidationError, match="is a personal mailbox"):
+			save("Gmail Account", account)
+		frappe.db.sql("update `tabGmail Account` set account_type='Shared workspace mailbox', company=%s where name=%s",
+					  ("Another Company Ltd", account))  # the column only: no such Company needs to exist
+		with pytest.raises(frappe.ValidationError, match="belongs to Company Another Company Ltd"):
+			save("Gmail Account", account)
+		frappe.db.set_value("Gmail Account", account, "company", None)
+		save("Gmail Account", account)
+		assert quotes.quote_mailbox(company) == ("Gmail Account", account)
+		# a connection of the old schema: a mailbox, no type
+		frappe.db.set_value("Xero Connection", company, "quote_mailbox_type", None)
+		quote_mailbox_dynamic_link.execute()
+		quote_mailbox_dynamic_link.execute()  # idempotent
+		assert frappe.db.get_value("Xero Connection", company, ["quote_mailbox_type", "quote_mailbox"]) == (
+			"Gmail Account", account)
+	finally:
+		frappe.db.rollback()

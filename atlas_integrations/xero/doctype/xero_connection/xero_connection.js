@@ -6,6 +6,15 @@
 const ATLAS_XERO_API = "atlas_integrations.api.xero";
 
 frappe.ui.form.on("Xero Connection", {
+	setup(frm) {
+		// "Send Quotes Through": the registered mailbox types that can send; "Send Quotes From": their shared mailboxes
+		const types = () => (frm.doc.__onload || {}).quote_mailbox_types || {};
+		frm.set_query("quote_mailbox_type", () => ({ filters: { name: ["in", Object.keys(types())] } }));
+		frm.set_query("quote_mailbox", () => ({ filters: types()[frm.doc.quote_mailbox_type] || {} }));
+	},
+	quote_mailbox_type(frm) {
+		frm.set_value("quote_mailbox", null);
+	},
 	refresh(frm) {
 		if (frm.is_new()) return;
 		atlas_xero_card(frm);
