@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -406,6 +407,30 @@ def defer(name: str, error: str, retry_after: float | None = None, count_attempt
 		"last_error": mail_text(scrub(error, secrets))}, update_modified=True)
 	frappe.db.commit()
 	return PENDING
+
+
+DEADLOCK_ATTEMPTS = 4
+
+
+def retry_deadlock(fn, attempts: int = DEADLOCK_ATTEMPTS, sleep=time.sleep):
+	"""``fn()``, run again after a rollback when MariaDB chose its transaction as a deadlock victim (error
+	1213: "try restarting transaction"), at most ``attempts`` times in all, with a jittered pause of
+	0.1–0.4 s × the attempt. ``fn`` must be safe to run again from the start of its transaction (the mail
+	writers are: unique keys, INSERT IGNORE). Returns what ``fn`` returns.
+
+	Raises:
+		frappe.QueryDeadlockError: still a victim after ``attempts``; anything else ``fn`` raises, at once.
+	"""
+	import random
+
+	for attempt in range(1, attempts + 1):
+		try:
+			return fn()
+		except frappe.QueryDeadlockError:
+			frappe.db.rollback()
+			if attempt == attempts:
+				raise
+			sleep(random.uniform(0.1, 0.4) * attempt)
 
 
 def due_condition() -> tuple[str, tuple]:

@@ -23,6 +23,7 @@ from googleapiclient.discovery_cache import get_static_doc
 from googleapiclient.http import BatchHttpRequest
 
 from atlas_integrations.gmail.errors import GmailError, Temporary, classify
+from atlas_integrations.quota import QuotaWait
 
 #: Least scope that covers reading mail, applying labels and sending (Gmail API scopes reference).
 SCOPES = ["https://www.googleapis.com/auth/gmail.modify"]
@@ -141,12 +142,33 @@ class GmailClient:
 		self.sleep = sleep
 		self.api_calls = 0
 		self.quota = quota
+		#: ``fn(wait_seconds) -> bool``: asked when the quota would make a request wait longer than
+		#: :attr:`hand_over_after` seconds; True gives the worker up (:class:`atlas_integrations.quota.
+		#: QuotaWait` is raised, nothing is taken) instead of waiting. None: always wait.
+		self.hand_over = None
+		self.hand_over_after = 2.0
 
-	def take_quota(self, method: str, count: int = 1) -> None:
+	def take_quota(self, method: str, count: int = 1, may_hand_over: bool = True) -> None:
 		"""Take the quota units of ``count`` calls of ``method`` (e.g. ``messages.get``) before sending
-		them, waiting while the user's moving minute is spent (nothing when the client has no quota)."""
-		if self.quota is not None:
-			self.quota.take(QUOTA_UNITS.get(method, 5) * count)
+		them, waiting while the user's moving minute is spent (nothing when the client has no quota).
+
+		Raises:
+			atlas_integrations.quota.QuotaWait: the wait would pass :attr:`hand_over_after` seconds and
+				:attr:`hand_over` chose to give the worker up (only when ``may_hand_over``: between requests
+				whose answers nothing holds yet).
+		"""
+		if self.quota is None:
+			return
+		units = QUOTA_UNITS.get(method, 5) * count
+		if self.hand_over is None or not may_hand_over:
+			self.quota.take(units)
+			return
+		try:
+			self.quota.take(units, deadline=self.hand_over_after)
+		except QuotaWait as exc:
+			if self.hand_over(exc.retry_after):
+				raise
+			self.quota.take(units)
 
 	# -- plumbing -------------------------------------------------------------------------------
 	def execute(self, request, context: str):
@@ -159,8 +181,8 @@ class GmailClient:
 			AuthRevoked, CursorExpired, Permanent, Temporary (after ``max_attempts``).
 		"""
 		for attempt in range(self.max_attempts):
-			self.api_calls += 1
 			self.take_quota(context)
+			self.api_calls += 1
 			try:
 				return request.execute(num_retries=0)
 			except Exception as exc:
@@ -335,8 +357,8 @@ class GmailClient:
 				messages = self.service.users().messages()
 				for mid in chunk:
 					batch.add(messages.get(userId="me", id=mid, format=fmt), request_id=mid)
+				self.take_quota("messages.get", len(chunk), may_hand_over=not results and not failures)
 				self.api_calls += len(chunk)
-				self.take_quota("messages.get", len(chunk))
 				try:
 					batch.execute(http=self.http)
 				except Exception as exc:

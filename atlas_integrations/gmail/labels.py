@@ -300,8 +300,12 @@ def apply_processing_label(account: str, client: GmailClient, label_id: str | No
 	outcome = {"labelled": 0, "errors": []}
 	if not label_id:
 		return outcome
-	frappe.db.sql("""update `tabCommunication` set atlas_processed_pending=0
-		where atlas_processed_pending=1 and atlas_deleted=1 and atlas_gmail_account=%s""", (account,))
+	# read first, then update by primary key: a range UPDATE would lock index gaps that another mailbox's
+	# concurrent inserts need (MariaDB deadlocks under parallel initial syncs)
+	deleted = frappe.get_all("Communication", filters={"atlas_gmail_account": account, "atlas_processed_pending": 1,
+													   "atlas_deleted": 1}, pluck="name")
+	if deleted:
+		frappe.db.sql("""update `tabCommunication` set atlas_processed_pending=0 where name in %s""", (tuple(deleted),))
 	ids = frappe.get_all("Communication", filters={"atlas_gmail_account": account, "atlas_processed_pending": 1,
 												   "atlas_deleted": 0}, pluck="atlas_gmail_message_id")
 

@@ -26,6 +26,7 @@ from atlas_integrations.gmail.errors import AuthRevoked, CursorExpired, GmailErr
 from atlas_integrations.gmail.filters import MailFilter
 from atlas_integrations.inbox import pipeline
 from atlas_integrations.progress import Progress
+from atlas_integrations.quota import QuotaWait
 from atlas_integrations.settings import get_settings, max_attachment_bytes, sync_allowed
 
 JOB_TYPE = "Gmail Sync"
@@ -34,6 +35,9 @@ JOB_TYPE = "Gmail Sync"
 LOCK_TTL = 30
 LOCK_WAIT = 600  # seconds a run waits for another (live) run of the same account to finish
 DEFAULT_BACKFILL_DAYS = 30
+#: seconds of waiting for the user's quota beyond which an initial sync gives its worker to another mailbox's
+#: queued run and continues later (site config ``atlas_gmail_quota_hand_over_seconds``; 0: always wait)
+HAND_OVER_AFTER = 2.0
 PROCESSING_LABEL_FAILED = "Could not create the required processing label"
 #: an incremental run with at least this many messages to fetch announces its progress (a smaller one is
 #: done in seconds: its figures are only recorded on the Sync Job)
@@ -234,14 +238,60 @@ def run_sync_job(sync_job: str) -> None:
 	account = frappe.db.get_value("Sync Job", sync_job, "reference_name")
 	if not account:
 		return
+	if not _due_after_hand_over(account, sync_job):
+		return
 	with jobs.run_as(accounts.run_as_user(account)):
 		for _ in range(MAX_DRAIN):
 			if not jobs.claim(sync_job):
 				return
-			SyncRun(account, sync_job).execute()
+			run = SyncRun(account, sync_job)
+			run.execute()
+			if run.handed_over:  # the worker goes to another mailbox; this job comes back (resume_later)
+				return
 			sync_job = jobs.next_pending(JOB_TYPE, accounts.DOCTYPE, account)
 			if not sync_job:
 				return
+
+
+def resume_later(account: str, sync_job: str) -> None:
+	"""Queue a run of ``sync_job`` (pending again after a hand-over) behind the rq jobs already waiting on
+	its queue. The current run keeps its own rq job id until it returns, so each resume has an id of its own;
+	a second resume of one job finds it claimed and does nothing (:func:`jobs.claim`)."""
+	import uuid
+
+	registration = jobs.get_job_type(JOB_TYPE)
+	frappe.enqueue(registration.method, queue=registration.queue, timeout=registration.timeout,
+				   job_id=jobs.rq_job_id(JOB_TYPE, f"{account}::resume::{uuid.uuid4().hex[:12]}"), sync_job=sync_job)
+
+
+def _due_after_hand_over(account: str, sync_job: str) -> bool:
+	"""Before a run of a job that handed its worker over: True when it should run now. While its quota is
+	still spent (``next_retry_at`` ahead) and other runs wait for a worker, it goes to the back of the queue
+	again (after at most half a second, so that workers do not spin) and False is returned; with nobody
+	waiting it sleeps until due (at most :data:`LOCK_WAIT` seconds) and runs."""
+	row = frappe.db.get_value("Sync Job", sync_job, ["status", "next_retry_at"], as_dict=True)
+	if not row or row.status != jobs.PENDING or not row.next_retry_at:
+		return True
+	due_in = (row.next_retry_at - now_datetime()).total_seconds()
+	if due_in <= 0:
+		return True
+	if _others_waiting(jobs.get_job_type(JOB_TYPE).queue):
+		time.sleep(min(due_in, 0.5))
+		resume_later(account, sync_job)
+		return False
+	time.sleep(min(due_in, LOCK_WAIT))
+	return True
+
+
+def _others_waiting(queue: str) -> bool:
+	"""True when rq jobs wait for a worker on ``queue`` (a run that would only wait for its quota can give
+	its worker to them)."""
+	from frappe.utils.background_jobs import get_queue
+
+	try:
+		return get_queue(queue).count > 0
+	except Exception:  # Redis unreachable: keep the worker and wait
+		return False
 
 
 def lock_name(account: str) -> str:
@@ -338,6 +388,8 @@ class SyncRun:
 		self.handled = 0
 		self.base = 0
 		self.estimate: int | None = None
+		#: the run gave its worker up while the user's quota was spent (:meth:`_hand_over`)
+		self.handed_over = False
 
 	# -- lifecycle ------------------------------------------------------------------------------
 	def execute(self) -> None:
@@ -353,6 +405,9 @@ class SyncRun:
 				self._finish(jobs.FAILED, error=self._pending_error(), details=details, secrets=secrets)
 			else:
 				self._finish(jobs.SUCCEEDED, details=details, secrets=secrets)
+		except QuotaWait as exc:  # only an initial sync raises it, when another mailbox waits for a worker
+			frappe.db.rollback()
+			self._hand_over(exc.retry_after)
 		except AuthRevoked as exc:
 			frappe.db.rollback()
 			message = f"Gmail refused the stored authorization ({exc.reason or exc.status}); reconnect the account"
@@ -367,12 +422,40 @@ class SyncRun:
 			self._finish(jobs.FAILED, error=f"{type(exc).__name__}: {exc}", secrets=secrets)
 		except Exception as exc:
 			frappe.db.rollback()
-			error = jobs.scrub(traceback.format_exc(), secrets)
+			error = jobs.scrub(traceback.format_exc()[-1900:], secrets)  # the tail names where it failed
 			frappe.log_error(title=f"Gmail sync failed for {self.account}", message=error,
 							 reference_doctype=accounts.DOCTYPE, reference_name=self.account)
 			self._finish(jobs.FAILED, error=f"{type(exc).__name__}: {jobs.scrub(str(exc), secrets)}", secrets=secrets)
 		finally:
 			self._release_lock()
+
+	def _hand_over(self, wait: float) -> None:
+		"""Give the worker up: the user's quota is spent for ``wait`` seconds and another mailbox's run waits
+		for a worker. The job goes back to pending (no attempt used; everything stored so far is committed,
+		and the first historyId and window are kept in its payload) and a resume is queued behind the runs
+		already waiting, so the workers fetch for the mailboxes whose quota has room. Commits."""
+		self.handed_over = True
+		payload = self._payload()
+		payload["hand_overs"] = int(payload.get("hand_overs") or 0) + 1
+		frappe.db.set_value("Sync Job", self.sync_job, "payload", json.dumps(payload, sort_keys=True),
+							update_modified=False)
+		jobs.update_counts(self.sync_job, {**self.counts, "api_calls": self.client.api_calls if self.client else 0})
+		jobs.defer(self.sync_job, f"gave its worker to another mailbox: Gmail's per-user quota is spent for "
+								  f"{wait:.1f} s", retry_after=wait, count_attempt=False)
+		resume_later(self.account, self.sync_job)
+
+	def _allow_hand_over(self) -> None:
+		"""Let the client give the worker up when the quota would make it wait (see :func:`_others_waiting`)."""
+		from atlas_integrations.endpoints import conf_number
+
+		seconds = conf_number("atlas_gmail_quota_hand_over_seconds", HAND_OVER_AFTER)
+		if seconds > 0 and self.client is not None and self.client.quota is not None:
+			queue = jobs.get_job_type(JOB_TYPE).queue
+			self.client.hand_over_after = seconds
+			self.client.hand_over = lambda _wait: _others_waiting(queue)
+
+	def _payload(self) -> dict:
+		return json.loads(frappe.db.get_value("Sync Job", self.sync_job, "payload") or "{}")
 
 	def _throttle(self, exc: Temporary) -> None:
 		"""Google kept refusing (rate limit / 5xx) after every retry: stop polling this account until
@@ -528,7 +611,13 @@ class SyncRun:
 			return
 		if due_only and not labels.processing_label_due(labels.processing_label_debt([self.account]).get(self.account)):
 			return
-		self.errors.extend(labels.apply_processing_label(self.account, self.client, self.processing_label_id)["errors"])
+		try:
+			outcome = jobs.retry_deadlock(
+				lambda: labels.apply_processing_label(self.account, self.client, self.processing_label_id))
+		except frappe.QueryDeadlockError:  # still waiting: the next page (or run) labels them
+			self.errors.append("processing label: the database was busy; labelled on the next page")
+			return
+		self.errors.extend(outcome["errors"])
 
 	def full_sync(self, days: int, since: datetime | None = None, reconcile: bool = False) -> str:
 		"""Gmail sync guide "Full synchronization": note the current historyId, then store the backfill
@@ -547,8 +636,11 @@ class SyncRun:
 		Returns:
 			A summary for the Sync Job's details.
 		"""
+		resumed = {} if reconcile else self._payload()
+		if not reconcile:  # an initial sync may give its worker up and come back: it keeps its first cursor
+			self._allow_hand_over()
 		profile = self.client.get_profile()
-		start_history_id = str(profile.get("historyId") or "")
+		start_history_id = str(resumed.get("start_history_id") or profile.get("historyId") or "")
 		# the first estimate: every message of the mailbox (users.getProfile messagesTotal); the listing
 		# refines it page by page (see backfill)
 		self._report(cint(profile.get("messagesTotal")), stage="Listing messages")
@@ -559,7 +651,11 @@ class SyncRun:
 			last = _system_to_utc(since) - timedelta(days=1)
 			if last < start:
 				start = last
-		after = int(start.timestamp())
+		after = int(resumed.get("after") or start.timestamp())
+		if not reconcile and not resumed.get("start_history_id"):
+			frappe.db.set_value("Sync Job", self.sync_job, "payload", json.dumps(
+				{**resumed, "start_history_id": start_history_id, "after": after}, sort_keys=True), update_modified=False)
+			frappe.db.commit()
 		listed: set[str] = set()
 		self.backfill(self.ctx, f"after:{after} -in:drafts", listed=listed)
 		reconciled = self._reconcile(after, listed) if reconcile else ""
@@ -727,7 +823,8 @@ class SyncRun:
 			self.counts["failed"] += 1
 			self.errors.append(f"{mid}: {err}")
 			self.pending[mid] = str(err)
-		result = store.write_batch(ctx, [messages[mid] for mid in ids if mid in messages])
+		batch = [messages[mid] for mid in ids if mid in messages]
+		result = jobs.retry_deadlock(lambda: store.write_batch(ctx, batch))
 		for mid in (*result.created, *result.already_present, *result.skipped):
 			self.pending.pop(mid, None)
 		for mid, err in result.failed.items():  # fetched but not stored (e.g. a row the database refused)
@@ -767,7 +864,7 @@ class SyncRun:
 			return
 		clock = time.perf_counter()
 		try:
-			result = pipeline.run(names)
+			result = jobs.retry_deadlock(lambda: pipeline.run(names))
 			for outcome in result.outcomes.values():
 				self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 		except Exception as exc:
