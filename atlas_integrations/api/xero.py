@@ -8,7 +8,7 @@ from urllib.parse import quote
 import frappe
 
 from atlas_integrations import messages
-from atlas_integrations.xero import ledger, oauth, payments, quotes, settings
+from atlas_integrations.xero import drain, ledger, oauth, payments, quotes, settings
 from atlas_integrations.xero.push_existing import request as request_push_existing
 
 
@@ -162,23 +162,8 @@ def retry_failed(company: str) -> dict:
 	Raises:
 		frappe.PermissionError: "Only admins can connect Xero".
 	"""
-	from atlas_integrations import jobs
-	from atlas_integrations.xero.jobs import XERO_JOB_TYPES
-
 	_admin_on(company)
-	failed = frappe.db.sql_list(
-		f"""select name from `tabSync Job` where job_type in ({", ".join(["%s"] * len(XERO_JOB_TYPES))})
-		and status=%s and company=%s""", (*XERO_JOB_TYPES, jobs.FAILED, company))
-	for name in failed:
-		jobs.retry(name)
-		doctype, invoice = frappe.db.get_value("Sync Job", name, ["reference_doctype", "reference_name"])
-		if doctype == "Sales Invoice":
-			frappe.db.set_value("Sales Invoice", invoice, {"atlas_xero_status": "Xero Pending", "atlas_xero_error": None},
-								update_modified=False)
-		elif doctype == "Quotation":
-			frappe.db.set_value("Quotation", invoice, {"atlas_xero_status": "Queued in Xero", "atlas_xero_error": None},
-								update_modified=False)
-	return {"retried": len(failed)}
+	return {"retried": drain.retry_failed(company)}
 
 
 @frappe.whitelist(methods=["POST"])

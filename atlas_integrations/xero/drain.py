@@ -28,7 +28,15 @@ from atlas_integrations import jobs
 from atlas_integrations.xero import contacts, invoices, ledger, oauth, payments, push_existing, quotes, settings
 from atlas_integrations.xero.client import XeroSession, accounting_api, tenant_limiter
 from atlas_integrations.xero.errors import Permanent, Revoked, Temporary, TokenRejected, XeroAuthError
-from atlas_integrations.xero.jobs import XERO_CONTACT, XERO_INVOICE, XERO_PAYMENT, XERO_PULL, XERO_QUOTE, XERO_QUOTE_SEND
+from atlas_integrations.xero.jobs import (
+	XERO_CONTACT,
+	XERO_INVOICE,
+	XERO_JOB_TYPES,
+	XERO_PAYMENT,
+	XERO_PULL,
+	XERO_QUOTE,
+	XERO_QUOTE_SEND,
+)
 
 BATCH = 50
 PAUSED_RETRY = 60 * 60  # seconds: a paused (revoked) connection's jobs look again after this (reconnect resumes them)
@@ -62,6 +70,27 @@ FAILED_STATE: dict[str, Callable[[str, str], None]] = {
 	invoices.DOCTYPE: invoices.mark_failed,
 	quotes.DOCTYPE: quotes.mark_failed,
 }
+
+#: how a document shows that its failed job is queued again (reference doctype → ``mark(name)``)
+RETRIED_STATE: dict[str, Callable[[str], None]] = {
+	invoices.DOCTYPE: invoices.mark_retried,
+	quotes.DOCTYPE: quotes.mark_retried,
+}
+
+
+def retry_failed(company: str) -> int:
+	"""Queue every failed Xero job of ``company`` again, payload kept (:func:`atlas_integrations.jobs.retry`),
+	and show each document's pending state again (:data:`RETRIED_STATE`). Returns how many were retried; does
+	not commit."""
+	failed = frappe.get_all("Sync Job", filters={"job_type": ("in", XERO_JOB_TYPES), "status": jobs.FAILED,
+												 "company": company},
+							fields=["name", "reference_doctype", "reference_name"], order_by="creation asc")
+	for row in failed:
+		jobs.retry(row.name)
+		mark = RETRIED_STATE.get(row.reference_doctype)
+		if mark and row.reference_name:
+			mark(row.reference_name)
+	return len(failed)
 
 
 def drain_all() -> list[str]:

@@ -94,6 +94,11 @@ def mark_failed(name: str, why: str) -> None:
 						update_modified=False)
 
 
+def mark_retried(name: str) -> None:
+	"""A failed job of Sales Invoice ``name`` is queued again: it shows Xero Pending, the error cleared."""
+	frappe.db.set_value(DOCTYPE, name, {"atlas_xero_status": PENDING, "atlas_xero_error": None}, update_modified=False)
+
+
 def _fail(job: str, invoice: str | None, error: str) -> None:
 	if invoice:
 		mark_failed(invoice, error)  # Xero's words, as text

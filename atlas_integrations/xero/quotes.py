@@ -45,8 +45,8 @@ LEGACY_MAILBOX_TYPE = "Gmail Account"
 
 NOT_CONNECTED = "Connect Xero for {0} before sending quotes"
 NOT_SUBMITTED = "Submit the Quotation before sending it"
-NO_MAILBOX = ("No connected shared workspace mailbox can send quotes for {0}: connect one (Gmail Accounts) "
-			  "or choose one in the Xero Connection's \"Send Quotes From\"")
+NO_MAILBOX = ("No connected shared workspace mailbox can send quotes for {0}: connect a shared workspace "
+			  "mailbox of that Company, or choose one in the Xero Connection's \"Send Quotes From\"")
 NO_RECIPIENT = "Add at least one To recipient"
 BAD_RECIPIENT = "{0} is not a valid email address"
 NOT_YOURS = "You cannot email this Quotation"
@@ -223,6 +223,11 @@ def _settle_state(name: str) -> None:
 def mark_failed(name: str, why: str) -> None:
 	"""A job of Quotation ``name`` failed for good: it shows Xero send failed with ``why`` (as text)."""
 	_state(name, SEND_FAILED, why)
+
+
+def mark_retried(name: str) -> None:
+	"""A failed job of Quotation ``name`` is queued again: it shows Queued in Xero, the error cleared."""
+	_state(name, QUEUED)
 
 
 def fail(job: str, name: str, reason: str) -> None:

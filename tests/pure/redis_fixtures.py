@@ -1,5 +1,5 @@
-"""Shared by the pure tests of Redis-backed limits (Xero's tenant limiter, the quota window): a clock the test
-moves by hand, and a Redis client on the machine's server with a key prefix of its own, cleaned up after."""
+"""Shared by the pure tests of Redis-backed limits (Xero's tenant limiter, the quota window): a Redis client on the
+machine's server with a key prefix of its own, cleaned up after."""
 
 from __future__ import annotations
 
@@ -8,19 +8,6 @@ import uuid
 import pytest
 
 redis = pytest.importorskip("redis")
-
-
-class Clock:
-	"""Seconds that pass only when the test says so (``sleep`` moves them on)."""
-
-	def __init__(self, t: float = 1_000_000.0):
-		self.t = t
-
-	def __call__(self) -> float:
-		return self.t
-
-	def sleep(self, seconds: float) -> None:
-		self.t += seconds
 
 
 @pytest.fixture

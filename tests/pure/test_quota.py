@@ -13,7 +13,8 @@ import pytest
 redis = pytest.importorskip("redis")
 
 from atlas_integrations.quota import MovingWindow, QuotaWait  # noqa: E402
-from tests.pure.redis_fixtures import Clock, client  # noqa: E402,F401 - client is a fixture
+from tests.pure.clocks import Clock  # noqa: E402
+from tests.pure.redis_fixtures import client  # noqa: E402,F401 - client is a fixture
 
 
 def test_units_are_taken_until_the_window_is_spent_then_the_wait_is_until_enough_expire(client):

@@ -11,7 +11,8 @@ import pytest
 redis = pytest.importorskip("redis")
 
 from atlas_integrations.xero.rate_limit import RateLimited, TenantLimiter  # noqa: E402
-from tests.pure.redis_fixtures import Clock, client  # noqa: E402,F401 - client is a fixture
+from tests.pure.clocks import Clock  # noqa: E402
+from tests.pure.redis_fixtures import client  # noqa: E402,F401 - client is a fixture
 
 
 def limiter(client, tenant="t1", clock=None, **kw):

@@ -24,6 +24,7 @@ requests_oauthlib = pytest.importorskip("requests_oauthlib")
 from oauthlib.oauth2.rfc6749.errors import InvalidGrantError  # noqa: E402
 
 from atlas_integrations.testing.xero import XeroTestServer, jwt_claims, s256  # noqa: E402
+from tests.pure.clocks import Clock  # noqa: E402
 
 SHARED = Path("/work/shared/xero")
 SPEC = SHARED / "spec" / "xero-identity.yaml"
@@ -108,20 +109,9 @@ def check_connections(items: list) -> None:
 
 
 # -- fixtures / helpers ---------------------------------------------------------------------------------
-class Clock:
-	def __init__(self, t: float = T0):
-		self.t = t
-
-	def __call__(self) -> float:
-		return self.t
-
-	def advance(self, seconds: float) -> None:
-		self.t += seconds
-
-
 @pytest.fixture
 def clock():
-	return Clock()
+	return Clock(T0)
 
 
 @pytest.fixture
