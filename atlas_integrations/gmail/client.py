@@ -219,23 +219,28 @@ class GmailClient:
 			yield page.get("messages", [])
 
 	def iter_message_pages(
-		self, q: str | None = None, label_ids: list[str] | None = None, include_spam_trash: bool = False
+		self, q: str | None = None, label_ids: list[str] | None = None, include_spam_trash: bool = False,
+		page_token: str | None = None, page_size: int = LIST_PAGE_SIZE,
 	) -> Iterator[dict]:
-		"""users.messages.list, paged (500 per page), each page as Gmail answers it.
+		"""users.messages.list, paged (``page_size`` per page, at most Gmail's 500), each page as Gmail
+		answers it.
 
-		Args: as :meth:`iter_message_ids`.
+		Args: as :meth:`iter_message_ids`, and
+			page_token: a ``nextPageToken`` of an earlier listing of the same query: start there.
+			page_size: ``maxResults`` (1..500).
 
 		Yields:
 			Pages: ``{"messages": [{"id", "threadId"}, ...] (absent when empty), "resultSizeEstimate": int
 			(Gmail's estimate of the messages the whole listing matches, all pages; rough on large
 			mailboxes), "nextPageToken"?: str (absent on the last page)}``, newest first.
 		"""
-		kwargs = {"userId": "me", "maxResults": LIST_PAGE_SIZE, "includeSpamTrash": include_spam_trash}
+		kwargs = {"userId": "me", "maxResults": max(1, min(LIST_PAGE_SIZE, int(page_size))),
+				  "includeSpamTrash": include_spam_trash}
 		if q:
 			kwargs["q"] = q
 		if label_ids:
 			kwargs["labelIds"] = label_ids
-		yield from self._pages(self.service.users().messages().list, kwargs, "messages.list")
+		yield from self._pages(self.service.users().messages().list, kwargs, "messages.list", token=page_token)
 
 	def iter_history(self, start_history_id: str, history_types: list[str] | None = None) -> Iterator[dict]:
 		"""users.history.list from ``start_history_id``, paged (500 records per page).
@@ -302,9 +307,9 @@ class GmailClient:
 		answer = self.execute(self.service.users().settings().sendAs().list(userId="me"), "settings.sendAs.list")
 		return (answer or {}).get("sendAs", [])
 
-	def _pages(self, method, kwargs: dict, context: str) -> Iterator[dict]:
-		"""Every page of a Gmail list method (follows ``nextPageToken``); each page is a decoded dict."""
-		token = None
+	def _pages(self, method, kwargs: dict, context: str, token: str | None = None) -> Iterator[dict]:
+		"""Every page of a Gmail list method (follows ``nextPageToken``, from ``token`` when given); each
+		page is a decoded dict."""
 		while True:
 			request = method(**kwargs, **({"pageToken": token} if token else {}))
 			page = self.execute(request, context) or {}

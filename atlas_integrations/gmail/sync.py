@@ -21,7 +21,7 @@ from frappe.utils import cint, now_datetime
 from atlas_integrations import jobs
 from atlas_integrations.gmail import accounts, labels, store
 from atlas_integrations.gmail import accounts as accounts_mod
-from atlas_integrations.gmail.client import BATCH_SIZE, GmailClient
+from atlas_integrations.gmail.client import BATCH_SIZE, LIST_PAGE_SIZE, GmailClient
 from atlas_integrations.gmail.errors import AuthRevoked, CursorExpired, GmailError, Permanent, Temporary
 from atlas_integrations.gmail.filters import MailFilter
 from atlas_integrations.inbox import pipeline
@@ -265,22 +265,54 @@ def resume_later(account: str, sync_job: str) -> None:
 
 
 def _due_after_hand_over(account: str, sync_job: str) -> bool:
-	"""Before a run of a job that handed its worker over: True when it should run now. While its quota is
-	still spent (``next_retry_at`` ahead) and other runs wait for a worker, it goes to the back of the queue
-	again (after at most half a second, so that workers do not spin) and False is returned; with nobody
-	waiting it sleeps until due (at most :data:`LOCK_WAIT` seconds) and runs."""
+	"""Before a run of a job that handed its worker over: True when it should run now.
+
+	While its quota is still spent (``next_retry_at`` ahead), it goes to the back of the queue again (False
+	is returned) only when some other run can use the worker now: rq jobs wait on its queue and one of
+	them is not itself a handed-over sync waiting for its quota (:func:`_other_syncs_due_in`). While every
+	waiting run is such a sync, the worker sleeps until the first of them (or this one) is due, instead of
+	passing the worker round between runs that cannot use it. With nobody waiting it sleeps until due (at
+	most :data:`LOCK_WAIT` seconds in all) and runs.
+	"""
 	row = frappe.db.get_value("Sync Job", sync_job, ["status", "next_retry_at"], as_dict=True)
 	if not row or row.status != jobs.PENDING or not row.next_retry_at:
 		return True
+	queue = jobs.get_job_type(JOB_TYPE).queue
 	due_in = (row.next_retry_at - now_datetime()).total_seconds()
-	if due_in <= 0:
-		return True
-	if _others_waiting(jobs.get_job_type(JOB_TYPE).queue):
-		time.sleep(min(due_in, 0.5))
-		resume_later(account, sync_job)
-		return False
-	time.sleep(min(due_in, LOCK_WAIT))
+	slept = 0.0
+	while due_in > 0 and slept < LOCK_WAIT:
+		if not _others_waiting(queue):
+			nap = min(due_in, LOCK_WAIT - slept)
+		else:
+			others_due_in = _other_syncs_due_in(sync_job)
+			if others_due_in is None:  # other work waits: it gets the worker after a short pause (no spinning)
+				time.sleep(min(due_in, 0.5))
+				resume_later(account, sync_job)
+				return False
+			if others_due_in <= 0:  # another mailbox's sync can fetch now
+				resume_later(account, sync_job)
+				return False
+			nap = min(due_in, others_due_in, LOCK_WAIT - slept)
+		time.sleep(nap)
+		slept += nap
+		due_in -= nap
 	return True
+
+
+def _other_syncs_due_in(sync_job: str) -> float | None:
+	"""Seconds until another pending Gmail Sync job can run: 0 when one is due now (a new run, or a
+	handed-over one whose quota has room again), None when there is no other pending Gmail Sync job (the
+	waiting rq jobs are other work, which can run now). Reads a fresh snapshot (rolls back)."""
+	frappe.db.rollback()
+	row = frappe.db.sql(
+		"""select count(*), sum(next_retry_at is null or next_retry_at <= %(now)s), min(next_retry_at)
+		from `tabSync Job` where job_type=%(type)s and status=%(pending)s and name != %(me)s""",
+		{"now": now_datetime(), "type": JOB_TYPE, "pending": jobs.PENDING, "me": sync_job})[0]
+	if not row[0]:
+		return None
+	if cint(row[1]):
+		return 0.0
+	return max(0.0, (row[2] - now_datetime()).total_seconds())
 
 
 def _others_waiting(queue: str) -> bool:
@@ -292,6 +324,14 @@ def _others_waiting(queue: str) -> bool:
 		return get_queue(queue).count > 0
 	except Exception:  # Redis unreachable: keep the worker and wait
 		return False
+
+
+def list_page_size() -> int:
+	"""Messages per ``users.messages.list`` page: site config ``atlas_gmail_list_page_size``, within Gmail's
+	1..500 (``maxResults``; the default is the maximum, 500)."""
+	from atlas_integrations.endpoints import conf_number
+
+	return max(1, min(LIST_PAGE_SIZE, int(conf_number("atlas_gmail_list_page_size", LIST_PAGE_SIZE))))
 
 
 def lock_name(account: str) -> str:
@@ -390,6 +430,9 @@ class SyncRun:
 		self.estimate: int | None = None
 		#: the run gave its worker up while the user's quota was spent (:meth:`_hand_over`)
 		self.handed_over = False
+		#: the counts of the job's earlier runs that handed their worker over (:meth:`_carry_over`): the Sync
+		#: Job shows what the whole job did, not only this run
+		self.carried: dict[str, int] = {}
 
 	# -- lifecycle ------------------------------------------------------------------------------
 	def execute(self) -> None:
@@ -437,9 +480,10 @@ class SyncRun:
 		self.handed_over = True
 		payload = self._payload()
 		payload["hand_overs"] = int(payload.get("hand_overs") or 0) + 1
+		payload["handled"] = self.handled
 		frappe.db.set_value("Sync Job", self.sync_job, "payload", json.dumps(payload, sort_keys=True),
 							update_modified=False)
-		jobs.update_counts(self.sync_job, {**self.counts, "api_calls": self.client.api_calls if self.client else 0})
+		jobs.update_counts(self.sync_job, self._counts())
 		jobs.defer(self.sync_job, f"gave its worker to another mailbox: Gmail's per-user quota is spent for "
 								  f"{wait:.1f} s", retry_after=wait, count_attempt=False)
 		resume_later(self.account, self.sync_job)
@@ -457,6 +501,20 @@ class SyncRun:
 	def _payload(self) -> dict:
 		return json.loads(frappe.db.get_value("Sync Job", self.sync_job, "payload") or "{}")
 
+	def _carry_over(self, payload: dict) -> None:
+		"""A run resuming after a hand-over goes on from the counts and progress its earlier runs recorded on
+		the Sync Job (written by :meth:`_hand_over`)."""
+		if not payload.get("hand_overs"):
+			return
+		row = frappe.db.get_value("Sync Job", self.sync_job, list(jobs.COUNT_FIELDS), as_dict=True) or {}
+		self.carried = {k: cint(row.get(k)) for k in jobs.COUNT_FIELDS}
+		self.handled = cint(payload.get("handled"))
+
+	def _counts(self) -> dict[str, int]:
+		"""The job's counts: this run's (API calls from its client) on top of :attr:`carried`."""
+		mine = {**self.counts, "api_calls": self.client.api_calls if self.client else 0}
+		return {k: self.carried.get(k, 0) + mine.get(k, 0) for k in jobs.COUNT_FIELDS}
+
 	def _throttle(self, exc: Temporary) -> None:
 		"""Google kept refusing (rate limit / 5xx) after every retry: stop polling this account until
 		``throttle_until`` (Retry-After when given, else 1, 2, 4 … minutes by consecutive failures, at most
@@ -467,11 +525,9 @@ class SyncRun:
 							now_datetime() + timedelta(seconds=seconds), update_modified=False)
 
 	def _finish(self, status: str, error: str | None = None, details: str | None = None, secrets=()) -> None:
-		if self.client:
-			self.counts["api_calls"] = self.client.api_calls
 		if self.progress is not None:  # the final figures, committed (and announced) with the job's end
 			self.progress.finish(status, done=self.handled)
-		jobs.finish(self.sync_job, status, self.counts, error=error, details=details, secrets=secrets)
+		jobs.finish(self.sync_job, status, self._counts(), error=error, details=details, secrets=secrets)
 		accounts.record_run(self.account, status == jobs.SUCCEEDED, error=jobs.scrub(error, secrets) if error else None)
 		if self.warning and status == jobs.SUCCEEDED:
 			frappe.db.set_value(accounts.DOCTYPE, self.account, "last_error", self.warning, update_modified=False)
@@ -639,6 +695,7 @@ class SyncRun:
 		resumed = {} if reconcile else self._payload()
 		if not reconcile:  # an initial sync may give its worker up and come back: it keeps its first cursor
 			self._allow_hand_over()
+			self._carry_over(resumed)
 		profile = self.client.get_profile()
 		start_history_id = str(resumed.get("start_history_id") or profile.get("historyId") or "")
 		# the first estimate: every message of the mailbox (users.getProfile messagesTotal); the listing
@@ -657,7 +714,7 @@ class SyncRun:
 				{**resumed, "start_history_id": start_history_id, "after": after}, sort_keys=True), update_modified=False)
 			frappe.db.commit()
 		listed: set[str] = set()
-		self.backfill(self.ctx, f"after:{after} -in:drafts", listed=listed)
+		self.backfill(self.ctx, f"after:{after} -in:drafts", listed=listed, keep_place=not reconcile)
 		reconciled = self._reconcile(after, listed) if reconcile else ""
 		linked = store.link_replies(self.account)
 		frappe.db.set_value(accounts.DOCTYPE, self.account, "history_id", start_history_id, update_modified=False)
@@ -775,16 +832,27 @@ class SyncRun:
 		return (f"historyId {start_history_id} -> {new_history_id}; added {len(todo)}, deleted {len(deleted)}, "
 				f"label changes {len(labels)}; replies linked {linked}")
 
-	def backfill(self, ctx: store.StoreContext, query: str, listed: set[str] | None = None) -> None:
+	def backfill(self, ctx: store.StoreContext, query: str, listed: set[str] | None = None,
+				 keep_place: bool = False) -> None:
 		"""List ``query`` and store every message not yet stored; commits after each batch.
 
 		Args:
 			ctx: the run's store context.
 			query: Gmail search query.
-			listed: when given, every listed Gmail message id is added to it.
+			listed: when given, every listed Gmail message id is added to it (a resumed listing adds only
+				the pages it lists itself).
+			keep_place: keep the listing's place in the Sync Job's payload (``list_query``, ``page_token``:
+				the ``nextPageToken`` after the last page whose messages are all committed, ``listed_so_far``),
+				committed with that page; a run of the same job and query (after a hand-over, or a worker
+				lost) lists on from there instead of from the first page. A page token Gmail refuses (400)
+				starts the listing over.
 		"""
-		seen = 0
-		for page in self.client.iter_message_pages(q=query):
+		seen, token = 0, None
+		if keep_place:
+			place = self._payload()
+			if place.get("list_query") == query and place.get("page_token"):
+				token, seen = str(place["page_token"]), cint(place.get("listed_so_far"))
+		for page in self._pages_from(query, token):
 			ids = [m["id"] for m in page.get("messages", [])]
 			self.counts["listed"] += len(ids)
 			seen += len(ids)
@@ -801,8 +869,29 @@ class SyncRun:
 			for start in range(0, len(todo), BATCH_SIZE):
 				self.store_batch(ctx, todo[start : start + BATCH_SIZE])
 			self._label_processed(due_only=False)
-			jobs.update_counts(self.sync_job, {**self.counts, "api_calls": self.client.api_calls})
+			jobs.update_counts(self.sync_job, self._counts())
+			if keep_place:
+				place = self._payload()
+				place.update(list_query=query, page_token=page.get("nextPageToken"), listed_so_far=seen)
+				frappe.db.set_value("Sync Job", self.sync_job, "payload", json.dumps(place, sort_keys=True),
+									update_modified=False)
 			frappe.db.commit()
+
+	def _pages_from(self, query: str, token: str | None):
+		"""The listing's pages from ``token`` (None: the first page); when Gmail refuses a kept token (400
+		on its first request), the listing starts over from the first page."""
+		size = list_page_size()
+		pages = self.client.iter_message_pages(q=query, page_token=token, page_size=size)
+		try:
+			first = next(pages, None)
+		except Permanent as exc:
+			if not token or exc.status != 400:
+				raise
+			pages = self.client.iter_message_pages(q=query, page_size=size)
+			first = next(pages, None)
+		if first is not None:
+			yield first
+			yield from pages
 
 	def _fetch(self, ids: list[str]):
 		clock = time.perf_counter()

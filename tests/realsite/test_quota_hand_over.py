@@ -1,6 +1,7 @@
 """Two mailboxes, one worker, Gmail's per-user quota enforced: an initial sync whose quota is spent gives its
-worker to the other mailbox's queued run instead of sleeping, keeps its first historyId, and both mailboxes
-end with every message exactly once (issue 18: four mailboxes on two workers each near the quota ceiling)."""
+worker to the other mailbox's queued run instead of sleeping, keeps its first historyId and its place in the
+listing, and both mailboxes end with every message exactly once and one Sync Job that counts all of it (issue
+18: four mailboxes on two workers each near the quota ceiling)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from tests.realsite.conftest import Accounts, start_worker
 
 QUOTA = 300  # units per user per moving minute: 60 messages.get; each mailbox needs more than that
 MESSAGES = 70
+PAGE = 20  # messages per listing page: 4 pages, so that a hand-over falls after the first page
 
 
 @pytest.fixture
@@ -19,7 +21,8 @@ def quota(site, google):
 	from frappe.installer import update_site_config
 
 	frappe = site
-	keys = {"atlas_gmail_user_quota_per_minute": str(QUOTA), "atlas_gmail_quota_hand_over_seconds": "0.5"}
+	keys = {"atlas_gmail_user_quota_per_minute": str(QUOTA), "atlas_gmail_quota_hand_over_seconds": "0.5",
+			"atlas_gmail_list_page_size": str(PAGE)}
 	previous = {k: frappe.conf.get(k) for k in keys}
 	for key, value in keys.items():
 		update_site_config(key, value)
@@ -62,6 +65,17 @@ def test_a_quota_bound_initial_sync_hands_its_worker_over_and_nothing_is_lost(si
 		stored = frappe.db.sql("""select count(*), count(distinct atlas_gmail_message_id) from `tabCommunication`
 			where atlas_gmail_account=%s""", account)[0]
 		assert stored == (MESSAGES, MESSAGES), (account, stored)
+		# one Sync Job whose counts add up every run of it: all messages created, none twice
+		counts = frappe.db.get_value("Sync Job", job.name, ["created", "already_present", "failed", "api_calls"],
+									 as_dict=True)
+		assert (counts.created, counts.failed) == (MESSAGES, 0), (account, counts, payload.get("hand_overs"))
+		assert counts.api_calls >= MESSAGES, counts
+		# a resumed run lists on from the last page it committed: each hand-over re-lists at most the page it
+		# was in (the old code listed again from the first page)
+		pages = -(-MESSAGES // PAGE)
+		listed = google.stats(address)["by_method"].get("messages.list", 0)
+		assert pages <= listed <= pages + int(payload.get("hand_overs") or 0), (account, listed, payload)
+		assert payload["page_token"] is None and payload["listed_so_far"] == MESSAGES, payload
 	hand_overs = [json.loads(frappe.db.get_value("Sync Job", {"job_type": "Gmail Sync", "reference_name": a},
 												  "payload")).get("hand_overs", 0) for a in accounts]
 	assert sum(hand_overs) >= 1, f"no run gave its worker up: {hand_overs}"
