@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -25,13 +24,11 @@ from frappe.utils import convert_utc_to_system_timezone, now_datetime
 
 from atlas_integrations.inbox import attachments
 from atlas_integrations.gmail.filters import MailFilter
-from atlas_integrations.inbox.html import sanitize, text_to_html
-from atlas_integrations.inbox.mime import ParsedMessage, format_address, parse_message, snippet_of
-from atlas_integrations.inbox.pipeline import rfc_message_key
-from atlas_integrations.inbox.text import mail_text, plain, sender_values
+from atlas_integrations.inbox import writer
+from atlas_integrations.inbox.mime import ParsedMessage, parse_message
+from atlas_integrations.inbox.text import mail_text
 
 FULL, SNIPPET_ONLY = "full", "snippet only"
-DATA_LENGTH = 140  # varchar length of Frappe Data fields
 
 
 @dataclass
@@ -124,12 +121,6 @@ def safe_label_ids(label_ids: list[str] | None) -> list[str]:
 	return [x for x in (label_ids or []) if isinstance(x, str) and _LABEL_ID.match(x)]
 
 
-def _addresses(pairs: list[tuple[str, str]]) -> str:
-	"""Addresses for Communication ``recipients``/``cc``/``bcc`` (Code fields: the exact text, which
-	Frappe escapes wherever it shows a Code value)."""
-	return ", ".join(format_address(p) for p in pairs)
-
-
 def _decode_raw(gmail_message: dict) -> bytes:
 	return base64.urlsafe_b64decode((gmail_message.get("raw") or "").encode() + b"===")
 
@@ -169,43 +160,16 @@ def build_row(ctx: StoreContext, gmail_message: dict) -> _Row:
 	parsed = None
 	try:
 		parsed = parse_message(_decode_raw(gmail_message))
-		snippet = snippet or snippet_of(parsed.text)
 		when = message_time(parsed.date, internal_date(gmail_message))
-		full = ctx.storage_mode == FULL
-		base.update(
-			{
-				"subject": mail_text(parsed.subject) or "(no subject)",
-				# sender, sender_full_name, atlas_sender_as_written (an address Frappe refuses, as written)
-				**sender_values(parsed.sender, DATA_LENGTH),
-				"recipients": _addresses(parsed.to) or None,
-				"cc": _addresses(parsed.cc) or None,
-				"bcc": _addresses(parsed.bcc) or None,
-				"communication_date": _system_time(when),
-				"message_id": mail_text(parsed.message_id[:900]),
-				"content": (sanitize(parsed.html) if parsed.html else text_to_html(parsed.text))
-				if full
-				else html.escape(snippet),
-				"text_content": parsed.text if full else None,
-				"atlas_snippet": mail_text(snippet),
-				"atlas_in_reply_to": mail_text(parsed.in_reply_to),
-				# inputs of the Smart Inbox pipeline (atlas_integrations/inbox/pipeline.py)
-				"atlas_reply_to": _addresses(parsed.reply_to) or None,
-				"atlas_references": " ".join(dict.fromkeys(
-					k for k in (rfc_message_key(x) for x in [*parsed.references, parsed.in_reply_to]) if k))[:10000] or None,
-				"atlas_signal_headers": json.dumps(parsed.signal_headers, sort_keys=True),
-				"atlas_message_key": rfc_message_key(parsed.message_id) or None,
-				"atlas_body_stored": 1 if full else 0,
-				"atlas_parse_error": mail_text(parsed.parse_error),
-				"has_attachment": 0,
-			}
-		)
+		base.update(writer.message_values(parsed, _system_time(when), full=ctx.storage_mode == FULL,
+										  snippet=snippet or None))
 	except Exception as exc:  # keep the message with what could be read and the error
 		headers = parsed.raw_headers if parsed else ""
 		base.update(
 			{
 				"subject": mail_text(parsed.subject if parsed and parsed.subject else "(unreadable message)"),
 				"communication_date": _system_time(internal_date(gmail_message)),
-				"content": "<pre>" + html.escape(headers[:20000]) + "</pre>",
+				"content": writer.unreadable_content(headers),
 				"atlas_snippet": mail_text(snippet),
 				"atlas_parse_error": mail_text(f"could not read the message: {type(exc).__name__}: {exc}"[:2000]),
 			}
@@ -380,26 +344,20 @@ def refresh_threads(account: str, thread_ids: set[str] | list[str], label_names:
 		if not thread:
 			continue
 		label_ids: set[str] = set()
-		people: dict[str, None] = {}
 		for m in msgs:
 			label_ids.update(x for x in (m.atlas_label_ids or "").split(",") if x)
-			# recipients/cc are Code fields (exact text); participants is Small Text: kept as HTML text
-			for value in (m.sender or plain(m.atlas_sender_as_written), m.recipients, m.cc):
-				for part in (value or "").split(","):
-					part = part.strip()
-					if part:
-						people.setdefault(part, None)
+		agg = writer.thread_values(msgs)
 		values.append((
 			thread,
-			(msgs[0].subject or "(no subject)")[:1000],
-			mail_text(", ".join(list(people)[:50])),
-			msgs[0].communication_date,
-			msgs[-1].communication_date,
-			len(msgs),
+			agg["subject"],
+			agg["participants"],
+			agg["first_message_at"],
+			agg["last_message_at"],
+			agg["message_count"],
 			",".join(sorted(label_ids)),
 			mail_text(", ".join(sorted(label_names.get(x, x) for x in label_ids))),
 			1 if "UNREAD" in label_ids else 0,
-			msgs[-1].atlas_snippet,
+			agg["snippet"],
 			now,
 		))
 	if not values:

@@ -36,8 +36,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
-import html
-import json
 import time
 import uuid
 
@@ -45,18 +43,16 @@ import frappe
 import redis
 from frappe.utils import convert_utc_to_system_timezone, get_url, now_datetime
 
-from atlas_integrations.inbox import attachments
-from atlas_integrations.inbox.html import sanitize, text_to_html
-from atlas_integrations.inbox.mime import format_address, parse_message, snippet_of
-from atlas_integrations.inbox.pipeline import FAILED, rfc_message_key
-from atlas_integrations.inbox.text import mail_text, plain, sender_values
+from atlas_integrations.inbox import attachments, writer
+from atlas_integrations.inbox.mime import parse_message, rfc_message_key
+from atlas_integrations.inbox.pipeline import FAILED
+from atlas_integrations.inbox.text import mail_text
 
 DOCTYPE = "Inbound Route"
 TOLERANCE = 300  # seconds a signature timestamp may differ from now
 SIGNATURE_HEADER = "X-Atlas-Signature"
 RAW_METHOD = "atlas_integrations.api.inbound.receive"
 MAILGUN_METHOD = "atlas_integrations.api.inbound.mailgun_mime"
-DATA_LENGTH = 140
 MB = 1024 * 1024
 #: bytes a Mailgun ``forward()`` form may carry besides ``body-mime`` (``message-headers`` repeats every
 #: header as JSON; recipient, sender, subject, timestamp, token, signature, multipart boundaries)
@@ -322,17 +318,8 @@ def refresh_thread(thread: str) -> None:
 						  order_by="communication_date asc, creation asc")
 	if not rows:
 		return
-	people: dict[str, None] = {}
-	for r in rows:
-		for value in (r.sender or plain(r.atlas_sender_as_written), r.recipients, r.cc):
-			for part in (value or "").split(","):
-				if part.strip():
-					people.setdefault(part.strip(), None)
-	frappe.db.set_value("Inbox Thread", thread, {
-		"subject": rows[0].subject, "participants": mail_text(", ".join(list(people)[:50])),
-		"first_message_at": rows[0].communication_date, "last_message_at": rows[-1].communication_date,
-		"message_count": len(rows), "snippet": rows[-1].atlas_snippet, "unread": int(any(not r.seen for r in rows)),
-	}, update_modified=True)
+	frappe.db.set_value("Inbox Thread", thread, {**writer.thread_values(rows), "unread": int(any(not r.seen for r in rows))},
+						update_modified=True)
 
 
 def store(route: frappe._dict, raw: bytes) -> dict:
@@ -364,26 +351,12 @@ def store(route: frappe._dict, raw: bytes) -> dict:
 		"communication_type": "Communication", "communication_medium": "Email", "sent_or_received": "Received",
 		"status": "Linked", "seen": 0, "email_status": "Open", "reference_doctype": "Inbox Thread",
 		"atlas_source": "Inbound Route", "atlas_inbound_route": route.name, "atlas_route_key": route_key,
-		"subject": subject,
-		# sender, sender_full_name, atlas_sender_as_written (an address Frappe refuses, as written)
-		**sender_values(parsed.sender, DATA_LENGTH),
-		"recipients": ", ".join(format_address(p) for p in parsed.to) or None,
-		"cc": ", ".join(format_address(p) for p in parsed.cc) or None,
-		"atlas_reply_to": ", ".join(format_address(p) for p in parsed.reply_to) or None,
-		"communication_date": convert_utc_to_system_timezone(when).replace(tzinfo=None) if when else now_datetime(),
-		"message_id": mail_text(parsed.message_id[:900]),
-		"content": sanitize(parsed.html) if parsed.html else text_to_html(parsed.text),
-		"text_content": parsed.text, "atlas_snippet": mail_text(snippet_of(parsed.text)),
-		"atlas_in_reply_to": mail_text(parsed.in_reply_to), "atlas_body_stored": 1,
-		"atlas_parse_error": mail_text(parsed.parse_error), "has_attachment": 0,
-		"atlas_references": " ".join(dict.fromkeys(
-			k for k in (rfc_message_key(x) for x in [*parsed.references, parsed.in_reply_to]) if k))[:10000] or None,
-		"atlas_signal_headers": json.dumps(parsed.signal_headers, sort_keys=True),
-		"atlas_message_key": rfc_message_key(parsed.message_id) or None,
+		**writer.message_values(
+			parsed, convert_utc_to_system_timezone(when).replace(tzinfo=None) if when else now_datetime()),
 	}
 	if unreadable:
-		values.update(content="<pre>" + html.escape(parsed.raw_headers[:20000] or raw[:2000].decode("utf-8", "replace"))
-					  + "</pre>", atlas_outcome=FAILED,
+		values.update(content=writer.unreadable_content(parsed.raw_headers or raw[:2000].decode("utf-8", "replace")),
+					  atlas_outcome=FAILED,
 					  atlas_outcome_reason=mail_text(f"unreadable message: {parsed.parse_error}"[:1000]))
 	thread = _thread_for(route.name, parsed, rfc_message_key(parsed.message_id) or route_key.split(":")[-1], subject)
 	name = frappe.generate_hash(length=10)

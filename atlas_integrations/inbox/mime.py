@@ -1144,6 +1144,17 @@ def snippet_of(text: str, length: int = 200) -> str:
 	return _WS.sub(" ", text or "").strip()[:length]
 
 
+#: characters of a message key kept: Communication ``atlas_message_key`` is a Data field (varchar 140); a
+#: longer key (a stranger's 1,000-character Message-ID) would make the writer's insert fail
+MESSAGE_KEY_LENGTH = 140
+
+
+def rfc_message_key(message_id: str | None) -> str:
+	"""The comparable form of an RFC 5322 Message-ID: angle brackets and space removed, lower case, at most
+	:data:`MESSAGE_KEY_LENGTH` characters."""
+	return (message_id or "").strip().strip("<>").strip().lower()[:MESSAGE_KEY_LENGTH]
+
+
 def format_address(pair: tuple[str, str]) -> str:
 	"""``("Ann", "ann@x.org")`` -> ``"Ann <ann@x.org>"`` as display text (names are not RFC 2047-encoded;
 	a name with specials is quoted); the bare address when there is no name."""

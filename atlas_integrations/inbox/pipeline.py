@@ -36,6 +36,7 @@ from atlas_integrations.inbox import act, match, rules, triage
 from atlas_integrations.inbox import mailboxes as mailbox_registry
 from atlas_integrations.inbox import text as mailtext
 from atlas_integrations.inbox.addresses import addresses_in, exact_addresses, normalise
+from atlas_integrations.inbox.mime import rfc_message_key
 
 CREATED, LINKED, PENDING, UNKNOWN, DUPLICATE, SKIPPED, FAILED = (
 	"created", "linked", "pending_review", "unknown_sender", "duplicate", "skipped", "failed")
@@ -192,17 +193,6 @@ def _first_copies(rows, threads: dict[str, frappe._dict]) -> dict[str, frappe._d
 				out[row.name] = c
 				break
 	return out
-
-
-#: characters of a message key kept: Communication ``atlas_message_key`` is a Data field (varchar 140); a
-#: longer key (a stranger's 1,000-character Message-ID) would make the writer's insert fail
-MESSAGE_KEY_LENGTH = 140
-
-
-def rfc_message_key(message_id: str | None) -> str:
-	"""The comparable form of an RFC 5322 Message-ID: angle brackets and space removed, lower case, at most
-	:data:`MESSAGE_KEY_LENGTH` characters."""
-	return (message_id or "").strip().strip("<>").strip().lower()[:MESSAGE_KEY_LENGTH]
 
 
 def run(names: list[str], force: bool = False) -> Result:

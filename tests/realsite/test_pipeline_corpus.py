@@ -80,7 +80,7 @@ def corpus_run(site, google):
 
 def _outcome(frappe, account: str, path: str):
 	from atlas_integrations.inbox.mime import parse_message
-	from atlas_integrations.inbox.pipeline import rfc_message_key
+	from atlas_integrations.inbox.mime import rfc_message_key
 
 	key = rfc_message_key(parse_message((CORPUS / path).read_bytes()).message_id)
 	rows = frappe.get_all("Communication", filters={"atlas_gmail_account": account, "atlas_message_key": key},

@@ -79,7 +79,7 @@ def test_reply_threads_in_gmail_and_is_one_communication_after_history(site, web
 	assert r.status_code == 200, r.text[:300]
 	run_worker()
 	frappe.db.rollback()
-	from atlas_integrations.inbox.pipeline import rfc_message_key
+	from atlas_integrations.inbox.mime import rfc_message_key
 
 	assert frappe.db.count("Communication", {"atlas_message_key": rfc_message_key(out["message_id"])}) == 1
 	# the same request again answers the first result
