@@ -50,6 +50,9 @@ class BatchResult:
 
 	created: list[str] = field(default_factory=list)
 	created_names: list[str] = field(default_factory=list)  # their Communication names
+	#: the rows created, as inserted (field -> value, with name, creation and atlas_inbox_thread): handed to
+	#: the Smart Inbox pipeline in memory (:func:`atlas_integrations.inbox.pipeline.run`)
+	created_rows: list[dict] = field(default_factory=list)
 	already_present: list[str] = field(default_factory=list)
 	skipped: dict[str, str] = field(default_factory=dict)  # Gmail message id -> why it was not imported
 	failed: dict[str, str] = field(default_factory=dict)  # Gmail message id -> why its row was not stored
@@ -281,6 +284,7 @@ def write_batch(ctx: StoreContext, gmail_messages: list[dict]) -> BatchResult:
 			continue
 		result.created.append(r.gmail_id)
 		result.created_names.append(name)
+		result.created_rows.append({**r.values, "name": name, "creation": now, "atlas_inbox_thread": threads[r.thread_id]})
 		if r.values.get("atlas_parse_error"):
 			result.parse_errors += 1
 		if r.parsed and r.parsed.attachments:

@@ -934,7 +934,7 @@ class SyncRun:
 		clock = time.perf_counter()
 		frappe.db.commit()
 		self._add_time("commit", time.perf_counter() - clock)
-		self._run_pipeline(result.created_names)
+		self._run_pipeline(result.created_names, result.created_rows)
 		if result.created_names:
 			# the Smart Inbox page refreshes its list (it reads the rows through the permission rules); the
 			# event names the mailbox, so it goes to the mailbox's readers only
@@ -945,15 +945,16 @@ class SyncRun:
 													  "created": len(result.created_names)}, mailbox)
 		self._extend_lock()
 
-	def _run_pipeline(self, names: list[str]) -> None:
+	def _run_pipeline(self, names: list[str], rows: list[dict] | None = None) -> None:
 		"""The Smart Inbox pipeline on the messages this batch committed (after the commit, in this
-		worker). Its failure never fails the sync: the messages are marked ``failed`` with the error and
-		"Process again" runs them anew."""
+		worker), handed the rows the writer inserted (``rows``) so that it does not read them back. Its
+		failure never fails the sync: the messages are marked ``failed`` with the error and "Process again"
+		runs them anew."""
 		if not names or not self.pipeline_on:
 			return
 		clock = time.perf_counter()
 		try:
-			result = jobs.retry_deadlock(lambda: pipeline.run(names))
+			result = jobs.retry_deadlock(lambda: pipeline.run(names, rows=rows))
 			for outcome in result.outcomes.values():
 				self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 		except Exception as exc:

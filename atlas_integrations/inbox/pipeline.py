@@ -195,7 +195,7 @@ def _first_copies(rows, threads: dict[str, frappe._dict]) -> dict[str, frappe._d
 	return out
 
 
-def run(names: list[str], force: bool = False) -> Result:
+def run(names: list[str], force: bool = False, rows: list[dict] | None = None) -> Result:
 	"""Process stored Communications through the pipeline and commit.
 
 	Args:
@@ -203,6 +203,9 @@ def run(names: list[str], force: bool = False) -> Result:
 			rows outside a thread are ignored).
 		force: process messages that already have an outcome again ("Process again"); a thread's
 			existing document is kept and only linked.
+		rows: the writer's rows of ``names`` as it inserted them in this transaction's predecessor (field ->
+			value, each with ``name``, ``creation`` and ``atlas_inbox_thread``): used instead of reading
+			them back. None reads them from the database ("Match again", "Process again", a reply's copy).
 
 	Returns:
 		A :class:`Result`.
@@ -211,10 +214,7 @@ def run(names: list[str], force: bool = False) -> Result:
 	if not names:
 		return result
 	clock = time.perf_counter()
-	columns = ", ".join(f"substring(`{f}`, 1, {TEXT_LIMIT}) as `{f}`" if f == "text_content" else f"`{f}`"
-						for f in _FIELDS)
-	rows = frappe.db.sql(f"""select {columns} from `tabCommunication` where name in %(n)s
-		order by communication_date asc, creation asc""", {"n": list(names)}, as_dict=True)
+	rows = _rows_in_memory(names, rows) if rows is not None else _read_rows(names)
 	rows = [r for r in rows if r.atlas_inbox_thread and not r.atlas_deleted]
 	inbound = [r for r in rows if r.sent_or_received == "Received" and (force or not r.atlas_outcome)]
 	threads = {t.name: t for t in frappe.db.sql(
@@ -275,6 +275,35 @@ def run(names: list[str], force: bool = False) -> Result:
 		frappe.db.commit()
 	_clock(result, "assign", clock)
 	return result
+
+
+def _read_rows(names: list[str]) -> list:
+	"""The pipeline's fields of stored Communications ``names``, oldest first (``text_content`` cut to
+	:data:`TEXT_LIMIT` characters)."""
+	columns = ", ".join(f"substring(`{f}`, 1, {TEXT_LIMIT}) as `{f}`" if f == "text_content" else f"`{f}`"
+						for f in _FIELDS)
+	return frappe.db.sql(f"""select {columns} from `tabCommunication` where name in %(n)s
+		order by communication_date asc, creation asc""", {"n": list(names)}, as_dict=True)
+
+
+def _rows_in_memory(names: list[str], rows: list[dict]) -> list:
+	""":func:`_read_rows`'s result made from the writer's rows instead of the database: the same fields (an
+	absent one as its column's default), ``text_content`` cut alike, only ``names``, in the same order."""
+	wanted = set(names)
+	meta = frappe.get_meta("Communication")
+	# a column the writer left out holds its default: 0 for Check and Int columns, else null
+	unwritten = {f: 0 if (meta.get_field(f) and meta.get_field(f).fieldtype in ("Check", "Int")) else None
+				 for f in _FIELDS}
+	out = []
+	for row in rows:
+		if row.get("name") not in wanted:
+			continue
+		values = frappe._dict({f: row.get(f, unwritten[f]) for f in _FIELDS})
+		if values.text_content:
+			values.text_content = values.text_content[:TEXT_LIMIT]
+		out.append(values)
+	out.sort(key=lambda r: (r.communication_date, r.creation))
+	return out
 
 
 def _scrubbed(exc: Exception) -> str:

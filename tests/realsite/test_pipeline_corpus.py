@@ -79,8 +79,7 @@ def corpus_run(site, google):
 
 
 def _outcome(frappe, account: str, path: str):
-	from atlas_integrations.inbox.mime import parse_message
-	from atlas_integrations.inbox.mime import rfc_message_key
+	from atlas_integrations.inbox.mime import parse_message, rfc_message_key
 
 	key = rfc_message_key(parse_message((CORPUS / path).read_bytes()).message_id)
 	rows = frappe.get_all("Communication", filters={"atlas_gmail_account": account, "atlas_message_key": key},
@@ -106,3 +105,35 @@ def test_each_outcome_from_real_corpus_messages(site, corpus_run):
 	dup = _outcome(frappe, second, FILES["stranger"])
 	assert dup.atlas_outcome == "duplicate", dup.atlas_outcome_reason
 	assert got["stranger"].atlas_inbox_thread in dup.atlas_outcome_reason
+
+
+def test_the_pipeline_is_handed_in_memory_what_reading_back_gives(site, accounts):
+	"""The writer hands the rows it inserted to the pipeline in memory (issue 18: no read-back of what it just
+	had): for every corpus message (charsets, hostile headers, broken MIME, long texts) those rows equal the
+	pipeline's read of the stored rows, field by field."""
+	import base64
+	import time
+
+	from atlas_integrations.gmail import store
+	from atlas_integrations.inbox import pipeline
+
+	frappe = site
+	mailbox = accounts.mailbox(load_corpus=False)
+	account, _ = accounts.connect(mailbox)
+	try:
+		paths = sorted(CORPUS.rglob("*.eml"))
+		assert len(paths) > 250
+		now_ms = int(time.time() * 1000)
+		batch = [{"id": f"mem{i}", "threadId": f"mem-t{i % 40}", "labelIds": ["INBOX", "UNREAD"],
+				  "internalDate": str(now_ms - i * 60_000),
+				  "raw": base64.urlsafe_b64encode(path.read_bytes()).decode()} for i, path in enumerate(paths)]
+		result = store.write_batch(store.StoreContext(account=account), batch)
+		assert len(result.created_names) == len(paths) and not result.failed
+		given = {r.name: dict(r) for r in pipeline._rows_in_memory(result.created_names, result.created_rows)}
+		read = {r.name: dict(r) for r in pipeline._read_rows(result.created_names)}
+		assert set(given) == set(read) == set(result.created_names)
+		differences = {(name, f): (given[name][f], read[name][f]) for name in read for f in read[name]
+					   if given[name][f] != read[name][f]}
+		assert not differences, list(differences.items())[:5]
+	finally:
+		frappe.db.rollback()
