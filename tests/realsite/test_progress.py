@@ -280,6 +280,9 @@ def test_matching_index_rebuild_shows_its_progress_to_the_admins_only(site, web,
 	ensure_user(frappe, OTHER, ("Atlas Dispatcher",))
 	from atlas_integrations.inbox import match
 
+	# work earlier tests left queued runs first: a Contact it adds would land in the index during the rebuild
+	assert run_worker().returncode == 0
+	frappe.db.rollback()
 	expected = len(match._rows_for())
 	assert expected >= 10
 	url = f"{web}/api/method/atlas_integrations.api.progress.rebuild_match_index"
