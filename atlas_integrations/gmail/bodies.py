@@ -29,15 +29,15 @@ def hydrate_thread(thread: str) -> int:
 	rows = frappe.get_all(
 		"Communication",
 		filters={"atlas_inbox_thread": thread, "atlas_body_stored": 0, "atlas_deleted": 0},
-		fields=["name", "atlas_gmail_message_id"],
+		fields=["name", "atlas_provider_message_id"],
 	)
 	if not rows:
 		return 0
 	client = accounts.client_for(doc.gmail_account)
-	messages, _failures = client.get_messages([r.atlas_gmail_message_id for r in rows], fmt="raw")
+	messages, _failures = client.get_messages([r.atlas_provider_message_id for r in rows], fmt="raw")
 	stored = 0
 	for row in rows:
-		gm = messages.get(row.atlas_gmail_message_id)
+		gm = messages.get(row.atlas_provider_message_id)
 		if not gm:
 			continue
 		parsed = parse_message(base64.urlsafe_b64decode((gm.get("raw") or "").encode() + b"==="))

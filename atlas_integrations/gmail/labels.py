@@ -81,18 +81,18 @@ def modify_thread(thread: str, add: list[str] | None = None, remove: list[str] |
 	label_names = json.loads(account.gmail_labels or "{}")
 	add_ids, remove_ids = _label_ids(label_names, add), _label_ids(label_names, remove)
 	rows = frappe.get_all("Communication", filters={"atlas_inbox_thread": thread, "atlas_deleted": 0},
-						  fields=["name", "atlas_gmail_message_id", "atlas_label_ids"])
+						  fields=["name", "atlas_provider_message_id", "atlas_tags"])
 	if not rows or not (add_ids or remove_ids):
 		return {"sync_job": None, "messages": 0}
 	for row in rows:
-		labels = [x for x in (row.atlas_label_ids or "").split(",") if x and x not in remove_ids]
+		labels = [x for x in (row.atlas_tags or "").split(",") if x and x not in remove_ids]
 		labels += [x for x in add_ids if x not in labels]
-		frappe.db.set_value("Communication", row.name, {"atlas_label_ids": ",".join(labels),
+		frappe.db.set_value("Communication", row.name, {"atlas_tags": ",".join(labels),
 														 "seen": 0 if "UNREAD" in labels else 1,
 														 "atlas_labels_pending": 1})
-	store.refresh_threads(account.name, {doc.gmail_thread_id}, label_names)
+	store.refresh_threads(account.name, {doc.provider_thread_id}, label_names)
 	job = jobs.create(JOB_TYPE, accounts.DOCTYPE, account.name, trigger="desk", payload={
-		"account": account.name, "thread": thread, "message_ids": [r.atlas_gmail_message_id for r in rows],
+		"account": account.name, "thread": thread, "message_ids": [r.atlas_provider_message_id for r in rows],
 		"addLabelIds": add_ids, "removeLabelIds": remove_ids})
 	jobs.dispatch(JOB_TYPE, job.name, account.name)
 	return {"sync_job": job.name, "messages": len(rows)}
@@ -210,7 +210,7 @@ def _clear_pending_flags(account: str, message_ids: list[str], sync_job: str) ->
 			continue
 	if ids:
 		keys = [store.message_key(account, m) for m in sorted(ids)]
-		frappe.db.set_value("Communication", {"atlas_gmail_key": ["in", keys]}, "atlas_labels_pending", 0,
+		frappe.db.set_value("Communication", {"atlas_mailbox_key": ["in", keys]}, "atlas_labels_pending", 0,
 							update_modified=False)
 	return len(ids)
 
@@ -307,11 +307,11 @@ def apply_processing_label(account: str, client: GmailClient, label_id: str | No
 	if deleted:
 		frappe.db.sql("""update `tabCommunication` set atlas_processed_pending=0 where name in %s""", (tuple(deleted),))
 	ids = frappe.get_all("Communication", filters={"atlas_gmail_account": account, "atlas_processed_pending": 1,
-												   "atlas_deleted": 0}, pluck="atlas_gmail_message_id")
+												   "atlas_deleted": 0}, pluck="atlas_provider_message_id")
 
 	def done(message_ids: list[str]) -> None:
 		keys = [store.message_key(account, m) for m in message_ids]
-		frappe.db.set_value("Communication", {"atlas_gmail_key": ["in", keys]}, "atlas_processed_pending", 0,
+		frappe.db.set_value("Communication", {"atlas_mailbox_key": ["in", keys]}, "atlas_processed_pending", 0,
 							update_modified=False)
 
 	messages = client.service.users().messages()

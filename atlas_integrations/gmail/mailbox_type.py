@@ -25,8 +25,8 @@ MAILBOX_TYPES: list[dict] = [
 		"thread_field": "gmail_account",
 		"outgoing_field": "gmail_account",
 		# Gmail's ids on mail rows, written by the sync only
-		"locked_fields": ["Inbox Thread.gmail_thread_id", "Communication.atlas_gmail_key",
-						  "Communication.atlas_gmail_message_id", "Communication.atlas_gmail_thread_id"],
+		"locked_fields": ["Inbox Thread.provider_thread_id", "Communication.atlas_mailbox_key",
+						  "Communication.atlas_provider_message_id", "Communication.atlas_provider_thread_id"],
 		# Gmail's entry points
 		"hydrate_thread": "atlas_integrations.gmail.bodies.hydrate_thread",
 		"send_reply": "atlas_integrations.gmail.send.reply",

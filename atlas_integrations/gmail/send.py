@@ -9,7 +9,7 @@ aliases), and the three steps the outbox calls:
 * :func:`find_sent` — the mailbox searched with ``rfc822msgid:`` (a message Gmail accepted whose answer never
   arrived, or whose recording died with its process, is found, never sent again);
 * :func:`store_sent` — Gmail's accepted message stored through the sync's own store (its unique
-  ``atlas_gmail_key``), so when it comes back through history it is the same Communication, not a second.
+  ``atlas_mailbox_key``), so when it comes back through history it is the same Communication, not a second.
 
 Reply rules (operator guide, "Replies"), each enforced here with a clear error: an Atlas role, an Active
 workspace, a thread of a Gmail mailbox the user may use, at least one To and a non-empty body, a healthy
@@ -110,7 +110,7 @@ split_addresses = outbox.split_addresses
 def _parent(thread) -> frappe._dict | None:
 	"""The latest message of the thread (what a reply answers)."""
 	rows = frappe.get_all("Communication", filters={"atlas_inbox_thread": thread.name, "atlas_deleted": 0},
-						  fields=["name", "atlas_gmail_message_id", "message_id", "subject", "sender", "recipients", "cc",
+						  fields=["name", "atlas_provider_message_id", "message_id", "subject", "sender", "recipients", "cc",
 								  "sent_or_received", "atlas_reply_to"],
 						  order_by="communication_date desc, creation desc", limit=1)
 	return rows[0] if rows else None
@@ -223,7 +223,7 @@ def reply(thread: str, to, body: str, client_key: str, cc=None, bcc=None, subjec
 	client = accounts.client_for(account.name)
 	sender = _from_address(client, account, from_addr)
 	parent = _parent(thread_doc)
-	headers = _parent_headers(client, parent.atlas_gmail_message_id if parent else None)
+	headers = _parent_headers(client, parent.atlas_provider_message_id if parent else None)
 	parent_id = headers.get("message-id") or (plain(parent.message_id) if parent and parent.message_id else None)
 	references = " ".join(x for x in [headers.get("references", "").strip(), parent_id or ""] if x) or None
 	domain = sender.rsplit("@", 1)[-1].strip(">") or "atlas.invalid"
@@ -235,7 +235,7 @@ def reply(thread: str, to, body: str, client_key: str, cc=None, bcc=None, subjec
 					 attachments=files)
 	return outbox.create({
 		"user": user, "inbox_thread": thread_doc.name, "gmail_account": account.name,
-		"provider_thread_id": thread_doc.gmail_thread_id, "message_id": message_id, "from_address": mail_text(sender),
+		"provider_thread_id": thread_doc.provider_thread_id, "message_id": message_id, "from_address": mail_text(sender),
 		"to_addresses": mail_text(", ".join(to)), "cc_addresses": mail_text(", ".join(cc)) or None,
 		"bcc_addresses": mail_text(", ".join(bcc)) or None,
 		"subject": mail_text(subject or reply_subject(plain(thread_doc.subject))), "in_reply_to": mail_text(parent_id),
@@ -330,7 +330,7 @@ def find_sent(mailbox: str, doc) -> str | None:
 
 def store_sent(mailbox: str, doc) -> str | None:
 	"""The outbox's ``send_store``: Gmail's copy of the accepted message (``format=raw``) stored through the
-	sync's store (the same unique ``atlas_gmail_key`` a later history run finds) and run through the
+	sync's store (the same unique ``atlas_mailbox_key`` a later history run finds) and run through the
 	pipeline (timelines of the thread's party). Returns the Communication name.
 
 	Raises:
@@ -339,7 +339,7 @@ def store_sent(mailbox: str, doc) -> str | None:
 	import json
 
 	key = store.message_key(mailbox, doc.provider_message_id)
-	communication = frappe.db.get_value("Communication", {"atlas_gmail_key": key}, "name")
+	communication = frappe.db.get_value("Communication", {"atlas_mailbox_key": key}, "name")
 	if communication:
 		return communication
 	found, failures = accounts.client_for(mailbox).get_messages([doc.provider_message_id], fmt="raw")
@@ -349,7 +349,7 @@ def store_sent(mailbox: str, doc) -> str | None:
 	labels = frappe.db.get_value("Gmail Account", mailbox, "gmail_labels")
 	store.write_batch(store.StoreContext(account=mailbox, label_names=json.loads(labels or "{}")),
 					  [found[doc.provider_message_id]])
-	communication = frappe.db.get_value("Communication", {"atlas_gmail_key": key}, "name")
+	communication = frappe.db.get_value("Communication", {"atlas_mailbox_key": key}, "name")
 	if communication:
 		pipeline.run([communication])
 	return communication

@@ -2,7 +2,7 @@
 private Files for attachments.
 
 Messages are written a batch at a time with Frappe's ``bulk_insert`` (``INSERT IGNORE``) under the unique
-``atlas_gmail_key`` (account + Gmail message id): a replay or a concurrent run that already stored a
+``atlas_mailbox_key`` (account + Gmail message id): a replay or a concurrent run that already stored a
 message makes its row a no-op instead of a second copy, and the batch learns which rows it really created
 by reading back the names it generated. Document controllers are not run for these rows; what they would
 do that matters here is done explicitly (HTML sanitized with nh3, every mail-derived text value kept by
@@ -79,7 +79,7 @@ def existing_message_ids(account: str, message_ids: list[str]) -> set[str]:
 		return set()
 	keys = [message_key(account, m) for m in message_ids]
 	return set(
-		frappe.get_all("Communication", filters={"atlas_gmail_key": ["in", keys]}, pluck="atlas_gmail_message_id")
+		frappe.get_all("Communication", filters={"atlas_mailbox_key": ["in", keys]}, pluck="atlas_provider_message_id")
 	)
 
 
@@ -90,7 +90,7 @@ def _stored_now(account: str, message_ids: list[str]) -> set[str]:
 		return set()
 	keys = [message_key(account, m) for m in message_ids]
 	return set(frappe.db.sql_list(
-		"""select atlas_gmail_message_id from `tabCommunication` where atlas_gmail_key in %(keys)s
+		"""select atlas_provider_message_id from `tabCommunication` where atlas_mailbox_key in %(keys)s
 		lock in share mode""", {"keys": keys}))
 
 
@@ -152,10 +152,10 @@ def build_row(ctx: StoreContext, gmail_message: dict) -> _Row:
 		"email_status": "Spam" if "SPAM" in labels else ("Trash" if "TRASH" in labels else "Open"),
 		"reference_doctype": "Inbox Thread",
 		"atlas_gmail_account": ctx.account,
-		"atlas_gmail_message_id": mid,
-		"atlas_gmail_thread_id": thread_id,
-		"atlas_gmail_key": message_key(ctx.account, mid),
-		"atlas_label_ids": ",".join(labels),
+		"atlas_provider_message_id": mid,
+		"atlas_provider_thread_id": thread_id,
+		"atlas_mailbox_key": message_key(ctx.account, mid),
+		"atlas_tags": ",".join(labels),
 		"atlas_processed_pending": 1,  # until the processing label is applied in Gmail (labels.py)
 		"atlas_source": "Gmail",
 		"atlas_backfill": 1 if ctx.backfill else 0,
@@ -210,7 +210,7 @@ def ensure_threads(account: str, subjects: dict[str, str]) -> dict[str, str]:
 		now, user = now_datetime(), frappe.session.user
 		frappe.db.bulk_insert(
 			"Inbox Thread",
-			["name", "creation", "modified", "owner", "modified_by", "gmail_account", "gmail_thread_id",
+			["name", "creation", "modified", "owner", "modified_by", "gmail_account", "provider_thread_id",
 			 "thread_key", "subject", "message_count", "unread"],
 			[(frappe.generate_hash(length=10), now, now, user, user, account, tid, thread_key(account, tid),
 			  (subjects[tid] or "(no subject)")[:1000], 0, 0) for tid in missing],  # subjects are stored text
@@ -225,7 +225,7 @@ def write_batch(ctx: StoreContext, gmail_messages: list[dict]) -> BatchResult:
 
 	Returns:
 		A :class:`BatchResult`. Messages already stored (by an earlier or a concurrent run: their unique
-		``atlas_gmail_key`` exists) are reported as ``already_present`` and left untouched; drafts (label
+		``atlas_mailbox_key`` exists) are reported as ``already_present`` and left untouched; drafts (label
 		DRAFT) are ``skipped``; a row the ``INSERT IGNORE`` dropped although its key does not exist (a
 		data error, a name collision) is reported in ``failed``, never as already present.
 	"""
@@ -267,8 +267,8 @@ def write_batch(ctx: StoreContext, gmail_messages: list[dict]) -> BatchResult:
 	frappe.db.bulk_insert("Communication", fields + value_fields, values, ignore_duplicates=True)
 	# created = a row under the name we generated *and* our key (a name collision kept another row)
 	created = {r.name for r in frappe.get_all("Communication", filters={"name": ["in", list(names)]},
-											  fields=["name", "atlas_gmail_key"])
-			   if r.atlas_gmail_key == names[r.name].values["atlas_gmail_key"]}
+											  fields=["name", "atlas_mailbox_key"])
+			   if r.atlas_mailbox_key == names[r.name].values["atlas_mailbox_key"]}
 	not_created = [r.gmail_id for name, r in names.items() if name not in created]
 	present = _stored_now(ctx.account, not_created)
 	result.seconds["insert"] = time.perf_counter() - clock
@@ -327,9 +327,9 @@ def refresh_threads(account: str, thread_ids: set[str] | list[str], label_names:
 		return
 	rows = frappe.get_all(
 		"Communication",
-		filters={"atlas_gmail_account": account, "atlas_gmail_thread_id": ["in", list(thread_ids)]},
+		filters={"atlas_gmail_account": account, "atlas_provider_thread_id": ["in", list(thread_ids)]},
 		fields=["atlas_inbox_thread as thread", "subject", "sender", "atlas_sender_as_written", "recipients", "cc",
-				"communication_date", "atlas_label_ids", "atlas_snippet", "atlas_deleted"],
+				"communication_date", "atlas_tags", "atlas_snippet", "atlas_deleted"],
 		order_by="communication_date asc, creation asc",
 	)
 	by_thread: dict[str, list] = {}
@@ -339,7 +339,7 @@ def refresh_threads(account: str, thread_ids: set[str] | list[str], label_names:
 			by_thread[row.thread].append(row)
 	for thread, msgs in by_thread.items():
 		if not msgs:
-			frappe.db.set_value("Inbox Thread", thread, {"message_count": 0, "unread": 0, "label_ids": "",
+			frappe.db.set_value("Inbox Thread", thread, {"message_count": 0, "unread": 0, "tags": "",
 														 "labels": ""}, update_modified=True)
 	by_thread = {t: m for t, m in by_thread.items() if m}
 	values = []
@@ -349,7 +349,7 @@ def refresh_threads(account: str, thread_ids: set[str] | list[str], label_names:
 			continue
 		label_ids: set[str] = set()
 		for m in msgs:
-			label_ids.update(x for x in (m.atlas_label_ids or "").split(",") if x)
+			label_ids.update(x for x in (m.atlas_tags or "").split(",") if x)
 		agg = writer.thread_values(msgs)
 		values.append((
 			thread,
@@ -370,11 +370,11 @@ def refresh_threads(account: str, thread_ids: set[str] | list[str], label_names:
 	# every row exists (ensure_threads): the insert never inserts, it updates all threads in one statement
 	frappe.db.sql(
 		f"""insert into `tabInbox Thread` (name, subject, participants, first_message_at, last_message_at,
-			message_count, label_ids, labels, unread, snippet, modified)
+			message_count, tags, labels, unread, snippet, modified)
 		values {placeholders}
 		on duplicate key update subject=values(subject), participants=values(participants),
 			first_message_at=values(first_message_at), last_message_at=values(last_message_at),
-			message_count=values(message_count), label_ids=values(label_ids), labels=values(labels),
+			message_count=values(message_count), tags=values(tags), labels=values(labels),
 			unread=values(unread), snippet=values(snippet), modified=values(modified)""",
 		[v for row in values for v in row],
 	)
@@ -385,12 +385,12 @@ def mark_deleted(account: str, message_ids: list[str]) -> set[str]:
 	if not message_ids:
 		return set()
 	keys = [message_key(account, m) for m in message_ids]
-	rows = frappe.get_all("Communication", filters={"atlas_gmail_key": ["in", keys]},
-						  fields=["name", "atlas_gmail_thread_id"])
+	rows = frappe.get_all("Communication", filters={"atlas_mailbox_key": ["in", keys]},
+						  fields=["name", "atlas_provider_thread_id"])
 	if rows:
 		frappe.db.set_value("Communication", {"name": ["in", [r.name for r in rows]]}, "atlas_deleted", 1,
 							update_modified=True)
-	return {r.atlas_gmail_thread_id for r in rows}
+	return {r.atlas_provider_thread_id for r in rows}
 
 
 def update_labels(account: str, labels_by_message: dict[str, list[str]]) -> set[str]:
@@ -399,18 +399,18 @@ def update_labels(account: str, labels_by_message: dict[str, list[str]]) -> set[
 	if not labels_by_message:
 		return set()
 	keys = {message_key(account, m): m for m in labels_by_message}
-	rows = frappe.get_all("Communication", filters={"atlas_gmail_key": ["in", list(keys)]},
-						  fields=["name", "atlas_gmail_key", "atlas_gmail_thread_id", "atlas_label_ids",
+	rows = frappe.get_all("Communication", filters={"atlas_mailbox_key": ["in", list(keys)]},
+						  fields=["name", "atlas_mailbox_key", "atlas_provider_thread_id", "atlas_tags",
 								  "atlas_labels_pending"])
 	for row in rows:
 		if row.atlas_labels_pending:  # a desk change not yet written to Gmail: older history must not undo it
 			continue
-		labels = safe_label_ids(labels_by_message[keys[row.atlas_gmail_key]])
+		labels = safe_label_ids(labels_by_message[keys[row.atlas_mailbox_key]])
 		value = ",".join(labels)
-		if value != (row.atlas_label_ids or ""):
-			frappe.db.set_value("Communication", row.name, {"atlas_label_ids": value,
+		if value != (row.atlas_tags or ""):
+			frappe.db.set_value("Communication", row.name, {"atlas_tags": value,
 															 "seen": 0 if "UNREAD" in labels else 1})
-	return {r.atlas_gmail_thread_id for r in rows}
+	return {r.atlas_provider_thread_id for r in rows}
 
 
 def link_replies(account: str) -> int:

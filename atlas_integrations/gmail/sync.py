@@ -732,10 +732,10 @@ class SyncRun:
 		rows = frappe.get_all(
 			"Communication",
 			filters={"atlas_gmail_account": self.account, "atlas_deleted": 0, "communication_date": [">=", cutoff]},
-			fields=["atlas_gmail_message_id as id", "atlas_label_ids"],
+			fields=["atlas_provider_message_id as id", "atlas_tags"],
 		)
 		gone = sorted(r.id for r in rows if r.id not in listed and r.id not in self.pending)
-		stored = {r.id: [x for x in (r.atlas_label_ids or "").split(",") if x] for r in rows if r.id in listed}
+		stored = {r.id: [x for x in (r.atlas_tags or "").split(",") if x] for r in rows if r.id in listed}
 		current, failures = self._fetch_labels(list(stored))
 		changes = {}
 		for mid, have in stored.items():

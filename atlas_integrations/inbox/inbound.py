@@ -338,8 +338,9 @@ def store(route: frappe._dict, raw: bytes) -> dict:
 	if not raw or not raw.strip():
 		raise Refused(406, "empty message")
 	check_size(route, len(raw))
-	route_key = f"{route.name}:{hashlib.sha256(raw).hexdigest()}"
-	existing = frappe.db.get_value("Communication", {"atlas_route_key": route_key}, "name")
+	digest = hashlib.sha256(raw).hexdigest()  # the route's provider message id: a replay has the same one
+	route_key = f"{route.name}:{digest}"
+	existing = frappe.db.get_value("Communication", {"atlas_mailbox_key": route_key}, "name")
 	if existing:
 		return {"status": "duplicate", "communication": existing}
 	parsed = parse_message(raw)
@@ -350,7 +351,8 @@ def store(route: frappe._dict, raw: bytes) -> dict:
 	values = {
 		"communication_type": "Communication", "communication_medium": "Email", "sent_or_received": "Received",
 		"status": "Linked", "seen": 0, "email_status": "Open", "reference_doctype": "Inbox Thread",
-		"atlas_source": "Inbound Route", "atlas_inbound_route": route.name, "atlas_route_key": route_key,
+		"atlas_source": "Inbound Route", "atlas_inbound_route": route.name, "atlas_mailbox_key": route_key,
+		"atlas_provider_message_id": digest,
 		**writer.message_values(
 			parsed, convert_utc_to_system_timezone(when).replace(tzinfo=None) if when else now_datetime()),
 	}
@@ -358,7 +360,7 @@ def store(route: frappe._dict, raw: bytes) -> dict:
 		values.update(content=writer.unreadable_content(parsed.raw_headers or raw[:2000].decode("utf-8", "replace")),
 					  atlas_outcome=FAILED,
 					  atlas_outcome_reason=mail_text(f"unreadable message: {parsed.parse_error}"[:1000]))
-	thread = _thread_for(route.name, parsed, rfc_message_key(parsed.message_id) or route_key.split(":")[-1], subject)
+	thread = _thread_for(route.name, parsed, rfc_message_key(parsed.message_id) or digest, subject)
 	name = frappe.generate_hash(length=10)
 	now, user = now_datetime(), frappe.session.user
 	fields = sorted(values)
@@ -366,7 +368,7 @@ def store(route: frappe._dict, raw: bytes) -> dict:
 											"reference_name", "atlas_inbox_thread", *fields],
 						  [[name, now, now, user, user, 0, 0, thread, thread, *[values[f] for f in fields]]],
 						  ignore_duplicates=True)
-	stored = frappe.db.get_value("Communication", {"atlas_route_key": route_key}, "name")
+	stored = frappe.db.get_value("Communication", {"atlas_mailbox_key": route_key}, "name")
 	if stored != name:  # a concurrent delivery of the same bytes won
 		return {"status": "duplicate", "communication": stored}
 	if parsed.attachments:

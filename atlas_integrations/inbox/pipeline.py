@@ -54,7 +54,7 @@ TEXT_LIMIT = 20000
 _PRIORITY_RANK = {p: i for i, p in enumerate(triage.PRIORITIES, 1)}
 _FIELDS = ["name", "sent_or_received", "sender", "sender_full_name", "recipients", "cc", "bcc", "atlas_reply_to", "subject",
 		   "text_content", "atlas_snippet", "atlas_message_key", "atlas_in_reply_to", "atlas_references",
-		   "atlas_signal_headers", "atlas_label_ids", "atlas_backfill", "atlas_inbox_thread", "atlas_source",
+		   "atlas_signal_headers", "atlas_tags", "atlas_backfill", "atlas_inbox_thread", "atlas_source",
 		   "atlas_outcome", "atlas_outcome_reason", "communication_date", "creation", "atlas_deleted"]
 
 
@@ -332,7 +332,7 @@ def _decide(r, thread, mailbox, index, named, referenced, first_copies, all_rule
 	sender = normalise(r.sender) or (addresses_in(r.atlas_reply_to)[:1] or [""])[0]
 	m = match.resolve(sender, index.get(sender))
 	headers = json.loads(r.atlas_signal_headers or "{}")
-	provider_categories = [x for x in (r.atlas_label_ids or "").split(",") if x.startswith("CATEGORY_")]
+	provider_categories = [x for x in (r.atlas_tags or "").split(",") if x.startswith("CATEGORY_")]
 	t = triage.classify(subject, body, headers, sender, provider_categories)
 	if m.state == match.UNKNOWN and sender and mailbox.create_contacts and mailbox.active and not t.kind \
 			and not r.atlas_backfill:  # the mailbox says so: new mail from a person nobody knows

@@ -33,8 +33,8 @@ from werkzeug.utils import secure_filename
 #: fields of each doctype that hold mail- or provider-derived text, by how they are kept
 HTML_TEXT_FIELDS: dict[str, tuple[str, ...]] = {
 	"Communication": ("subject", "sender_full_name", "atlas_sender_as_written", "message_id", "atlas_snippet",
-					  "atlas_in_reply_to", "atlas_parse_error", "atlas_skipped_attachments", "atlas_label_ids"),
-	"Inbox Thread": ("subject", "participants", "labels", "label_ids", "snippet"),
+					  "atlas_in_reply_to", "atlas_parse_error", "atlas_skipped_attachments", "atlas_tags"),
+	"Inbox Thread": ("subject", "participants", "labels", "tags", "snippet"),
 	"File": ("atlas_original_name",),
 }
 CODE_TEXT_FIELDS: dict[str, tuple[str, ...]] = {

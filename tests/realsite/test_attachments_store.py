@@ -284,7 +284,7 @@ def test_replayed_batch_creates_no_files(site, box):
 	before = count()
 	ctx = store.StoreContext(account=box["account"], max_attachment_bytes=max_attachment_bytes())
 	threads = dict(frappe.get_all("Communication", filters={"atlas_gmail_account": box["account"]},
-								  fields=["atlas_gmail_message_id", "atlas_gmail_thread_id"], as_list=True))
+								  fields=["atlas_provider_message_id", "atlas_provider_thread_id"], as_list=True))
 	gm = [{"id": box["ids"][k], "threadId": threads[box["ids"][k]], "labelIds": ["INBOX"],
 		   "raw": base64.urlsafe_b64encode(box["raw"][k]).decode()} for k in ("A", "B")]
 	try:

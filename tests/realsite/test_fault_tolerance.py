@@ -48,8 +48,8 @@ def test_worker_killed_mid_run_loses_and_duplicates_nothing(site, accounts):
 	assert final.status == "succeeded", final.last_error
 	assert final.attempts == 2
 	assert frappe.db.count("Communication", {"atlas_gmail_account": account}) == 276
-	assert frappe.db.sql("""select count(*) from (select atlas_gmail_message_id from `tabCommunication`
-		where atlas_gmail_account=%s group by atlas_gmail_message_id having count(*) > 1) d""", account)[0][0] == 0
+	assert frappe.db.sql("""select count(*) from (select atlas_provider_message_id from `tabCommunication`
+		where atlas_gmail_account=%s group by atlas_provider_message_id having count(*) > 1) d""", account)[0][0] == 0
 
 
 def test_concurrent_incremental_runs_create_no_duplicates(site, accounts):

@@ -68,33 +68,33 @@ def test_whole_corpus_synced_once_grouped_decoded_with_attachments(site, account
 	comms = frappe.get_all(
 		"Communication",
 		filters={"atlas_gmail_account": account},
-		fields=["name", "subject", "sender", "sender_full_name", "atlas_gmail_message_id", "atlas_gmail_thread_id",
+		fields=["name", "subject", "sender", "sender_full_name", "atlas_provider_message_id", "atlas_provider_thread_id",
 				"atlas_inbox_thread", "sent_or_received", "atlas_parse_error", "atlas_skipped_attachments",
 				"reference_doctype", "reference_name"],
 	)
 	# one Communication per message
 	assert len(comms) == 276
-	assert {c.atlas_gmail_message_id for c in comms} == set(held)
+	assert {c.atlas_provider_message_id for c in comms} == set(held)
 
 	# threads grouped as Gmail grouped them
 	threads = frappe.get_all("Inbox Thread", filters={"gmail_account": account},
-							 fields=["name", "gmail_thread_id", "message_count", "first_message_at", "last_message_at"])
+							 fields=["name", "provider_thread_id", "message_count", "first_message_at", "last_message_at"])
 	gmail_threads = {}
 	for mid, (tid, _) in held.items():
 		gmail_threads.setdefault(tid, set()).add(mid)
-	assert {t.gmail_thread_id for t in threads} == set(gmail_threads)
+	assert {t.provider_thread_id for t in threads} == set(gmail_threads)
 	assert len(gmail_threads) < 276  # the corpus really has threads
-	by_thread = {t.gmail_thread_id: t for t in threads}
+	by_thread = {t.provider_thread_id: t for t in threads}
 	for c in comms:
-		assert c.atlas_gmail_thread_id == held[c.atlas_gmail_message_id][0]
-		thread = by_thread[c.atlas_gmail_thread_id]
+		assert c.atlas_provider_thread_id == held[c.atlas_provider_message_id][0]
+		thread = by_thread[c.atlas_provider_thread_id]
 		assert (c.reference_doctype, c.reference_name, c.atlas_inbox_thread) == ("Inbox Thread", thread.name, thread.name)
 	for t in threads:
-		assert t.message_count == len(gmail_threads[t.gmail_thread_id])
+		assert t.message_count == len(gmail_threads[t.provider_thread_id])
 		assert t.first_message_at <= t.last_message_at
 
 	# every subject and sender decoded as email.policy.default decodes them
-	by_id = {c.atlas_gmail_message_id: c for c in comms}
+	by_id = {c.atlas_provider_message_id: c for c in comms}
 	checked = 0
 	for mid, (_, raw) in held.items():
 		ref = email.message_from_bytes(raw, policy=email.policy.default)
@@ -244,14 +244,14 @@ def test_incremental_adds_deletes_and_relabels(site, accounts):
 	assert job.api_calls <= 3  # history.list + one batch of new messages (+ labels when a new one appears)
 	assert int(frappe.db.get_value("Gmail Account", account, "history_id")) > int(cursor)
 
-	rows = {r.atlas_gmail_message_id: r for r in frappe.get_all(
+	rows = {r.atlas_provider_message_id: r for r in frappe.get_all(
 		"Communication", filters={"atlas_gmail_account": account},
-		fields=["atlas_gmail_message_id", "atlas_label_ids", "seen", "atlas_deleted", "atlas_inbox_thread", "in_reply_to", "name"])}
+		fields=["atlas_provider_message_id", "atlas_tags", "seen", "atlas_deleted", "atlas_inbox_thread", "in_reply_to", "name"])}
 	assert set(rows) == {first, reply}  # the message added and deleted between two runs never arrives
-	assert "STARRED" in rows[first].atlas_label_ids and rows[first].seen == 1
+	assert "STARRED" in rows[first].atlas_tags and rows[first].seen == 1
 	assert rows[reply].atlas_inbox_thread == rows[first].atlas_inbox_thread and rows[reply].in_reply_to == rows[first].name
 	thread = frappe.get_doc("Inbox Thread", rows[first].atlas_inbox_thread)
-	assert thread.message_count == 2 and thread.unread == 1 and "STARRED" in thread.label_ids
+	assert thread.message_count == 2 and thread.unread == 1 and "STARRED" in thread.tags
 
 	server.delete_message(mailbox, reply)
 	server.modify_message(mailbox, first, add_label_ids=["UNREAD"])
@@ -312,8 +312,8 @@ def test_two_runs_started_together_create_no_duplicates(site, accounts):
 	assert sum(r.created for r in rows) == 276
 	assert sum(r.failed for r in rows) == 0
 	assert frappe.db.count("Communication", {"atlas_gmail_account": account}) == 276
-	dupes = frappe.db.sql("""select atlas_gmail_message_id, count(*) from `tabCommunication`
-		where atlas_gmail_account=%s group by atlas_gmail_message_id having count(*) > 1""", account)
+	dupes = frappe.db.sql("""select atlas_provider_message_id, count(*) from `tabCommunication`
+		where atlas_gmail_account=%s group by atlas_provider_message_id having count(*) > 1""", account)
 	assert dupes == ()
 
 
@@ -453,16 +453,16 @@ def test_desk_label_and_read_changes_go_to_gmail_and_are_not_undone_by_history(s
 	assert "UNREAD" not in labels and {"IMPORTANT", "STARRED"} <= labels  # written to Gmail (batchModify)
 	modify_jobs = frappe.get_all("Sync Job", filters={"reference_name": account, "job_type": "Gmail Modify"}, pluck="status")
 	assert modify_jobs == ["succeeded", "succeeded"]
-	row = frappe.db.get_value("Communication", {"atlas_gmail_message_id": mid, "atlas_gmail_account": account},
-							  ["atlas_label_ids", "seen", "atlas_labels_pending"], as_dict=True)
-	assert row.seen == 1 and row.atlas_labels_pending == 0 and "UNREAD" not in row.atlas_label_ids
+	row = frappe.db.get_value("Communication", {"atlas_provider_message_id": mid, "atlas_gmail_account": account},
+							  ["atlas_tags", "seen", "atlas_labels_pending"], as_dict=True)
+	assert row.seen == 1 and row.atlas_labels_pending == 0 and "UNREAD" not in row.atlas_tags
 
 	enqueue_sync(account)  # the history events of our own change change nothing
 	frappe.db.commit()
 	run_worker()
 	frappe.db.rollback()
 	assert frappe.db.get_value("Inbox Thread", thread, "unread") == 0
-	assert {"IMPORTANT", "STARRED"} <= set(frappe.db.get_value("Inbox Thread", thread, "label_ids").split(","))
+	assert {"IMPORTANT", "STARRED"} <= set(frappe.db.get_value("Inbox Thread", thread, "tags").split(","))
 
 
 def test_snippet_only_bodies_are_hydrated_and_sanitized_when_the_thread_is_opened(site, accounts, snippet_only):
@@ -510,7 +510,7 @@ def test_processing_label_waits_for_a_batch_and_the_sweep_applies_it_at_the_lowe
 	def pending():
 		frappe.db.rollback()
 		return frappe.get_all("Communication", filters={"atlas_gmail_account": account, "atlas_processed_pending": 1},
-							  pluck="atlas_gmail_message_id")
+							  pluck="atlas_provider_message_id")
 
 	def labelled():
 		return {m["id"] for m in server.dump_messages(mailbox) if label_id in m["labelIds"]}
@@ -552,8 +552,8 @@ def test_processing_label_waits_for_a_batch_and_the_sweep_applies_it_at_the_lowe
 	frappe.db.commit()
 	run_worker()  # the labelAdded history of the first batch comes in too: the desk shows the label
 	assert len(pending()) == 12
-	assert all(label_id in (frappe.db.get_value("Communication", {"atlas_gmail_account": account, "atlas_gmail_message_id": m},
-												"atlas_label_ids") or "").split(",") for m in small)
+	assert all(label_id in (frappe.db.get_value("Communication", {"atlas_gmail_account": account, "atlas_provider_message_id": m},
+												"atlas_tags") or "").split(",") for m in small)
 	server.delete_message(mailbox, more[0])
 	enqueue_sync(account)
 	frappe.db.commit()

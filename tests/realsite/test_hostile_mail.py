@@ -40,7 +40,7 @@ def hostile_box(site, google):
 	assert proc.returncode == 0, proc.stdout + proc.stderr
 	frappe.db.rollback()
 	comms = frappe.get_all("Communication", filters={"atlas_gmail_account": account},
-						   fields=["name", "atlas_gmail_message_id", "atlas_inbox_thread"], order_by="communication_date asc")
+						   fields=["name", "atlas_provider_message_id", "atlas_inbox_thread"], order_by="communication_date asc")
 	assert len(comms) == 2, comms
 	yield {"account": account, "email": email, "ids": ids, "label_id": label_id, "pixel": pixel,
 		   "comms": [c.name for c in comms], "threads": sorted({c.atlas_inbox_thread for c in comms})}

@@ -296,7 +296,7 @@ def test_reaper_requeues_below_the_cap_and_fails_at_the_cap(site, accounts):
 	_backdate_processing(frappe, at_cap.name, attempts=3)
 	_backdate_processing(frappe, modify.name, attempts=3)
 	_backdate_processing(frappe, retired.name, attempts=1)
-	frappe.db.set_value("Communication", {"atlas_gmail_key": store.message_key(account, mid)}, "atlas_labels_pending", 1)
+	frappe.db.set_value("Communication", {"atlas_mailbox_key": store.message_key(account, mid)}, "atlas_labels_pending", 1)
 	frappe.db.commit()
 	# the dead runs' locks (heartbeat gone, TTL not yet run out)
 	for key, owner in ((sync.lock_name(account), below.name), (sync.lock_name(unconnected), at_cap.name),
@@ -315,7 +315,7 @@ def test_reaper_requeues_below_the_cap_and_fails_at_the_cap(site, accounts):
 	assert frappe.db.get_value("Gmail Account", unconnected, "last_error") == capped.last_error  # on_give_up
 	gave_up = frappe.get_doc("Sync Job", modify.name)
 	assert (gave_up.status, gave_up.last_error) == ("failed", "worker lost 3 times; not retried automatically")
-	assert frappe.db.get_value("Communication", {"atlas_gmail_key": store.message_key(account, mid)},
+	assert frappe.db.get_value("Communication", {"atlas_mailbox_key": store.message_key(account, mid)},
 							   "atlas_labels_pending") == 0  # its messages follow Gmail history again
 	unknown = frappe.get_doc("Sync Job", retired.name)
 	from atlas_integrations.inbox.text import plain
@@ -393,12 +393,12 @@ def test_failed_modify_job_does_not_freeze_its_messages_labels(site, accounts):
 	server = accounts.server
 	account, mailbox, mid = _synced(accounts)
 	key = store.message_key(account, mid)
-	thread = frappe.db.get_value("Communication", {"atlas_gmail_key": key}, "atlas_inbox_thread")
+	thread = frappe.db.get_value("Communication", {"atlas_mailbox_key": key}, "atlas_inbox_thread")
 
 	def message():
 		frappe.db.rollback()
-		return frappe.db.get_value("Communication", {"atlas_gmail_key": key},
-								   ["atlas_labels_pending", "atlas_label_ids"], as_dict=True)
+		return frappe.db.get_value("Communication", {"atlas_mailbox_key": key},
+								   ["atlas_labels_pending", "atlas_tags"], as_dict=True)
 
 	# Gmail refuses the write for good
 	server.inject_fault(r"batchModify", 400, count=1, reason="invalidArgument", method="POST", email=mailbox)
@@ -416,7 +416,7 @@ def test_failed_modify_job_does_not_freeze_its_messages_labels(site, accounts):
 	enqueue_sync(account)
 	frappe.db.commit()
 	run_worker()
-	labels_now = set(message().atlas_label_ids.split(","))
+	labels_now = set(message().atlas_tags.split(","))
 	assert "IMPORTANT" in labels_now and "STARRED" not in labels_now  # Gmail's truth
 
 	# or the change is retried, and then written
@@ -428,14 +428,14 @@ def test_failed_modify_job_does_not_freeze_its_messages_labels(site, accounts):
 	assert "STARRED" in server.dump_messages(mailbox)[0]["labelIds"]
 
 	# a failed job leaves the flag of a message another open job still has to write
-	frappe.db.set_value("Communication", {"atlas_gmail_key": key}, "atlas_labels_pending", 1)
+	frappe.db.set_value("Communication", {"atlas_mailbox_key": key}, "atlas_labels_pending", 1)
 	other = jobs.create("Gmail Modify", "Gmail Account", account,
 						payload={"account": account, "message_ids": [mid], "addLabelIds": ["STARRED"]})
 	assert labels.release_pending_labels(failed) == 0
-	assert frappe.db.get_value("Communication", {"atlas_gmail_key": key}, "atlas_labels_pending") == 1
+	assert frappe.db.get_value("Communication", {"atlas_mailbox_key": key}, "atlas_labels_pending") == 1
 	frappe.db.set_value("Sync Job", other.name, "status", "failed")
 	assert labels.release_pending_labels(failed) == 1
-	assert frappe.db.get_value("Communication", {"atlas_gmail_key": key}, "atlas_labels_pending") == 0
+	assert frappe.db.get_value("Communication", {"atlas_mailbox_key": key}, "atlas_labels_pending") == 0
 	frappe.db.rollback()
 
 	# a pending write-back whose rq job was lost is handed to a worker by the next poll sweep

@@ -29,9 +29,9 @@ def _sync(frappe, account):
 
 
 def _stored(frappe, account):
-	return {r.atlas_gmail_message_id: r for r in frappe.get_all(
+	return {r.atlas_provider_message_id: r for r in frappe.get_all(
 		"Communication", filters={"atlas_gmail_account": account},
-		fields=["name", "atlas_gmail_message_id", "sent_or_received", "seen", "atlas_label_ids", "atlas_deleted",
+		fields=["name", "atlas_provider_message_id", "sent_or_received", "seen", "atlas_tags", "atlas_deleted",
 				"subject"])}
 
 
@@ -141,7 +141,7 @@ def test_a_row_insert_ignore_dropped_is_a_failure_not_already_present(site, acco
 		assert first.created == ["k1"] and not first.failed
 		again = store.write_batch(ctx, [gm("k1")])  # a replay: its key exists
 		assert again.already_present == ["k1"] and not again.created and not again.failed
-		taken = frappe.db.get_value("Communication", {"atlas_gmail_key": store.message_key(account, "k1")}, "name")
+		taken = frappe.db.get_value("Communication", {"atlas_mailbox_key": store.message_key(account, "k1")}, "name")
 		monkeypatch.setattr(frappe, "generate_hash", lambda *a, **k: taken)  # the new row's name collides
 		dropped = store.write_batch(ctx, [gm("k2")])
 		assert not dropped.created and not dropped.already_present
@@ -179,20 +179,20 @@ def test_full_resync_reconciles_stored_messages_and_covers_an_outage(site, accou
 	assert set(rows) == set(ids) | {old}
 	processed = frappe.db.get_value("Gmail Account", account, "processing_label_id")  # Atlas' own label
 	assert processed
-	assert rows[ids[0]].seen == 1 and set(rows[ids[0]].atlas_label_ids.split(",")) == {processed}
+	assert rows[ids[0]].seen == 1 and set(rows[ids[0]].atlas_tags.split(",")) == {processed}
 	assert rows[ids[1]].atlas_deleted == 1
 	assert rows[ids[2]].seen == 0 and rows[ids[2]].atlas_deleted == 0
-	assert set(rows[ids[2]].atlas_label_ids.split(",")) == {"INBOX", "UNREAD", "STARRED", label,
+	assert set(rows[ids[2]].atlas_tags.split(",")) == {"INBOX", "UNREAD", "STARRED", label,
 																	  processed}
 	# (the message stored during this run may also be counted: Atlas' processing label reached it in Gmail)
 	assert re.search(r"1 flagged deleted, [23] label sets updated \(1 read states\)", job.details), job.details
 	# the threads show it too: the label's name, the archived thread out of INBOX
-	threads = {t.gmail_thread_id: t for t in frappe.get_all(
-		"Inbox Thread", filters={"gmail_account": account}, fields=["gmail_thread_id", "labels", "label_ids", "unread"])}
+	threads = {t.provider_thread_id: t for t in frappe.get_all(
+		"Inbox Thread", filters={"gmail_account": account}, fields=["provider_thread_id", "labels", "tags", "unread"])}
 	thread_of = dict(frappe.get_all("Communication", filters={"atlas_gmail_account": account},
-									fields=["atlas_gmail_message_id", "atlas_gmail_thread_id"], as_list=True))
+									fields=["atlas_provider_message_id", "atlas_provider_thread_id"], as_list=True))
 	archived, labelled = threads[thread_of[ids[0]]], threads[thread_of[ids[2]]]
-	assert "INBOX" not in (archived.label_ids or "") and archived.unread == 0
+	assert "INBOX" not in (archived.tags or "") and archived.unread == 0
 	assert "Clients/Acme" in labelled.labels and labelled.unread == 1
 
 

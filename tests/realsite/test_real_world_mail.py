@@ -90,7 +90,7 @@ def gmail_rows(site, google):
 	assert proc.returncode == 0, proc.stdout + proc.stderr
 	frappe.db.rollback()
 	stored = dict(frappe.get_all("Communication", filters={"atlas_gmail_account": account},
-								 fields=["atlas_gmail_message_id", "name"], as_list=True))
+								 fields=["atlas_provider_message_id", "name"], as_list=True))
 	yield {name: stored[mid] for name, mid in ids.items()}
 	if os.environ.get("ATLAS_KEEP_TEST_DATA") != "1":
 		helper.cleanup()

@@ -51,14 +51,14 @@ def test_reply_threads_in_gmail_and_is_one_communication_after_history(site, web
 	frappe = site
 	server, mailbox, account = box["server"], box["mailbox"], box["account"]
 	thread = _thread(frappe, account)
-	before = _gmail_thread(server, mailbox, thread.gmail_thread_id)
+	before = _gmail_thread(server, mailbox, thread.provider_thread_id)
 	parent = max(before, key=lambda p: int(p[0]["internalDate"]))[1]
 	http = login(web)
 	r = _send(http, web, thread.name, cc="boss@atlas-test.example")
 	assert r.status_code == 200, r.text[:500]
 	out = r.json()["message"]
-	assert out["status"] == "Sent" and out["communication"] and out["provider_thread_id"] == thread.gmail_thread_id
-	after = _gmail_thread(server, mailbox, thread.gmail_thread_id)
+	assert out["status"] == "Sent" and out["communication"] and out["provider_thread_id"] == thread.provider_thread_id
+	after = _gmail_thread(server, mailbox, thread.provider_thread_id)
 	new = [p for p in after if p[0]["id"] not in {b[0]["id"] for b in before}]
 	assert len(new) == 1
 	meta, msg = new[0]
@@ -71,9 +71,9 @@ def test_reply_threads_in_gmail_and_is_one_communication_after_history(site, web
 	assert msg_ids(msg["Message-ID"]) == msg_ids(out["message_id"]) and msg["Cc"] == "boss@atlas-test.example"
 	frappe.db.rollback()
 	comm = frappe.db.get_value("Communication", out["communication"], ["sent_or_received", "atlas_inbox_thread",
-																	   "atlas_gmail_message_id"], as_dict=True)
+																	   "atlas_provider_message_id"], as_dict=True)
 	assert comm.sent_or_received == "Sent" and comm.atlas_inbox_thread == thread.name
-	assert comm.atlas_gmail_message_id == out["provider_message_id"]
+	assert comm.atlas_provider_message_id == out["provider_message_id"]
 	# the sent message comes back through history: reconciled onto the same record
 	r = http.post(f"{web}/api/method/atlas_integrations.api.gmail.sync_now", data={"account": account})
 	assert r.status_code == 200, r.text[:300]
@@ -92,7 +92,7 @@ def test_double_submit_sends_once(site, web, box):
 	frappe = site
 	server, mailbox = box["server"], box["mailbox"]
 	thread = _thread(frappe, box["account"])
-	before = len(_gmail_thread(server, mailbox, thread.gmail_thread_id))
+	before = len(_gmail_thread(server, mailbox, thread.provider_thread_id))
 	key = uuid.uuid4().hex
 	http_a, http_b = login(web), login(web)
 	answers = []
@@ -113,7 +113,7 @@ def test_double_submit_sends_once(site, web, box):
 	# and once more, later: the first result
 	third = _send(login(web), web, thread.name, key=key).json()["message"]
 	assert third["name"] in names and third["status"] == "Sent"
-	assert len(_gmail_thread(server, mailbox, thread.gmail_thread_id)) == before + 1
+	assert len(_gmail_thread(server, mailbox, thread.provider_thread_id)) == before + 1
 
 
 def test_timeout_after_gmail_accepted_is_reconciled_not_resent(site, web, box):
@@ -122,7 +122,7 @@ def test_timeout_after_gmail_accepted_is_reconciled_not_resent(site, web, box):
 	frappe = site
 	server, mailbox = box["server"], box["mailbox"]
 	thread = _thread(frappe, box["account"])
-	before = len(_gmail_thread(server, mailbox, thread.gmail_thread_id))
+	before = len(_gmail_thread(server, mailbox, thread.provider_thread_id))
 	update_site_config("atlas_gmail_timeout", 2)
 	server.delay_response(r"messages/send", 5)  # Gmail stores it; its answer comes after the client gave up
 	try:
@@ -132,7 +132,7 @@ def test_timeout_after_gmail_accepted_is_reconciled_not_resent(site, web, box):
 	assert r.status_code == 200, r.text[:500]
 	out = r.json()["message"]
 	assert out["status"] == "Sent"  # found by rfc822msgid:, recorded, not sent again
-	assert len(_gmail_thread(server, mailbox, thread.gmail_thread_id)) == before + 1
+	assert len(_gmail_thread(server, mailbox, thread.provider_thread_id)) == before + 1
 	frappe.db.rollback()
 	assert frappe.db.get_value("Outgoing Mail", out["name"], "attempts") == 1
 
@@ -149,24 +149,24 @@ def test_process_killed_between_send_and_record_leaves_one_message(site, web, bo
 	frappe = site
 	server, mailbox = box["server"], box["mailbox"]
 	thread = _thread(frappe, box["account"])
-	before = len(_gmail_thread(server, mailbox, thread.gmail_thread_id))
+	before = len(_gmail_thread(server, mailbox, thread.provider_thread_id))
 	key = uuid.uuid4().hex
 	server.delay_response(r"messages/send", 10)
 	proc = subprocess.Popen([str(BENCH / "env" / "bin" / "python"), "-c", KILLED_SEND, SITE, str(SITES_PATH),
 							 thread.name, key], cwd=str(SITES_PATH), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 	deadline = time.monotonic() + 60
-	while time.monotonic() < deadline and len(_gmail_thread(server, mailbox, thread.gmail_thread_id)) == before:
+	while time.monotonic() < deadline and len(_gmail_thread(server, mailbox, thread.provider_thread_id)) == before:
 		time.sleep(0.1)  # Gmail has it: the process waits for the answer
 	proc.kill()
 	proc.wait()
 	frappe.db.rollback()
 	name = frappe.db.get_value("Outgoing Mail", {"inbox_thread": thread.name, "status": "Sending"}, "name")
 	assert name, "the record was committed before Gmail was called"
-	assert len(_gmail_thread(server, mailbox, thread.gmail_thread_id)) == before + 1
+	assert len(_gmail_thread(server, mailbox, thread.provider_thread_id)) == before + 1
 	# Reconcile (the form's action, over HTTP) finishes it without sending
 	r = login(web).post(f"{web}{API}.reconcile_send", data={"outgoing_mail": name})
 	assert r.status_code == 200 and r.json()["message"]["status"] == "Sent", r.text[:300]
-	assert len(_gmail_thread(server, mailbox, thread.gmail_thread_id)) == before + 1
+	assert len(_gmail_thread(server, mailbox, thread.provider_thread_id)) == before + 1
 	frappe.db.rollback()
 	assert frappe.db.get_value("Outgoing Mail", name, "communication")
 
@@ -187,7 +187,7 @@ def test_send_as_alias_and_attachment(site, web, box):
 	file_name = upload.json()["message"]["name"]
 	r = _send(http, web, thread.name, from_address=alias, attachments=f'["{file_name}"]')
 	assert r.status_code == 200, r.text[:400]
-	sent = [p for p in _gmail_thread(server, mailbox, thread.gmail_thread_id)
+	sent = [p for p in _gmail_thread(server, mailbox, thread.provider_thread_id)
 			if msg_ids(p[1]["Message-ID"]) == msg_ids(r.json()["message"]["message_id"])]
 	assert len(sent) == 1
 	msg = sent[0][1]
@@ -295,7 +295,7 @@ def test_two_parallel_retries_of_a_failed_send_send_one_message(site, web, box):
 	frappe = site
 	server, mailbox = box["server"], box["mailbox"]
 	thread = _thread(frappe, box["account"])
-	before = len(_gmail_thread(server, mailbox, thread.gmail_thread_id))
+	before = len(_gmail_thread(server, mailbox, thread.provider_thread_id))
 	key = uuid.uuid4().hex
 	server.inject_fault(r"/messages/send", 400, reason="failedPrecondition", method="POST")
 	first = _send(login(web), web, thread.name, key=key)
@@ -303,7 +303,7 @@ def test_two_parallel_retries_of_a_failed_send_send_one_message(site, web, box):
 	frappe.db.rollback()
 	name = frappe.db.get_value("Outgoing Mail", {"inbox_thread": thread.name}, "name")
 	assert frappe.db.get_value("Outgoing Mail", name, ["status", "attempts"]) == ("Failed", 1)
-	assert len(_gmail_thread(server, mailbox, thread.gmail_thread_id)) == before
+	assert len(_gmail_thread(server, mailbox, thread.provider_thread_id)) == before
 	server.delay_response(r"/messages/send", 2)  # the first retry is inside Gmail when the second arrives
 	sessions = [login(web), login(web)]
 	answers = parallel([lambda h=h: _send(h, web, thread.name, key=key) for h in sessions])
@@ -312,8 +312,8 @@ def test_two_parallel_retries_of_a_failed_send_send_one_message(site, web, box):
 	assert {r["name"] for r in results} == {name} and {r["status"] for r in results} == {"Sent"}
 	assert len({r["provider_message_id"] for r in results}) == 1
 	sent = [(m["id"], m["threadId"]) for m in server.dump_messages(mailbox) if "SENT" in (m.get("labelIds") or [])]
-	assert (results[0]["provider_message_id"], thread.gmail_thread_id) in sent  # the message Gmail took, in the thread
-	assert len(_gmail_thread(server, mailbox, thread.gmail_thread_id)) == before + 1
+	assert (results[0]["provider_message_id"], thread.provider_thread_id) in sent  # the message Gmail took, in the thread
+	assert len(_gmail_thread(server, mailbox, thread.provider_thread_id)) == before + 1
 	frappe.db.rollback()
 	assert frappe.db.get_value("Outgoing Mail", name, "attempts") == 2  # one refused, one retry: no third send
 

@@ -62,7 +62,7 @@ def test_dispatcher_works_a_thread_in_the_page(site, web, box):  # noqa: F811
 	ARTIFACTS.mkdir(parents=True, exist_ok=True)
 	server, mailbox = box["server"], box["mailbox"]
 	thread = _thread(frappe, box["account"])
-	before = _gmail_thread(server, mailbox, thread.gmail_thread_id)
+	before = _gmail_thread(server, mailbox, thread.provider_thread_id)
 	parent = max(before, key=lambda p: int(p[0]["internalDate"]))[1]
 	attachment = ARTIFACTS / "reply-attachment.txt"
 	attachment.write_text("Price list: 40 pallets at 12.50")
@@ -123,7 +123,7 @@ def test_dispatcher_works_a_thread_in_the_page(site, web, box):  # noqa: F811
 			page.click('[data-action="send"]')
 			page.wait_for_selector(".atlas-composer", state="detached")
 			shot("sent")
-			after = _gmail_thread(server, mailbox, thread.gmail_thread_id)
+			after = _gmail_thread(server, mailbox, thread.provider_thread_id)
 			new = [m for m in after if m[0]["id"] not in {b[0]["id"] for b in before}]
 			assert len(new) == 1
 			msg = new[0][1]

@@ -1,0 +1,182 @@
+"""A site with synced mail, taken back to the schema before issue 18's neutral identity columns
+(``atlas_gmail_key``, ``gmail_thread_id``, ``label_ids`` ...), migrates forward without losing a message,
+thread, label or outcome, and its mailbox syncs on — incrementally and through a full resync — without a
+duplicate. The migration is the real one: the ``[pre_model_sync]`` patch, then Frappe's doctype sync of
+Inbox Thread and the custom fields of ``after_migrate``, in that order, as ``bench migrate`` runs them."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+import pytest
+
+from tests.realsite.conftest import run_worker
+
+OLD_COMMUNICATION = ("atlas_gmail_message_id", "atlas_gmail_thread_id", "atlas_gmail_key", "atlas_label_ids")
+NEW_COMMUNICATION = ("atlas_provider_message_id", "atlas_provider_thread_id", "atlas_mailbox_key", "atlas_tags")
+OLD_THREAD, NEW_THREAD = ("gmail_thread_id", "label_ids"), ("provider_thread_id", "tags")
+
+
+def _raw(mailbox: str, n: str) -> bytes:
+	return (f"From: Ann <ann-{n}@example.org>\r\nTo: {mailbox}\r\nSubject: migrate {n}\r\n"
+			f"Message-ID: <{n}@example.org>\r\nDate: Thu, 19 Nov 2026 10:00:00 +0000\r\n\r\nbody {n}\r\n").encode()
+
+
+def _sync(frappe, account):
+	from atlas_integrations.gmail.sync import enqueue_sync
+
+	result = enqueue_sync(account, trigger="manual")
+	frappe.db.commit()
+	proc = run_worker()
+	assert proc.returncode == 0, proc.stdout + proc.stderr
+	frappe.db.rollback()
+	return frappe.get_doc("Sync Job", result["sync_job"])
+
+
+def _columns(frappe, table):
+	return set(frappe.db.sql_list("""select column_name from information_schema.columns
+		where table_schema = database() and table_name = %s""", table))
+
+
+def _mail(frappe, account, comm_cols, thread_cols):
+	"""Every stored message and thread of ``account``, read by SQL with the given identity column names
+	(so the same reading works on either schema), keyed by the provider ids."""
+	mid, tid, key, tags = comm_cols
+	messages = {r[0]: r[1:] for r in frappe.db.sql(f"""select `{mid}`, name, `{tid}`, `{key}`, `{tags}`,
+		atlas_outcome, atlas_inbox_thread, seen from tabCommunication where atlas_gmail_account = %s""", account)}
+	ttid, ttags = thread_cols
+	threads = {r[0]: r[1:] for r in frappe.db.sql(f"""select `{ttid}`, name, `{ttags}`, labels, outcome,
+		message_count, unread from `tabInbox Thread` where gmail_account = %s""", account)}
+	return messages, threads
+
+
+@pytest.fixture
+def route(site):
+	frappe = site
+	doc = frappe.get_doc({"doctype": "Inbound Route", "route_name": f"Migrate {uuid.uuid4().hex[:6]}",
+						  "inbound_address": f"in-{uuid.uuid4().hex[:6]}@atlas-test.example",
+						  "signing_key": uuid.uuid4().hex}).insert(ignore_permissions=True)
+	frappe.db.commit()
+	yield doc.name
+	frappe.db.rollback()
+	frappe.db.delete("Communication", {"atlas_inbound_route": doc.name})
+	frappe.db.delete("Inbox Thread", {"inbound_route": doc.name})
+	frappe.delete_doc("Inbound Route", doc.name, ignore_permissions=True, force=True)
+	frappe.db.commit()
+
+
+def _route_rows(frappe, route):
+	return frappe.db.sql("""select name, atlas_mailbox_key, atlas_provider_message_id from tabCommunication
+		where atlas_inbound_route = %s""", route)
+
+
+def _back_to_the_old_schema(frappe):
+	"""What a site installed before the rename has: the old columns (with the unique index named after
+	the old key column), the old Custom Field rows and the old Inbox Thread DocFields, and the inbound
+	route's messages keyed in their own unique ``atlas_route_key``."""
+	from frappe.custom.doctype.custom_field.custom_field import create_custom_field
+
+	from atlas_integrations.patches import neutral_mail_identity as patch
+
+	create_custom_field("Communication", {"fieldname": "atlas_route_key", "fieldtype": "Data", "label": "Route Key",
+										  "unique": 1, "hidden": 1, "read_only": 1, "insert_after": "atlas_inbound_route"})
+	frappe.db.sql("""update tabCommunication set atlas_route_key = atlas_mailbox_key, atlas_mailbox_key = null,
+		atlas_provider_message_id = null where ifnull(atlas_inbound_route, '') != ''""")
+
+	back = {new: old for old, new in patch.COMMUNICATION.items()}
+	patch.rename_columns("Communication", back)
+	patch.rename_custom_fields("Communication", {**back, **{n: o for o, n in patch.COMMUNICATION_LAYOUT.items()}})
+	patch.rename_columns("Inbox Thread", {new: old for old, new in patch.INBOX_THREAD.items()})
+	for old, new in patch.INBOX_THREAD.items():
+		frappe.db.sql("update tabDocField set fieldname = %s where parent = 'Inbox Thread' and fieldname = %s",
+					  (old, new))
+	frappe.db.commit()
+	frappe.clear_cache(doctype="Inbox Thread")
+
+
+def _migrate(frappe):
+	"""The migration's steps in ``bench migrate``'s order."""
+	from atlas_integrations.patches import neutral_mail_identity as patch
+	from atlas_integrations.setup.install import make_custom_fields
+
+	patch.execute()  # [pre_model_sync]
+	frappe.reload_doctype("Inbox Thread", force=True)  # the model sync
+	frappe.db.updatedb("Communication")  # what any later sync of Communication does with its custom fields
+	make_custom_fields()  # after_migrate
+	frappe.db.commit()
+
+
+def test_synced_mail_survives_the_identity_migration_and_syncs_on_without_duplicates(site, accounts, route):
+	from atlas_integrations.inbox import inbound
+
+	frappe = site
+	server = accounts.server
+	mailbox = accounts.mailbox(load_corpus=False)
+	account, _ = accounts.connect(mailbox)
+	run_worker()
+	frappe.db.rollback()
+	ids = [server.insert_message(mailbox, _raw(mailbox, f"m{n}"), label_ids=["INBOX", "UNREAD"] + (["STARRED"] * (n % 2)))
+		   for n in range(6)]
+	job = _sync(frappe, account)
+	assert (job.status, job.created) == ("succeeded", 6), job.last_error
+	before = _mail(frappe, account, NEW_COMMUNICATION, NEW_THREAD)
+	assert set(before[0]) == set(ids)
+	assert all(m[4] for m in before[0].values()), "every message has its outcome before the migration"
+	assert sum("STARRED" in (t[1] or "") for t in before[1].values()) == 3
+	routed = b"From: Bo <bo@example.org>\r\nSubject: via the route\r\nMessage-ID: <r1@example.org>\r\n\r\nhi\r\n"
+	assert inbound.store(inbound.route_for(route), routed)["status"] != "duplicate"
+	frappe.db.commit()
+	digest = hashlib.sha256(routed).hexdigest()
+	route_rows = _route_rows(frappe, route)
+	assert [r[1:] for r in route_rows] == [(f"{route}:{digest}", digest)]
+
+	try:
+		_back_to_the_old_schema(frappe)
+		assert set(OLD_COMMUNICATION) <= _columns(frappe, "tabCommunication")
+		assert not set(NEW_COMMUNICATION) & _columns(frappe, "tabCommunication")
+		assert frappe.db.exists("Custom Field", "Communication-atlas_gmail_key")
+		assert _mail(frappe, account, OLD_COMMUNICATION, OLD_THREAD) == before
+		assert frappe.db.sql("select atlas_route_key from tabCommunication where atlas_inbound_route = %s",
+							 route) == ((f"{route}:{digest}",),)
+		_migrate(frappe)
+	finally:
+		from atlas_integrations.patches import neutral_mail_identity as patch
+
+		patch.execute()  # whatever failed above, the site goes on with the new schema (idempotent)
+		frappe.reload_doctype("Inbox Thread", force=True)
+		frappe.db.commit()
+
+	comm, thread = _columns(frappe, "tabCommunication"), _columns(frappe, "tabInbox Thread")
+	assert set(NEW_COMMUNICATION) <= comm and not set(OLD_COMMUNICATION) & comm, "renamed, not added beside"
+	assert set(NEW_THREAD) <= thread and not set(OLD_THREAD) & thread
+	assert not frappe.db.exists("Custom Field", {"dt": "Communication", "fieldname": ["in", OLD_COMMUNICATION]})
+	assert frappe.db.get_value("Custom Field", "Communication-atlas_mailbox_key", "unique") == 1
+	unique = frappe.db.sql("""select index_name from information_schema.statistics where table_schema = database()
+		and table_name = 'tabCommunication' and column_name = 'atlas_mailbox_key' and non_unique = 0""")
+	assert unique, "the unique index that makes every write idempotent moved with the column"
+	assert _mail(frappe, account, NEW_COMMUNICATION, NEW_THREAD) == before, "every message, thread, label, outcome"
+	assert _route_rows(frappe, route) == route_rows, "the route's key is now its atlas_mailbox_key"
+	assert "atlas_route_key" not in comm and not frappe.db.exists("Custom Field", "Communication-atlas_route_key")
+	assert inbound.store(inbound.route_for(route), routed)["status"] == "duplicate"  # a replay, found by that key
+
+	# syncs on: history brings two new messages and a label change onto the renamed columns
+	new = [server.insert_message(mailbox, _raw(mailbox, f"n{n}"), label_ids=["INBOX", "UNREAD"]) for n in range(2)]
+	server.modify_message(mailbox, ids[0], add_label_ids=["STARRED"], remove_label_ids=["UNREAD"])
+	job = _sync(frappe, account)
+	assert (job.status, job.created) == ("succeeded", 2), (job.status, job.details)
+	messages, threads = _mail(frappe, account, NEW_COMMUNICATION, NEW_THREAD)
+	assert set(messages) == set(ids) | set(new)
+	assert "STARRED" in messages[ids[0]][3].split(",") and messages[ids[0]][6] == 1
+	starred = [t for t in threads.values() if t[0] == messages[ids[0]][5]]
+	assert "STARRED" in starred[0][1].split(",")
+
+	# ... and a full resync that reconciles what is stored finds every message by its key: no duplicate
+	frappe.db.set_value("Gmail Account", account, "history_id", "2")  # older than Gmail keeps: answered 404
+	frappe.db.commit()
+	server.expire_history(mailbox)
+	job = _sync(frappe, account)
+	assert (job.status, job.sync_mode, job.created) == ("succeeded", "full resync", 0), job.last_error
+	names = frappe.get_all("Communication", filters={"atlas_gmail_account": account}, pluck="atlas_provider_message_id")
+	assert sorted(names) == sorted(set(ids) | set(new))
+	assert len(threads) == len(frappe.get_all("Inbox Thread", filters={"gmail_account": account}))
