@@ -10,9 +10,11 @@ changes during the backfill is missed.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import traceback
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import frappe
@@ -852,7 +854,10 @@ class SyncRun:
 			place = self._payload()
 			if place.get("list_query") == query and place.get("page_token"):
 				token, seen = str(place["page_token"]), cint(place.get("listed_so_far"))
-		for page in self._pages_from(query, token):
+		pages, from_start = self._pages_from(query, token)
+		if from_start:
+			seen = 0  # Gmail refused the kept token: everything is listed (and counted) again
+		for page in pages:
 			ids = [m["id"] for m in page.get("messages", [])]
 			self.counts["listed"] += len(ids)
 			seen += len(ids)
@@ -877,9 +882,14 @@ class SyncRun:
 									update_modified=False)
 			frappe.db.commit()
 
-	def _pages_from(self, query: str, token: str | None):
-		"""The listing's pages from ``token`` (None: the first page); when Gmail refuses a kept token (400
-		on its first request), the listing starts over from the first page."""
+	def _pages_from(self, query: str, token: str | None) -> tuple[Iterator[dict], bool]:
+		"""The listing's pages from ``token`` (None: the first page), and whether they start at the first
+		page. When Gmail refuses a kept token (400 "Invalid pageToken" on its first request), the listing
+		starts over from the first page. The first page is requested now, the rest as they are iterated.
+
+		Raises:
+			Permanent: any other refusal of the first request (or a 400 without a kept token).
+		"""
 		size = list_page_size()
 		pages = self.client.iter_message_pages(q=query, page_token=token, page_size=size)
 		try:
@@ -887,11 +897,10 @@ class SyncRun:
 		except Permanent as exc:
 			if not token or exc.status != 400:
 				raise
+			token = None
 			pages = self.client.iter_message_pages(q=query, page_size=size)
 			first = next(pages, None)
-		if first is not None:
-			yield first
-			yield from pages
+		return (itertools.chain([first], pages) if first is not None else iter(())), token is None
 
 	def _fetch(self, ids: list[str]):
 		clock = time.perf_counter()

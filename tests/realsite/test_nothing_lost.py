@@ -212,3 +212,31 @@ def test_idle_poll_keeps_a_quiet_mailboxs_cursor_fresh(site, accounts):
 	assert frappe.db.get_value("Gmail Account", account, "history_id") == newer and int(newer) > current
 	job = _sync(frappe, account)  # the fresh cursor is valid: an incremental run, nothing to do
 	assert (job.status, job.sync_mode, job.created) == ("succeeded", "incremental", 0)
+
+
+def test_a_kept_page_token_gmail_refuses_starts_the_listing_over_and_counts_it_once(site, accounts):
+	"""An initial sync resumes its listing from the page token kept in its Sync Job's payload; when Gmail
+	no longer accepts that token (400 "Invalid pageToken"), the listing starts over from the first page:
+	every message is stored once and ``listed_so_far`` counts the new listing only."""
+	frappe = site
+	server = accounts.server
+	mailbox = accounts.mailbox(load_corpus=False)
+	ids = [server.insert_message(mailbox, _raw(mailbox, f"tok{n}"), label_ids=["INBOX"]) for n in range(5)]
+	account, _ = accounts.connect(mailbox)  # the initial sync is queued, not run yet
+	job = frappe.get_all("Sync Job", filters={"job_type": "Gmail Sync", "reference_name": account}, pluck="name")[0]
+	after = int(time.time()) - 30 * 86400
+	# what a run handed over after its first pages keeps (its window, its place), with a token Gmail refuses
+	frappe.db.set_value("Sync Job", job, "payload", json.dumps({
+		"after": after, "list_query": f"after:{after} -in:drafts", "page_token": "refused-token-0",
+		"listed_so_far": 40}, sort_keys=True), update_modified=False)
+	frappe.db.commit()
+	server.reset_stats()
+	proc = run_worker()
+	assert proc.returncode == 0, proc.stdout + proc.stderr
+	frappe.db.rollback()
+	row = frappe.db.get_value("Sync Job", job, ["status", "created", "failed", "payload", "last_error"], as_dict=True)
+	assert (row.status, row.created, row.failed) == ("succeeded", 5, 0), row
+	payload = json.loads(row.payload)
+	assert (payload["page_token"], payload["listed_so_far"]) == (None, 5), payload
+	assert sorted(_stored(frappe, account)) == sorted(ids)
+	assert server.stats(mailbox)["by_method"].get("messages.list", 0) == 2  # refused once, then from the start
