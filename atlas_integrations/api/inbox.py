@@ -81,7 +81,9 @@ def open_thread(thread: str, show_images: int | str = 0) -> dict:
 		show_images: 1 to enable the bodies' remote images (off by default: no tracking pixel fires).
 
 	Returns:
-		``{"thread": str, "doc": {Inbox Thread fields as REST gives them}, "hydrated": int, "messages": [...]}``,
+		``{"thread": str, "doc": {Inbox Thread fields as REST gives them}, "source": str, "hydrated": int,
+		"messages": [...]}``; ``source`` is the label of the thread's mailbox type as users read it (``"Gmail"``,
+		``"Inbound route"``; untranslated, "" when the thread names no mailbox),
 		each message as described in
 		:func:`atlas_integrations.inbox.reader.thread_messages` (text values are the exact decoded text;
 		``html`` is nh3-sanitized, for a sandboxed iframe).
@@ -108,6 +110,7 @@ def open_thread(thread: str, show_images: int | str = 0) -> dict:
 	show = str(show_images) not in ("0", "", "false", "False", "None")
 	doc.apply_fieldlevel_read_permissions()
 	return {"thread": thread, "doc": doc.as_dict(no_private_properties=True), "hydrated": hydrated,
+			"source": mailbox_type.label if mailbox_type else "",
 			"messages": reader.thread_messages(thread, show_images=show)}
 
 

@@ -91,6 +91,10 @@ def test_dispatcher_works_a_thread_in_the_page(site, web, box):  # noqa: F811
 			page.wait_for_selector(".atlas-row")
 			shot("list")
 			assert page.locator(".atlas-view.active").inner_text().startswith("Shared")
+			# each row says which source its mail came through (the mailbox type's label)
+			sources = page.locator(".atlas-row .atlas-source")
+			assert sources.count() == page.locator(".atlas-row").count()
+			assert page.locator('.atlas-row .atlas-source[data-source="Gmail Account"]').first.inner_text() == "Gmail"
 			# keyboard: j moves the selection, Enter opens
 			page.locator(".atlas-inbox").focus()
 			page.keyboard.press("j")
@@ -107,6 +111,7 @@ def test_dispatcher_works_a_thread_in_the_page(site, web, box):  # noqa: F811
 			from atlas_integrations.inbox.text import plain
 
 			assert page.locator(".atlas-thread-subject").inner_text().strip() == plain(thread.subject).strip()
+			assert page.locator('.atlas-thread-meta [data-field="source"]').inner_text() == "Gmail"
 			assert page.locator("iframe.atlas-reader").first.get_attribute("sandbox") == ""
 			# reply with an attachment
 			page.click('[data-action="reply"]')
@@ -163,6 +168,7 @@ def test_dispatcher_works_a_thread_in_the_page(site, web, box):  # noqa: F811
 			page.wait_for_url(f"**/app/smart-inbox?thread={thread.name}*")
 			page.wait_for_selector(".atlas-thread-subject")
 			assert page.locator(".atlas-thread-subject").inner_text().strip() == plain(thread.subject).strip()
+			assert page.locator('.atlas-thread-meta [data-field="source"]').inner_text() == "Gmail"
 			shot("open-in-inbox")
 		finally:
 			browser.close()
