@@ -140,13 +140,14 @@ def _visible_subquery(mailbox_type, user: str) -> str:
 
 def _visible_rows_sql(table: str, column_of: str, user: str) -> str:
 	"""SQL: the row of ``table`` (Inbox Thread, Communication or Outgoing Mail, per ``column_of``:
-	``"thread"``, ``"communication"``, ``"outgoing"``) names exactly one mailbox and ``user`` may read it."""
+	``"thread"``, ``"communication"``, ``"outgoing"``) names a mailbox of a registered type and ``user`` may
+	read it."""
 	from atlas_integrations.inbox import mailboxes
 
 	parts = []
+	column = mailboxes.COLUMNS[column_of][1]
 	for t in mailboxes.types().values():
-		column = getattr(t, f"{column_of}_field")
-		if not column:
+		if column_of == "outgoing" and not t.sends:
 			continue
 		only = mailboxes.row_names_sql(table, column_of, t)
 		if is_admin(user):
@@ -220,12 +221,13 @@ def communication_mailbox(doc) -> tuple[bool, tuple | None]:
 	from atlas_integrations.inbox import mailboxes
 
 	named = mailboxes.of_communication_row(doc)
+	marked = any(doc.get(c) for c in mailboxes.communication_columns())
 	thread = doc.get("atlas_inbox_thread") or (
 		doc.get("reference_name") if doc.get("reference_doctype") == "Inbox Thread" else None)
-	if not (named is not None or thread or doc.get("reference_doctype") == "Inbox Thread"):
+	if not (marked or thread or doc.get("reference_doctype") == "Inbox Thread"):
 		return False, None
 	if not named:
-		return True, None  # mail whose mailbox cannot be determined (none, or several): deny
+		return True, None  # mail whose mailbox cannot be determined (a half-set pair, or none): deny
 	if thread and _thread_mailbox(thread) != named:
 		return True, None  # inconsistent links: deny
 	return True, named
@@ -495,8 +497,8 @@ def validate_mailbox_ownership(doc) -> None:
 		messages.throw(OWNERSHIP_FIXED + " ({2})", doc.doctype, doc.name, ", ".join(changed), exc=frappe.PermissionError)
 
 
-#: fields that tie a mail row to its mailbox besides the mailbox types' own (set by the writer, never
-#: changed through the ORM); each type adds its columns and its ``locked_fields``
+#: fields that tie a mail row to its mailbox besides its Dynamic Link pair (set by the writer, never
+#: changed through the ORM); each type adds its ``locked_fields``
 LINK_FIELDS = {
 	"Inbox Thread": ("thread_key",),
 	"Communication": ("atlas_inbox_thread", "reference_doctype", "reference_name"),
@@ -510,10 +512,8 @@ def mailbox_link_fields(doctype: str) -> tuple[str, ...]:
 	from atlas_integrations.inbox import mailboxes
 
 	column_of = {"Inbox Thread": "thread", "Communication": "communication", "Outgoing Mail": "outgoing"}.get(doctype)
-	out = list(LINK_FIELDS[doctype])
+	out = list(LINK_FIELDS[doctype]) + (list(mailboxes.COLUMNS[column_of]) if column_of else [])
 	for t in mailboxes.types().values():
-		column = getattr(t, f"{column_of}_field") if column_of else None
-		out += [column] if column else []
 		out += [f.split(".", 1)[1] for f in t.locked_fields if f.split(".", 1)[0] == doctype]
 	return tuple(dict.fromkeys(out))
 

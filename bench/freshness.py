@@ -358,7 +358,7 @@ class Bench:
 				rows = frappe.db.sql(
 					"""select c.atlas_provider_message_id as mid, c.creation, c.atlas_inbox_thread as thread
 					from `tabCommunication` c join `tabInbox Thread` t on t.name = c.atlas_inbox_thread
-					where c.atlas_gmail_account = %(account)s and c.atlas_provider_message_id in %(ids)s""",
+					where c.atlas_mailbox = %(account)s and c.atlas_provider_message_id in %(ids)s""",
 					{"account": account, "ids": pending}, as_dict=True)
 				seen_at = time.time()
 				for r in rows:

@@ -147,7 +147,7 @@ def main() -> int:
 		total = 0
 		for account, (mailbox, _query) in accounts.items():
 			ok = report(frappe, server, account, mailbox, args, started_wall, elapsed) and ok
-			total += frappe.db.count("Communication", {"atlas_gmail_account": account})
+			total += frappe.db.count("Communication", {"atlas_mailbox": account})
 		if len(accounts) > 1:
 			print(f"all {len(accounts)} mailboxes on {args.workers} workers: {total} messages in {elapsed:.1f} s "
 				  f"->  {total / elapsed:.0f} messages/s")
@@ -169,7 +169,7 @@ def report(frappe, server, account: str, mailbox: str, args, started_wall, elaps
 	jobs = frappe.get_all("Sync Job", filters={"reference_name": account}, fields=["*"], order_by="creation asc")
 	job = jobs[0]
 	stats = server.stats(mailbox)
-	stored = frappe.db.count("Communication", {"atlas_gmail_account": account})
+	stored = frappe.db.count("Communication", {"atlas_mailbox": account})
 	print(f"[{mailbox}] Sync Job {job.status}: listed {job.listed}, created {job.created}, failed {job.failed}; "
 		  f"{job.last_error or ''}")
 	if not job.details:
@@ -181,9 +181,9 @@ def report(frappe, server, account: str, mailbox: str, args, started_wall, elaps
 	files = frappe.db.sql(
 		"""select count(*), count(distinct f.file_url), coalesce(sum(f.file_size), 0) from `tabFile` f
 		join `tabCommunication` c on c.name = f.attached_to_name
-		where f.attached_to_doctype = 'Communication' and c.atlas_gmail_account = %s""", account)[0]
+		where f.attached_to_doctype = 'Communication' and c.atlas_mailbox = %s""", account)[0]
 	outcomes = frappe.db.sql("""select atlas_outcome, count(*) from `tabCommunication`
-		where atlas_gmail_account = %s group by atlas_outcome""", account)
+		where atlas_mailbox = %s group by atlas_outcome""", account)
 	finished = (job.finished_at - started_wall).total_seconds() if job.finished_at else elapsed
 	print(f"Smart Inbox pipeline   {args.pipeline}; outcomes " + ", ".join(f"{o or '(none)'} {n}" for o, n in outcomes))
 	print(f"messages stored        {stored}")

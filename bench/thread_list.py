@@ -53,13 +53,13 @@ def seed(frappe, n: int) -> list[str]:
 		if k % 10 == 0:
 			comms.append((f"{PREFIX}c{k}", now, now, user, user, "Email", "Received", f"Order {k}", name, account, 1,
 						  f"{account}:{PREFIX}m{k}"))
-	fields = ["name", "creation", "modified", "owner", "modified_by", "subject", "gmail_account", "provider_thread_id",
+	fields = ["name", "creation", "modified", "owner", "modified_by", "subject", "mailbox", "provider_thread_id",
 			  "thread_key", "unread", "last_message_at", "first_message_at", "message_count", "category", "priority",
 			  "outcome", "participants", "snippet", "labels", "_assign"]
 	for start in range(0, len(rows), 10_000):
 		frappe.db.bulk_insert("Inbox Thread", fields, rows[start:start + 10_000])
 	frappe.db.bulk_insert("Communication", ["name", "creation", "modified", "owner", "modified_by", "communication_medium",
-											"sent_or_received", "subject", "atlas_inbox_thread", "atlas_gmail_account",
+											"sent_or_received", "subject", "atlas_inbox_thread", "atlas_mailbox",
 											"has_attachment", "atlas_mailbox_key"], comms)
 	frappe.db.commit()
 	return accounts

@@ -33,7 +33,7 @@ def hydrate_thread(thread: str) -> int:
 	)
 	if not rows:
 		return 0
-	client = accounts.client_for(doc.gmail_account)
+	client = accounts.client_for(doc.mailbox)
 	messages, _failures = client.get_messages([r.atlas_provider_message_id for r in rows], fmt="raw")
 	stored = 0
 	for row in rows:
@@ -53,5 +53,5 @@ def hydrate_thread(thread: str) -> int:
 		)
 		stored += 1
 	if client.credentials.token:
-		accounts.save_access_token(doc.gmail_account, client.credentials.token, client.credentials.expiry)
+		accounts.save_access_token(doc.mailbox, client.credentials.token, client.credentials.expiry)
 	return stored

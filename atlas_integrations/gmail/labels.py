@@ -75,7 +75,7 @@ def modify_thread(thread: str, add: list[str] | None = None, remove: list[str] |
 	"""
 	doc = messages.get_doc("Inbox Thread", thread)
 	doc.check_permission("write")
-	account = frappe.get_doc(accounts.DOCTYPE, doc.gmail_account)
+	account = frappe.get_doc(accounts.DOCTYPE, doc.mailbox)
 	if account.status not in (accounts.ACTIVE, accounts.SYNCING) or not account.enabled:
 		messages.throw("Gmail Account {0} is not connected ({1})", account.name, account.status, title="Gmail")
 	label_names = json.loads(account.gmail_labels or "{}")
@@ -258,10 +258,10 @@ def processing_label_debt(account_names: list[str]) -> dict[str, tuple[int, date
 	if not account_names:
 		return {}
 	rows = frappe.db.sql(
-		"""select atlas_gmail_account, count(*), min(creation) from `tabCommunication`
-		where atlas_processed_pending=1 and atlas_deleted=0 and atlas_gmail_account in %s
-		group by atlas_gmail_account""",
-		(tuple(account_names),),
+		"""select atlas_mailbox, count(*), min(creation) from `tabCommunication`
+		where atlas_processed_pending=1 and atlas_deleted=0 and atlas_mailbox_type = %s and atlas_mailbox in %s
+		group by atlas_mailbox""",
+		(accounts.DOCTYPE, tuple(account_names)),
 	)
 	return {account: (int(count), oldest) for account, count, oldest in rows}
 
@@ -302,11 +302,11 @@ def apply_processing_label(account: str, client: GmailClient, label_id: str | No
 		return outcome
 	# read first, then update by primary key: a range UPDATE would lock index gaps that another mailbox's
 	# concurrent inserts need (MariaDB deadlocks under parallel initial syncs)
-	deleted = frappe.get_all("Communication", filters={"atlas_gmail_account": account, "atlas_processed_pending": 1,
+	deleted = frappe.get_all("Communication", filters={"atlas_mailbox_type": accounts.DOCTYPE, "atlas_mailbox": account, "atlas_processed_pending": 1,
 													   "atlas_deleted": 1}, pluck="name")
 	if deleted:
 		frappe.db.sql("""update `tabCommunication` set atlas_processed_pending=0 where name in %s""", (tuple(deleted),))
-	ids = frappe.get_all("Communication", filters={"atlas_gmail_account": account, "atlas_processed_pending": 1,
+	ids = frappe.get_all("Communication", filters={"atlas_mailbox_type": accounts.DOCTYPE, "atlas_mailbox": account, "atlas_processed_pending": 1,
 												   "atlas_deleted": 0}, pluck="atlas_provider_message_id")
 
 	def done(message_ids: list[str]) -> None:

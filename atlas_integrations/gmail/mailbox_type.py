@@ -20,10 +20,6 @@ MAILBOX_TYPES: list[dict] = [
 		"enabled_field": "enabled",
 		"create_contacts_field": "create_contacts",
 		"require_known_sender_field": None,  # unknown senders are always held for review
-		# the columns that tie mail rows to a Gmail Account
-		"communication_field": "atlas_gmail_account",
-		"thread_field": "gmail_account",
-		"outgoing_field": "gmail_account",
 		# Gmail's ids on mail rows, written by the sync only
 		"locked_fields": ["Inbox Thread.provider_thread_id", "Communication.atlas_mailbox_key",
 						  "Communication.atlas_provider_message_id", "Communication.atlas_provider_thread_id"],

@@ -49,11 +49,11 @@ BAD_FROM = "{0} is not a verified send-as address of this mailbox"
 def _usable_account(thread) -> frappe._dict:
 	from atlas_integrations.permissions import can_read_mailbox
 
-	if not thread.gmail_account:
+	if thread.mailbox_type != accounts.DOCTYPE or not thread.mailbox:
 		frappe.throw(_(NOT_GMAIL), SendError, title=_("Smart Inbox"))
-	if not can_read_mailbox(("Gmail Account", thread.gmail_account)):
+	if not can_read_mailbox((accounts.DOCTYPE, thread.mailbox)):
 		frappe.throw(_(NOT_YOUR_MAILBOX), frappe.PermissionError)
-	return usable_mailbox(thread.gmail_account)
+	return usable_mailbox(thread.mailbox)
 
 
 def usable_mailbox(name: str) -> frappe._dict:
@@ -234,7 +234,7 @@ def reply(thread: str, to, body: str, client_key: str, cc=None, bcc=None, subjec
 					 body_html=body, message_id=message_id, in_reply_to=parent_id, references=references,
 					 attachments=files)
 	return outbox.create({
-		"user": user, "inbox_thread": thread_doc.name, "gmail_account": account.name,
+		"user": user, "inbox_thread": thread_doc.name, "mailbox_type": accounts.DOCTYPE, "mailbox": account.name,
 		"provider_thread_id": thread_doc.provider_thread_id, "message_id": message_id, "from_address": mail_text(sender),
 		"to_addresses": mail_text(", ".join(to)), "cc_addresses": mail_text(", ".join(cc)) or None,
 		"bcc_addresses": mail_text(", ".join(bcc)) or None,
@@ -284,7 +284,7 @@ def send_new(account: str, user: str, request_key: str, to: list[str], subject: 
 	raw = build_mime(from_addr=sender, to=to, cc=cc, bcc=[], subject=subject, body_html=body, message_id=message_id,
 					 in_reply_to=None, references=None, attachments=list(attachments))
 	return outbox.create({
-		"user": user, "gmail_account": account, "message_id": message_id, "from_address": mail_text(sender),
+		"user": user, "mailbox_type": accounts.DOCTYPE, "mailbox": account, "message_id": message_id, "from_address": mail_text(sender),
 		"to_addresses": mail_text(", ".join(to)), "cc_addresses": mail_text(", ".join(cc)) or None,
 		"subject": mail_text(subject), "attachment_count": len(attachments), "reference_doctype": reference_doctype,
 		"reference_name": reference_name, "raw": base64.b64encode(raw).decode()}, key)

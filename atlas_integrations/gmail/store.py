@@ -29,6 +29,8 @@ from atlas_integrations.inbox.mime import ParsedMessage, parse_message
 from atlas_integrations.inbox.text import mail_text
 
 FULL, SNIPPET_ONLY = "full", "snippet only"
+#: the mailbox type (doctype) of the rows this writer stores: ``atlas_mailbox_type`` / ``mailbox_type``
+MAILBOX_TYPE = "Gmail Account"
 
 
 @dataclass
@@ -151,7 +153,8 @@ def build_row(ctx: StoreContext, gmail_message: dict) -> _Row:
 		"seen": 0 if "UNREAD" in labels else 1,
 		"email_status": "Spam" if "SPAM" in labels else ("Trash" if "TRASH" in labels else "Open"),
 		"reference_doctype": "Inbox Thread",
-		"atlas_gmail_account": ctx.account,
+		"atlas_mailbox_type": MAILBOX_TYPE,
+		"atlas_mailbox": ctx.account,
 		"atlas_provider_message_id": mid,
 		"atlas_provider_thread_id": thread_id,
 		"atlas_mailbox_key": message_key(ctx.account, mid),
@@ -210,9 +213,9 @@ def ensure_threads(account: str, subjects: dict[str, str]) -> dict[str, str]:
 		now, user = now_datetime(), frappe.session.user
 		frappe.db.bulk_insert(
 			"Inbox Thread",
-			["name", "creation", "modified", "owner", "modified_by", "gmail_account", "provider_thread_id",
+			["name", "creation", "modified", "owner", "modified_by", "mailbox_type", "mailbox", "provider_thread_id",
 			 "thread_key", "subject", "message_count", "unread"],
-			[(frappe.generate_hash(length=10), now, now, user, user, account, tid, thread_key(account, tid),
+			[(frappe.generate_hash(length=10), now, now, user, user, MAILBOX_TYPE, account, tid, thread_key(account, tid),
 			  (subjects[tid] or "(no subject)")[:1000], 0, 0) for tid in missing],  # subjects are stored text
 			ignore_duplicates=True,  # a concurrent run created it a moment ago: keep theirs
 		)
@@ -327,7 +330,8 @@ def refresh_threads(account: str, thread_ids: set[str] | list[str], label_names:
 		return
 	rows = frappe.get_all(
 		"Communication",
-		filters={"atlas_gmail_account": account, "atlas_provider_thread_id": ["in", list(thread_ids)]},
+		filters={"atlas_mailbox_type": MAILBOX_TYPE, "atlas_mailbox": account,
+				 "atlas_provider_thread_id": ["in", list(thread_ids)]},
 		fields=["atlas_inbox_thread as thread", "subject", "sender", "atlas_sender_as_written", "recipients", "cc",
 				"communication_date", "atlas_tags", "atlas_snippet", "atlas_deleted"],
 		order_by="communication_date asc, creation asc",
@@ -419,11 +423,11 @@ def link_replies(account: str) -> int:
 	frappe.db.sql(
 		"""update `tabCommunication` child
 		join `tabCommunication` parent
-			on parent.atlas_gmail_account = child.atlas_gmail_account
+			on parent.atlas_mailbox = child.atlas_mailbox and parent.atlas_mailbox_type = child.atlas_mailbox_type
 			and parent.message_id = child.atlas_in_reply_to
 		set child.in_reply_to = parent.name
-		where child.atlas_gmail_account = %s and child.atlas_in_reply_to is not null
+		where child.atlas_mailbox = %s and child.atlas_mailbox_type = %s and child.atlas_in_reply_to is not null
 			and child.in_reply_to is null and parent.name != child.name""",
-		(account,),
+		(account, MAILBOX_TYPE),
 	)
 	return frappe.db._cursor.rowcount

@@ -733,7 +733,7 @@ class SyncRun:
 		cutoff = _utc_to_system(datetime.fromtimestamp(after, tz=timezone.utc) + timedelta(days=2))
 		rows = frappe.get_all(
 			"Communication",
-			filters={"atlas_gmail_account": self.account, "atlas_deleted": 0, "communication_date": [">=", cutoff]},
+			filters={"atlas_mailbox_type": store.MAILBOX_TYPE, "atlas_mailbox": self.account, "atlas_deleted": 0, "communication_date": [">=", cutoff]},
 			fields=["atlas_provider_message_id as id", "atlas_tags"],
 		)
 		gone = sorted(r.id for r in rows if r.id not in listed and r.id not in self.pending)

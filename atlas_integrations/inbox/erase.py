@@ -108,8 +108,8 @@ def _delete_notifications(doctype: str, names: list[str]) -> int:
 
 def _outgoing_names(doctype: str, name: str, threads: list[str]) -> list[str]:
 	"""The Outgoing Mail sent through the mailbox (by its mailbox field) or in its threads, sorted."""
-	field = mailboxes.get(doctype).outgoing_field
-	names = set(frappe.get_all(OUTGOING_DOCTYPE, filters={field: name}, pluck="name")) if field else set()
+	names = set(frappe.get_all(OUTGOING_DOCTYPE, filters=mailboxes.filters_for((doctype, name), "outgoing"),
+							   pluck="name"))
 	for start in range(0, len(threads), CHUNK):
 		names.update(frappe.get_all(OUTGOING_DOCTYPE, filters={"inbox_thread": ["in", threads[start:start + CHUNK]]},
 									pluck="name"))
@@ -148,12 +148,12 @@ def erase(doctype: str, name: str, progress=None, size: int = CHUNK) -> dict[str
 		Counts: ``{"threads", "messages", "files", "assignments", "sent", "notifications"}``.
 	"""
 	counts = {"threads": 0, "messages": 0, "files": 0, "assignments": 0, "sent": 0, "notifications": 0}
-	mailbox_type = mailboxes.get(doctype)
-	field, thread_field = mailbox_type.communication_field, mailbox_type.thread_field
+	mailboxes.get(doctype)  # a registered type, else UnknownMailboxType
+	mine = mailboxes.filters_for((doctype, name), "communication")
 	size = max(1, int(size or CHUNK))
-	threads = frappe.get_all("Inbox Thread", filters={thread_field: name}, pluck="name")
+	threads = frappe.get_all("Inbox Thread", filters=mailboxes.filters_for((doctype, name), "thread"), pluck="name")
 	outgoing = _outgoing_names(doctype, name, threads)
-	total = len(outgoing) + frappe.db.count("Communication", {field: name}) + len(threads)
+	total = len(outgoing) + frappe.db.count("Communication", mine) + len(threads)
 	done = 0
 
 	def report(rows: int, stage: str) -> None:
@@ -165,7 +165,7 @@ def erase(doctype: str, name: str, progress=None, size: int = CHUNK) -> dict[str
 	report(0, "Counting")
 	counts["sent"], counts["notifications"] = _delete_outgoing(outgoing, report, size)
 	while True:
-		comms = frappe.get_all("Communication", filters={field: name}, pluck="name", limit=size)
+		comms = frappe.get_all("Communication", filters=mine, pluck="name", limit=size)
 		if not comms:
 			break
 		counts["files"] += _delete_files(comms, [])

@@ -296,16 +296,16 @@ def _thread_for(route: str, parsed, key: str, subject: str) -> str:
 	refs = [rfc_message_key(x) for x in [parsed.in_reply_to, *parsed.references]] if parsed else []
 	refs = [r for r in refs if r]
 	if refs:
-		found = frappe.db.sql("""select atlas_inbox_thread from `tabCommunication` where atlas_inbound_route=%s
-			and atlas_message_key in %s and ifnull(atlas_inbox_thread, '') != '' order by creation limit 1""",
-							  (route, refs))
+		found = frappe.db.sql("""select atlas_inbox_thread from `tabCommunication` where atlas_mailbox=%s
+			and atlas_mailbox_type=%s and atlas_message_key in %s and ifnull(atlas_inbox_thread, '') != '' order by creation limit 1""",
+							  (route, DOCTYPE, refs))
 		if found:
 			return found[0][0]
 	name = frappe.generate_hash(length=10)
 	now, user = now_datetime(), frappe.session.user
-	frappe.db.bulk_insert("Inbox Thread", ["name", "creation", "modified", "owner", "modified_by", "inbound_route",
-										   "thread_key", "subject", "message_count", "unread"],
-						  [(name, now, now, user, user, route, f"route:{route}:{key}"[:140], subject[:1000], 0, 1)])
+	frappe.db.bulk_insert("Inbox Thread", ["name", "creation", "modified", "owner", "modified_by", "mailbox_type",
+										   "mailbox", "thread_key", "subject", "message_count", "unread"],
+						  [(name, now, now, user, user, DOCTYPE, route, f"route:{route}:{key}"[:140], subject[:1000], 0, 1)])
 	return name
 
 
@@ -351,7 +351,8 @@ def store(route: frappe._dict, raw: bytes) -> dict:
 	values = {
 		"communication_type": "Communication", "communication_medium": "Email", "sent_or_received": "Received",
 		"status": "Linked", "seen": 0, "email_status": "Open", "reference_doctype": "Inbox Thread",
-		"atlas_source": "Inbound Route", "atlas_inbound_route": route.name, "atlas_mailbox_key": route_key,
+		"atlas_source": "Inbound Route", "atlas_mailbox_type": DOCTYPE, "atlas_mailbox": route.name,
+		"atlas_mailbox_key": route_key,
 		"atlas_provider_message_id": digest,
 		**writer.message_values(
 			parsed, convert_utc_to_system_timezone(when).replace(tzinfo=None) if when else now_datetime()),

@@ -5,8 +5,10 @@ Mailbox types are registered by their provider app, never named here, as job typ
 (:mod:`atlas_integrations.jobs`): each app lists its registrations in the ``atlas_mailbox_types`` hook
 (``hooks.py``: ``atlas_mailbox_types = ["<app>.<provider>.mailbox_type.MAILBOX_TYPES"]``), read with
 ``frappe.get_hooks``. A registration gives the doctype, the fields every shared place reads (address, owner,
-personal/shared kind, Company), the columns that tie mail rows to the mailbox, and the provider's entry
-points (bodies on open, send, state write-back). See :class:`MailboxType`.
+personal/shared kind, Company) and the provider's entry points (bodies on open, send, state write-back).
+See :class:`MailboxType`. Mail rows name their mailbox the same way for every type, in one Dynamic Link pair
+(:data:`COLUMNS`): Communication ``atlas_mailbox_type`` + ``atlas_mailbox``, Inbox Thread and Outgoing Mail
+``mailbox_type`` + ``mailbox``.
 
 A *mailbox* in shared code is the tuple ``(doctype, name)``, e.g. ``("Inbound Route", "support")``.
 This module imports no provider package.
@@ -15,12 +17,14 @@ This module imports no provider package.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import frappe
 
 #: the hook every provider app registers its mailbox types in
 HOOK = "atlas_mailbox_types"
+#: the Dynamic Link pair (type column, name column) that names a row's mailbox, by the row's doctype
+COLUMNS = {"thread": ("mailbox_type", "mailbox"), "communication": ("atlas_mailbox_type", "atlas_mailbox"),
+		   "outgoing": ("mailbox_type", "mailbox")}
 #: the values of a mailbox type's ``kind_field``
 PERSONAL, SHARED = "Personal", "Shared workspace mailbox"
 #: entry points a registration may name (dotted paths; None when the type cannot do it)
@@ -61,9 +65,6 @@ class MailboxType:
 		company_field, enabled_field, create_contacts_field: the default Company of its mail, whether it is
 			on, whether unknown senders become Contacts.
 		require_known_sender_field: the check that holds mail of unknown senders for review; None: always.
-		communication_field, thread_field: the Link columns on Communication and Inbox Thread that name a
-			mailbox of this type.
-		outgoing_field: the Link column on Outgoing Mail; None when the type does not send.
 		locked_fields: ``"<DocType>.<field>"`` of the provider's ids on mail rows (message and thread ids,
 			unique keys): written by the sync, never changed through the ORM.
 		hydrate_thread: ``fn(thread) -> int``, bodies not stored yet fetched on open (None: all stored).
@@ -71,8 +72,8 @@ class MailboxType:
 		send_new: ``fn(mailbox, user, request_key, to, subject, body, ...)``, a new message (quotes).
 		send_submit, send_find, send_store: the provider's three steps of the outbox's state machine
 			(:mod:`atlas_integrations.inbox.outbox`): hand over the RFC 822 bytes, find a sent message by its
-			Message-ID, store the accepted message through the sync's writer. Required when ``outgoing_field``
-			is set.
+			Message-ID, store the accepted message through the sync's writer. A type that names them can
+			send (:attr:`sends`).
 		usable: ``fn(mailbox) -> frappe._dict``, the mailbox when it can send now, else raises.
 		send_as: ``fn(mailbox) -> [{"address", "display_name", "default"}]``, verified From aliases.
 		modify_tags: ``fn(thread, add, remove) -> dict``, tags (labels) changed in the desk and written back.
@@ -83,8 +84,6 @@ class MailboxType:
 
 	doctype: str
 	label: str
-	communication_field: str
-	thread_field: str
 	address_field: str = "email_address"
 	owner_field: str | None = None
 	kind_field: str | None = None
@@ -92,7 +91,6 @@ class MailboxType:
 	enabled_field: str = "enabled"
 	create_contacts_field: str = "create_contacts"
 	require_known_sender_field: str | None = None
-	outgoing_field: str | None = None
 	locked_fields: tuple[str, ...] = ()
 	hydrate_thread: str | None = None
 	send_reply: str | None = None
@@ -109,7 +107,7 @@ class MailboxType:
 	@classmethod
 	def from_registration(cls, entry: dict | MailboxType, source: str = "") -> MailboxType:
 		"""A validated :class:`MailboxType` from one hook entry (a ``MailboxType`` or a dict of its
-		attributes; ``doctype``, ``label``, ``communication_field``, ``thread_field`` required).
+		attributes; ``doctype`` and ``label`` required).
 
 		Raises:
 			InvalidMailboxType: unknown or missing keys, a field name that is not an identifier, an entry
@@ -121,7 +119,7 @@ class MailboxType:
 		elif isinstance(entry, dict):
 			from atlas_integrations.jobs import key_problems
 
-			problems = key_problems(entry, cls, {"doctype", "label", "communication_field", "thread_field"})
+			problems = key_problems(entry, cls, {"doctype", "label"})
 			if problems:
 				raise InvalidMailboxType(f"Mailbox type registration {entry.get('doctype')!r}{where}: {problems}")
 			mailbox_type = cls(**{**entry, "locked_fields": tuple(entry.get("locked_fields") or ())})
@@ -131,11 +129,10 @@ class MailboxType:
 		for attr in ("doctype", "label"):
 			if not isinstance(getattr(mailbox_type, attr), str) or not getattr(mailbox_type, attr).strip():
 				problems.append(f"{attr} must be a non-empty string")
-		for attr in ("communication_field", "thread_field", "address_field", "owner_field", "kind_field",
-					 "company_field", "enabled_field", "create_contacts_field", "require_known_sender_field",
-					 "outgoing_field"):
+		for attr in ("address_field", "owner_field", "kind_field", "company_field", "enabled_field",
+					 "create_contacts_field", "require_known_sender_field"):
 			value = getattr(mailbox_type, attr)
-			if value is None and attr not in ("communication_field", "thread_field", "address_field"):
+			if value is None and attr != "address_field":
 				continue
 			if not isinstance(value, str) or not value.isidentifier():
 				problems.append(f"{attr} must be a column name, got {value!r}")
@@ -148,13 +145,18 @@ class MailboxType:
 			if value is not None and (not isinstance(value, str) or "." not in value
 									  or not all(p.isidentifier() for p in value.split("."))):
 				problems.append(f"{attr} must be a dotted path, got {value!r}")
-		if mailbox_type.outgoing_field:
-			missing = [a for a in ("send_submit", "send_find", "send_store") if not getattr(mailbox_type, a)]
-			if missing:
-				problems.append(f"a type that sends (outgoing_field) needs {', '.join(missing)}")
+		sending = [a for a in ("send_submit", "send_find", "send_store") if getattr(mailbox_type, a)]
+		if sending and len(sending) < 3:
+			missing = [a for a in ("send_submit", "send_find", "send_store") if a not in sending]
+			problems.append(f"a type that sends needs all three outbox steps; missing {', '.join(missing)}")
 		if problems:
 			raise InvalidMailboxType(f"Mailbox type registration {mailbox_type.doctype!r}{where}: " + "; ".join(problems))
 		return mailbox_type
+
+	@property
+	def sends(self) -> bool:
+		"""True when mail can be sent through mailboxes of this type (it names the outbox's steps)."""
+		return bool(self.send_submit)
 
 	def entry(self, name: str, refusal: str = CANNOT):
 		"""The callable of entry point ``name`` (see :data:`ENTRY_POINTS`).
@@ -219,82 +221,87 @@ def doctypes() -> list[str]:
 
 
 def sending_types() -> list[MailboxType]:
-	"""The mailbox types that can send (they have an Outgoing Mail column)."""
-	return [t for t in types().values() if t.outgoing_field]
+	"""The mailbox types that can send (:attr:`MailboxType.sends`)."""
+	return [t for t in types().values() if t.sends]
 
 
 # -- a row's mailbox ---------------------------------------------------------------------------------------
-def _one(values: dict[str, Any]) -> tuple[str, str] | None | bool:
-	"""``(doctype, name)`` when exactly one type's column is set; None when none; False when several."""
-	set_ = [(doctype, value) for doctype, value in values.items() if value]
-	if len(set_) > 1:
-		return False
-	return (set_[0][0], str(set_[0][1])) if set_ else None
+def _pair(row, column_of: str) -> tuple[str, str] | None:
+	type_column, name_column = COLUMNS[column_of]
+	doctype, name = row.get(type_column), row.get(name_column)
+	# a half-set pair, or a type no app registers, names no mailbox (and is denied to everyone)
+	return (str(doctype), str(name)) if doctype and name and is_mailbox_doctype(str(doctype)) else None
 
 
-def of_thread_row(row) -> tuple[str, str] | None | bool:
-	"""The mailbox of an Inbox Thread (a document or dict with the types' ``thread_field`` columns):
-	``(doctype, name)``; None when it names none; False when it names more than one."""
-	return _one({t.doctype: row.get(t.thread_field) for t in types().values()})
+def of_thread_row(row) -> tuple[str, str] | None:
+	"""The mailbox of an Inbox Thread (a document or dict with its ``mailbox_type`` / ``mailbox`` columns):
+	``(doctype, name)``; None when it names none (or half of one, or a type that is not registered)."""
+	return _pair(row, "thread")
 
 
-def of_communication_row(row) -> tuple[str, str] | None | bool:
-	"""The mailbox a Communication names (its types' ``communication_field`` columns), as
-	:func:`of_thread_row`."""
-	return _one({t.doctype: row.get(t.communication_field) for t in types().values()})
+def of_communication_row(row) -> tuple[str, str] | None:
+	"""The mailbox a Communication names (``atlas_mailbox_type`` / ``atlas_mailbox``), as :func:`of_thread_row`."""
+	return _pair(row, "communication")
 
 
-def of_outgoing_row(row) -> tuple[str, str] | None | bool:
+def of_outgoing_row(row) -> tuple[str, str] | None:
 	"""The mailbox an Outgoing Mail sends through, as :func:`of_thread_row`."""
-	return _one({t.doctype: row.get(t.outgoing_field) for t in sending_types()})
+	return _pair(row, "outgoing")
 
 
 def thread_columns() -> list[str]:
-	"""The Inbox Thread columns that name a mailbox, one per type."""
-	return [t.thread_field for t in types().values()]
+	"""The Inbox Thread columns that name a mailbox (type, name)."""
+	return list(COLUMNS["thread"])
 
 
 def communication_columns() -> list[str]:
-	"""The Communication columns that name a mailbox, one per type."""
-	return [t.communication_field for t in types().values()]
+	"""The Communication columns that name a mailbox (type, name)."""
+	return list(COLUMNS["communication"])
 
 
 def outgoing_columns() -> list[str]:
-	"""The Outgoing Mail columns that name a mailbox, one per sending type."""
-	return [t.outgoing_field for t in sending_types()]
+	"""The Outgoing Mail columns that name a mailbox (type, name)."""
+	return list(COLUMNS["outgoing"])
+
+
+def filters_for(mailbox: tuple[str, str], column_of: str) -> dict[str, str]:
+	"""Frappe filters: the rows (``column_of``: ``"thread"``, ``"communication"`` or ``"outgoing"``) of
+	``mailbox`` = ``(doctype, name)``."""
+	type_column, name_column = COLUMNS[column_of]
+	return {type_column: mailbox[0], name_column: mailbox[1]}
 
 
 def of_thread(thread: str | None) -> tuple[str, str] | None:
-	"""The mailbox ``(doctype, name)`` of Inbox Thread ``thread``; None when it has none (or is unknown, or
-	names more than one)."""
+	"""The mailbox ``(doctype, name)`` of Inbox Thread ``thread``; None when it has none (or is unknown)."""
 	if not thread:
 		return None
 	row = frappe.db.get_value("Inbox Thread", thread, thread_columns(), as_dict=True)
-	found = of_thread_row(row) if row else None
-	return found or None
+	return of_thread_row(row) if row else None
 
 
 def row_names_sql(table: str, column_of: str, mailbox_type: MailboxType) -> str:
-	"""SQL: the row of ``table`` (an alias or quoted table) names a mailbox of ``mailbox_type`` and of no
-	other type. ``column_of``: ``"thread"``, ``"communication"`` or ``"outgoing"``."""
-	attr = f"{column_of}_field"
-	mine = getattr(mailbox_type, attr)
-	others = [getattr(t, attr) for t in types().values() if t.doctype != mailbox_type.doctype and getattr(t, attr)]
-	parts = [f"ifnull({table}.`{mine}`, '') != ''"] + [f"ifnull({table}.`{o}`, '') = ''" for o in others]
-	return "(" + " and ".join(parts) + ")"
+	"""SQL: the row of ``table`` (an alias or quoted table) names a mailbox of ``mailbox_type``.
+	``column_of``: ``"thread"``, ``"communication"`` or ``"outgoing"``."""
+	type_column, name_column = COLUMNS[column_of]
+	return (f"({table}.`{type_column}` = {frappe.db.escape(mailbox_type.doctype)} "
+			f"and ifnull({table}.`{name_column}`, '') != '')")
 
 
 def any_column_sql(table: str, column_of: str) -> str:
-	"""SQL: the row of ``table`` names a mailbox of some type (``column_of`` as in :func:`row_names_sql`)."""
-	columns = [getattr(t, f"{column_of}_field") for t in types().values() if getattr(t, f"{column_of}_field")]
-	return "(" + " or ".join(f"ifnull({table}.`{c}`, '') != ''" for c in columns) + ")" if columns else "0"
+	"""SQL: the row of ``table`` names a mailbox, or half of one (type or name; ``column_of`` as in
+	:func:`row_names_sql`): a mail row, whatever else it names."""
+	type_column, name_column = COLUMNS[column_of]
+	return f"(ifnull({table}.`{type_column}`, '') != '' or ifnull({table}.`{name_column}`, '') != '')"
 
 
 def mailbox_sql(table: str, column_of: str) -> str:
-	"""SQL expression: the name of the mailbox a row of ``table`` names (the first set column)."""
-	columns = [f"nullif({table}.`{getattr(t, f'{column_of}_field')}`, '')" for t in types().values()
-			   if getattr(t, f"{column_of}_field")]
-	return f"coalesce({', '.join(columns)})" if columns else "null"
+	"""SQL expression: the name of the mailbox a row of ``table`` names (with :func:`mailbox_type_sql`)."""
+	return f"nullif({table}.`{COLUMNS[column_of][1]}`, '')"
+
+
+def mailbox_type_sql(table: str, column_of: str) -> str:
+	"""SQL expression: the doctype of the mailbox a row of ``table`` names."""
+	return f"nullif({table}.`{COLUMNS[column_of][0]}`, '')"
 
 
 # -- facts about mailboxes ---------------------------------------------------------------------------------

@@ -178,6 +178,7 @@ def _first_copies(rows, threads: dict[str, frappe._dict]) -> dict[str, frappe._d
 	copies: dict[str, list] = {}
 	for c in frappe.db.sql(
 			f"""select c.name, c.creation, c.atlas_message_key as `key`, c.atlas_inbox_thread as thread,
+			{mailbox_registry.mailbox_type_sql("t", "thread")} as mailbox_type,
 			{mailbox_registry.mailbox_sql("t", "thread")} as mailbox, c.atlas_outcome as outcome
 			from `tabCommunication` c join `tabInbox Thread` t on t.name = c.atlas_inbox_thread
 			where c.atlas_message_key in %(k)s and c.sent_or_received = 'Received'
@@ -185,11 +186,11 @@ def _first_copies(rows, threads: dict[str, frappe._dict]) -> dict[str, frappe._d
 		copies.setdefault(c.key, []).append(c)
 	out = {}
 	for row in rows:
-		mine = (mailbox_registry.of_thread_row(threads[row.atlas_inbox_thread]) or (None, None))[1]
+		mine = mailbox_registry.of_thread_row(threads[row.atlas_inbox_thread]) or (None, None)
 		for c in copies.get(row.atlas_message_key, []):
 			if c.name == row.name or (c.creation, c.name) > (row.creation, row.name):
 				break
-			if c.mailbox != mine and c.outcome not in (SKIPPED, DUPLICATE, FAILED):
+			if (c.mailbox_type, c.mailbox) != mine and c.outcome not in (SKIPPED, DUPLICATE, FAILED):
 				out[row.name] = c
 				break
 	return out

@@ -18,8 +18,5 @@ MAILBOX_TYPES: list[dict] = [
 		"enabled_field": "enabled",
 		"create_contacts_field": "create_contacts",
 		"require_known_sender_field": "require_known_sender",
-		"communication_field": "atlas_inbound_route",
-		"thread_field": "inbound_route",
-		"outgoing_field": None,
 	},
 ]

@@ -54,7 +54,8 @@ def _columns(table: str) -> set[str]:
 
 
 def rename_columns(doctype: str, renamed: dict[str, str]) -> None:
-	"""Rename ``doctype``'s columns ``old -> new`` in place, with an index named after the old column."""
+	"""Rename ``doctype``'s columns ``old -> new`` in place, with an index named after the old column
+	(``old`` or ``old_index``)."""
 	table = f"tab{doctype}"
 	if not _columns(table):
 		return  # a site older than the table: the doctype sync creates it with the new columns
@@ -66,8 +67,9 @@ def rename_columns(doctype: str, renamed: dict[str, str]) -> None:
 			frappe.db.sql(f"update `{table}` set `{new}` = `{old}` where ifnull(`{new}`, '') = '' and ifnull(`{old}`, '') != ''")
 		else:
 			frappe.db.sql_ddl(f"alter table `{table}` rename column `{old}` to `{new}`")
-			if frappe.db.has_index(table, old) and not frappe.db.has_index(table, new):
-				frappe.db.sql_ddl(f"alter table `{table}` rename index `{old}` to `{new}`")
+			for suffix in ("", "_index"):  # a DocType field's index / a custom field's (Frappe's names)
+				if frappe.db.has_index(table, old + suffix) and not frappe.db.has_index(table, new + suffix):
+					frappe.db.sql_ddl(f"alter table `{table}` rename index `{old + suffix}` to `{new + suffix}`")
 		update_reports(doctype, old, new)
 		update_property_setters(doctype, old, new)
 		update_user_settings(doctype, old, new)

@@ -111,7 +111,7 @@ def victim_mail(site, google):
 	assert proc.returncode == 0, proc.stdout + proc.stderr
 	frappe.db.rollback()
 	frappe.db.set_value("Gmail Account", account, "account_name", MARKERS["mailbox name"])
-	comm = frappe.get_all("Communication", filters={"atlas_gmail_account": account},
+	comm = frappe.get_all("Communication", filters={"atlas_mailbox": account},
 						  fields=["name", "atlas_inbox_thread"])
 	assert len(comm) == 1, comm
 	comm, thread = comm[0].name, comm[0].atlas_inbox_thread
@@ -135,7 +135,7 @@ def victim_mail(site, google):
 							   *(("Quotation", q) for q in quotations.values())}})
 	link = frappe.db.get_value("Communication Link", {"parent": comm, "link_doctype": "Customer"}, "name")
 	outgoing = frappe.get_doc({"doctype": "Outgoing Mail", "status": "Sent", "user": VICTIM, "inbox_thread": thread,
-							   "gmail_account": account, "subject": f"Re: {MARKERS['send']}",
+							   "mailbox_type": "Gmail Account", "mailbox": account, "subject": f"Re: {MARKERS['send']}",
 							   "to_addresses": f"partner-{TAG}@partner.example", "request_key": uuid.uuid4().hex,
 							   "raw": f"Subject: Re: {MARKERS['send']}\r\n\r\n{MARKERS['send']}\r\n"})
 	outgoing.flags.ignore_permissions = True
@@ -155,7 +155,7 @@ def victim_mail(site, google):
 		if doc.docstatus == 1:
 			doc.cancel()
 		frappe.delete_doc("Quotation", name, force=True, ignore_permissions=True)
-	frappe.db.delete("Outgoing Mail", {"gmail_account": account})
+	frappe.db.delete("Outgoing Mail", {"mailbox": account})
 	frappe.db.delete("ToDo", {"reference_type": "Inbox Thread", "reference_name": thread})
 	frappe.db.delete("Document Follow", {"ref_docname": ["in", [thread, comm, account]]})
 	for doctype, name in (("Contact", contact), ("Customer", customer), ("Lead", lead)):
@@ -174,12 +174,12 @@ def untouched(frappe, mail: dict) -> list[str]:
 	"""What of the victim's mail changed or went away (empty when all is as the fixture left it)."""
 	problems = []
 	frappe.db.rollback()
-	row = frappe.db.get_value("Communication", mail["comm"], ["content", "subject", "atlas_gmail_account",
+	row = frappe.db.get_value("Communication", mail["comm"], ["content", "subject", "atlas_mailbox",
 																"reference_name", "atlas_inbox_thread"], as_dict=True)
-	if not row or MARKERS["body"] not in (row.content or "") or row.atlas_gmail_account != mail["account"] \
+	if not row or MARKERS["body"] not in (row.content or "") or row.atlas_mailbox != mail["account"] \
 			or row.reference_name != mail["thread"]:
 		problems.append(f"message changed: {row}")
-	if frappe.db.get_value("Inbox Thread", mail["thread"], "gmail_account") != mail["account"]:
+	if frappe.db.get_value("Inbox Thread", mail["thread"], "mailbox") != mail["account"]:
 		problems.append("thread re-homed or gone")
 	if frappe.db.get_value("Gmail Account", mail["account"], "user") != VICTIM:
 		problems.append("mailbox re-homed or gone")

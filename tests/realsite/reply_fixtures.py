@@ -27,7 +27,7 @@ def box(site, google):
 	frappe.db.commit()
 	yield {"account": account, "mailbox": mailbox, "server": google}
 	frappe.db.rollback()
-	frappe.db.delete("Outgoing Mail", {"gmail_account": account})
+	frappe.db.delete("Outgoing Mail", {"mailbox": account})
 	frappe.db.commit()
 	helper.cleanup()
 
@@ -35,7 +35,7 @@ def box(site, google):
 def _thread(frappe, account: str) -> dict:
 	"""A thread whose latest message was received (what a reply answers)."""
 	rows = frappe.db.sql(
-		"""select t.name, t.provider_thread_id, t.subject from `tabInbox Thread` t where t.gmail_account=%s
+		"""select t.name, t.provider_thread_id, t.subject from `tabInbox Thread` t where t.mailbox=%s
 		and exists (select 1 from `tabCommunication` c where c.atlas_inbox_thread=t.name and c.sent_or_received='Received')
 		and not exists (select 1 from `tabOutgoing Mail` o where o.inbox_thread=t.name)
 		order by t.message_count desc, t.name limit 1""", account, as_dict=True)

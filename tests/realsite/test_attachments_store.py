@@ -96,7 +96,7 @@ def box(site, google):
 	assert proc.returncode == 0, proc.stdout + proc.stderr
 	frappe.db.rollback()
 	comms = {c.subject.split()[-1]: c.name for c in frappe.get_all(
-		"Communication", filters={"atlas_gmail_account": account}, fields=["name", "subject"])}
+		"Communication", filters={"atlas_mailbox": account}, fields=["name", "subject"])}
 	assert sorted(comms) == ["A", "B"], comms
 	yield {"account": account, "comms": comms, "raw": raw, "ids": ids, "helper": helper,
 		   "parsed": {k: parse_message(v).attachments for k, v in raw.items()}}
@@ -283,7 +283,7 @@ def test_replayed_batch_creates_no_files(site, box):
 
 	before = count()
 	ctx = store.StoreContext(account=box["account"], max_attachment_bytes=max_attachment_bytes())
-	threads = dict(frappe.get_all("Communication", filters={"atlas_gmail_account": box["account"]},
+	threads = dict(frappe.get_all("Communication", filters={"atlas_mailbox": box["account"]},
 								  fields=["atlas_provider_message_id", "atlas_provider_thread_id"], as_list=True))
 	gm = [{"id": box["ids"][k], "threadId": threads[box["ids"][k]], "labelIds": ["INBOX"],
 		   "raw": base64.urlsafe_b64encode(box["raw"][k]).decode()} for k in ("A", "B")]

@@ -36,9 +36,9 @@ def test_each_adversarial_message_is_stored_and_processed_in_bounded_time(site, 
 	assert timing.total <= BOUND, f"{name}: store {timing.store:.2f} s + pipeline {timing.pipeline:.2f} s"
 	assert timing.again <= BOUND, f"{name}: Process again {timing.again:.2f} s"
 	row = frappe.db.get_value("Communication", timing.communication,
-							  ["atlas_inbound_route", "atlas_inbox_thread", "subject", "text_content", "content",
+							  ["atlas_mailbox", "atlas_inbox_thread", "subject", "text_content", "content",
 							   "atlas_parse_error", "atlas_outcome", "atlas_skipped_attachments"], as_dict=True)
-	assert row and row.atlas_inbound_route == route and row.atlas_inbox_thread
+	assert row and row.atlas_mailbox == route and row.atlas_inbox_thread
 	assert row.atlas_outcome in OUTCOMES and row.atlas_outcome == timing.outcome
 	parsed = parse_message(raw)
 	assert bool(row.atlas_parse_error) == bool(parsed.errors)  # what went wrong is kept with the message

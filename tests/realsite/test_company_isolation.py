@@ -57,7 +57,7 @@ def two_companies(site, google):
 	proc = run_worker()
 	assert proc.returncode == 0, proc.stdout + proc.stderr
 	frappe.db.rollback()
-	threads = {t.subject: t for t in frappe.get_all("Inbox Thread", filters={"gmail_account": account},
+	threads = {t.subject: t for t in frappe.get_all("Inbox Thread", filters={"mailbox": account},
 												   fields=["name", "subject", "company"])}
 	yield {"first": first, "second": second, "threads": threads, "account": account}
 	if os.environ.get("ATLAS_KEEP_TEST_DATA") != "1":
@@ -80,14 +80,14 @@ def test_restricted_user_sees_only_their_companys_mail_over_rest(site, web, two_
 	comms = {r.atlas_inbox_thread: r.name for r in frappe.get_all(
 		"Communication", filters={"atlas_inbox_thread": ["in", [mine, other]]}, fields=["name", "atlas_inbox_thread"])}
 	http = login(web, RESTRICTED, TEST_PASSWORD)
-	listed = http.get(f"{web}/api/resource/Inbox Thread", params={"filters": '[["gmail_account", "=", "%s"]]'
+	listed = http.get(f"{web}/api/resource/Inbox Thread", params={"filters": '[["mailbox", "=", "%s"]]'
 																 % two_companies["account"], "limit_page_length": 100})
 	assert listed.status_code == 200, listed.text[:300]
 	assert {r["name"] for r in listed.json()["data"]} == {mine}
 	assert http.get(f"{web}/api/resource/Inbox Thread/{mine}").status_code == 200
 	assert http.get(f"{web}/api/resource/Inbox Thread/{other}").status_code == 403
 	messages = http.get(f"{web}/api/resource/Communication", params={
-		"filters": '[["atlas_gmail_account", "=", "%s"]]' % two_companies["account"], "limit_page_length": 100})
+		"filters": '[["atlas_mailbox", "=", "%s"]]' % two_companies["account"], "limit_page_length": 100})
 	assert {r["name"] for r in messages.json()["data"]} == {comms[mine]}
 	assert http.get(f"{web}/api/resource/Communication/{comms[other]}").status_code == 403
 	form = http.get(f"{web}/api/method/frappe.desk.form.load.getdoc", params={"doctype": "Inbox Thread", "name": mine})

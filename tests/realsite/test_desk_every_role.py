@@ -50,14 +50,15 @@ def desk(site, google):
 											 "Please quote 20 pallets.", attachments=[("spec.txt", b"20 pallets")]))
 	assert run_worker().returncode == 0
 	frappe.db.rollback()
-	thread = frappe.db.get_value("Inbox Thread", {"gmail_account": shared}, "name")
+	thread = frappe.db.get_value("Inbox Thread", {"mailbox": shared}, "name")
 	route = frappe.get_doc({"doctype": "Inbound Route", "route_name": f"Roles route {uuid.uuid4().hex[:6]}",
 							"inbound_address": f"roles-{uuid.uuid4().hex[:6]}@atlas-test.example",
 							"signing_key": "roles-key"}).insert(ignore_permissions=True).name
 	rule = frappe.get_doc({"doctype": "Inbox Rule", "rule_name": f"Roles rule {uuid.uuid4().hex[:6]}",
 						   "subject_contains": "pallets", "set_priority": "High"}).insert(ignore_permissions=True).name
 	outgoing = frappe.get_doc({"doctype": "Outgoing Mail", "status": "Failed", "user": "Administrator",
-							   "inbox_thread": thread, "gmail_account": shared, "subject": "Re: roles check",
+							   "inbox_thread": thread, "mailbox_type": "Gmail Account", "mailbox": shared,
+							   "subject": "Re: roles check",
 							   "to_addresses": "buyer@roles.example", "request_key": uuid.uuid4().hex,
 							   "error": "Gmail refused the message (roles check)"})
 	outgoing.flags.ignore_permissions = True
@@ -93,7 +94,7 @@ def _row(frappe, doctype: str, user: str, desk: dict) -> str | None:
 	try:
 		if doctype in preferred and frappe.has_permission(doctype, "read", doc=preferred[doctype]):
 			return preferred[doctype]
-		filters = {"atlas_gmail_account": desk["shared"]} if doctype == "Communication" else {}
+		filters = {"atlas_mailbox": desk["shared"]} if doctype == "Communication" else {}
 		rows = frappe.get_list(doctype, filters=filters, pluck="name", limit_page_length=1, order_by="creation desc")
 		return rows[0] if rows else None
 	finally:

@@ -295,7 +295,7 @@ def _controller_calls(functions, mail: dict) -> list[Call]:
 			if doctype not in MAIL_TARGETS:
 				continue
 			forged = {"doctype": doctype, "name": name, "user": SALES, "owner": SALES, "account_type": "Personal",
-					  "atlas_gmail_account": "", "atlas_inbox_thread": "", "reference_doctype": "",
+					  "atlas_mailbox_type": "", "atlas_mailbox": "", "atlas_inbox_thread": "", "reference_doctype": "",
 					  "attached_to_doctype": "", "modified": str(frappe.db.get_value(doctype, name, "modified"))}
 			calls.append(Call(f"{doctype}.{fn.__name__} (client copy)", "/api/method/run_doc_method",
 							  {"docs": json.dumps(forged), "method": fn.__name__, "args": args}, "POST", doctype, False))

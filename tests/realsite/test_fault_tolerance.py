@@ -24,7 +24,7 @@ def test_worker_killed_mid_run_loses_and_duplicates_nothing(site, accounts):
 	deadline = time.monotonic() + 120
 	while time.monotonic() < deadline:  # wait until the run has committed part of the mailbox
 		frappe.db.rollback()
-		stored = frappe.db.count("Communication", {"atlas_gmail_account": account})
+		stored = frappe.db.count("Communication", {"atlas_mailbox": account})
 		if stored >= 50:
 			break
 		time.sleep(0.05)
@@ -47,9 +47,9 @@ def test_worker_killed_mid_run_loses_and_duplicates_nothing(site, accounts):
 	final = frappe.get_doc("Sync Job", job)
 	assert final.status == "succeeded", final.last_error
 	assert final.attempts == 2
-	assert frappe.db.count("Communication", {"atlas_gmail_account": account}) == 276
+	assert frappe.db.count("Communication", {"atlas_mailbox": account}) == 276
 	assert frappe.db.sql("""select count(*) from (select atlas_provider_message_id from `tabCommunication`
-		where atlas_gmail_account=%s group by atlas_provider_message_id having count(*) > 1) d""", account)[0][0] == 0
+		where atlas_mailbox=%s group by atlas_provider_message_id having count(*) > 1) d""", account)[0][0] == 0
 
 
 def test_concurrent_incremental_runs_create_no_duplicates(site, accounts):
@@ -66,7 +66,7 @@ def test_concurrent_incremental_runs_create_no_duplicates(site, accounts):
 	rows = frappe.get_all("Sync Job", filters={"name": ["in", names]}, fields=["status", "sync_mode", "created", "failed"])
 	assert [(r.status, r.sync_mode) for r in rows] == [("succeeded", "incremental")] * 2
 	assert sum(r.created for r in rows) == 120 and sum(r.failed for r in rows) == 0
-	assert frappe.db.count("Communication", {"atlas_gmail_account": account}) == 120
+	assert frappe.db.count("Communication", {"atlas_mailbox": account}) == 120
 
 
 def test_rate_limit_storm_passes_and_persistent_storm_throttles_only_that_account(site, accounts):

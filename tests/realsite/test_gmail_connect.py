@@ -113,7 +113,7 @@ def test_disconnect_revokes_deletes_credentials_keeps_mail_and_reconnect_works(s
 	account, _ = accounts.connect(email)
 	run_worker()
 	frappe.db.rollback()
-	stored = frappe.db.count("Communication", {"atlas_gmail_account": account})
+	stored = frappe.db.count("Communication", {"atlas_mailbox": account})
 	assert stored > 0
 	refresh = frappe.get_doc("Gmail Account", account).get_password("refresh_token")
 
@@ -125,7 +125,7 @@ def test_disconnect_revokes_deletes_credentials_keeps_mail_and_reconnect_works(s
 	assert (doc.status, doc.health, doc.enabled) == ("NOT CONNECTED", "disabled", 0)
 	assert not doc.get_password("refresh_token", raise_exception=False)
 	assert not doc.get_password("access_token", raise_exception=False)
-	assert frappe.db.count("Communication", {"atlas_gmail_account": account}) == stored
+	assert frappe.db.count("Communication", {"atlas_mailbox": account}) == stored
 
 	query = accounts.authorize(account, email)
 	assert _complete(frappe, query) == account
@@ -135,4 +135,4 @@ def test_disconnect_revokes_deletes_credentials_keeps_mail_and_reconnect_works(s
 	run_worker()
 	frappe.db.rollback()
 	assert frappe.db.get_value("Gmail Account", account, "status") == "ACTIVE"
-	assert frappe.db.count("Communication", {"atlas_gmail_account": account}) == stored
+	assert frappe.db.count("Communication", {"atlas_mailbox": account}) == stored

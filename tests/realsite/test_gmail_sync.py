@@ -67,7 +67,7 @@ def test_whole_corpus_synced_once_grouped_decoded_with_attachments(site, account
 
 	comms = frappe.get_all(
 		"Communication",
-		filters={"atlas_gmail_account": account},
+		filters={"atlas_mailbox": account},
 		fields=["name", "subject", "sender", "sender_full_name", "atlas_provider_message_id", "atlas_provider_thread_id",
 				"atlas_inbox_thread", "sent_or_received", "atlas_parse_error", "atlas_skipped_attachments",
 				"reference_doctype", "reference_name"],
@@ -77,7 +77,7 @@ def test_whole_corpus_synced_once_grouped_decoded_with_attachments(site, account
 	assert {c.atlas_provider_message_id for c in comms} == set(held)
 
 	# threads grouped as Gmail grouped them
-	threads = frappe.get_all("Inbox Thread", filters={"gmail_account": account},
+	threads = frappe.get_all("Inbox Thread", filters={"mailbox": account},
 							 fields=["name", "provider_thread_id", "message_count", "first_message_at", "last_message_at"])
 	gmail_threads = {}
 	for mid, (tid, _) in held.items():
@@ -133,7 +133,7 @@ def test_whole_corpus_synced_once_grouped_decoded_with_attachments(site, account
 	assert expected_total >= 50
 
 	# an impossible Date header (the corpus has one in the year 3609) falls back to Gmail's internalDate
-	latest = frappe.db.sql("select max(communication_date) from `tabCommunication` where atlas_gmail_account=%s", account)[0][0]
+	latest = frappe.db.sql("select max(communication_date) from `tabCommunication` where atlas_mailbox=%s", account)[0][0]
 	assert latest <= frappe.utils.add_days(frappe.utils.now_datetime(), 1)
 
 	# broken messages are stored with their error, not dropped
@@ -163,7 +163,7 @@ def test_sent_mail_is_synced_as_sent(site, accounts):
 	server.insert_message(mailbox, sent, label_ids=["SENT"])
 	run_worker()
 	frappe.db.rollback()
-	rows = frappe.get_all("Communication", filters={"atlas_gmail_account": account},
+	rows = frappe.get_all("Communication", filters={"atlas_mailbox": account},
 						  fields=["name", "subject", "sent_or_received", "in_reply_to", "atlas_inbox_thread", "seen"],
 						  order_by="communication_date asc")
 	assert [(r.subject, r.sent_or_received, r.seen) for r in rows] == [
@@ -198,9 +198,9 @@ def test_rerun_creates_nothing_new(site, accounts):
 	run_worker()
 	frappe.db.rollback()
 	files = frappe.db.sql("select count(*) from `tabFile` f join `tabCommunication` c on f.attached_to_name=c.name "
-						  "where c.atlas_gmail_account=%s", account)[0][0]
-	threads = frappe.db.count("Inbox Thread", {"gmail_account": account})
-	assert frappe.db.count("Communication", {"atlas_gmail_account": account}) == 276
+						  "where c.atlas_mailbox=%s", account)[0][0]
+	threads = frappe.db.count("Inbox Thread", {"mailbox": account})
+	assert frappe.db.count("Communication", {"atlas_mailbox": account}) == 276
 
 	idle = _sync(frappe, account)  # nothing changed in Gmail: one history.list call, nothing written
 	assert (idle.status, idle.sync_mode, _counts(idle), idle.api_calls) == ("succeeded", "incremental", (0, 0, 0, 0), 1)
@@ -216,10 +216,10 @@ def test_rerun_creates_nothing_new(site, accounts):
 	# no body re-fetched: history, profile, labels, one list page, and each stored message's labelIds
 	# (format=minimal, batched) to reconcile them
 	assert resync.api_calls <= 5 + 276
-	assert frappe.db.count("Communication", {"atlas_gmail_account": account}) == 276
-	assert frappe.db.count("Inbox Thread", {"gmail_account": account}) == threads
+	assert frappe.db.count("Communication", {"atlas_mailbox": account}) == 276
+	assert frappe.db.count("Inbox Thread", {"mailbox": account}) == threads
 	assert frappe.db.sql("select count(*) from `tabFile` f join `tabCommunication` c on f.attached_to_name=c.name "
-						 "where c.atlas_gmail_account=%s", account)[0][0] == files
+						 "where c.atlas_mailbox=%s", account)[0][0] == files
 	assert int(frappe.db.get_value("Gmail Account", account, "history_id")) > 2  # a fresh cursor
 
 
@@ -245,7 +245,7 @@ def test_incremental_adds_deletes_and_relabels(site, accounts):
 	assert int(frappe.db.get_value("Gmail Account", account, "history_id")) > int(cursor)
 
 	rows = {r.atlas_provider_message_id: r for r in frappe.get_all(
-		"Communication", filters={"atlas_gmail_account": account},
+		"Communication", filters={"atlas_mailbox": account},
 		fields=["atlas_provider_message_id", "atlas_tags", "seen", "atlas_deleted", "atlas_inbox_thread", "in_reply_to", "name"])}
 	assert set(rows) == {first, reply}  # the message added and deleted between two runs never arrives
 	assert "STARRED" in rows[first].atlas_tags and rows[first].seen == 1
@@ -285,7 +285,7 @@ def test_account_filters_skip_what_they_should(site, accounts):
 	frappe.db.rollback()
 	[job] = _job(frappe, account)
 	assert job.status == "succeeded" and (job.created, job.skipped) == (1, 3)
-	assert frappe.get_all("Communication", filters={"atlas_gmail_account": account}, pluck="subject") == ["keep"]
+	assert frappe.get_all("Communication", filters={"atlas_mailbox": account}, pluck="subject") == ["keep"]
 
 
 def test_sync_now_is_deduplicated(site, accounts):
@@ -311,9 +311,9 @@ def test_two_runs_started_together_create_no_duplicates(site, accounts):
 	assert [r.status for r in rows] == ["succeeded", "succeeded"], rows
 	assert sum(r.created for r in rows) == 276
 	assert sum(r.failed for r in rows) == 0
-	assert frappe.db.count("Communication", {"atlas_gmail_account": account}) == 276
+	assert frappe.db.count("Communication", {"atlas_mailbox": account}) == 276
 	dupes = frappe.db.sql("""select atlas_provider_message_id, count(*) from `tabCommunication`
-		where atlas_gmail_account=%s group by atlas_provider_message_id having count(*) > 1""", account)
+		where atlas_mailbox=%s group by atlas_provider_message_id having count(*) > 1""", account)
 	assert dupes == ()
 
 
@@ -332,7 +332,7 @@ def test_rate_limited_then_success_completes(site, accounts):
 	assert (job.created, job.failed) == (276, 0)
 	assert job.api_calls >= 276 + 3 + 1
 	assert server.stats(mailbox)["faults_served"] == 4
-	assert frappe.db.count("Communication", {"atlas_gmail_account": account}) == 276
+	assert frappe.db.count("Communication", {"atlas_mailbox": account}) == 276
 	assert time.monotonic() - started < 300
 
 
@@ -370,7 +370,7 @@ def test_snippet_only_mode_stores_no_body(site, accounts, snippet_only):
 	accounts.server.insert_message(mailbox, raw)
 	run_worker()
 	frappe.db.rollback()
-	[c] = frappe.get_all("Communication", filters={"atlas_gmail_account": account},
+	[c] = frappe.get_all("Communication", filters={"atlas_mailbox": account},
 						 fields=["content", "text_content", "atlas_snippet", "atlas_body_stored"])
 	assert c.atlas_body_stored == 0 and not c.text_content
 	assert c.atlas_snippet and len(c.content) < 400
@@ -419,7 +419,7 @@ def test_poll_sweep_costs_one_call_per_idle_account_and_queues_only_changed_ones
 	assert frappe.db.count("Sync Job", {"reference_name": changed}) == before[changed] + 1
 	run_worker()
 	frappe.db.rollback()
-	assert frappe.db.exists("Communication", {"atlas_gmail_account": changed, "subject": "new one"})
+	assert frappe.db.exists("Communication", {"atlas_mailbox": changed, "subject": "new one"})
 
 
 def test_desk_label_and_read_changes_go_to_gmail_and_are_not_undone_by_history(site, accounts):
@@ -432,7 +432,7 @@ def test_desk_label_and_read_changes_go_to_gmail_and_are_not_undone_by_history(s
 	mid = server.insert_message(mailbox, b"From: a@example.org\r\nSubject: to triage\r\n\r\nx\r\n")
 	run_worker()
 	frappe.db.rollback()
-	thread = frappe.db.get_value("Communication", {"atlas_gmail_account": account}, "atlas_inbox_thread")
+	thread = frappe.db.get_value("Communication", {"atlas_mailbox": account}, "atlas_inbox_thread")
 	assert frappe.db.get_value("Inbox Thread", thread, "unread") == 1
 
 	# Gmail history that predates the desk change: someone starred it in Gmail
@@ -453,7 +453,7 @@ def test_desk_label_and_read_changes_go_to_gmail_and_are_not_undone_by_history(s
 	assert "UNREAD" not in labels and {"IMPORTANT", "STARRED"} <= labels  # written to Gmail (batchModify)
 	modify_jobs = frappe.get_all("Sync Job", filters={"reference_name": account, "job_type": "Gmail Modify"}, pluck="status")
 	assert modify_jobs == ["succeeded", "succeeded"]
-	row = frappe.db.get_value("Communication", {"atlas_provider_message_id": mid, "atlas_gmail_account": account},
+	row = frappe.db.get_value("Communication", {"atlas_provider_message_id": mid, "atlas_mailbox": account},
 							  ["atlas_tags", "seen", "atlas_labels_pending"], as_dict=True)
 	assert row.seen == 1 and row.atlas_labels_pending == 0 and "UNREAD" not in row.atlas_tags
 
@@ -477,7 +477,7 @@ def test_snippet_only_bodies_are_hydrated_and_sanitized_when_the_thread_is_opene
 	accounts.server.insert_message(mailbox, html_mail)
 	run_worker()
 	frappe.db.rollback()
-	[c] = frappe.get_all("Communication", filters={"atlas_gmail_account": account},
+	[c] = frappe.get_all("Communication", filters={"atlas_mailbox": account},
 						 fields=["name", "atlas_body_stored", "atlas_inbox_thread", "content"])
 	assert c.atlas_body_stored == 0 and "<b>" not in c.content
 	accounts.server.reset_stats(mailbox)
@@ -509,7 +509,7 @@ def test_processing_label_waits_for_a_batch_and_the_sweep_applies_it_at_the_lowe
 
 	def pending():
 		frappe.db.rollback()
-		return frappe.get_all("Communication", filters={"atlas_gmail_account": account, "atlas_processed_pending": 1},
+		return frappe.get_all("Communication", filters={"atlas_mailbox": account, "atlas_processed_pending": 1},
 							  pluck="atlas_provider_message_id")
 
 	def labelled():
@@ -517,7 +517,7 @@ def test_processing_label_waits_for_a_batch_and_the_sweep_applies_it_at_the_lowe
 
 	def backdate():  # as if the waiting messages were stored 10 minutes ago
 		frappe.db.sql("""update `tabCommunication` set creation = creation - interval 600 second
-			where atlas_gmail_account=%s and atlas_processed_pending=1""", account)
+			where atlas_mailbox=%s and atlas_processed_pending=1""", account)
 		frappe.db.commit()
 
 	# an incremental run of 3 messages stores them and spends nothing on labelling yet
@@ -552,7 +552,7 @@ def test_processing_label_waits_for_a_batch_and_the_sweep_applies_it_at_the_lowe
 	frappe.db.commit()
 	run_worker()  # the labelAdded history of the first batch comes in too: the desk shows the label
 	assert len(pending()) == 12
-	assert all(label_id in (frappe.db.get_value("Communication", {"atlas_gmail_account": account, "atlas_provider_message_id": m},
+	assert all(label_id in (frappe.db.get_value("Communication", {"atlas_mailbox": account, "atlas_provider_message_id": m},
 												"atlas_tags") or "").split(",") for m in small)
 	server.delete_message(mailbox, more[0])
 	enqueue_sync(account)

@@ -39,7 +39,7 @@ def hostile_box(site, google):
 	proc = run_worker()
 	assert proc.returncode == 0, proc.stdout + proc.stderr
 	frappe.db.rollback()
-	comms = frappe.get_all("Communication", filters={"atlas_gmail_account": account},
+	comms = frappe.get_all("Communication", filters={"atlas_mailbox": account},
 						   fields=["name", "atlas_provider_message_id", "atlas_inbox_thread"], order_by="communication_date asc")
 	assert len(comms) == 2, comms
 	yield {"account": account, "email": email, "ids": ids, "label_id": label_id, "pixel": pixel,
@@ -199,7 +199,7 @@ def test_hostile_mail_stays_inert_in_a_real_browser(site, hostile_box, web):
 					assert entity not in text, (name, entity)
 				return text
 
-			page.goto(f"{web}/app/inbox-thread?gmail_account={hostile_box['account']}")
+			page.goto(f"{web}/app/inbox-thread?mailbox={hostile_box['account']}")
 			page.wait_for_selector(f'a[data-name="{hostile_box["threads"][0]}"]')
 			inert("inbox-thread-list")
 			titles = {page.locator(f'a[data-name="{t}"]').first.text_content().strip() for t in hostile_box["threads"]}

@@ -35,11 +35,11 @@ def route(site, web):
 	frappe.db.commit()
 	yield doc.name
 	frappe.db.rollback()
-	comms = frappe.get_all("Communication", filters={"atlas_inbound_route": doc.name}, pluck="name")
+	comms = frappe.get_all("Communication", filters={"atlas_mailbox": doc.name}, pluck="name")
 	frappe.db.delete("File", {"attached_to_doctype": "Communication", "attached_to_name": ["in", comms or [""]]})
 	frappe.db.delete("Communication Link", {"parent": ["in", comms or [""]]})
-	frappe.db.delete("Communication", {"atlas_inbound_route": doc.name})
-	frappe.db.delete("Inbox Thread", {"inbound_route": doc.name})
+	frappe.db.delete("Communication", {"atlas_mailbox": doc.name})
+	frappe.db.delete("Inbox Thread", {"mailbox": doc.name})
 	frappe.delete_doc("Inbound Route", doc.name, ignore_permissions=True, force=True)
 	frappe.db.commit()
 
@@ -61,7 +61,7 @@ def _post(web, route, body: bytes, key: str = KEY, t: int | None = None, header:
 
 def _stored(frappe, route):
 	frappe.db.rollback()
-	return frappe.get_all("Communication", filters={"atlas_inbound_route": route},
+	return frappe.get_all("Communication", filters={"atlas_mailbox": route},
 						  fields=["name", "subject", "atlas_outcome", "atlas_outcome_reason", "atlas_parse_error",
 								  "atlas_inbox_thread"])
 
@@ -84,7 +84,7 @@ def test_signed_message_is_stored_once_and_goes_through_the_pipeline(site, web, 
 	row = [r for r in _stored(frappe, route) if r.subject == "Hello via route"][0]
 	assert row.atlas_outcome == "unknown_sender", row.atlas_outcome_reason  # the route requires a known sender
 	thread = frappe.get_doc("Inbox Thread", row.atlas_inbox_thread)
-	assert (thread.inbound_route, thread.gmail_account, thread.match_state) == (route, None, "unknown_sender")
+	assert (thread.mailbox_type, thread.mailbox, thread.match_state) == ("Inbound Route", route, "unknown_sender")
 	assert thread.category == "Quote request"
 
 

@@ -129,7 +129,7 @@ def test_worker_runs_execute_as_the_account_owner_never_the_trigger_or_guest(sit
 	account, mailbox, mid = _synced(accounts, user=owner)  # queued by Administrator (the OAuth callback)
 	[initial] = frappe.get_all("Sync Job", filters={"reference_name": account}, fields=["status", "run_as", "owner"])
 	assert (initial.status, initial.run_as, initial.owner) == ("succeeded", owner, "Administrator")
-	assert set(frappe.get_all("Communication", filters={"atlas_gmail_account": account}, pluck="owner")) == {owner}
+	assert set(frappe.get_all("Communication", filters={"atlas_mailbox": account}, pluck="owner")) == {owner}
 
 	# a label write-back and a sync, both queued by another user
 	accounts.server.insert_message(mailbox, _raw(mailbox, "second"))
@@ -347,7 +347,7 @@ def test_modify_jobs_of_an_account_run_in_order_one_at_a_time(site, accounts):
 
 	frappe = site
 	account, mailbox, _mid = _synced(accounts)
-	thread = frappe.db.get_value("Communication", {"atlas_gmail_account": account}, "atlas_inbox_thread")
+	thread = frappe.db.get_value("Communication", {"atlas_mailbox": account}, "atlas_inbox_thread")
 	lock = jobs.RunLock(labels.modify_lock_name(account), owner="test-holder", ttl=30)
 	assert lock.acquire(wait=5)  # a write-back of this account is running
 	workers = []
@@ -379,7 +379,7 @@ def test_modify_jobs_of_an_account_run_in_order_one_at_a_time(site, accounts):
 		assert earlier.finished_at <= later.started_at  # one at a time, oldest first
 	gmail = set(accounts.server.dump_messages(mailbox)[0]["labelIds"])
 	assert {"UNREAD", "STARRED"} <= gmail  # applied in the desk's order
-	row = frappe.db.get_value("Communication", {"atlas_gmail_account": account},
+	row = frappe.db.get_value("Communication", {"atlas_mailbox": account},
 							  ["atlas_labels_pending", "seen"], as_dict=True)
 	assert (row.atlas_labels_pending, row.seen) == (0, 0)
 

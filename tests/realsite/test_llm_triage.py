@@ -51,7 +51,7 @@ def _arrive(frappe, google, helper, subject, body, snippet_only=False):
 	proc = run_worker()
 	assert proc.returncode == 0, proc.stdout + proc.stderr
 	frappe.db.rollback()
-	return frappe.get_all("Inbox Thread", filters={"gmail_account": account},
+	return frappe.get_all("Inbox Thread", filters={"mailbox": account},
 						  fields=["name", "category", "priority", "summary", "signals"])[0]
 
 

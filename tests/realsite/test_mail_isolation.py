@@ -57,7 +57,7 @@ def boxes(site, google):
 	assert proc.returncode == 0, proc.stdout + proc.stderr
 	frappe.db.rollback()
 	for key, box in out.items():
-		comm = frappe.get_all("Communication", filters={"atlas_gmail_account": box["account"]},
+		comm = frappe.get_all("Communication", filters={"atlas_mailbox": box["account"]},
 							  fields=["name", "atlas_inbox_thread", "subject"])
 		assert len(comm) == 1, (key, comm)
 		box["comm"], box["thread"], box["subject"] = comm[0].name, comm[0].atlas_inbox_thread, comm[0].subject
@@ -92,7 +92,7 @@ def test_rest_lists_and_gets_show_only_mailboxes_a_may_read(web, boxes, as_a):
 		assert as_a.get(f"{web}/api/resource/{doctype}/{shared[key]}", timeout=30).status_code == 200
 	# filtering straight at B's mailbox finds nothing either
 	r = as_a.get(f"{web}/api/resource/Communication", params={
-		"filters": json.dumps([["atlas_gmail_account", "=", b["account"]]]), "fields": '["name","subject"]'}, timeout=30)
+		"filters": json.dumps([["atlas_mailbox", "=", b["account"]]]), "fields": '["name","subject"]'}, timeout=30)
 	assert _names(r) == set()
 
 
@@ -134,10 +134,11 @@ def test_puts_that_would_re_home_mail_are_refused(site, web, boxes, as_a):
 		("Gmail Account", b["account"], {"user": A}),
 		("Gmail Account", mine["account"], {"user": B}),
 		("Gmail Account", mine["account"], {"account_type": "Shared workspace mailbox"}),
-		("Inbox Thread", b["thread"], {"gmail_account": mine["account"]}),
-		("Inbox Thread", shared["thread"], {"gmail_account": mine["account"]}),
-		("Communication", b["comm"], {"atlas_gmail_account": mine["account"]}),
-		("Communication", shared["comm"], {"atlas_gmail_account": mine["account"], "atlas_inbox_thread": mine["thread"]}),
+		("Inbox Thread", b["thread"], {"mailbox": mine["account"]}),
+		("Inbox Thread", shared["thread"], {"mailbox": mine["account"]}),
+		("Inbox Thread", b["thread"], {"mailbox_type": "Inbound Route"}),  # half of the Dynamic Link pair
+		("Communication", b["comm"], {"atlas_mailbox": mine["account"]}),
+		("Communication", shared["comm"], {"atlas_mailbox": mine["account"], "atlas_inbox_thread": mine["thread"]}),
 		("Communication", shared["comm"], {"reference_name": mine["thread"]}),
 		("File", b["file"], {"attached_to_name": mine["comm"]}),
 		("File", shared["file"], {"attached_to_name": mine["comm"]}),
@@ -150,7 +151,8 @@ def test_puts_that_would_re_home_mail_are_refused(site, web, boxes, as_a):
 		assert frappe.db.get_value(doctype, name, list(change), as_dict=True) == before, (doctype, change)
 	# planting mail in B's mailbox is refused too
 	r = as_a.post(f"{web}/api/resource/Communication", json={
-		"communication_medium": "Email", "subject": "planted", "atlas_gmail_account": b["account"],
+		"communication_medium": "Email", "subject": "planted", "atlas_mailbox_type": "Gmail Account",
+		"atlas_mailbox": b["account"],
 		"atlas_inbox_thread": b["thread"], "reference_doctype": "Inbox Thread", "reference_name": b["thread"]}, timeout=30)
 	assert r.status_code in (403, 417), r.text[:300]
 	r = as_a.post(f"{web}/api/resource/File", json={
@@ -194,7 +196,7 @@ def test_mail_rows_without_a_mailbox_are_denied_by_default(site, boxes, web, as_
 	orphan = frappe.generate_hash(length=10)
 	frappe.db.sql("""insert into `tabInbox Thread` (name, creation, modified, owner, modified_by, subject, thread_key)
 		values (%s, now(), now(), 'Administrator', 'Administrator', 'orphan thread', %s)""", (orphan, orphan))
-	frappe.db.sql("""update `tabCommunication` set atlas_gmail_account=null where name=%s""", boxes["shared"]["comm"])
+	frappe.db.sql("""update `tabCommunication` set atlas_mailbox=null where name=%s""", boxes["shared"]["comm"])
 	frappe.db.commit()
 	try:
 		assert as_a.get(f"{web}/api/resource/Inbox Thread/{orphan}", timeout=30).status_code == 403
@@ -203,7 +205,7 @@ def test_mail_rows_without_a_mailbox_are_denied_by_default(site, boxes, web, as_
 		assert as_a.get(web + boxes["shared"]["file_url"], timeout=30).status_code == 403
 	finally:
 		frappe.db.delete("Inbox Thread", {"name": orphan})
-		frappe.db.set_value("Communication", boxes["shared"]["comm"], "atlas_gmail_account", boxes["shared"]["account"])
+		frappe.db.set_value("Communication", boxes["shared"]["comm"], "atlas_mailbox", boxes["shared"]["account"])
 		frappe.db.commit()
 
 

@@ -38,7 +38,7 @@ def test_admin_erases_a_mailboxs_data_and_the_work_stays(site, google, web):
 		send_limit.reset("Administrator")
 		run_worker()
 		frappe.db.rollback()
-		threads = frappe.get_all("Inbox Thread", filters={"gmail_account": account}, pluck="name", order_by="name")
+		threads = frappe.get_all("Inbox Thread", filters={"mailbox": account}, pluck="name", order_by="name")
 		assert len(threads) == 3
 		admin = login(web)
 		made = admin.post(f"{web}/api/method/atlas_integrations.api.inbox.create_work",
@@ -54,10 +54,10 @@ def test_admin_erases_a_mailboxs_data_and_the_work_stays(site, google, web):
 											  "body": "Lost.", "client_key": uuid.uuid4().hex})
 		assert refused.status_code == 417, refused.text[:300]
 		frappe.db.rollback()
-		outgoing = frappe.get_all("Outgoing Mail", filters={"gmail_account": account}, fields=["name", "status", "raw"])
+		outgoing = frappe.get_all("Outgoing Mail", filters={"mailbox": account}, fields=["name", "status", "raw"])
 		assert sorted(o.status for o in outgoing) == ["Failed", "Sent"]
 		assert [o for o in outgoing if o.status == "Failed"][0].raw  # the raw message of the unfinished send
-		comms = frappe.get_all("Communication", filters={"atlas_gmail_account": account}, pluck="name")
+		comms = frappe.get_all("Communication", filters={"atlas_mailbox": account}, pluck="name")
 		files = frappe.get_all("File", filters={"attached_to_doctype": "Communication",
 												"attached_to_name": ["in", comms]}, fields=["name", "file_url"])
 		assert (len(comms), len(files)) == (4, 3)  # 3 received (with attachments) and the reply
@@ -110,8 +110,8 @@ def test_admin_erases_a_mailboxs_data_and_the_work_stays(site, google, web):
 		done = frappe.get_doc("Sync Job", job)
 		assert (done.job_type, done.status) == ("Mailbox Erase", "succeeded"), done.last_error
 		assert "threads 3, messages 4, files 3" in done.details and "sent 2" in done.details, done.details
-		assert frappe.db.count("Inbox Thread", {"gmail_account": account}) == 0
-		assert frappe.db.count("Outgoing Mail", {"gmail_account": account}) == 0  # raw MIME included
+		assert frappe.db.count("Inbox Thread", {"mailbox": account}) == 0
+		assert frappe.db.count("Outgoing Mail", {"mailbox": account}) == 0  # raw MIME included
 		assert frappe.db.count("Outgoing Mail", {"inbox_thread": ["in", threads]}) == 0
 		assert notifications() == 0
 		assert frappe.db.count("Communication", {"name": ["in", comms]}) == 0

@@ -1,8 +1,8 @@
 """The mailbox registry (hook ``atlas_mailbox_types``, atlas_integrations/inbox/mailboxes.py) on the real site:
 Gmail and the inbound route are registered types like any other; malformed registrations are clear errors;
-and a new mailbox type needs nothing but its registration and its columns for the row rules, the page's
-API, the pipeline's mailbox facts, readers and erase to cover it (shown with a third type made here: a
-custom DocType with Link columns on Inbox Thread and Communication)."""
+and a new mailbox type needs nothing but its registration for the row rules, the page's API, the pipeline's
+mailbox facts, readers and erase to cover it: mail rows name their mailbox in the same Dynamic Link pair for
+every type (shown with a third type made here: a custom DocType, and no column anywhere else)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ OWNER = "atlas-registry-owner@atlas-test.example"  # Atlas Dispatcher with a per
 COLLEAGUE = "atlas-registry-colleague@atlas-test.example"  # another Atlas Dispatcher
 OUTSIDER = "atlas-registry-outsider@atlas-test.example"  # a Sales User: no Atlas role
 TYPE = "Atlas Test Mailbox"
-COLUMN = "atlas_test_mailbox"
 
 
 def test_gmail_and_the_inbound_route_are_registered_types(site):
@@ -27,31 +26,33 @@ def test_gmail_and_the_inbound_route_are_registered_types(site):
 	types = mailboxes.types()
 	assert set(types) == {"Gmail Account", "Inbound Route"}
 	gmail, route = types["Gmail Account"], types["Inbound Route"]
-	assert (gmail.owner_field, gmail.kind_field, gmail.outgoing_field) == ("user", "account_type", "gmail_account")
-	assert (route.owner_field, route.kind_field, route.outgoing_field, route.send_reply) == (None, None, None, None)
+	assert (gmail.owner_field, gmail.kind_field, gmail.sends) == ("user", "account_type", True)
+	assert (route.owner_field, route.kind_field, route.sends, route.send_reply) == (None, None, False, None)
 	queries, hooks = frappe.get_hooks("permission_query_conditions"), frappe.get_hooks("has_permission")
 	for t in types.values():  # a type with owners has the row rules of a mailbox doctype
 		if t.owner_field:
 			assert "atlas_integrations.permissions.mailbox_query" in queries.get(t.doctype, []), t.doctype
 			assert "atlas_integrations.permissions.mailbox_has_permission" in hooks.get(t.doctype, []), t.doctype
-	for t in types.values():  # every registered column exists on the site
-		assert frappe.get_meta("Inbox Thread").has_field(t.thread_field), t
-		assert frappe.get_meta("Communication").has_field(t.communication_field), t
-		assert not t.outgoing_field or frappe.get_meta("Outgoing Mail").has_field(t.outgoing_field), t
+	for doctype, column_of in (("Inbox Thread", "thread"), ("Communication", "communication"),
+							   ("Outgoing Mail", "outgoing")):  # one Dynamic Link pair per mail doctype, every type
+		type_column, name_column = mailboxes.COLUMNS[column_of]
+		meta = frappe.get_meta(doctype)
+		assert meta.get_field(type_column).options == "DocType", doctype
+		assert (meta.get_field(name_column).fieldtype, meta.get_field(name_column).options) == ("Dynamic Link", type_column)
+	for t in types.values():
 		for path in filter(None, (getattr(t, e) for e in mailboxes.ENTRY_POINTS)):
 			assert callable(frappe.get_attr(path)), path
 
 
 @pytest.mark.parametrize("entry, words", [
-	({"doctype": "X", "label": "X", "communication_field": "c"}, "missing keys ['thread_field']"),
-	({"doctype": "X", "label": "X", "communication_field": "c", "thread_field": "t", "colour": "red"}, "unknown keys ['colour']"),
-	({"doctype": "X", "label": "X", "communication_field": "c; drop table x", "thread_field": "t"}, "must be a column name"),
-	({"doctype": "X", "label": "X", "communication_field": "c", "thread_field": "t", "send_reply": "not a path"},
-	 "must be a dotted path"),
-	({"doctype": "X", "label": "X", "communication_field": "c", "thread_field": "t", "locked_fields": ["nodot"]},
-	 "locked_fields entries"),
-	({"doctype": "X", "label": "X", "communication_field": "c", "thread_field": "t", "outgoing_field": "x",
-	  "send_submit": "a.b"}, "a type that sends (outgoing_field) needs send_find, send_store"),
+	({"doctype": "X"}, "missing keys ['label']"),
+	({"doctype": "X", "label": "X", "colour": "red"}, "unknown keys ['colour']"),
+	({"doctype": "X", "label": "X", "communication_field": "c"}, "unknown keys ['communication_field']"),
+	({"doctype": "X", "label": "X", "address_field": "c; drop table x"}, "must be a column name"),
+	({"doctype": "X", "label": "X", "send_reply": "not a path"}, "must be a dotted path"),
+	({"doctype": "X", "label": "X", "locked_fields": ["nodot"]}, "locked_fields entries"),
+	({"doctype": "X", "label": "X", "send_submit": "a.b"},
+	 "a type that sends needs all three outbox steps; missing send_find, send_store"),
 	("Gmail Account", "is not a dict"),
 ])
 def test_a_malformed_registration_is_a_clear_error(site, entry, words):
@@ -77,9 +78,7 @@ def test_a_doctype_registered_twice_and_an_unknown_doctype_are_clear_errors(site
 
 # -- a third mailbox type ---------------------------------------------------------------------------------
 def _make_type(frappe) -> None:
-	"""A custom mailbox DocType and its Link columns on Inbox Thread and Communication (idempotent)."""
-	from frappe.custom.doctype.custom_field.custom_field import create_custom_field
-
+	"""A custom mailbox DocType (idempotent); nothing else: mail rows name it in their Dynamic Link pair."""
 	if not frappe.db.exists("DocType", TYPE):
 		frappe.get_doc({
 			"doctype": "DocType", "name": TYPE, "module": "Inbox", "custom": 1, "autoname": "hash",
@@ -95,15 +94,12 @@ def _make_type(frappe) -> None:
 			"permissions": [{"role": "System Manager", "read": 1, "write": 1, "create": 1, "delete": 1},
 							{"role": "Atlas Dispatcher", "read": 1}],
 		}).insert(ignore_permissions=True)
-	for doctype in ("Inbox Thread", "Communication"):
-		create_custom_field(doctype, {"fieldname": COLUMN, "fieldtype": "Link", "options": TYPE, "label": "Test Mailbox",
-									  "read_only": 1, "insert_after": "name" if doctype == "Inbox Thread" else None})
 	frappe.db.commit()
 
 
 def _registration() -> dict:
 	return {"doctype": TYPE, "label": "Test provider", "address_field": "email_address", "owner_field": "user",
-			"kind_field": "account_type", "communication_field": COLUMN, "thread_field": COLUMN}
+			"kind_field": "account_type"}
 
 
 @pytest.fixture
@@ -121,13 +117,15 @@ def third_type(site):
 	for key, user, kind in (("personal", OWNER, "Personal"), ("shared", "Administrator", "Shared workspace mailbox")):
 		made[key] = frappe.get_doc({"doctype": TYPE, "email_address": f"{key}-{tag}@registry.example", "user": user,
 									"account_type": kind, "enabled": 1}).insert(ignore_permissions=True).name
-		thread = frappe.get_doc({"doctype": "Inbox Thread", "subject": f"{key} thread {tag}", COLUMN: made[key],
+		thread = frappe.get_doc({"doctype": "Inbox Thread", "subject": f"{key} thread {tag}", "mailbox_type": TYPE,
+								 "mailbox": made[key],
 								 "thread_key": f"registry-{key}-{tag}"}).insert(ignore_permissions=True)
 		made[f"{key}_thread"] = thread.name
 		made[f"{key}_message"] = frappe.get_doc({
 			"doctype": "Communication", "communication_medium": "Email", "sent_or_received": "Received",
 			"subject": f"{key} message {tag}", "content": "hello", "sender": f"ann-{tag}@customer.example",
-			"recipients": f"{key}-{tag}@registry.example", COLUMN: made[key], "atlas_inbox_thread": thread.name,
+			"recipients": f"{key}-{tag}@registry.example", "atlas_mailbox_type": TYPE, "atlas_mailbox": made[key],
+			"atlas_inbox_thread": thread.name,
 			"reference_doctype": "Inbox Thread", "reference_name": thread.name,
 		}).insert(ignore_permissions=True).name
 	frappe.db.commit()
@@ -137,8 +135,8 @@ def third_type(site):
 		frappe.set_user("Administrator")
 		frappe.db.rollback()
 		for key in ("personal", "shared"):
-			frappe.db.delete("Communication", {COLUMN: made[key]})
-			frappe.db.delete("Inbox Thread", {COLUMN: made[key]})
+			frappe.db.delete("Communication", {"atlas_mailbox_type": TYPE, "atlas_mailbox": made[key]})
+			frappe.db.delete("Inbox Thread", {"mailbox_type": TYPE, "mailbox": made[key]})
 			frappe.db.delete(TYPE, {"name": made[key]})
 		frappe.db.commit()
 		frappe.local.atlas_mailbox_types = None
@@ -218,15 +216,11 @@ def test_a_new_type_that_cannot_send_says_so_in_words(site, third_type):
 		frappe.db.rollback()
 
 
-def test_a_row_naming_two_mailboxes_is_denied_to_everyone(site, third_type):
+@pytest.mark.parametrize("mailbox_type", ["Customer", None])
+def test_a_row_whose_mailbox_type_is_not_registered_or_missing_is_denied_to_everyone(site, third_type, mailbox_type):
 	frappe = site
 	admin = ensure_user(frappe, "atlas-registry-admin@atlas-test.example", ("Atlas Admin",))
-	gmail = frappe.get_all("Gmail Account", pluck="name", limit=1)
-	if not gmail:  # a Gmail Account row of its own, never connected
-		gmail = [frappe.get_doc({"doctype": "Gmail Account", "account_name": "registry", "user": "Administrator",
-								 "account_type": "Personal", "email_address": "registry-two@registry.example"}
-								).insert(ignore_permissions=True).name]
-	frappe.db.set_value("Inbox Thread", third_type["shared_thread"], "gmail_account", gmail[0], update_modified=False)
+	frappe.db.set_value("Inbox Thread", third_type["shared_thread"], "mailbox_type", mailbox_type, update_modified=False)
 	frappe.db.commit()
 	try:
 		for user in ("Administrator", admin, OWNER):
@@ -235,29 +229,5 @@ def test_a_row_naming_two_mailboxes_is_denied_to_everyone(site, third_type):
 		for user in (admin, OWNER):  # (Frappe lets Administrator past every document rule)
 			assert not frappe.has_permission("Inbox Thread", "read", doc=doc, user=user), user
 	finally:
-		frappe.db.set_value("Inbox Thread", third_type["shared_thread"], "gmail_account", None, update_modified=False)
+		frappe.db.set_value("Inbox Thread", third_type["shared_thread"], "mailbox_type", TYPE, update_modified=False)
 		frappe.db.commit()
-
-
-def test_the_pipeline_facts_and_erase_follow_the_registration(site, third_type):
-	from atlas_integrations.inbox import erase, pipeline
-
-	frappe = site
-	t = third_type
-	frappe.db.set_value(TYPE, t["shared"], "enabled", 0)
-	rows = {t["personal_thread"]: frappe._dict({"name": t["personal_thread"], COLUMN: t["personal"]}),
-			t["shared_thread"]: frappe._dict({"name": t["shared_thread"], COLUMN: t["shared"]})}
-	for row in rows.values():
-		for column in ("gmail_account", "inbound_route"):
-			row[column] = None
-	facts = pipeline._mailboxes(rows)
-	assert facts[t["personal_thread"]].active and facts[t["personal_thread"]].mailbox == t["personal"]
-	assert facts[t["personal_thread"]].own == {f"personal-{t['tag']}@registry.example"}
-	assert not facts[t["shared_thread"]].active
-	assert facts[t["shared_thread"]].why == f"Test provider mailbox shared-{t['tag']}@registry.example is disabled"
-	with pytest.raises(frappe.ValidationError, match="Type the mailbox address exactly"):
-		erase.request(TYPE, t["shared"], "wrong@registry.example")
-	counts = erase.erase(TYPE, t["shared"])
-	assert (counts["threads"], counts["messages"]) == (1, 1)
-	assert not frappe.db.exists("Inbox Thread", t["shared_thread"])
-	assert frappe.db.exists("Inbox Thread", t["personal_thread"])  # another mailbox's mail stays

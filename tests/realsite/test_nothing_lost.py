@@ -30,7 +30,7 @@ def _sync(frappe, account):
 
 def _stored(frappe, account):
 	return {r.atlas_provider_message_id: r for r in frappe.get_all(
-		"Communication", filters={"atlas_gmail_account": account},
+		"Communication", filters={"atlas_mailbox": account},
 		fields=["name", "atlas_provider_message_id", "sent_or_received", "seen", "atlas_tags", "atlas_deleted",
 				"subject"])}
 
@@ -188,8 +188,8 @@ def test_full_resync_reconciles_stored_messages_and_covers_an_outage(site, accou
 	assert re.search(r"1 flagged deleted, [23] label sets updated \(1 read states\)", job.details), job.details
 	# the threads show it too: the label's name, the archived thread out of INBOX
 	threads = {t.provider_thread_id: t for t in frappe.get_all(
-		"Inbox Thread", filters={"gmail_account": account}, fields=["provider_thread_id", "labels", "tags", "unread"])}
-	thread_of = dict(frappe.get_all("Communication", filters={"atlas_gmail_account": account},
+		"Inbox Thread", filters={"mailbox": account}, fields=["provider_thread_id", "labels", "tags", "unread"])}
+	thread_of = dict(frappe.get_all("Communication", filters={"atlas_mailbox": account},
 									fields=["atlas_provider_message_id", "atlas_provider_thread_id"], as_list=True))
 	archived, labelled = threads[thread_of[ids[0]]], threads[thread_of[ids[2]]]
 	assert "INBOX" not in (archived.tags or "") and archived.unread == 0

@@ -79,15 +79,15 @@ def test_dispatcher_sees_threads_of_visible_accounts_only(site, accounts, dispat
 	theirs, mailbox = accounts.connect(user=dispatchers[1])
 	run_worker()
 	frappe.db.rollback()
-	assert frappe.db.count("Inbox Thread", {"gmail_account": theirs}) > 0
+	assert frappe.db.count("Inbox Thread", {"mailbox": theirs}) > 0
 	frappe.set_user(dispatchers[0])
 	try:
-		assert frappe.get_list("Inbox Thread", filters={"gmail_account": theirs}, pluck="name") == []
+		assert frappe.get_list("Inbox Thread", filters={"mailbox": theirs}, pluck="name") == []
 	finally:
 		frappe.set_user("Administrator")
 	frappe.set_user(dispatchers[1])
 	try:
-		assert len(frappe.get_list("Inbox Thread", filters={"gmail_account": theirs}, pluck="name", limit=0)) > 0
+		assert len(frappe.get_list("Inbox Thread", filters={"mailbox": theirs}, pluck="name", limit=0)) > 0
 	finally:
 		frappe.set_user("Administrator")
 

@@ -66,7 +66,7 @@ def corpus_run(site, google):
 	yield {"boxes": boxes, "customer": customer}
 	if os.environ.get("ATLAS_KEEP_TEST_DATA") != "1":
 		frappe.db.rollback()
-		threads = frappe.get_all("Inbox Thread", filters={"gmail_account": ["in", [a for _, a in boxes]]},
+		threads = frappe.get_all("Inbox Thread", filters={"mailbox": ["in", [a for _, a in boxes]]},
 								 fields=["reference_doctype", "reference_name"])
 		for t in threads:
 			if t.reference_doctype in ("ToDo", "Task"):
@@ -82,7 +82,7 @@ def _outcome(frappe, account: str, path: str):
 	from atlas_integrations.inbox.mime import parse_message, rfc_message_key
 
 	key = rfc_message_key(parse_message((CORPUS / path).read_bytes()).message_id)
-	rows = frappe.get_all("Communication", filters={"atlas_gmail_account": account, "atlas_message_key": key},
+	rows = frappe.get_all("Communication", filters={"atlas_mailbox": account, "atlas_message_key": key},
 						  fields=["atlas_outcome", "atlas_outcome_reason", "atlas_inbox_thread"])
 	assert len(rows) == 1, (path, rows)
 	return rows[0]

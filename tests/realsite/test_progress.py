@@ -242,8 +242,8 @@ def test_erase_shows_its_progress_to_the_admins_only(site, google, fast_progress
 		account, _ = helper.connect(account_type="Shared workspace mailbox")
 		assert run_worker().returncode == 0
 		frappe.db.rollback()
-		messages = frappe.db.count("Communication", {"atlas_gmail_account": account})
-		threads = frappe.db.count("Inbox Thread", {"gmail_account": account})
+		messages = frappe.db.count("Communication", {"atlas_mailbox": account})
+		threads = frappe.db.count("Inbox Thread", {"mailbox": account})
 		assert messages >= 250 and threads
 		from atlas_integrations.inbox import erase
 		from atlas_integrations.permissions import mailbox_readers
@@ -267,7 +267,7 @@ def test_erase_shows_its_progress_to_the_admins_only(site, google, fast_progress
 		assert (row.status, row.progress_done, row.progress_total, row.eta_seconds, row.listed) == (
 			"succeeded", messages + threads, messages + threads, 0, messages)
 		assert row.rate_per_minute > 0
-		assert not frappe.db.count("Communication", {"atlas_gmail_account": account})
+		assert not frappe.db.count("Communication", {"atlas_mailbox": account})
 		print(f"\nErase: {len(seen)} events, {messages + threads} rows at {row.rate_per_minute:.0f} a minute")
 	finally:
 		helper.cleanup()

@@ -170,7 +170,7 @@ def test_watch_then_push_queues_a_push_sync_that_stores_the_new_mail(site, accou
 	# ran at all, found nothing new (the processing label waits for a batch, so it caused no push)
 	assert [j.created for j in push_jobs][:1] == [1] and sum(j.created for j in push_jobs) == 1
 	assert len(push_jobs) <= 2
-	stored = frappe.get_all("Communication", filters={"atlas_gmail_account": account, "atlas_provider_message_id": new_id},
+	stored = frappe.get_all("Communication", filters={"atlas_mailbox": account, "atlas_provider_message_id": new_id},
 							fields=["subject", "sent_or_received"])
 	assert [(c.subject, c.sent_or_received) for c in stored] == [("Arrived by push", "Received")]
 

@@ -63,7 +63,7 @@ def test_a_quota_bound_initial_sync_hands_its_worker_over_and_nothing_is_lost(si
 		# the cursor is the historyId noted when the sync first started, not one noted after a hand-over
 		assert frappe.db.get_value("Gmail Account", account, "history_id") == payload["start_history_id"]
 		stored = frappe.db.sql("""select count(*), count(distinct atlas_provider_message_id) from `tabCommunication`
-			where atlas_gmail_account=%s""", account)[0]
+			where atlas_mailbox=%s""", account)[0]
 		assert stored == (MESSAGES, MESSAGES), (account, stored)
 		# one Sync Job whose counts add up every run of it: all messages created, none twice
 		counts = frappe.db.get_value("Sync Job", job.name, ["created", "already_present", "failed", "api_calls"],

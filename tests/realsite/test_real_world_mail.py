@@ -89,7 +89,7 @@ def gmail_rows(site, google):
 	proc = run_worker()
 	assert proc.returncode == 0, proc.stdout + proc.stderr
 	frappe.db.rollback()
-	stored = dict(frappe.get_all("Communication", filters={"atlas_gmail_account": account},
+	stored = dict(frappe.get_all("Communication", filters={"atlas_mailbox": account},
 								 fields=["atlas_provider_message_id", "name"], as_list=True))
 	yield {name: stored[mid] for name, mid in ids.items()}
 	if os.environ.get("ATLAS_KEEP_TEST_DATA") != "1":
@@ -134,10 +134,10 @@ def route_rows(site, web):
 	frappe.db.rollback()
 	yield route, rows
 	frappe.db.rollback()
-	comms = frappe.get_all("Communication", filters={"atlas_inbound_route": route}, pluck="name")
+	comms = frappe.get_all("Communication", filters={"atlas_mailbox": route}, pluck="name")
 	frappe.db.delete("Communication Link", {"parent": ["in", comms or [""]]})
-	frappe.db.delete("Communication", {"atlas_inbound_route": route})
-	frappe.db.delete("Inbox Thread", {"inbound_route": route})
+	frappe.db.delete("Communication", {"atlas_mailbox": route})
+	frappe.db.delete("Inbox Thread", {"mailbox": route})
 	frappe.delete_doc("Inbound Route", route, ignore_permissions=True, force=True)
 	frappe.db.commit()
 

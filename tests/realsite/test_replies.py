@@ -218,7 +218,7 @@ def test_reply_rules_are_enforced_over_http(site, web, box):
 	assert r.json()["message"]["name"] in [x["name"] for x in listed]
 	# the record cannot be rewritten over REST (no write permission), ownership included
 	put = dispatcher.put(f"{web}/api/resource/Outgoing Mail/{r.json()['message']['name']}",
-						 json={"gmail_account": "other", "user": "Administrator"})
+						 json={"mailbox": "other", "user": "Administrator"})
 	assert put.status_code == 403
 	# an unhealthy mailbox
 	frappe.db.set_value("Gmail Account", box["account"], "health", "unhealthy")
@@ -256,7 +256,7 @@ def test_reply_rules_are_enforced_over_http(site, web, box):
 def _threads(frappe, account: str, n: int) -> list[str]:
 	"""``n`` threads of the mailbox whose latest message was received."""
 	rows = frappe.db.sql(
-		"""select t.name from `tabInbox Thread` t where t.gmail_account=%s and exists (select 1 from
+		"""select t.name from `tabInbox Thread` t where t.mailbox=%s and exists (select 1 from
 		`tabCommunication` c where c.atlas_inbox_thread=t.name and c.sent_or_received='Received')
 		order by t.name limit %s""", (account, n), pluck=True)
 	assert len(rows) == n, f"the corpus gives {n} threads with received mail"

@@ -51,9 +51,9 @@ class World:
 	def comm(self, message_id: str, account: str | None = None):
 		filters = {"message_id": message_id}
 		if account:
-			filters["atlas_gmail_account"] = account
+			filters["atlas_mailbox"] = account
 		rows = self.frappe.get_all("Communication", filters=filters, fields=["name", "atlas_outcome",
-								   "atlas_outcome_reason", "atlas_inbox_thread", "atlas_gmail_account"])
+								   "atlas_outcome_reason", "atlas_inbox_thread", "atlas_mailbox"])
 		assert len(rows) == 1, (message_id, rows)
 		return rows[0]
 
@@ -63,7 +63,7 @@ class World:
 	def cleanup(self):
 		frappe = self.frappe
 		frappe.db.rollback()
-		threads = frappe.get_all("Inbox Thread", filters={"gmail_account": ["in", self.helper.names or [""]]},
+		threads = frappe.get_all("Inbox Thread", filters={"mailbox": ["in", self.helper.names or [""]]},
 								 fields=["name", "reference_doctype", "reference_name"])
 		for t in threads:
 			if t.reference_doctype and t.reference_doctype != "Sales Invoice":  # ToDo, Task, Issue made from mail
@@ -232,7 +232,7 @@ def test_running_again_changes_nothing_and_creates_nothing(world):
 	from atlas_integrations.inbox import pipeline
 
 	frappe, w = world.frappe, world
-	names = frappe.get_all("Communication", filters={"atlas_gmail_account": ["in", [w.account, w.account2]]},
+	names = frappe.get_all("Communication", filters={"atlas_mailbox": ["in", [w.account, w.account2]]},
 						   pluck="name")
 	before = {n: frappe.db.get_value("Communication", n, "atlas_outcome") for n in names}
 	tasks = frappe.db.count("Task")
@@ -349,16 +349,16 @@ def test_backfill_is_matched_and_triaged_but_creates_no_work(site, google):
 		assert proc.returncode == 0, proc.stdout + proc.stderr
 		frappe.db.rollback()
 		outcomes = dict(frappe.db.sql("""select atlas_outcome, count(*) from `tabCommunication`
-			where atlas_gmail_account=%s and sent_or_received='Received' group by atlas_outcome""", account))
+			where atlas_mailbox=%s and sent_or_received='Received' group by atlas_outcome""", account))
 		assert set(outcomes) <= {"skipped", "linked"} and outcomes.get("skipped"), outcomes
 		reasons = set(frappe.db.sql_list("""select distinct atlas_outcome_reason from `tabCommunication`
-			where atlas_gmail_account=%s and atlas_outcome='skipped'""", account))
+			where atlas_mailbox=%s and atlas_outcome='skipped'""", account))
 		assert reasons == {"backfill"}, reasons
 		assert frappe.db.count("ToDo") == todos
 		# ... but matched and triaged
-		assert frappe.db.count("Inbox Thread", {"gmail_account": account, "category": ["is", "set"]}) == \
-			frappe.db.count("Inbox Thread", {"gmail_account": account})
-		assert frappe.db.count("Inbox Thread", {"gmail_account": account, "match_state": ["is", "set"]}) > 0
+		assert frappe.db.count("Inbox Thread", {"mailbox": account, "category": ["is", "set"]}) == \
+			frappe.db.count("Inbox Thread", {"mailbox": account})
+		assert frappe.db.count("Inbox Thread", {"mailbox": account, "match_state": ["is", "set"]}) > 0
 	finally:
 		frappe.delete_doc("Inbox Rule", rule.name, ignore_permissions=True, force=True)
 		frappe.db.commit()

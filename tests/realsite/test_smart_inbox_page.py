@@ -28,14 +28,14 @@ def test_list_api_follows_the_row_rules(site, web, google, box):  # noqa: F811
 
 		run_worker()
 		frappe.db.rollback()
-		assert frappe.db.exists("Inbox Thread", {"gmail_account": private})
+		assert frappe.db.exists("Inbox Thread", {"mailbox": private})
 		dispatcher = login(web, DISPATCHER, TEST_PASSWORD)
 		seen = []
 		for view in ("all", "shared", "mine", "unassigned", f"mailbox:{private}"):
 			r = dispatcher.get(f"{web}{API}.list_threads", params={"view": view, "page_length": 100})
 			assert r.status_code == 200, r.text[:300]
 			seen.extend(t["name"] for t in r.json()["message"]["threads"])
-		private_threads = set(frappe.get_all("Inbox Thread", filters={"gmail_account": private}, pluck="name"))
+		private_threads = set(frappe.get_all("Inbox Thread", filters={"mailbox": private}, pluck="name"))
 		assert seen and not private_threads & set(seen)
 		r = dispatcher.get(f"{web}{API}.list_threads", params={"view": "all", "search": secret})
 		assert r.json()["message"]["threads"] == []
@@ -50,7 +50,7 @@ def test_list_api_follows_the_row_rules(site, web, google, box):  # noqa: F811
 		assert times == sorted(times, reverse=True)
 		counts = dispatcher.get(f"{web}{API}.views").json()["message"]["counts"]
 		shared = frappe.get_all("Gmail Account", filters={"account_type": "Shared workspace mailbox"}, pluck="name")
-		assert counts["shared"] == frappe.db.count("Inbox Thread", {"gmail_account": ["in", shared]})
+		assert counts["shared"] == frappe.db.count("Inbox Thread", {"mailbox": ["in", shared]})
 	finally:
 		helper.cleanup()
 

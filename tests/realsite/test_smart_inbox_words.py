@@ -71,7 +71,7 @@ def words_box(site, google):
 		proc = run_worker()
 		assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
 		frappe.db.rollback()
-		threads = {t.outcome: t for t in frappe.get_all("Inbox Thread", filters={"gmail_account": account},
+		threads = {t.outcome: t for t in frappe.get_all("Inbox Thread", filters={"mailbox": account},
 														fields=["name", "outcome", "match_state"])}
 		assert set(threads) == {"pending_review", "unknown_sender"}, (threads, frappe.get_all(
 			"Sync Job", filters={"reference_name": account}, fields=["job_type", "status", "listed", "created",
@@ -172,7 +172,7 @@ def test_desk_inbox_thread_list_filters_and_form_show_words(site, web, words_box
 	with sync_playwright() as p:
 		browser, page, errors = _browser_page(p, web, DISPATCHER)
 		try:
-			page.goto(f"{web}/app/inbox-thread?gmail_account={words_box['account']}")
+			page.goto(f"{web}/app/inbox-thread?mailbox={words_box['account']}")
 			page.wait_for_selector(f'a[data-name="{words_box["stranger"]}"]')
 			page.wait_for_selector(f'a[data-name="{words_box["review"]}"]')
 			_shot(page, "desk-list")

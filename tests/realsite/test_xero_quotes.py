@@ -37,7 +37,7 @@ def mailbox(site, google, connected):  # noqa: F811
 	yield {"account": account, "address": address, "server": google}
 	frappe.db.rollback()
 	frappe.db.set_value("Xero Connection", connected["company"], {"quote_mailbox_type": None, "quote_mailbox": None})
-	frappe.db.delete("Outgoing Mail", {"gmail_account": account})
+	frappe.db.delete("Outgoing Mail", {"mailbox": account})
 	frappe.db.commit()
 	helper.cleanup()
 

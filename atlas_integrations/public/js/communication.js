@@ -6,7 +6,7 @@
 frappe.ui.form.on("Communication", {
 	refresh(frm) {
 		window.atlas_labels.apply_to_form(frm);  // the Smart Inbox outcome in words
-		if (!frm.doc.atlas_gmail_account && !frm.doc.atlas_inbox_thread) return;
+		if (!frm.doc.atlas_mailbox && !frm.doc.atlas_inbox_thread) return;
 		frm.disable_form();
 		// Frappe escapes read-only *Data* values once more (base_input.set_disp_area) but not Small Text:
 		// show the sender's name, stored as HTML text, as exactly its text
