@@ -356,13 +356,13 @@ def remove_site_route(frappe, route_name: str) -> None:
 	"""Delete what :func:`make_site_route` and :func:`run_on_site` wrote (Files, Communications, threads,
 	rules, the route); committed."""
 	frappe.db.rollback()
-	comms = frappe.get_all("Communication", filters={"atlas_inbound_route": route_name}, pluck="name")
+	comms = frappe.get_all("Communication", filters={"atlas_mailbox": route_name}, pluck="name")
 	for file in frappe.get_all("File", filters={"attached_to_doctype": "Communication",
 												"attached_to_name": ["in", comms or [""]]}, pluck="name"):
 		frappe.delete_doc("File", file, ignore_permissions=True, force=True)
 	frappe.db.delete("Communication Link", {"parent": ["in", comms or [""]]})
-	frappe.db.delete("Communication", {"atlas_inbound_route": route_name})
-	frappe.db.delete("Inbox Thread", {"inbound_route": route_name})
+	frappe.db.delete("Communication", {"atlas_mailbox": route_name})
+	frappe.db.delete("Inbox Thread", {"mailbox": route_name})
 	frappe.db.delete("Inbox Rule", {"rule_name": ["like", f"{route_name} regex %"]})
 	frappe.delete_doc("Inbound Route", route_name, ignore_permissions=True, force=True)
 	frappe.db.commit()

@@ -209,7 +209,7 @@ def deliver_one(frappe, gmail, corpus: str, args) -> int:
 	key = msg["Message-ID"].strip("<>").lower()
 	while time.monotonic() < deadline:
 		frappe.db.rollback()
-		thread = frappe.db.get_value("Communication", {"atlas_gmail_account": state["account"], "message_id": ["like", f"%{key}%"]},
+		thread = frappe.db.get_value("Communication", {"atlas_mailbox": state["account"], "message_id": ["like", f"%{key}%"]},
 									 "atlas_inbox_thread")
 		if thread:
 			print(f"Stored in the site as thread {thread}: the Smart Inbox page shows it now, without a reload: "
@@ -288,13 +288,13 @@ def _smart_inbox(frappe, gmail, owner: str, account: str, site_url: str, parties
 	from atlas_integrations.inbox.inbound import endpoint_url, sign
 
 	outcomes = dict(frappe.db.sql("""select atlas_outcome, count(*) from `tabCommunication`
-		where atlas_gmail_account=%s and sent_or_received='Received' group by atlas_outcome""", account))
-	states = dict(frappe.db.sql("""select match_state, count(*) from `tabInbox Thread` where gmail_account=%s
+		where atlas_mailbox=%s and sent_or_received='Received' group by atlas_outcome""", account))
+	states = dict(frappe.db.sql("""select match_state, count(*) from `tabInbox Thread` where mailbox=%s
 		group by match_state""", account))
-	categories = frappe.db.sql("""select category, count(*) n from `tabInbox Thread` where gmail_account=%s
+	categories = frappe.db.sql("""select category, count(*) n from `tabInbox Thread` where mailbox=%s
 		group by category order by n desc""", account)
 	linked = frappe.db.sql("""select count(distinct l.parent) from `tabCommunication Link` l join `tabCommunication` c
-		on c.name = l.parent where c.atlas_gmail_account=%s and l.link_doctype='Customer'""", account)[0][0]
+		on c.name = l.parent where c.atlas_mailbox=%s and l.link_doctype='Customer'""", account)[0][0]
 	print("Smart Inbox on the backfill (matched and triaged, no work created):")
 	print(f"  outcomes   {', '.join(f'{k} {v}' for k, v in sorted(outcomes.items()))}")
 	print(f"  matching   {', '.join(f'{k or SENT_ONLY} {v}' for k, v in sorted(states.items(), key=str))}; "
@@ -312,7 +312,7 @@ def _smart_inbox(frappe, gmail, owner: str, account: str, site_url: str, parties
 	frappe.db.commit()
 	wait_idle(frappe)
 	print("New mail after the backfill, through the pipeline:")
-	for t in frappe.get_all("Inbox Thread", filters={"gmail_account": account}, order_by="last_message_at desc",
+	for t in frappe.get_all("Inbox Thread", filters={"mailbox": account}, order_by="last_message_at desc",
 							fields=["subject", "outcome", "outcome_reason", "category", "priority", "party",
 									"reference_doctype", "reference_name"], limit=3):
 		from atlas_integrations.inbox.text import plain
@@ -327,7 +327,7 @@ def _smart_inbox(frappe, gmail, owner: str, account: str, site_url: str, parties
 	r = requests.post(url, data=body, headers={"X-Atlas-Signature": sign(DEMO_ROUTE_KEY, body)}, timeout=30)
 	bad = requests.post(url, data=body, headers={"X-Atlas-Signature": sign("wrong-key", body)}, timeout=30)
 	wait_idle(frappe)
-	route_thread = frappe.get_all("Inbox Thread", filters={"inbound_route": DEMO_ROUTE},
+	route_thread = frappe.get_all("Inbox Thread", filters={"mailbox": DEMO_ROUTE},
 								  fields=["outcome", "category", "outcome_reason"], limit=1)
 	print(f"Inbound Route '{DEMO_ROUTE}': signed POST -> {r.status_code} {r.json().get('message', {}).get('status')}; "
 		  f"forged signature -> {bad.status_code}; outcome "
@@ -349,8 +349,8 @@ def _reply(frappe, gmail, owner: str, account: str, site_url: str) -> bool:
 
 	from atlas_integrations.gmail import send
 
-	thread = frappe.db.get_value("Inbox Thread", {"gmail_account": account, "subject": ["like", "Quote for 40 pallets%"]},
-								 ["name", "gmail_thread_id"], as_dict=True)
+	thread = frappe.db.get_value("Inbox Thread", {"mailbox": account, "subject": ["like", "Quote for 40 pallets%"]},
+								 ["name", "provider_thread_id"], as_dict=True)
 	if not thread:
 		print("Reply: no quote-request thread to answer")
 		return False
@@ -360,7 +360,7 @@ def _reply(frappe, gmail, owner: str, account: str, site_url: str) -> bool:
 	again = send.reply(thread.name, ["buyer@demo-pallets.example"], body, key)  # a double submit
 	in_gmail = []
 	for m in gmail.dump_messages(owner):
-		if m["threadId"] == thread.gmail_thread_id:
+		if m["threadId"] == thread.provider_thread_id:
 			raw = base64.urlsafe_b64decode(m["raw"] + "=" * (-len(m["raw"]) % 4))
 			msg = email.message_from_bytes(raw, policy=email.policy.default)
 			if msg["Message-ID"] == first.message_id:
@@ -368,7 +368,7 @@ def _reply(frappe, gmail, owner: str, account: str, site_url: str) -> bool:
 	ok = first.status == "Sent" and again.name == first.name and len(in_gmail) == 1
 	print(f"Reply from the Smart Inbox through Gmail: Outgoing Mail {first.name} {first.status}; the same request again "
 		  f"-> {again.name} (not sent twice); Gmail holds {len(in_gmail)} message with that Message-ID in threadId "
-		  f"{thread.gmail_thread_id}, In-Reply-To {in_gmail[0]['In-Reply-To'] if in_gmail else '-'}")
+		  f"{thread.provider_thread_id}, In-Reply-To {in_gmail[0]['In-Reply-To'] if in_gmail else '-'}")
 	print(f"Smart Inbox page: {site_url}/app/smart-inbox?view=shared&thread={thread.name}  (workspace: {site_url}/app/atlas-inbox)")
 	return ok
 
@@ -580,17 +580,17 @@ def _summary(frappe, account: str, site_url: str, elapsed: float, stats: dict) -
 	jobs = frappe.get_all("Sync Job", filters={"reference_name": account, "job_type": "Gmail Sync"}, fields=["*"],
 						  order_by="creation asc")
 	job = next((j for j in jobs if j.sync_mode == "initial"), jobs[0])
-	comms = frappe.get_all("Communication", filters={"atlas_gmail_account": account},
+	comms = frappe.get_all("Communication", filters={"atlas_mailbox": account},
 						   fields=["name", "sent_or_received", "atlas_parse_error", "atlas_skipped_attachments"])
 	names = [c.name for c in comms]
 	files = frappe.db.count("File", {"attached_to_doctype": "Communication", "attached_to_name": ["in", names]}) if names else 0
-	threads = frappe.get_all("Inbox Thread", filters={"gmail_account": account},
+	threads = frappe.get_all("Inbox Thread", filters={"mailbox": account},
 							 fields=["subject", "message_count", "labels"], order_by="message_count desc", limit=5)
 	acc = frappe.get_doc("Gmail Account", account)
 	print()
 	print("=" * 72)
 	print(f"Gmail Account   {acc.account_name} <{acc.email_address}>: {acc.status}, health {acc.health}")
-	print(f"Inbox Threads   {frappe.db.count('Inbox Thread', {'gmail_account': account})}")
+	print(f"Inbox Threads   {frappe.db.count('Inbox Thread', {'mailbox': account})}")
 	print(f"Messages        {len(comms)} ({sum(c.sent_or_received == 'Received' for c in comms)} received, "
 		  f"{sum(c.sent_or_received == 'Sent' for c in comms)} sent)")
 	skipped = sum(len(json.loads(c.atlas_skipped_attachments or "[]")) for c in comms)
@@ -603,7 +603,7 @@ def _summary(frappe, account: str, site_url: str, elapsed: float, stats: dict) -
 	print("Largest threads:")
 	for t in threads:
 		print(f"  {t.message_count:3d}  {t.subject[:60]}  [{t.labels}]")
-	print(f"See them in the desk: {site_url}/app/inbox-thread?gmail_account={account} (Administrator / admin)")
+	print(f"See them in the desk: {site_url}/app/inbox-thread?mailbox={account} (Administrator / admin)")
 	print("-" * 72)
 	return 0 if job.status == "succeeded" and len(comms) == job.listed else 1
 

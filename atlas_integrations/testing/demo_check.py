@@ -72,7 +72,7 @@ def main(argv=None) -> int:
 			args.mail = True
 			if deliver_one(frappe, gmail, args.corpus, args) != 0:
 				raise SystemExit("demo-mail: the message was not stored")
-			thread = frappe.db.sql("""select name, subject from `tabInbox Thread` where gmail_account=%s
+			thread = frappe.db.sql("""select name, subject from `tabInbox Thread` where mailbox=%s
 				order by creation desc limit 1""", account, as_dict=True)[0]
 			page.wait_for_selector(f".atlas-row[data-thread='{thread.name}']", timeout=60_000)
 			assert page.evaluate("window.__atlas_same_page === true"), "the page reloaded"
