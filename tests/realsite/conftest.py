@@ -111,6 +111,19 @@ def race_two_runs(frappe, account: str) -> list[str]:
 	return names
 
 
+def sync_account(frappe, account: str):
+	"""Queue a manual sync run of Gmail Account ``account``, run it on a real burst worker (which drains the
+	queues), and return its Sync Job, read fresh. Fails the test when the worker exits non-zero."""
+	from atlas_integrations.gmail.sync import enqueue_sync
+
+	result = enqueue_sync(account, trigger="manual")
+	frappe.db.commit()
+	proc = run_worker()
+	assert proc.returncode == 0, proc.stdout + proc.stderr
+	frappe.db.rollback()
+	return frappe.get_doc("Sync Job", result["sync_job"])
+
+
 def start_worker(queues: str = "long,default,short", burst: bool = True) -> subprocess.Popen:
 	"""Start a real rq worker process without waiting for it."""
 	cmd = [str(BENCH / "env" / "bin" / "python"), "-m", "frappe.utils.bench_helper", "frappe", "--site", SITE,

@@ -10,7 +10,7 @@ import json
 import time
 
 from atlas_integrations.inbox.mime import unsurrogate
-from tests.realsite.conftest import race_two_runs, run_worker
+from tests.realsite.conftest import race_two_runs, run_worker, sync_account
 
 
 def _server_messages(server, mailbox):
@@ -176,18 +176,6 @@ def test_sent_mail_is_synced_as_sent(site, accounts):
 	assert "ann@example.org" in thread.participants
 
 
-def _sync(frappe, account):
-	"""Queue a run of the account, run it on a real worker, return its Sync Job."""
-	from atlas_integrations.gmail.sync import enqueue_sync
-
-	result = enqueue_sync(account, trigger="manual")
-	frappe.db.commit()
-	proc = run_worker()
-	assert proc.returncode == 0, proc.stdout + proc.stderr
-	frappe.db.rollback()
-	return frappe.get_doc("Sync Job", result["sync_job"])
-
-
 def _counts(job):
 	return (job.listed, job.created, job.already_present, job.failed)
 
@@ -202,14 +190,14 @@ def test_rerun_creates_nothing_new(site, accounts):
 	threads = frappe.db.count("Inbox Thread", {"mailbox": account})
 	assert frappe.db.count("Communication", {"atlas_mailbox": account}) == 276
 
-	idle = _sync(frappe, account)  # nothing changed in Gmail: one history.list call, nothing written
+	idle = sync_account(frappe, account)  # nothing changed in Gmail: one history.list call, nothing written
 	assert (idle.status, idle.sync_mode, _counts(idle), idle.api_calls) == ("succeeded", "incremental", (0, 0, 0, 0), 1)
 
 	# a week later Gmail no longer has history from our cursor: 404 -> full resync
 	frappe.db.set_value("Gmail Account", account, "history_id", "2")
 	frappe.db.commit()
 	accounts.server.expire_history(mailbox)
-	resync = _sync(frappe, account)
+	resync = sync_account(frappe, account)
 	assert (resync.status, resync.sync_mode) == ("succeeded", "full resync")
 	assert "historyId expired" in resync.details
 	assert _counts(resync) == (276, 0, 276, 0)
@@ -238,7 +226,7 @@ def test_incremental_adds_deletes_and_relabels(site, accounts):
 	server.modify_message(mailbox, first, add_label_ids=["STARRED"], remove_label_ids=["UNREAD"])
 	server.delete_message(mailbox, other)
 	server.reset_stats(mailbox)
-	job = _sync(frappe, account)
+	job = sync_account(frappe, account)
 	assert (job.status, job.sync_mode) == ("succeeded", "incremental"), job.last_error
 	assert (job.created, job.failed) == (1, 0)
 	assert job.api_calls <= 3  # history.list + one batch of new messages (+ labels when a new one appears)
@@ -255,7 +243,7 @@ def test_incremental_adds_deletes_and_relabels(site, accounts):
 
 	server.delete_message(mailbox, reply)
 	server.modify_message(mailbox, first, add_label_ids=["UNREAD"])
-	job = _sync(frappe, account)
+	job = sync_account(frappe, account)
 	assert job.status == "succeeded"
 	assert frappe.db.get_value("Communication", rows[reply].name, "atlas_deleted") == 1  # kept, hidden
 	thread.reload()

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from tests.realsite.conftest import run_worker
+from tests.realsite.conftest import run_worker, sync_account
 
 OLD_COMMUNICATION = ("atlas_gmail_message_id", "atlas_gmail_thread_id", "atlas_gmail_key", "atlas_label_ids",
 					 "atlas_gmail_account")
@@ -27,17 +27,6 @@ GONE = {"tabCommunication": ("atlas_inbound_route", "atlas_route_key"), "tabInbo
 def _raw(mailbox: str, n: str) -> bytes:
 	return (f"From: Ann <ann-{n}@example.org>\r\nTo: {mailbox}\r\nSubject: migrate {n}\r\n"
 			f"Message-ID: <{n}@example.org>\r\nDate: Thu, 19 Nov 2026 10:00:00 +0000\r\n\r\nbody {n}\r\n").encode()
-
-
-def _sync(frappe, account):
-	from atlas_integrations.gmail.sync import enqueue_sync
-
-	result = enqueue_sync(account, trigger="manual")
-	frappe.db.commit()
-	proc = run_worker()
-	assert proc.returncode == 0, proc.stdout + proc.stderr
-	frappe.db.rollback()
-	return frappe.get_doc("Sync Job", result["sync_job"])
 
 
 def _columns(frappe, table):
@@ -144,7 +133,7 @@ def test_synced_mail_survives_the_identity_migration_and_syncs_on_without_duplic
 	frappe.db.rollback()
 	ids = [server.insert_message(mailbox, _raw(mailbox, f"m{n}"), label_ids=["INBOX", "UNREAD"] + (["STARRED"] * (n % 2)))
 		   for n in range(6)]
-	job = _sync(frappe, account)
+	job = sync_account(frappe, account)
 	assert (job.status, job.created) == ("succeeded", 6), job.last_error
 	before = _mail(frappe, account, NEW_COMMUNICATION, NEW_THREAD)
 	assert set(before[0]) == set(ids)
@@ -196,7 +185,7 @@ def test_synced_mail_survives_the_identity_migration_and_syncs_on_without_duplic
 	# syncs on: history brings two new messages and a label change onto the renamed columns
 	new = [server.insert_message(mailbox, _raw(mailbox, f"n{n}"), label_ids=["INBOX", "UNREAD"]) for n in range(2)]
 	server.modify_message(mailbox, ids[0], add_label_ids=["STARRED"], remove_label_ids=["UNREAD"])
-	job = _sync(frappe, account)
+	job = sync_account(frappe, account)
 	assert (job.status, job.created) == ("succeeded", 2), (job.status, job.details)
 	messages, threads = _mail(frappe, account, NEW_COMMUNICATION, NEW_THREAD)
 	assert set(messages) == set(ids) | set(new)
@@ -208,7 +197,7 @@ def test_synced_mail_survives_the_identity_migration_and_syncs_on_without_duplic
 	frappe.db.set_value("Gmail Account", account, "history_id", "2")  # older than Gmail keeps: answered 404
 	frappe.db.commit()
 	server.expire_history(mailbox)
-	job = _sync(frappe, account)
+	job = sync_account(frappe, account)
 	assert (job.status, job.sync_mode, job.created) == ("succeeded", "full resync", 0), job.last_error
 	stored = frappe.get_all("Communication", filters={"atlas_mailbox": account}, pluck="atlas_provider_message_id")
 	assert sorted(stored) == sorted(set(ids) | set(new))

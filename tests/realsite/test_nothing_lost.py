@@ -9,23 +9,12 @@ import re
 import json
 import time
 
-from tests.realsite.conftest import run_worker
+from tests.realsite.conftest import run_worker, sync_account
 
 
 def _raw(mailbox: str, n: str, sender: str = "ann@example.org") -> bytes:
 	return (f"From: Ann <{sender}>\r\nTo: {mailbox}\r\nSubject: {n}\r\nMessage-ID: <{n}@example.org>\r\n"
 			f"Date: Thu, 19 Nov 2026 10:00:00 +0000\r\n\r\nbody {n}\r\n").encode()
-
-
-def _sync(frappe, account):
-	from atlas_integrations.gmail.sync import enqueue_sync
-
-	result = enqueue_sync(account, trigger="manual")
-	frappe.db.commit()
-	proc = run_worker()
-	assert proc.returncode == 0, proc.stdout + proc.stderr
-	frappe.db.rollback()
-	return frappe.get_doc("Sync Job", result["sync_job"])
 
 
 def _stored(frappe, account):
@@ -49,7 +38,7 @@ def test_message_that_keeps_failing_stays_pending_until_it_is_stored(site, accou
 
 	# run 1: Gmail keeps answering 500 for that one message (every retry of the batch part)
 	server.inject_fault(rf"/messages/{bad}$", 500, count=1000, email=mailbox)
-	job = _sync(frappe, account)
+	job = sync_account(frappe, account)
 	assert job.status == "failed" and job.failed == 1 and job.created == 2, (job.status, job.details)
 	assert bad in job.details and bad in job.last_error
 	assert set(_stored(frappe, account)) == {ids[0], ids[2]}
@@ -60,7 +49,7 @@ def test_message_that_keeps_failing_stays_pending_until_it_is_stored(site, accou
 
 	# run 2: nothing new in history, the pending id is retried first; now a non-retryable error
 	server.inject_fault(rf"/messages/{bad}$", 400, count=1000, email=mailbox)
-	job = _sync(frappe, account)
+	job = sync_account(frappe, account)
 	assert job.status == "failed" and job.failed == 1 and job.created == 0, (job.status, job.details)
 	assert set(_stored(frappe, account)) == {ids[0], ids[2]}
 	assert frappe.db.get_value("Gmail Account", account, "pending_messages") == 1
@@ -91,7 +80,7 @@ def test_message_deleted_before_it_is_fetched_is_not_a_failure(site, accounts):
 	frappe.db.rollback()
 	ids = [server.insert_message(mailbox, _raw(mailbox, f"g{n}")) for n in range(2)]
 	server.inject_fault(rf"/messages/{ids[0]}$", 404, count=1000, email=mailbox)
-	job = _sync(frappe, account)
+	job = sync_account(frappe, account)
 	server.clear_faults()
 	assert (job.status, job.created, job.failed) == ("succeeded", 1, 0), job.details
 	assert frappe.db.get_value("Gmail Account", account, "pending_messages") == 0
@@ -104,23 +93,23 @@ def test_drafts_are_not_imported_and_a_sent_draft_arrives_once_as_sent(site, acc
 	account, _ = accounts.connect(mailbox)
 	mine = f"From: Me <{mailbox}>\r\nTo: Ann <ann@example.org>\r\nSubject: Offer\r\nMessage-ID: <offer@x>\r\n\r\n"
 	early = server.insert_message(mailbox, (mine + "first draft\r\n").encode(), label_ids=["DRAFT"])
-	job = _sync(frappe, account)  # initial sync: the listing leaves drafts out
+	job = sync_account(frappe, account)  # initial sync: the listing leaves drafts out
 	assert job.status == "succeeded" and job.created == 0, job.details
 	assert _stored(frappe, account) == {}
 
 	server.delete_message(mailbox, early)  # the draft is edited: Gmail replaces it by a new one
 	draft = server.insert_message(mailbox, (mine + "second draft\r\n").encode(), label_ids=["DRAFT"])
-	job = _sync(frappe, account)  # incremental: the history add of a draft is skipped
+	job = sync_account(frappe, account)  # incremental: the history add of a draft is skipped
 	assert (job.status, job.sync_mode, job.created, job.failed) == ("succeeded", "incremental", 0, 0), job.details
 	assert _stored(frappe, account) == {}
 
 	server.delete_message(mailbox, draft)  # sent: the draft goes, the sent message has a new id
 	sent = server.insert_message(mailbox, (mine + "second draft\r\n").encode(), label_ids=["SENT"])
-	job = _sync(frappe, account)
+	job = sync_account(frappe, account)
 	assert (job.status, job.created) == ("succeeded", 1), job.details
 	rows = _stored(frappe, account)
 	assert list(rows) == [sent] and rows[sent].sent_or_received == "Sent"
-	job = _sync(frappe, account)
+	job = sync_account(frappe, account)
 	assert job.created == 0 and len(_stored(frappe, account)) == 1
 
 
@@ -159,7 +148,7 @@ def test_full_resync_reconciles_stored_messages_and_covers_an_outage(site, accou
 	mailbox = accounts.mailbox(load_corpus=False)
 	account, _ = accounts.connect(mailbox)
 	ids = [server.insert_message(mailbox, _raw(mailbox, f"r{n}"), label_ids=["INBOX", "UNREAD"]) for n in range(3)]
-	job = _sync(frappe, account)
+	job = sync_account(frappe, account)
 	assert job.created == 3
 	# a long outage: the cursor expired; meanwhile one was read and archived, one deleted, one got a new
 	# user label and a star, and mail arrived that is older than the 30-day window but newer than the
@@ -173,7 +162,7 @@ def test_full_resync_reconciles_stored_messages_and_covers_an_outage(site, accou
 	frappe.db.set_value("Gmail Account", account, {"history_id": "2", "last_success_at": add_days(now_datetime(), -60)})
 	frappe.db.commit()
 	server.expire_history(mailbox)
-	job = _sync(frappe, account)
+	job = sync_account(frappe, account)
 	assert (job.status, job.sync_mode) == ("succeeded", "full resync"), job.last_error
 	rows = _stored(frappe, account)
 	assert set(rows) == set(ids) | {old}
@@ -210,7 +199,7 @@ def test_idle_poll_keeps_a_quiet_mailboxs_cursor_fresh(site, accounts):
 	assert poll_accounts([account]) == {account: "idle"}
 	frappe.db.rollback()
 	assert frappe.db.get_value("Gmail Account", account, "history_id") == newer and int(newer) > current
-	job = _sync(frappe, account)  # the fresh cursor is valid: an incremental run, nothing to do
+	job = sync_account(frappe, account)  # the fresh cursor is valid: an incremental run, nothing to do
 	assert (job.status, job.sync_mode, job.created) == ("succeeded", "incremental", 0)
 
 

@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from tests.realsite.mail import make_mail
-from tests.realsite.conftest import TEST_PASSWORD, Accounts, ensure_user, login, run_worker
+from tests.realsite.conftest import TEST_PASSWORD, Accounts, ensure_user, login, run_worker, sync_account
 
 DISPATCHER = "atlas-inbox-dispatcher@atlas-test.example"
 SALES = "atlas-inbox-sales@atlas-test.example"  # may read Customers, not the mailbox
@@ -22,16 +22,6 @@ SALES = "atlas-inbox-sales@atlas-test.example"  # may read Customers, not the ma
 def _mail(sender: str, to: str, subject: str, body: str, message_id: str, headers: dict | None = None,
 		  in_reply_to: str | None = None) -> bytes:
 	return make_mail(sender, to, subject, body, message_id=message_id, headers=headers, in_reply_to=in_reply_to)
-
-
-def _sync(frappe, account):
-	from atlas_integrations.gmail.sync import enqueue_sync
-
-	enqueue_sync(account, trigger="manual")
-	frappe.db.commit()
-	proc = run_worker()
-	assert proc.returncode == 0, proc.stdout + proc.stderr
-	frappe.db.rollback()
 
 
 class World:
@@ -147,14 +137,14 @@ def world(site, google):
 					  "Hello,\n\nHalf of the tiles arrived broken. This is not working for us.\n\nJane", ids["complaint"])
 	send(complaint)
 	send(complaint, to=w.mailbox2)
-	_sync(frappe, w.account)
-	_sync(frappe, w.account2)
+	sync_account(frappe, w.account)
+	sync_account(frappe, w.account2)
 	w.task = w.thread(w.comm(ids["quote"], w.account).atlas_inbox_thread).reference_name
 	# later mail: a reply in the quote's conversation, and a Lead's message naming the Task
 	send(_mail(f"Jane <jane.doe.{u}@gmail.com>", box, "Re: Quote for 20 pallets", "Also 5 pallets of grout.",
 			   ids["reply"], in_reply_to=ids["quote"]))
 	send(_mail(f"Leo <leo.{u}@lead.example>", box, f"About {w.task}", f"Any news on {w.task}?", ids["named"]))
-	_sync(frappe, w.account)
+	sync_account(frappe, w.account)
 	yield w
 	if os.environ.get("ATLAS_KEEP_TEST_DATA") != "1":
 		w.cleanup()
