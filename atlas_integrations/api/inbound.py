@@ -41,7 +41,7 @@ def receive(route: str | None = None) -> dict:
 
 	Returns:
 		``{"status": "accepted" | "duplicate", "communication": str}`` (HTTP 200), or ``{"status":
-		"refused", "reason": str}`` with HTTP 401 / 404 / 406 / 413 (see the module docstring).
+		"refused", "reason": str}`` with HTTP 401 / 404 / 406 / 413 / 503 (see the module docstring).
 	"""
 	r = None
 	try:

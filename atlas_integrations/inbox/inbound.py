@@ -43,8 +43,8 @@ import frappe
 import redis
 from frappe.utils import convert_utc_to_system_timezone, get_url, now_datetime
 
-from atlas_integrations.inbox import attachments, writer
-from atlas_integrations.inbox.mime import parse_message, rfc_message_key
+from atlas_integrations.inbox import writer
+from atlas_integrations.inbox.mime import parse_message
 from atlas_integrations.inbox.pipeline import FAILED
 from atlas_integrations.inbox.text import mail_text
 
@@ -290,40 +290,9 @@ def _fold_refusals(route: str) -> dict:
 	return taken
 
 
-def _thread_for(route: str, parsed, key: str, subject: str) -> str:
-	"""The Inbox Thread of a route message: the thread of a message it replies to (References /
-	In-Reply-To, same route), else a new one."""
-	refs = [rfc_message_key(x) for x in [parsed.in_reply_to, *parsed.references]] if parsed else []
-	refs = [r for r in refs if r]
-	if refs:
-		found = frappe.db.sql("""select atlas_inbox_thread from `tabCommunication` where atlas_mailbox=%s
-			and atlas_mailbox_type=%s and atlas_message_key in %s and ifnull(atlas_inbox_thread, '') != '' order by creation limit 1""",
-							  (route, DOCTYPE, refs))
-		if found:
-			return found[0][0]
-	name = frappe.generate_hash(length=10)
-	now, user = now_datetime(), frappe.session.user
-	frappe.db.bulk_insert("Inbox Thread", ["name", "creation", "modified", "owner", "modified_by", "mailbox_type",
-										   "mailbox", "thread_key", "subject", "message_count", "unread"],
-						  [(name, now, now, user, user, DOCTYPE, route, f"route:{route}:{key}"[:140], subject[:1000], 0, 1)])
-	return name
-
-
-def refresh_thread(thread: str) -> None:
-	"""Recompute a route thread's aggregates from its messages (subject, participants, times, count,
-	snippet, unread)."""
-	rows = frappe.get_all("Communication", filters={"atlas_inbox_thread": thread},
-						  fields=["subject", "sender", "atlas_sender_as_written", "recipients", "cc", "communication_date",
-								  "atlas_snippet", "seen"],
-						  order_by="communication_date asc, creation asc")
-	if not rows:
-		return
-	frappe.db.set_value("Inbox Thread", thread, {**writer.thread_values(rows), "unread": int(any(not r.seen for r in rows))},
-						update_modified=True)
-
-
 def store(route: frappe._dict, raw: bytes) -> dict:
-	"""Store one raw message of ``route`` (in the current transaction; the caller commits).
+	"""Store one raw message of ``route`` through the one writer (in the current transaction; the caller
+	commits). It joins the thread of a message it replies to (References / In-Reply-To, same route).
 
 	Args:
 		route: from :func:`route_for`.
@@ -333,55 +302,42 @@ def store(route: frappe._dict, raw: bytes) -> dict:
 		``{"status": "accepted" | "duplicate", "communication": name}``.
 
 	Raises:
-		Refused: 406 when ``raw`` is empty; 413 over the route's size limit (bytes).
+		Refused: 406 when ``raw`` is empty; 413 over the route's size limit (bytes); 503 when the database
+			did not store the row (nothing is kept: the sender retries).
 	"""
 	if not raw or not raw.strip():
 		raise Refused(406, "empty message")
 	check_size(route, len(raw))
 	digest = hashlib.sha256(raw).hexdigest()  # the route's provider message id: a replay has the same one
-	route_key = f"{route.name}:{digest}"
-	existing = frappe.db.get_value("Communication", {"atlas_mailbox_key": route_key}, "name")
+	key = writer.message_key(route.name, digest)
+	existing = frappe.db.get_value("Communication", {"atlas_mailbox_key": key}, "name")
 	if existing:
 		return {"status": "duplicate", "communication": existing}
 	parsed = parse_message(raw)
-	addr = parsed.sender[1]
-	subject = mail_text(parsed.subject) or "(no subject)"
-	unreadable = not (addr or parsed.message_id or parsed.subject) and bool(parsed.errors)
-	when = parsed.date.replace(tzinfo=None) if parsed.date else None
-	values = {
-		"communication_type": "Communication", "communication_medium": "Email", "sent_or_received": "Received",
-		"status": "Linked", "seen": 0, "email_status": "Open", "reference_doctype": "Inbox Thread",
-		"atlas_source": "Inbound Route", "atlas_mailbox_type": DOCTYPE, "atlas_mailbox": route.name,
-		"atlas_mailbox_key": route_key,
-		"atlas_provider_message_id": digest,
-		**writer.message_values(
-			parsed, convert_utc_to_system_timezone(when).replace(tzinfo=None) if when else now_datetime()),
-	}
+	unreadable = not (parsed.sender[1] or parsed.message_id or parsed.subject) and bool(parsed.errors)
+	values = {}
 	if unreadable:
 		values.update(content=writer.unreadable_content(parsed.raw_headers or raw[:2000].decode("utf-8", "replace")),
 					  atlas_outcome=FAILED,
 					  atlas_outcome_reason=mail_text(f"unreadable message: {parsed.parse_error}"[:1000]))
-	thread = _thread_for(route.name, parsed, rfc_message_key(parsed.message_id) or digest, subject)
-	name = frappe.generate_hash(length=10)
-	now, user = now_datetime(), frappe.session.user
-	fields = sorted(values)
-	frappe.db.bulk_insert("Communication", ["name", "creation", "modified", "owner", "modified_by", "docstatus", "idx",
-											"reference_name", "atlas_inbox_thread", *fields],
-						  [[name, now, now, user, user, 0, 0, thread, thread, *[values[f] for f in fields]]],
-						  ignore_duplicates=True)
-	stored = frappe.db.get_value("Communication", {"atlas_mailbox_key": route_key}, "name")
-	if stored != name:  # a concurrent delivery of the same bytes won
+	ctx = writer.WriteContext(mailbox_type=DOCTYPE, mailbox=route.name, source="Inbound Route",
+							  max_attachment_bytes=min(route.max_bytes, 25 * 1024 * 1024))
+	result = writer.write_batch(ctx, [writer.Envelope(provider_message_id=digest, raw=raw, parsed=parsed,
+													  received=datetime.datetime.now(datetime.timezone.utc), values=values)])
+	if not result.created:  # a concurrent delivery of the same bytes won
+		stored = frappe.db.get_value("Communication", {"atlas_mailbox_key": key}, "name")
+		if not stored:  # the database dropped the row for another reason: the sender sends it again
+			raise Refused(503, "the message was not stored; send it again", route.name)
 		return {"status": "duplicate", "communication": stored}
-	if parsed.attachments:
-		attachments.store_batch([(name, parsed.attachments)], min(route.max_bytes, 25 * 1024 * 1024))
-	refresh_thread(thread)
+	name = result.created_names[0]
+	thread = result.created_rows[0]["atlas_inbox_thread"]
 	if route.company and not frappe.db.get_value("Inbox Thread", thread, "company"):
 		frappe.db.set_value("Inbox Thread", thread, "company", route.company, update_modified=False)
 	refused = _fold_refusals(route.name)  # the refusals counted in Redis since the last accepted message
 	frappe.db.sql(f"""update `tab{DOCTYPE}` set received_count = ifnull(received_count, 0) + 1,
 		last_received_at = %s, rejected_count = ifnull(rejected_count, 0) + %s,
 		last_rejection = coalesce(%s, last_rejection) where name = %s""",
-				  (now, refused["count"], refused["last"] or None, route.name))
+				  (now_datetime(), refused["count"], refused["last"] or None, route.name))
 	if not unreadable:
 		frappe.enqueue("atlas_integrations.inbox.inbound.process", queue="short", names=[name],
 					   enqueue_after_commit=True)

@@ -348,3 +348,52 @@ def test_route_that_says_so_creates_a_contact_for_an_unknown_sender(site, web, r
 		for name in frappe.get_all("Contact Email", filters={"email_id": address}, pluck="parent"):
 			frappe.delete_doc("Contact", name, ignore_permissions=True, force=True)
 		frappe.db.commit()
+
+
+def test_a_reply_joins_its_route_thread_and_the_thread_adds_it_up(site, route):
+	"""The route has no provider thread ids: the writer threads a message by its In-Reply-To / References
+	within the route; a new thread's aggregates come from the row in memory, an existing one's are read."""
+	from atlas_integrations.inbox import inbound
+
+	frappe = site
+	r = inbound.route_for(route)
+	u = uuid.uuid4().hex[:8]
+	try:
+		first = inbound.store(r, make_mail("Ann <ann@nowhere.example>", "in@atlas-test.example", f"Order {u}",
+										   "Ten boxes, please.", message_id=f"first-{u}@nowhere.example",
+										   date="Mon, 30 Nov 2026 09:00:00 +0000"))
+		thread = frappe.db.get_value("Communication", first["communication"], "atlas_inbox_thread")
+		one = frappe.get_doc("Inbox Thread", thread)
+		assert (one.message_count, one.unread, one.subject) == (1, 1, f"Order {u}")
+		reply = inbound.store(r, make_mail("Bob <bob@nowhere.example>", "in@atlas-test.example", f"Re: Order {u}",
+										   "Make it twelve.", in_reply_to=f"first-{u}@nowhere.example",
+										   date="Mon, 30 Nov 2026 10:00:00 +0000"))
+		assert frappe.db.get_value("Communication", reply["communication"], "atlas_inbox_thread") == thread
+		two = frappe.get_doc("Inbox Thread", thread)
+		assert (two.message_count, two.subject, two.snippet) == (2, f"Order {u}", "Make it twelve.")
+		assert "ann@nowhere.example" in two.participants and "bob@nowhere.example" in two.participants
+		assert (two.last_message_at - two.first_message_at).total_seconds() == 3600
+		other = inbound.store(r, _message(f"Unrelated {u}"))  # no reference: a thread of its own
+		assert frappe.db.get_value("Communication", other["communication"], "atlas_inbox_thread") != thread
+	finally:
+		frappe.db.rollback()
+
+
+def test_a_row_the_database_drops_is_refused_503_so_the_sender_sends_it_again(site, route, monkeypatch):
+	"""Nothing is lost: a message whose row the ``INSERT IGNORE`` dropped although its key is not stored
+	(here a name collision) is not answered as a duplicate but refused with 503, which senders retry."""
+	from atlas_integrations.inbox import inbound
+
+	frappe = site
+	r = inbound.route_for(route)
+	u = uuid.uuid4().hex[:8]
+	try:
+		kept = inbound.store(r, _message(f"Kept {u}"))
+		assert kept["status"] == "accepted"
+		monkeypatch.setattr(frappe, "generate_hash", lambda *a, **k: kept["communication"])  # the new name collides
+		with pytest.raises(inbound.Refused) as refused:
+			inbound.store(r, _message(f"Dropped {u}"))
+		assert refused.value.status == 503 and "send it again" in refused.value.reason
+		assert not frappe.db.exists("Communication", {"atlas_mailbox": route, "subject": f"Dropped {u}"})
+	finally:
+		frappe.db.rollback()

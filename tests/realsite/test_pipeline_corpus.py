@@ -137,3 +137,51 @@ def test_the_pipeline_is_handed_in_memory_what_reading_back_gives(site, accounts
 		assert not differences, list(differences.items())[:5]
 	finally:
 		frappe.db.rollback()
+
+
+def test_thread_aggregates_from_memory_equal_a_read_of_the_stored_messages(site, accounts):
+	"""A thread the batch created gets its aggregates from the rows the writer holds (issue 18: no read of
+	what it just wrote); a thread that already had messages is read. Both equal what recomputing every
+	thread from the database gives: subject, participants, times, count, tags, label names, unread,
+	snippet — over the whole corpus, with threads split across two batches."""
+	import base64
+	import time
+
+	from atlas_integrations.gmail import store
+	from atlas_integrations.inbox import writer
+
+	frappe = site
+	mailbox = accounts.mailbox(load_corpus=False)
+	account, _ = accounts.connect(mailbox)
+	fields = ["subject", "participants", "first_message_at", "last_message_at", "message_count", "tags", "labels",
+			  "unread", "snippet"]
+	try:
+		paths = sorted(CORPUS.rglob("*.eml"))
+		now_ms = int(time.time() * 1000)
+		batch = [{"id": f"agg{i}", "threadId": f"agg-t{i % 60}",
+				  "labelIds": ["INBOX", "UNREAD", "Label_7"] if i % 3 else ["INBOX", "STARRED"],
+				  "internalDate": str(now_ms - i * 60_000),
+				  "raw": base64.urlsafe_b64encode(path.read_bytes()).decode()} for i, path in enumerate(paths)]
+		ctx = store.StoreContext(account=account, label_names={"Label_7": "Clients <b>&"})
+
+		def snapshot(names) -> dict:
+			return {r.name: r for r in frappe.get_all("Inbox Thread", filters={"name": ["in", list(names)]},
+													  fields=["name", *fields])}
+
+		def written_equals_recomputed(result) -> dict:
+			written = snapshot(result.thread_names)
+			writer.refresh_threads(ctx.write_context(), list(result.thread_names))  # recomputed from the database
+			assert written == snapshot(result.thread_names)
+			return written
+
+		first = store.write_batch(ctx, batch[: len(batch) // 2])  # creates every thread: aggregates from memory
+		assert not first.failed and len(first.thread_names) == 60
+		written_equals_recomputed(first)
+		second = store.write_batch(ctx, batch[len(batch) // 2:])  # adds to those threads: aggregates read
+		assert not second.failed and second.thread_names == first.thread_names
+		written = written_equals_recomputed(second)
+		assert sum(r.message_count for r in written.values()) == len(paths)
+		assert {r.unread for r in written.values()} == {0, 1}  # threads t % 3 == 0 hold only read mail
+		assert any("Clients &lt;b&gt;&amp;" in r.labels for r in written.values())
+	finally:
+		frappe.db.rollback()
