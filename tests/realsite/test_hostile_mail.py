@@ -222,6 +222,8 @@ def test_hostile_mail_stays_inert_in_a_real_browser(site, hostile_box, web):
 			for comm in hostile_box["comms"]:
 				page.goto(f"{web}/app/communication/{comm}")
 				page.wait_for_selector(".form-sidebar")
+				# the intro names the mailbox the mail came through, by its type's label
+				page.wait_for_selector(f'.form-message:has-text("Mail from Gmail Account {hostile_box["account"]}")')
 				text = inert(f"communication-{comm}")
 				assert plain(frappe.db.get_value("Communication", comm, "subject")) in text
 			assert pixel.hits == 0, "a remote image loaded from a Communication form"
