@@ -84,7 +84,8 @@ def safe_label_ids(label_ids: list[str] | None) -> list[str]:
 
 def envelope(gmail_message: dict) -> writer.Envelope:
 	"""The writer's envelope of a Gmail message (``format=raw`` resource): labelIds become tags and the
-	read / sent / spam / trash flags (UNREAD, SENT, SPAM, TRASH), Gmail's HTML-escaped snippet plain text."""
+	read / sent / draft / spam / trash flags (UNREAD, SENT, DRAFT, SPAM, TRASH), Gmail's HTML-escaped
+	snippet plain text."""
 	mid = gmail_message["id"]
 	labels = safe_label_ids(gmail_message.get("labelIds"))
 	return writer.Envelope(
@@ -92,8 +93,8 @@ def envelope(gmail_message: dict) -> writer.Envelope:
 		provider_thread_id=gmail_message.get("threadId") or mid,
 		raw=base64.urlsafe_b64decode((gmail_message.get("raw") or "").encode() + b"==="),
 		received=internal_date(gmail_message),
-		tags=labels, read="UNREAD" not in labels, sent="SENT" in labels, spam="SPAM" in labels,
-		trash="TRASH" in labels,
+		tags=labels, read="UNREAD" not in labels, sent="SENT" in labels, draft="DRAFT" in labels,
+		spam="SPAM" in labels, trash="TRASH" in labels,
 		snippet=html.unescape(gmail_message.get("snippet") or ""),
 		values={"atlas_processed_pending": 1},  # until the processing label is applied in Gmail (labels.py)
 	)
@@ -104,14 +105,13 @@ def write_batch(ctx: StoreContext, gmail_messages: list[dict]) -> BatchResult:
 	one writer (:func:`atlas_integrations.inbox.writer.write_batch`).
 
 	Returns:
-		A :class:`BatchResult` by Gmail message id. Drafts (label DRAFT) and messages the account's import
-		rules refuse on their labels are ``skipped`` before they are read; the rest as the writer says.
+		A :class:`BatchResult` by Gmail message id. Messages the account's import rules refuse on their
+		labels are ``skipped`` before they are read; the rest (drafts skipped too) as the writer says.
 	"""
 	skipped, envelopes = {}, []
 	for gm in gmail_messages:
 		labels = gm.get("labelIds") or []
-		reason = "draft" if "DRAFT" in labels else None  # a sent draft arrives as its own SENT message
-		reason = reason or (ctx.mail_filter.skip_by_labels(labels) if ctx.mail_filter else None)
+		reason = ctx.mail_filter.skip_by_labels(labels) if ctx.mail_filter and "DRAFT" not in labels else None
 		if reason:
 			skipped[gm["id"]] = reason
 		else:

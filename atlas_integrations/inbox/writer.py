@@ -136,7 +136,8 @@ class Envelope:
 	and the provider's facts about it. Provider-neutral: Gmail's labelIds, Outlook's categories and folders
 	become ``tags`` and flags.
 
-	``received`` is when the provider received the message (aware UTC). ``provider_thread_id`` None threads
+	``received`` is when the provider received the message (aware UTC). Flags are the provider's: read,
+	sent by the mailbox, draft (never imported), spam, trash. ``provider_thread_id`` None threads
 	the message by its References / In-Reply-To within the mailbox (a source with no thread ids, such as
 	the inbound route). ``parsed`` is given when the source already parsed ``raw``. ``values`` are
 	Communication values only this source sets (applied last).
@@ -149,6 +150,7 @@ class Envelope:
 	tags: list[str] = field(default_factory=list)
 	read: bool = False
 	sent: bool = False
+	draft: bool = False  # not imported: a draft that is sent arrives as its own sent message
 	spam: bool = False
 	trash: bool = False
 	snippet: str | None = None  # the provider's snippet, plain text
@@ -361,7 +363,8 @@ def write_batch(ctx: WriteContext, envelopes: list[Envelope]) -> BatchResult:
 
 	Returns:
 		A :class:`BatchResult`. A message already stored (by an earlier or a concurrent run: its key exists)
-		is ``already_present`` and left untouched; one ``ctx.accept`` refuses is ``skipped``; a row the
+		is ``already_present`` and left untouched; a draft, or one ``ctx.accept`` refuses, is ``skipped``
+		(why: ``"draft"``, or the reason ``accept`` gave); a row the
 		``INSERT IGNORE`` dropped although its key does not exist (a data error, a name collision) is
 		``failed``, never already present.
 	"""
@@ -369,6 +372,9 @@ def write_batch(ctx: WriteContext, envelopes: list[Envelope]) -> BatchResult:
 	clock = time.perf_counter()
 	rows: list[_Row] = []
 	for env in envelopes:
+		if env.draft:
+			result.skipped[env.provider_message_id] = "draft"
+			continue
 		row = build_row(ctx, env)
 		reason = ctx.accept(env, row.parsed) if ctx.accept else None
 		if reason:
