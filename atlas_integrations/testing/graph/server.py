@@ -1,0 +1,180 @@
+"""HTTPS wiring and :class:`GraphTestServer`: state, lifecycle (start / stop / urls) and the router."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import ssl
+import threading
+import urllib.parse
+
+from atlas_integrations.testing.gmail.common import _CaseDict
+from atlas_integrations.testing.graph.identity import IdentityError, IdentityState, _IdentityMixin
+from atlas_integrations.testing.graph.tls import make_certificate
+from atlas_integrations.testing.http import Handler, HTTPServer
+
+_JSON = "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8"
+
+
+def graph_error(status: int, code: str, message: str, headers=()) -> tuple[int, list, bytes]:
+	"""An answer in Graph's error shape: ``{"error": {"code", "message", "innerError": {...}}}``."""
+	body = {"error": {"code": code, "message": message,
+					  "innerError": {"request-id": secrets.token_hex(8), "client-request-id": secrets.token_hex(8)}}}
+	return status, [("Content-Type", _JSON), *headers], json.dumps(body).encode()
+
+
+def _json(status: int, obj, headers=()) -> tuple[int, list, bytes]:
+	return status, [("Content-Type", _JSON), *headers], json.dumps(obj, ensure_ascii=False).encode()
+
+
+class _Handler(Handler):
+	server_version = "GraphTestServer/1.0"
+	headers_class_wrapper = _CaseDict
+
+	def bad_request(self):
+		return graph_error(400, "BadRequest", "Unreadable request body.")
+
+	def internal_error(self):
+		return graph_error(500, "InternalServerError", "Internal error in the test server.")
+
+
+class _TLSServer(HTTPServer):
+	"""The threading server, each accepted connection wrapped in TLS (handshake on the handler's thread)."""
+
+	ssl_context: ssl.SSLContext
+
+	def get_request(self):
+		sock, addr = super().get_request()
+		return self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+
+	def finish_request(self, request, client_address):
+		try:
+			request.do_handshake()
+		except (ssl.SSLError, OSError):
+			return
+		super().finish_request(request, client_address)
+
+
+class GraphTestServer(_IdentityMixin):
+	"""Microsoft identity platform + Graph v1.0 over HTTPS on a loopback port.
+
+	Args:
+		host: interface to bind (default 127.0.0.1).
+		port: TCP port; 0 picks a free one.
+
+	After :meth:`start`, :attr:`authority_host` is ``https://127.0.0.1:PORT`` (an MSAL authority is that
+	plus ``/common``, ``/organizations`` or a tenant id), :attr:`graph_url` is ``…/v1.0`` and
+	:attr:`ca_path` the PEM file a client trusts (``verify=``).
+	"""
+
+	def __init__(self, host: str = "127.0.0.1", port: int = 0):
+		self.host, self.port = host, port
+		self._lock = threading.RLock()
+		self.identity = IdentityState()
+		self.signing_key = secrets.token_bytes(32)
+		self.errors: list[str] = []
+		self.requests: list[tuple[str, str]] = []  # (method, path) of every request, in order
+		self._httpd: _TLSServer | None = None
+		self._thread: threading.Thread | None = None
+		self.ca_path = self._key_path = ""
+
+	# -- lifecycle ---------------------------------------------------------------------------------------
+	def start(self) -> GraphTestServer:
+		"""Make a certificate, bind and serve in a daemon thread. Returns self."""
+		if self._httpd is not None:
+			return self
+		self.ca_path, self._key_path = make_certificate()
+		context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+		context.load_cert_chain(self.ca_path, self._key_path)
+		httpd = _TLSServer((self.host, self.port), _Handler)
+		httpd.ssl_context = context
+		httpd.app = self
+		self._httpd, self.port = httpd, httpd.server_address[1]
+		self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+										name=f"graph-test-server:{self.port}", daemon=True)
+		self._thread.start()
+		return self
+
+	def stop(self) -> None:
+		"""Stop serving and close the socket and every open connection."""
+		httpd, self._httpd = self._httpd, None
+		if httpd is not None:
+			httpd.shutdown()
+			httpd.server_close()
+			httpd.close_connections()
+		if self._thread is not None:
+			self._thread.join(timeout=5)
+			self._thread = None
+
+	def __enter__(self) -> GraphTestServer:
+		return self.start()
+
+	def __exit__(self, *exc) -> None:
+		self.stop()
+
+	@property
+	def base(self) -> str:
+		return f"https://127.0.0.1:{self.port}"
+
+	authority_host = base
+
+	@property
+	def graph_url(self) -> str:
+		return f"{self.base}/v1.0"
+
+	def add_user(self, address: str) -> str:
+		"""A mailbox user of the server's tenant. Returns its object id (a GUID)."""
+		import uuid
+
+		with self._lock:
+			return self.identity.users.setdefault(address, str(uuid.uuid4()))
+
+	def _record_error(self, exc: BaseException) -> None:
+		import traceback
+
+		with self._lock:
+			self.errors.append("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:])
+			del self.errors[:-50]
+
+	# -- router ------------------------------------------------------------------------------------------
+	def handle_http(self, method: str, target: str, headers, body: bytes) -> tuple[int, list, bytes]:
+		"""Answer one request: ``(status, [(header, value)], body)``."""
+		parts = urllib.parse.urlsplit(target)
+		path, query = parts.path, dict(urllib.parse.parse_qsl(parts.query))
+		with self._lock:
+			self.requests.append((method, path))
+		segments = [s for s in path.split("/") if s]
+		if path.startswith("/v1.0/"):
+			return self._graph(method, segments[1:], query, headers, body)
+		if len(segments) >= 2 and segments[1:] == ["v2.0", ".well-known", "openid-configuration"]:
+			return _json(200, self._openid_configuration(segments[0]))
+		if len(segments) == 4 and segments[1:3] == ["oauth2", "v2.0"]:
+			if segments[3] == "authorize" and method == "GET":
+				return self._authorize(query)
+			if segments[3] == "token" and method == "POST":
+				form = dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace")))
+				try:
+					return _json(200, self._token(segments[0], form, headers), [("Cache-Control", "no-store")])
+				except IdentityError as exc:
+					return _json(exc.status, exc.body())
+		return graph_error(404, "NotFound", "No such endpoint on the local Graph server.")
+
+	def _graph(self, method: str, segments: list[str], query: dict, headers, body: bytes) -> tuple[int, list, bytes]:
+		grant = self.grant_for(headers.get("Authorization"))
+		if grant is None:
+			return graph_error(401, "InvalidAuthenticationToken", "Access token is empty or invalid.",
+							   [("WWW-Authenticate", 'Bearer realm="", error="invalid_token"')])
+		if segments == ["me"] and method == "GET":
+			if grant.user is None:
+				return graph_error(400, "BadRequest", "/me request is only valid with delegated authentication flow.")
+			return _json(200, self._user_resource(grant.user))
+		if len(segments) == 2 and segments[0] == "users" and method == "GET":
+			address = urllib.parse.unquote(segments[1])
+			if grant.user not in (None, address) or address not in self.identity.users:
+				return graph_error(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+			return _json(200, self._user_resource(address))
+		return graph_error(404, "NotFound", "No such Graph resource on the local server.")
+
+	def _user_resource(self, address: str) -> dict:
+		return {"@odata.context": f"{self.graph_url}/$metadata#users/$entity", "id": self.identity.users[address],
+				"displayName": address.split("@")[0], "mail": address, "userPrincipalName": address}

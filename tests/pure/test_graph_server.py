@@ -1,0 +1,134 @@
+"""The local Microsoft identity platform + Graph server driven by MSAL for Python (Microsoft's own library)
+and ``requests`` over real HTTPS on 127.0.0.1 (no frappe): what Outlook mailboxes will connect through.
+
+Run: ``~/atlas-bench/env/bin/python -m pytest tests/pure/test_graph_server.py -q``
+"""
+
+from __future__ import annotations
+
+import sys
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+	sys.path.insert(0, str(ROOT))
+
+msal = pytest.importorskip("msal")
+requests = pytest.importorskip("requests")
+
+from atlas_integrations.testing.graph import GraphTestServer  # noqa: E402
+from atlas_integrations.testing.graph.tls import trusting_session  # noqa: E402
+
+CLIENT_ID, SECRET = "11111111-2222-3333-4444-555555555555", "app-secret~value"
+USER = "dispatch@contoso.example"
+SCOPES = ["Mail.ReadWrite", "Mail.Send", "User.Read"]  # MSAL adds openid profile offline_access itself
+REDIRECT = "https://erp.example/api/method/atlas_integrations.api.outlook.callback"
+
+
+@pytest.fixture
+def server():
+	with GraphTestServer() as srv:
+		srv.add_client(CLIENT_ID, SECRET)
+		srv.add_user(USER)
+		yield srv
+		assert not srv.errors, srv.errors[-1]
+
+
+def _app(server, tenant: str = "common") -> msal.ConfidentialClientApplication:
+	return msal.ConfidentialClientApplication(
+		CLIENT_ID, client_credential=SECRET, authority=f"{server.base}/{tenant}", instance_discovery=False,
+		http_client=trusting_session(server.ca_path), token_cache=msal.SerializableTokenCache())
+
+
+def _sign_in(server, app, **kwargs) -> tuple[dict, dict]:
+	"""The user's browser: MSAL's authorization URL, followed to the redirect (not followed further)."""
+	flow = app.initiate_auth_code_flow(SCOPES, redirect_uri=REDIRECT, **kwargs)
+	assert flow["auth_uri"].startswith(f"{server.base}/") and "/oauth2/v2.0/authorize?" in flow["auth_uri"]
+	answer = requests.get(flow["auth_uri"], verify=server.ca_path, allow_redirects=False, timeout=10)
+	assert answer.status_code == 302, answer.text
+	location = answer.headers["Location"]
+	assert location.startswith(REDIRECT + "?")
+	return flow, dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
+
+
+def test_the_certificate_is_trusted_only_when_named_and_plain_http_is_not_served(server):
+	with pytest.raises(requests.exceptions.SSLError):  # the system's bundle does not hold it
+		requests.get(f"{server.base}/common/v2.0/.well-known/openid-configuration", timeout=10)
+	with pytest.raises(requests.exceptions.ConnectionError):
+		requests.get(f"http://127.0.0.1:{server.port}/common/v2.0/.well-known/openid-configuration", timeout=5)
+	ok = requests.get(f"{server.base}/common/v2.0/.well-known/openid-configuration", verify=server.ca_path, timeout=10)
+	assert ok.status_code == 200 and ok.json()["token_endpoint"] == f"{server.base}/common/oauth2/v2.0/token"
+
+
+def test_msal_authorization_code_flow_with_pkce_then_graph_me(server):
+	app = _app(server)
+	flow, auth_response = _sign_in(server, app)
+	query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(flow["auth_uri"]).query))
+	assert query["code_challenge_method"] == "S256" and query["code_challenge"]  # MSAL always sends PKCE
+	assert set(query["scope"].split()) >= {"offline_access", "openid", "profile", *SCOPES}
+	result = app.acquire_token_by_auth_code_flow(flow, auth_response)
+	assert "access_token" in result, result
+	assert result["refresh_token"].startswith("atlas-graph-rt-")
+	assert result["id_token_claims"]["preferred_username"] == USER
+	assert set(result["scope"].split()) >= {f"https://graph.microsoft.com/{s}" for s in SCOPES}
+	me = requests.get(f"{server.graph_url}/me", headers={"Authorization": f"Bearer {result['access_token']}"},
+					  verify=server.ca_path, timeout=10)
+	assert me.status_code == 200 and me.json()["mail"] == USER
+	accounts = app.get_accounts()
+	assert [a["username"] for a in accounts] == [USER]  # MSAL built its account from client_info + id_token
+
+
+def test_a_code_is_used_once_and_a_wrong_pkce_verifier_is_refused(server):
+	app = _app(server)
+	flow, auth_response = _sign_in(server, app)
+	wrong = dict(flow, code_verifier="x" * 43)
+	refused = app.acquire_token_by_auth_code_flow(wrong, auth_response)
+	assert refused["error"] == "invalid_grant" and "AADSTS501481" in refused["error_description"]
+	flow, auth_response = _sign_in(server, app)
+	assert "access_token" in app.acquire_token_by_auth_code_flow(flow, auth_response)
+	again = _app(server).acquire_token_by_auth_code_flow(dict(flow), auth_response)
+	assert again["error"] == "invalid_grant"
+
+
+def test_refresh_tokens_rotate_and_a_used_one_is_invalid_grant(server):
+	app = _app(server)
+	flow, auth_response = _sign_in(server, app)
+	first = app.acquire_token_by_auth_code_flow(flow, auth_response)
+	second = app.acquire_token_by_refresh_token(first["refresh_token"], SCOPES)
+	assert "access_token" in second and second["refresh_token"] != first["refresh_token"]
+	reused = app.acquire_token_by_refresh_token(first["refresh_token"], SCOPES)
+	assert reused["error"] == "invalid_grant" and reused["error_codes"] == [70000]
+	server.revoke(USER)
+	revoked = app.acquire_token_by_refresh_token(second["refresh_token"], SCOPES)
+	assert revoked["error"] == "invalid_grant"
+	me = requests.get(f"{server.graph_url}/me", headers={"Authorization": f"Bearer {second['access_token']}"},
+					  verify=server.ca_path, timeout=10)
+	assert me.status_code == 401 and me.json()["error"]["code"] == "InvalidAuthenticationToken"
+
+
+def test_a_consent_only_a_tenant_admin_can_give_comes_back_as_an_error_redirect(server):
+	server.identity.admin_consent_required = True
+	flow, auth_response = _sign_in(server, _app(server))
+	assert auth_response["error"] == "consent_required" and "AADSTS90094" in auth_response["error_description"]
+	assert auth_response["state"] == flow["state"] and "code" not in auth_response
+
+
+def test_client_credentials_for_a_shared_mailbox_reach_users_by_address_not_me(server):
+	app = _app(server, tenant="9188040d-6c67-4c5b-b112-36a304b66dad")
+	result = app.acquire_token_for_client(["https://graph.microsoft.com/.default"])
+	assert "access_token" in result and "refresh_token" not in result, result
+	auth = {"Authorization": f"Bearer {result['access_token']}"}
+	shared = requests.get(f"{server.graph_url}/users/{USER}", headers=auth, verify=server.ca_path, timeout=10)
+	assert shared.status_code == 200 and shared.json()["mail"] == USER
+	me = requests.get(f"{server.graph_url}/me", headers=auth, verify=server.ca_path, timeout=10)
+	assert me.status_code == 400
+	wrong = msal.ConfidentialClientApplication(CLIENT_ID, client_credential="wrong", authority=f"{server.base}/common",
+											   instance_discovery=False, http_client=trusting_session(server.ca_path))
+	refused = wrong.acquire_token_for_client(["https://graph.microsoft.com/.default"])
+	assert refused["error"] == "invalid_client"
+	server.identity.app_consented = False
+	no_consent = _app(server).acquire_token_for_client(["https://graph.microsoft.com/.default"])
+	assert no_consent["error"] == "invalid_client" and "AADSTS65001" in no_consent["error_description"]
