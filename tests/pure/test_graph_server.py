@@ -132,3 +132,118 @@ def test_client_credentials_for_a_shared_mailbox_reach_users_by_address_not_me(s
 	server.identity.app_consented = False
 	no_consent = _app(server).acquire_token_for_client(["https://graph.microsoft.com/.default"])
 	assert no_consent["error"] == "invalid_client" and "AADSTS65001" in no_consent["error_description"]
+
+
+# -- mail: folders, delta, $value, $batch --------------------------------------------------------------------
+CORPUS = ROOT.parent / "shared" / "corpus"
+
+
+def _mail(subject: str, message_id: str, in_reply_to: str | None = None) -> bytes:
+	extra = f"In-Reply-To: <{in_reply_to}>\r\nReferences: <{in_reply_to}>\r\n" if in_reply_to else ""
+	return (f"From: Ann <ann@fabrikam.example>\r\nTo: {USER}\r\nSubject: {subject}\r\n"
+			f"Date: Mon, 30 Nov 2026 09:00:00 +0000\r\nMessage-ID: <{message_id}>\r\n{extra}"
+			f"Content-Type: text/plain; charset=utf-8\r\n\r\nBody of {subject}\r\n").encode()
+
+
+def _token(server) -> str:
+	app = _app(server)
+	flow, auth_response = _sign_in(server, app, login_hint=USER)  # the user who signs in
+	return app.acquire_token_by_auth_code_flow(flow, auth_response)["access_token"]
+
+
+def _get(server, token: str, url: str, immutable: bool = True, page: int | None = None) -> requests.Response:
+	prefer = ['IdType="ImmutableId"'] if immutable else []
+	if page:
+		prefer.append(f"odata.maxpagesize={page}")
+	headers = {"Authorization": f"Bearer {token}", **({"Prefer": ", ".join(prefer)} if prefer else {})}
+	return requests.get(url if url.startswith("https://") else server.graph_url + url, headers=headers,
+						verify=server.ca_path, timeout=10)
+
+
+def _round(server, token: str, url: str, immutable: bool = True, page: int | None = None) -> tuple[list, str]:
+	"""One delta round: every page, followed by @odata.nextLink, to the @odata.deltaLink."""
+	items = []
+	while True:
+		answer = _get(server, token, url, immutable, page)
+		assert answer.status_code == 200, answer.text
+		body = answer.json()
+		items += body["value"]
+		if "@odata.deltaLink" in body:
+			return items, body["@odata.deltaLink"]
+		url = body["@odata.nextLink"]
+
+
+def test_a_folder_delta_pages_then_reports_new_changed_moved_and_deleted_messages(server):
+	box = server.mailbox(USER)
+	sent = [box.add(_mail(f"Order {i}", f"order{i}@fabrikam.example")) for i in range(8)]
+	token = _token(server)
+	first = _get(server, token, "/me/mailFolders/inbox/messages/delta", page=3)
+	assert first.headers["Preference-Applied"].startswith('IdType="ImmutableId"')
+	assert len(first.json()["value"]) == 3 and "@odata.nextLink" in first.json()
+	items, link = _round(server, token, "/me/mailFolders/inbox/messages/delta", page=3)
+	assert sorted(i["id"] for i in items) == sorted(m.id for m in sent)  # each once, immutable ids
+	assert all(i["parentFolderId"] == box.folder_id("inbox") and i["isRead"] is False for i in items)
+
+	new = box.add(_mail("Re: Order 0", "reply0@fabrikam.example", in_reply_to="order0@fabrikam.example"))
+	box.update(sent[1].id, is_read=True, categories=["Quote"])
+	box.move(sent[2].id, "archive")
+	box.delete(sent[3].id)
+	items, link2 = _round(server, token, link)
+	by_id = {i["id"]: i for i in items}
+	assert set(by_id) == {new.id, sent[1].id, sent[2].id, sent[3].id}
+	assert by_id[new.id]["conversationId"] == sent[0].conversation_id  # the reply joins its conversation
+	assert by_id[sent[1].id]["isRead"] is True and by_id[sent[1].id]["categories"] == ["Quote"]
+	assert by_id[sent[2].id]["@removed"] == {"reason": "deleted"}  # moved out: removed from this folder
+	assert by_id[sent[3].id]["@removed"] == {"reason": "deleted"}
+	archive, _ = _round(server, token, "/me/mailFolders/archive/messages/delta")
+	assert [i["id"] for i in archive] == [sent[2].id]  # the immutable id survives the move
+	assert _round(server, token, link2)[0] == []  # nothing since
+
+
+def test_without_immutable_ids_a_moved_message_changes_its_id(server):
+	box = server.mailbox(USER)
+	msg = box.add(_mail("Moves", "moves@fabrikam.example"))
+	token = _token(server)
+	before = _get(server, token, f"/me/messages/{msg.id}", immutable=False).json()["id"]
+	box.move(msg.id, "archive")
+	after = _get(server, token, f"/me/messages/{msg.id}", immutable=False).json()["id"]
+	assert before != after and msg.id not in (before, after)
+	assert _get(server, token, f"/me/messages/{after}").json()["id"] == msg.id  # either id finds it
+
+
+def test_a_dropped_sync_state_answers_410(server):
+	box = server.mailbox(USER)
+	box.add(_mail("One", "one@fabrikam.example"))
+	token = _token(server)
+	_, link = _round(server, token, "/me/mailFolders/inbox/messages/delta")
+	server.expire_delta_tokens(USER)
+	gone = _get(server, token, link)
+	assert gone.status_code == 410 and gone.json()["error"]["code"] == "syncStateNotFound"
+
+
+def test_value_and_batch_give_the_exact_rfc822_bytes(server):
+	import base64
+
+	box = server.mailbox(USER)
+	assert box.load(CORPUS / "asf-httpd-users-2020-07") > 0
+	msgs = list(box.messages.values())[:20]
+	token = _token(server)
+	assert _get(server, token, f"/me/messages/{msgs[0].id}/$value").content == msgs[0].raw
+	batch = {"requests": [{"id": str(i), "method": "GET", "url": f"/me/messages/{m.id}/$value"}
+						  for i, m in enumerate(msgs)]}
+	auth = {"Authorization": f"Bearer {token}"}
+	answer = requests.post(f"{server.graph_url}/$batch", json=batch, headers=auth, verify=server.ca_path, timeout=30)
+	assert answer.status_code == 200
+	got = {r["id"]: base64.b64decode(r["body"]) for r in answer.json()["responses"] if r["status"] == 200}
+	assert got == {str(i): m.raw for i, m in enumerate(msgs)}
+	too_many = {"requests": batch["requests"] + [dict(batch["requests"][0], id="20")]}
+	refused = requests.post(f"{server.graph_url}/$batch", json=too_many, headers=auth, verify=server.ca_path, timeout=30)
+	assert refused.status_code == 400
+
+
+def test_a_delegated_token_reaches_only_its_own_mailbox(server):
+	server.add_user("other@contoso.example")
+	token = _token(server)
+	mine = _get(server, token, f"/users/{USER}/mailFolders")
+	assert mine.status_code == 200 and {f["wellKnownName"] for f in mine.json()["value"]} >= {"inbox", "sentitems"}
+	assert _get(server, token, "/users/other@contoso.example/mailFolders").status_code == 404

@@ -2,9 +2,12 @@
 OAuth 2.0 / OpenID Connect endpoints that MSAL for Python uses, and Microsoft Graph v1.0 as the app uses it,
 over real HTTPS on 127.0.0.1 (MSAL refuses an ``http`` authority) with a certificate generated at start.
 
-So far: the identity platform (OpenID configuration, ``/authorize``, ``/token`` with authorization code +
-PKCE, rotating refresh tokens, client credentials, ``invalid_grant`` and consent errors) and ``/me``. Mail
-folders, delta, ``$value``, ``$batch``, send and subscriptions come next.
+So far: the identity platform (``identity.py``: OpenID configuration, ``/authorize``, ``/token`` with
+authorization code + PKCE, rotating refresh tokens, client credentials, ``invalid_grant`` and consent
+errors), mailboxes (``mail.py``: well-known folders, messages as RFC 822 bytes with immutable ids, a change
+log) and Graph mail reads (``api.py``: ``/me`` and ``/users/{address}``, mail folders, per-folder message
+delta with ``@removed`` and 410, ``$value``, ``$batch``). Writes (PATCH, move, createReply / send), extended
+properties, subscriptions and Graph's throttling come next.
 """
 
 from atlas_integrations.testing.graph.server import GraphTestServer  # noqa: F401

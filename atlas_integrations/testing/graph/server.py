@@ -9,6 +9,7 @@ import threading
 import urllib.parse
 
 from atlas_integrations.testing.gmail.common import _CaseDict
+from atlas_integrations.testing.graph.api import _MailApiMixin
 from atlas_integrations.testing.graph.identity import IdentityError, IdentityState, _IdentityMixin
 from atlas_integrations.testing.graph.tls import make_certificate
 from atlas_integrations.testing.http import Handler, HTTPServer
@@ -55,7 +56,7 @@ class _TLSServer(HTTPServer):
 		super().finish_request(request, client_address)
 
 
-class GraphTestServer(_IdentityMixin):
+class GraphTestServer(_IdentityMixin, _MailApiMixin):
 	"""Microsoft identity platform + Graph v1.0 over HTTPS on a loopback port.
 
 	Args:
@@ -71,6 +72,8 @@ class GraphTestServer(_IdentityMixin):
 		self.host, self.port = host, port
 		self._lock = threading.RLock()
 		self.identity = IdentityState()
+		self.mailboxes: dict = {}  # address -> GraphMailbox
+		self._snapshots: dict[str, dict] = {}  # $skiptoken -> the delta round it pages through
 		self.signing_key = secrets.token_bytes(32)
 		self.errors: list[str] = []
 		self.requests: list[tuple[str, str]] = []  # (method, path) of every request, in order
@@ -127,7 +130,7 @@ class GraphTestServer(_IdentityMixin):
 		import uuid
 
 		with self._lock:
-			return self.identity.users.setdefault(address, str(uuid.uuid4()))
+			return self.identity.users.setdefault(address.lower(), str(uuid.uuid4()))
 
 	def _record_error(self, exc: BaseException) -> None:
 		import traceback
@@ -164,15 +167,10 @@ class GraphTestServer(_IdentityMixin):
 		if grant is None:
 			return graph_error(401, "InvalidAuthenticationToken", "Access token is empty or invalid.",
 							   [("WWW-Authenticate", 'Bearer realm="", error="invalid_token"')])
-		if segments == ["me"] and method == "GET":
-			if grant.user is None:
-				return graph_error(400, "BadRequest", "/me request is only valid with delegated authentication flow.")
-			return _json(200, self._user_resource(grant.user))
-		if len(segments) == 2 and segments[0] == "users" and method == "GET":
-			address = urllib.parse.unquote(segments[1])
-			if grant.user not in (None, address) or address not in self.identity.users:
-				return graph_error(404, "ErrorItemNotFound", "The specified object was not found in the store.")
-			return _json(200, self._user_resource(address))
+		if segments == ["$batch"] and method == "POST":
+			return self._batch(body, headers)
+		if segments[:1] == ["me"] or (len(segments) >= 2 and segments[0] == "users"):
+			return self._mail(method, segments, query, headers, grant)
 		return graph_error(404, "NotFound", "No such Graph resource on the local server.")
 
 	def _user_resource(self, address: str) -> dict:
