@@ -6,7 +6,10 @@ Run: ``~/atlas-bench/env/bin/python -m pytest tests/pure/test_graph_server.py -q
 
 from __future__ import annotations
 
+import base64
 import sys
+import threading
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -222,8 +225,6 @@ def test_a_dropped_sync_state_answers_410(server):
 
 
 def test_value_and_batch_give_the_exact_rfc822_bytes(server):
-	import base64
-
 	box = server.mailbox(USER)
 	assert box.load(CORPUS / "asf-httpd-users-2020-07") > 0
 	msgs = list(box.messages.values())[:20]
@@ -247,3 +248,53 @@ def test_a_delegated_token_reaches_only_its_own_mailbox(server):
 	mine = _get(server, token, f"/users/{USER}/mailFolders")
 	assert mine.status_code == 200 and {f["wellKnownName"] for f in mine.json()["value"]} >= {"inbox", "sentitems"}
 	assert _get(server, token, "/users/other@contoso.example/mailFolders").status_code == 404
+
+
+# -- throttling: 4 concurrent requests, 10,000 per 10 minutes per mailbox -----------------------------------------
+def test_the_ten_minute_window_counts_every_request_a_batch_carries(server):
+	box = server.mailbox(USER)
+	msg = box.add(_mail("Counted", "counted@fabrikam.example"))
+	token = _token(server)
+	server.window = (5, 600)
+	assert all(_get(server, token, f"/me/messages/{msg.id}").status_code == 200 for _ in range(3))
+	batch = {"requests": [{"id": str(i), "method": "GET", "url": f"/users/{USER}/messages/{msg.id}"} for i in range(3)]}
+	answer = requests.post(f"{server.graph_url}/$batch", json=batch, headers={"Authorization": f"Bearer {token}"},
+						   verify=server.ca_path, timeout=10).json()["responses"]
+	assert [r["status"] for r in answer] == [200, 200, 429]  # requests 4 and 5 fit, the 6th does not
+	assert 1 <= int(answer[2]["headers"]["Retry-After"]) <= 600
+	refused = _get(server, token, f"/me/messages/{msg.id}")
+	assert refused.status_code == 429 and refused.json()["error"]["code"] == "ApplicationThrottled"
+	assert 1 <= int(refused.headers["Retry-After"]) <= 600
+	assert server.request_counts[USER] == 5
+
+
+def test_at_most_four_requests_of_a_mailbox_run_at_once_and_a_batch_holds_four(server):
+	box = server.mailbox(USER)
+	msg = box.add(_mail("Busy", "busy@fabrikam.example"))
+	token = _token(server)
+	server.latency = 0.6
+	start, statuses = threading.Barrier(7), []
+
+	def one():
+		start.wait()
+		statuses.append(_get(server, token, f"/me/messages/{msg.id}"))
+
+	threads = [threading.Thread(target=one) for _ in range(7)]
+	for t in threads:
+		t.start()
+	for t in threads:
+		t.join()
+	refused = [r for r in statuses if r.status_code == 429]
+	assert refused and all(r.headers["Retry-After"] == "1" and "MailboxConcurrency" in r.json()["error"]["message"]
+						   for r in refused)
+	assert server.max_in_flight[USER] == 4
+	batch = {"requests": [{"id": str(i), "method": "GET", "url": f"/me/messages/{msg.id}"} for i in range(5)]}
+	done = []
+	running = threading.Thread(target=lambda: done.append(requests.post(
+		f"{server.graph_url}/$batch", json=batch, headers={"Authorization": f"Bearer {token}"},
+		verify=server.ca_path, timeout=10)))
+	running.start()
+	time.sleep(0.3)  # the batch is running and holds all four slots
+	assert _get(server, token, f"/me/messages/{msg.id}").status_code == 429
+	running.join()
+	assert [r["status"] for r in done[0].json()["responses"]] == [200] * 5

@@ -6,8 +6,10 @@ So far: the identity platform (``identity.py``: OpenID configuration, ``/authori
 authorization code + PKCE, rotating refresh tokens, client credentials, ``invalid_grant`` and consent
 errors), mailboxes (``mail.py``: well-known folders, messages as RFC 822 bytes with immutable ids, a change
 log) and Graph mail reads (``api.py``: ``/me`` and ``/users/{address}``, mail folders, per-folder message
-delta with ``@removed`` and 410, ``$value``, ``$batch``). Writes (PATCH, move, createReply / send), extended
-properties, subscriptions and Graph's throttling come next.
+delta with ``@removed`` and 410, ``$value``, ``$batch``) under Graph's per-mailbox limits (``throttle.py``:
+4 concurrent requests, a batch holding 4; 10,000 requests per 10 minutes counting a batch's requests; 429
+with ``Retry-After``). Writes (PATCH, move, createReply / send), extended properties and subscriptions come
+next.
 """
 
 from atlas_integrations.testing.graph.server import GraphTestServer  # noqa: F401

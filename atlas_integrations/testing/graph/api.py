@@ -11,6 +11,7 @@ learn.microsoft.com/graph/delta-query-messages, /graph/json-batching, /graph/out
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import secrets
@@ -18,8 +19,12 @@ import urllib.parse
 
 from atlas_integrations.testing.gmail.common import _CaseDict
 from atlas_integrations.testing.graph.mail import GraphMailbox, GraphMessage
+from atlas_integrations.testing.graph.throttle import Throttled
+
+_nothing = contextlib.nullcontext
 
 MAX_BATCH = 20  # requests in one $batch
+CONCURRENT_IN_BATCH = 4  # of a batch's requests Graph runs at once
 DEFAULT_PAGE = 10  # messages in a delta page without Prefer: odata.maxpagesize
 MAX_PAGE = 1000
 
@@ -53,7 +58,8 @@ class _MailApiMixin:
 		return msg or next((m for m in box.messages.values() if m.mutable_id() == message_id), None)
 
 	def _mail(self, method: str, segments: list[str], query: dict, headers, grant) -> tuple:
-		"""``/me/…`` or ``/users/{address}/…`` (``segments`` from ``me`` / ``users``)."""
+		"""``/me/…`` or ``/users/{address}/…`` (``segments`` from ``me`` / ``users``): the grant's access,
+		then the mailbox's limits (:mod:`~atlas_integrations.testing.graph.throttle`), then the answer."""
 		from atlas_integrations.testing.graph.server import _json, graph_error
 
 		if segments[0] == "me":
@@ -66,6 +72,20 @@ class _MailApiMixin:
 				return graph_error(404, "ErrorItemNotFound", "The specified object was not found in the store.")
 		if not rest:
 			return _json(200, self._user_resource(address))
+		in_batch = getattr(self._batch_local, "address", None) == address  # the batch holds the slots
+		try:
+			if in_batch:
+				self._count(address)
+				return self._serve_mail(method, address, rest, query, headers)
+			with self._slots(address):
+				self._count(address)
+				return self._serve_mail(method, address, rest, query, headers)
+		except Throttled as exc:
+			return graph_error(429, "ApplicationThrottled", exc.message, [("Retry-After", str(exc.retry_after))])
+
+	def _serve_mail(self, method: str, address: str, rest: list[str], query: dict, headers) -> tuple:
+		from atlas_integrations.testing.graph.server import _json, graph_error
+
 		box = self.mailbox(address)
 		immutable = (_prefers(headers, "IdType") or "").lower() == "immutableid"
 		applied = [("Preference-Applied", 'IdType="ImmutableId"')] if immutable else []
@@ -142,11 +162,28 @@ class _MailApiMixin:
 
 		try:
 			requests_ = json.loads(body or b"{}")["requests"]
-			assert isinstance(requests_, list)
+			assert isinstance(requests_, list) and all(isinstance(r, dict) for r in requests_)
 		except (ValueError, KeyError, AssertionError, TypeError):
 			return graph_error(400, "BadRequest", "Invalid batch payload format.")
 		if len(requests_) > MAX_BATCH:
 			return graph_error(400, "BadRequest", f"Batch request can have at most {MAX_BATCH} requests.")
+		# Graph runs up to 4 of a batch's requests at once: the batch holds that many of its mailbox's slots
+		grant = self.grant_for(headers.get("Authorization"))
+		first = str(requests_[0].get("url") or "") if requests_ else ""
+		match = re.match(r"^/*users/([^/?]+)", first)
+		address = urllib.parse.unquote(match.group(1)).lower() if match else (grant.user if grant else None)
+		try:
+			with self._slots(address, min(CONCURRENT_IN_BATCH, len(requests_))) if address else _nothing():
+				self._batch_local.address = address
+				return _json(200, {"responses": self._batch_answers(requests_, headers)})
+		except Throttled as exc:  # the batch could not start: each of its requests is answered 429
+			return _json(200, {"responses": [
+				{"id": r.get("id"), "status": 429, "headers": {"Retry-After": str(exc.retry_after)},
+				 "body": json.loads(graph_error(429, "ApplicationThrottled", exc.message)[2])} for r in requests_]})
+		finally:
+			self._batch_local.address = None
+
+	def _batch_answers(self, requests_: list, headers) -> list[dict]:
 		responses = []
 		for req in requests_:
 			inner = {"Authorization": headers.get("Authorization") or ""}
@@ -160,4 +197,4 @@ class _MailApiMixin:
 			if payload:
 				out["body"] = json.loads(payload) if ctype.startswith("application/json") else base64.b64encode(payload).decode()
 			responses.append(out)
-		return _json(200, {"responses": responses})
+		return responses

@@ -11,6 +11,7 @@ import urllib.parse
 from atlas_integrations.testing.gmail.common import _CaseDict
 from atlas_integrations.testing.graph.api import _MailApiMixin
 from atlas_integrations.testing.graph.identity import IdentityError, IdentityState, _IdentityMixin
+from atlas_integrations.testing.graph.throttle import _ThrottleMixin
 from atlas_integrations.testing.graph.tls import make_certificate
 from atlas_integrations.testing.http import Handler, HTTPServer
 
@@ -56,7 +57,7 @@ class _TLSServer(HTTPServer):
 		super().finish_request(request, client_address)
 
 
-class GraphTestServer(_IdentityMixin, _MailApiMixin):
+class GraphTestServer(_IdentityMixin, _MailApiMixin, _ThrottleMixin):
 	"""Microsoft identity platform + Graph v1.0 over HTTPS on a loopback port.
 
 	Args:
@@ -74,6 +75,7 @@ class GraphTestServer(_IdentityMixin, _MailApiMixin):
 		self.identity = IdentityState()
 		self.mailboxes: dict = {}  # address -> GraphMailbox
 		self._snapshots: dict[str, dict] = {}  # $skiptoken -> the delta round it pages through
+		self._init_throttle()
 		self.signing_key = secrets.token_bytes(32)
 		self.errors: list[str] = []
 		self.requests: list[tuple[str, str]] = []  # (method, path) of every request, in order
