@@ -298,3 +298,62 @@ def test_at_most_four_requests_of_a_mailbox_run_at_once_and_a_batch_holds_four(s
 	assert _get(server, token, f"/me/messages/{msg.id}").status_code == 429
 	running.join()
 	assert [r["status"] for r in done[0].json()["responses"]] == [200] * 5
+
+
+# -- writes: state, move, createReply + send, sendMail, finding what was sent --------------------------------------
+KEY_PROP = "String {66f5a359-4659-4830-9070-00047ec6ac6e} Name AtlasRequestKey"
+
+
+def _call(server, token: str, method: str, url: str, body: dict | None = None) -> requests.Response:
+	return requests.request(method, server.graph_url + url, json=body, verify=server.ca_path, timeout=10,
+							headers={"Authorization": f"Bearer {token}", "Prefer": 'IdType="ImmutableId"'})
+
+
+def test_a_reply_is_a_draft_with_graphs_threading_then_sent_once_and_findable_by_its_key(server):
+	box, ann = server.mailbox(USER), server.mailbox("ann@fabrikam.example")
+	original = box.add(_mail("Quote please", "quote@fabrikam.example"))
+	token = _token(server)
+	draft = _call(server, token, "POST", f"/me/messages/{original.id}/createReply", {})
+	assert draft.status_code == 201, draft.text
+	d = draft.json()
+	assert d["isDraft"] is True and d["conversationId"] == original.conversation_id
+	assert d["parentFolderId"] == box.folder_id("drafts") and d["subject"] == "RE: Quote please"
+	patched = _call(server, token, "PATCH", f"/me/messages/{d['id']}", {
+		"body": {"contentType": "html", "content": "<p>Twelve boxes: 120.00</p>"},
+		"singleValueExtendedProperties": [{"id": KEY_PROP, "value": "request-key-1"}]})
+	assert patched.status_code == 200 and patched.json()["singleValueExtendedProperties"][0]["value"] == "request-key-1"
+	assert _call(server, token, "POST", f"/me/messages/{d['id']}/send").status_code == 202
+	assert len(server.sent) == 1 and server.sent[0]["extended"] == {KEY_PROP: "request-key-1"}
+	sent = box.messages[d["id"]]
+	assert sent.folder == box.folder_id("sentitems") and not sent.is_draft  # the same immutable id
+	assert b"In-Reply-To: <quote@fabrikam.example>" in sent.raw and b"Twelve boxes" in sent.raw
+	delivered = [m for m in ann.messages.values()]
+	assert len(delivered) == 1 and delivered[0].raw == sent.raw  # the recipient's inbox has it
+	flt = f"singleValueExtendedProperties/Any(ep: ep/id eq '{KEY_PROP}' and ep/value eq 'request-key-1')"
+	found = _call(server, token, "GET", f"/me/mailFolders/sentitems/messages?$filter={urllib.parse.quote(flt)}")
+	assert [m["id"] for m in found.json()["value"]] == [d["id"]]
+	again = _call(server, token, "POST", f"/me/messages/{d['id']}/send")  # no longer a draft: refused
+	assert again.status_code == 400 and len(server.sent) == 1
+
+
+def test_send_mail_state_changes_and_moves_show_in_the_delta(server):
+	box = server.mailbox(USER)
+	msg = box.add(_mail("State", "state@fabrikam.example"))
+	token = _token(server)
+	_, link = _round(server, token, "/me/mailFolders/inbox/messages/delta")
+	assert _call(server, token, "PATCH", f"/me/messages/{msg.id}",
+				 {"isRead": True, "categories": ["Atlas"], "flag": {"flagStatus": "flagged"}}).status_code == 200
+	items, link = _round(server, token, link)
+	assert [(i["id"], i["isRead"], i["categories"], i["flag"]["flagStatus"]) for i in items] == [
+		(msg.id, True, ["Atlas"], "flagged")]
+	moved = _call(server, token, "POST", f"/me/messages/{msg.id}/move", {"destinationId": "archive"})
+	assert moved.status_code == 201 and moved.json()["id"] == msg.id
+	assert [i.get("@removed") for i in _round(server, token, link)[0]] == [{"reason": "deleted"}]
+	sent = _call(server, token, "POST", "/me/sendMail", {"message": {
+		"subject": "Quotation", "body": {"contentType": "text", "content": "Attached."},
+		"toRecipients": [{"emailAddress": {"address": "buyer@fabrikam.example"}}],
+		"singleValueExtendedProperties": [{"id": KEY_PROP, "value": "quote-key-7"}]}, "saveToSentItems": True})
+	assert sent.status_code == 202 and [s["to"] for s in server.sent] == [["buyer@fabrikam.example"]]
+	flt = f"singleValueExtendedProperties/Any(ep: ep/id eq '{KEY_PROP}' and ep/value eq 'quote-key-7')"
+	found = _call(server, token, "GET", f"/me/messages?$filter={urllib.parse.quote(flt)}").json()["value"]
+	assert len(found) == 1 and found[0]["parentFolderId"] == box.folder_id("sentitems")

@@ -8,8 +8,10 @@ errors), mailboxes (``mail.py``: well-known folders, messages as RFC 822 bytes w
 log) and Graph mail reads (``api.py``: ``/me`` and ``/users/{address}``, mail folders, per-folder message
 delta with ``@removed`` and 410, ``$value``, ``$batch``) under Graph's per-mailbox limits (``throttle.py``:
 4 concurrent requests, a batch holding 4; 10,000 requests per 10 minutes counting a batch's requests; 429
-with ``Retry-After``). Writes (PATCH, move, createReply / send), extended properties and subscriptions come
-next.
+with ``Retry-After``), and mail writes (``write.py``: PATCH isRead / categories / flag and a draft's
+content and single-value extended properties, move, createReply, send, sendMail, the ``$filter`` on an
+extended property; every sent message recorded in ``server.sent``). Subscriptions and change notifications
+come next.
 """
 
 from atlas_integrations.testing.graph.server import GraphTestServer  # noqa: F401

@@ -57,7 +57,7 @@ class _MailApiMixin:
 		msg = box.messages.get(message_id)
 		return msg or next((m for m in box.messages.values() if m.mutable_id() == message_id), None)
 
-	def _mail(self, method: str, segments: list[str], query: dict, headers, grant) -> tuple:
+	def _mail(self, method: str, segments: list[str], query: dict, headers, grant, body: bytes = b"") -> tuple:
 		"""``/me/…`` or ``/users/{address}/…`` (``segments`` from ``me`` / ``users``): the grant's access,
 		then the mailbox's limits (:mod:`~atlas_integrations.testing.graph.throttle`), then the answer."""
 		from atlas_integrations.testing.graph.server import _json, graph_error
@@ -76,20 +76,23 @@ class _MailApiMixin:
 		try:
 			if in_batch:
 				self._count(address)
-				return self._serve_mail(method, address, rest, query, headers)
+				return self._serve_mail(method, address, rest, query, headers, body)
 			with self._slots(address):
 				self._count(address)
-				return self._serve_mail(method, address, rest, query, headers)
+				return self._serve_mail(method, address, rest, query, headers, body)
 		except Throttled as exc:
 			return graph_error(429, "ApplicationThrottled", exc.message, [("Retry-After", str(exc.retry_after))])
 
-	def _serve_mail(self, method: str, address: str, rest: list[str], query: dict, headers) -> tuple:
+	def _serve_mail(self, method: str, address: str, rest: list[str], query: dict, headers, body: bytes) -> tuple:
 		from atlas_integrations.testing.graph.server import _json, graph_error
 
 		box = self.mailbox(address)
 		immutable = (_prefers(headers, "IdType") or "").lower() == "immutableid"
 		applied = [("Preference-Applied", 'IdType="ImmutableId"')] if immutable else []
 		with self._lock:
+			written = self._write(method, box, rest, query, body, immutable)
+			if written is not None:
+				return written
 			if rest == ["mailFolders"] and method == "GET":
 				return _json(200, {"value": list(box.folders.values())})
 			if len(rest) == 2 and rest[0] == "mailFolders" and method == "GET":
@@ -108,7 +111,8 @@ class _MailApiMixin:
 				if rest[2:] == ["$value"]:
 					return 200, [("Content-Type", "text/plain")], msg.raw
 				if len(rest) == 2:
-					return _json(200, msg.resource(immutable), applied)
+					expand = "singlevalueextendedproperties" in (query.get("$expand") or "").lower()
+					return _json(200, self._with_extended(msg, immutable) if expand else msg.resource(immutable), applied)
 		return graph_error(400, "BadRequest", "Unsupported mail request on the local Graph server.")
 
 	def _delta(self, box: GraphMailbox, fid: str, query: dict, headers, immutable: bool, applied: list) -> tuple:

@@ -54,6 +54,7 @@ class GraphMessage:
 	change_key: str = ""
 	modified: float = 0.0
 	extended: dict[str, str] = field(default_factory=dict)  # single-value extended properties: id -> value
+	draft_fields: dict = field(default_factory=dict)  # a draft's subject, body, recipients, threading headers
 
 	def mutable_id(self) -> str:
 		"""The id Graph gives without ``Prefer: IdType="ImmutableId"``: it changes when the message moves."""

@@ -13,6 +13,7 @@ from atlas_integrations.testing.graph.api import _MailApiMixin
 from atlas_integrations.testing.graph.identity import IdentityError, IdentityState, _IdentityMixin
 from atlas_integrations.testing.graph.throttle import _ThrottleMixin
 from atlas_integrations.testing.graph.tls import make_certificate
+from atlas_integrations.testing.graph.write import _MailWriteMixin
 from atlas_integrations.testing.http import Handler, HTTPServer
 
 _JSON = "application/json; odata.metadata=minimal; odata.streaming=true; IEEE754Compatible=false; charset=utf-8"
@@ -57,7 +58,7 @@ class _TLSServer(HTTPServer):
 		super().finish_request(request, client_address)
 
 
-class GraphTestServer(_IdentityMixin, _MailApiMixin, _ThrottleMixin):
+class GraphTestServer(_IdentityMixin, _MailApiMixin, _MailWriteMixin, _ThrottleMixin):
 	"""Microsoft identity platform + Graph v1.0 over HTTPS on a loopback port.
 
 	Args:
@@ -76,6 +77,7 @@ class GraphTestServer(_IdentityMixin, _MailApiMixin, _ThrottleMixin):
 		self.mailboxes: dict = {}  # address -> GraphMailbox
 		self._snapshots: dict[str, dict] = {}  # $skiptoken -> the delta round it pages through
 		self._init_throttle()
+		self.sent: list[dict] = []  # every message sent (send / sendMail), in order
 		self.signing_key = secrets.token_bytes(32)
 		self.errors: list[str] = []
 		self.requests: list[tuple[str, str]] = []  # (method, path) of every request, in order
@@ -172,7 +174,7 @@ class GraphTestServer(_IdentityMixin, _MailApiMixin, _ThrottleMixin):
 		if segments == ["$batch"] and method == "POST":
 			return self._batch(body, headers)
 		if segments[:1] == ["me"] or (len(segments) >= 2 and segments[0] == "users"):
-			return self._mail(method, segments, query, headers, grant)
+			return self._mail(method, segments, query, headers, grant, body)
 		return graph_error(404, "NotFound", "No such Graph resource on the local server.")
 
 	def _user_resource(self, address: str) -> dict:
