@@ -7,6 +7,7 @@ Run: ``~/atlas-bench/env/bin/python -m pytest tests/pure/test_graph_server.py -q
 from __future__ import annotations
 
 import base64
+import json
 import sys
 import threading
 import time
@@ -357,3 +358,86 @@ def test_send_mail_state_changes_and_moves_show_in_the_delta(server):
 	flt = f"singleValueExtendedProperties/Any(ep: ep/id eq '{KEY_PROP}' and ep/value eq 'quote-key-7')"
 	found = _call(server, token, "GET", f"/me/messages?$filter={urllib.parse.quote(flt)}").json()["value"]
 	assert len(found) == 1 and found[0]["parentFolderId"] == box.folder_id("sentitems")
+
+
+# -- change notifications --------------------------------------------------------------------------------------
+class _Receiver:
+	"""A webhook receiver on 127.0.0.1: answers the validation handshake (unless told not to) and records
+	every notification it accepts."""
+
+	def __init__(self, validate: bool = True):
+		from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+		self.validate, self.received = validate, []
+		receiver = self
+
+		class H(BaseHTTPRequestHandler):
+			def log_message(self, *a):
+				pass
+
+			def do_POST(self):
+				body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+				token = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query)).get("validationToken")
+				if token is not None:
+					answer = token.encode() if receiver.validate else b"nope"
+					self.send_response(200)
+					self.send_header("Content-Type", "text/plain")
+					self.send_header("Content-Length", str(len(answer)))
+					self.end_headers()
+					self.wfile.write(answer)
+					return
+				receiver.received.append((self.path, json.loads(body)))
+				self.send_response(202)
+				self.send_header("Content-Length", "0")
+				self.end_headers()
+
+		self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+		threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+		self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+	def wait(self, count: int, seconds: float = 5) -> list:
+		deadline = time.monotonic() + seconds
+		while len(self.received) < count and time.monotonic() < deadline:
+			time.sleep(0.02)
+		return self.received
+
+
+def _subscribe(server, token: str, receiver: _Receiver, minutes: int = 60) -> requests.Response:
+	from datetime import datetime, timedelta, timezone
+
+	expires = (datetime.now(timezone.utc) + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
+	return _call(server, token, "POST", "/subscriptions", {
+		"changeType": "created,updated,deleted", "notificationUrl": receiver.url + "/notify",
+		"lifecycleNotificationUrl": receiver.url + "/lifecycle", "resource": "/me/mailFolders('inbox')/messages",
+		"expirationDateTime": expires, "clientState": "secret-client-state"})
+
+
+def test_a_subscription_is_validated_then_notifies_changes_and_lifecycle_events(server):
+	receiver = _Receiver()
+	box = server.mailbox(USER)
+	token = _token(server)
+	created = _subscribe(server, token, receiver)
+	assert created.status_code == 201, created.text
+	sub = created.json()
+	assert sub["clientState"] == "secret-client-state" and "_address" not in sub
+	msg = box.add(_mail("Notify me", "notify@fabrikam.example"))
+	box.move(msg.id, "archive")
+	got = receiver.wait(2)
+	assert sorted((p, n["value"][0]["changeType"], n["value"][0]["resourceData"]["id"]) for p, n in got) == [
+		("/notify", "created", msg.id), ("/notify", "deleted", msg.id)]  # Graph promises no order
+	assert all(n["value"][0]["clientState"] == "secret-client-state" for _, n in got)
+	renewed = _call(server, token, "PATCH", f"/subscriptions/{sub['id']}", {"expirationDateTime": "2099-01-01T00:00:00Z"})
+	assert renewed.status_code == 400  # beyond the 10,080 minutes a mail subscription may live
+	server.lifecycle(sub["id"], "reauthorizationRequired")
+	server.lifecycle(sub["id"], "subscriptionRemoved")
+	events = [n["value"][0]["lifecycleEvent"] for p, n in receiver.wait(4) if p == "/lifecycle"]
+	assert sorted(events) == ["reauthorizationRequired", "subscriptionRemoved"]
+	assert _call(server, token, "GET", f"/subscriptions/{sub['id']}").status_code == 404
+
+
+def test_a_receiver_that_does_not_echo_the_validation_token_gets_no_subscription(server):
+	receiver = _Receiver(validate=False)
+	server.mailbox(USER)
+	refused = _subscribe(server, _token(server), receiver)
+	assert refused.status_code == 400 and refused.json()["error"]["code"] == "ValidationError"
+	assert server.subscriptions == {}

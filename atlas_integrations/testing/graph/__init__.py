@@ -10,8 +10,10 @@ delta with ``@removed`` and 410, ``$value``, ``$batch``) under Graph's per-mailb
 4 concurrent requests, a batch holding 4; 10,000 requests per 10 minutes counting a batch's requests; 429
 with ``Retry-After``), and mail writes (``write.py``: PATCH isRead / categories / flag and a draft's
 content and single-value extended properties, move, createReply, send, sendMail, the ``$filter`` on an
-extended property; every sent message recorded in ``server.sent``). Subscriptions and change notifications
-come next.
+extended property; every sent message recorded in ``server.sent``), and change notifications
+(``notify.py``: subscriptions with the validation handshake, renew / delete / expiry, a notification per
+message created / updated / deleted in the folder with ``clientState``, lifecycle events on request).
+Fault injection (timeouts after Graph accepted, 5xx) and a command line come next.
 """
 
 from atlas_integrations.testing.graph.server import GraphTestServer  # noqa: F401

@@ -45,7 +45,10 @@ class _MailApiMixin:
 		address = address.lower()
 		with self._lock:
 			self.add_user(address)
-			return self.mailboxes.setdefault(address, GraphMailbox(address))
+			if address not in self.mailboxes:
+				box = self.mailboxes[address] = GraphMailbox(address)
+				box.listener = lambda mid, folders, kind: self._notify_change(address, mid, folders, kind)
+			return self.mailboxes[address]
 
 	def expire_delta_tokens(self, address: str) -> None:
 		"""Drop the mailbox's sync state: every delta and skip token issued so far answers 410."""

@@ -99,6 +99,8 @@ class GraphMailbox:
 	seq: itertools.count = field(default_factory=lambda: itertools.count(1))
 	last_seq: int = 0
 	generation: int = 1  # delta tokens of an older generation answer 410 (sync state gone)
+	#: called with (message id, folder ids, "created" | "updated" | "deleted") after each change
+	listener: object = None
 
 	def __post_init__(self):
 		for name, display in WELL_KNOWN.items():
@@ -114,9 +116,11 @@ class GraphMailbox:
 				return fid
 		return None
 
-	def _log(self, message: str, *folders: str) -> None:
+	def _log(self, message: str, *folders: str, kind: str = "updated") -> None:
 		self.last_seq = next(self.seq)
 		self.changes.append(Change(self.last_seq, message, tuple(dict.fromkeys(folders))))
+		if self.listener:
+			self.listener(message, folders, kind)
 
 	def _touch(self, msg: GraphMessage) -> None:
 		msg.change_key = secrets.token_urlsafe(12)
@@ -138,7 +142,7 @@ class GraphMailbox:
 						   is_draft=is_draft)
 		self._touch(msg)
 		self.messages[msg.id] = msg
-		self._log(msg.id, fid)
+		self._log(msg.id, fid, kind="created")
 		return msg
 
 	def update(self, message_id: str, **values) -> GraphMessage:
@@ -155,13 +159,17 @@ class GraphMailbox:
 		msg = self.messages[message_id]
 		old, msg.folder = msg.folder, self.folder_id(folder)
 		self._touch(msg)
-		self._log(msg.id, old, msg.folder)
+		self.last_seq = next(self.seq)
+		self.changes.append(Change(self.last_seq, msg.id, (old, msg.folder)))
+		if self.listener:  # Graph: deleted in the folder it left, created in the one it entered
+			self.listener(msg.id, (old,), "deleted")
+			self.listener(msg.id, (msg.folder,), "created")
 		return msg
 
 	def delete(self, message_id: str) -> None:
 		"""Delete a message for good (not a move to Deleted Items)."""
 		msg = self.messages.pop(message_id)
-		self._log(message_id, msg.folder)
+		self._log(message_id, msg.folder, kind="deleted")
 
 	def load(self, directory: str | Path, folder: str = "inbox", spread_days: float = 20) -> int:
 		"""Deliver every ``*.eml`` under ``directory`` (sorted), received times spread over the last

@@ -11,6 +11,7 @@ import urllib.parse
 from atlas_integrations.testing.gmail.common import _CaseDict
 from atlas_integrations.testing.graph.api import _MailApiMixin
 from atlas_integrations.testing.graph.identity import IdentityError, IdentityState, _IdentityMixin
+from atlas_integrations.testing.graph.notify import _NotifyMixin
 from atlas_integrations.testing.graph.throttle import _ThrottleMixin
 from atlas_integrations.testing.graph.tls import make_certificate
 from atlas_integrations.testing.graph.write import _MailWriteMixin
@@ -58,7 +59,7 @@ class _TLSServer(HTTPServer):
 		super().finish_request(request, client_address)
 
 
-class GraphTestServer(_IdentityMixin, _MailApiMixin, _MailWriteMixin, _ThrottleMixin):
+class GraphTestServer(_IdentityMixin, _MailApiMixin, _MailWriteMixin, _NotifyMixin, _ThrottleMixin):
 	"""Microsoft identity platform + Graph v1.0 over HTTPS on a loopback port.
 
 	Args:
@@ -78,6 +79,7 @@ class GraphTestServer(_IdentityMixin, _MailApiMixin, _MailWriteMixin, _ThrottleM
 		self._snapshots: dict[str, dict] = {}  # $skiptoken -> the delta round it pages through
 		self._init_throttle()
 		self.sent: list[dict] = []  # every message sent (send / sendMail), in order
+		self._init_notify()
 		self.signing_key = secrets.token_bytes(32)
 		self.errors: list[str] = []
 		self.requests: list[tuple[str, str]] = []  # (method, path) of every request, in order
@@ -173,6 +175,12 @@ class GraphTestServer(_IdentityMixin, _MailApiMixin, _MailWriteMixin, _ThrottleM
 							   [("WWW-Authenticate", 'Bearer realm="", error="invalid_token"')])
 		if segments == ["$batch"] and method == "POST":
 			return self._batch(body, headers)
+		if segments[:1] == ["subscriptions"]:
+			try:
+				data = json.loads(body) if body else {}
+			except ValueError:
+				return graph_error(400, "BadRequest", "Unable to read JSON request payload.")
+			return self._subscriptions(method, segments, data, grant)
 		if segments[:1] == ["me"] or (len(segments) >= 2 and segments[0] == "users"):
 			return self._mail(method, segments, query, headers, grant, body)
 		return graph_error(404, "NotFound", "No such Graph resource on the local server.")
