@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import sys
 import threading
 import time
@@ -441,3 +442,52 @@ def test_a_receiver_that_does_not_echo_the_validation_token_gets_no_subscription
 	refused = _subscribe(server, _token(server), receiver)
 	assert refused.status_code == 400 and refused.json()["error"]["code"] == "ValidationError"
 	assert server.subscriptions == {}
+
+
+# -- faults and the command line ---------------------------------------------------------------------------------
+def test_an_accepted_send_whose_answer_is_lost_was_still_sent_once(server):
+	box = server.mailbox(USER)
+	original = box.add(_mail("Lost answer", "lost@fabrikam.example"))
+	token = _token(server)
+	draft = _call(server, token, "POST", f"/me/messages/{original.id}/createReply", {}).json()
+	server.add_fault("POST", r"/send$", status=None, delay=1.5, after=True)
+	with pytest.raises(requests.exceptions.ReadTimeout):
+		requests.post(f"{server.graph_url}/me/messages/{draft['id']}/send", verify=server.ca_path, timeout=0.5,
+					  headers={"Authorization": f"Bearer {token}"})
+	time.sleep(1.2)
+	assert len(server.sent) == 1  # Graph did it; only the answer never came
+	assert _call(server, token, "GET", f"/me/messages/{draft['id']}").json()["isDraft"] is False
+
+
+def test_an_injected_429_hits_one_request_inside_a_batch(server):
+	box = server.mailbox(USER)
+	msgs = [box.add(_mail(f"B{i}", f"b{i}@fabrikam.example")) for i in range(3)]
+	token = _token(server)
+	server.add_fault("GET", re.escape(msgs[1].id) + r"/\$value$", status=429, retry_after=7)
+	batch = {"requests": [{"id": str(i), "method": "GET", "url": f"/me/messages/{m.id}/$value"} for i, m in enumerate(msgs)]}
+	answer = requests.post(f"{server.graph_url}/$batch", json=batch, headers={"Authorization": f"Bearer {token}"},
+						   verify=server.ca_path, timeout=10).json()["responses"]
+	assert [(r["status"], r["headers"].get("Retry-After")) for r in answer] == [(200, None), (429, "7"), (200, None)]
+
+
+def test_the_command_line_serves_a_loaded_mailbox(tmp_path):
+	import subprocess
+
+	(tmp_path / "a.eml").write_bytes(_mail("From the CLI", "cli@fabrikam.example"))
+	proc = subprocess.Popen([sys.executable, "-m", "atlas_integrations.testing.graph", "--client", f"{CLIENT_ID}:{SECRET}",
+							 "--mailbox", f"{USER}={tmp_path}"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+	watchdog = threading.Timer(30, proc.kill)  # a child that never prints must not hang the suite
+	watchdog.start()
+	try:
+		info = json.loads(proc.stdout.readline())
+		app = msal.ConfidentialClientApplication(CLIENT_ID, client_credential=SECRET,
+												 authority=info["authority_host"] + "/organizations",
+												 instance_discovery=False, http_client=trusting_session(info["ca_path"]))
+		token = app.acquire_token_for_client(["https://graph.microsoft.com/.default"])["access_token"]
+		delta = requests.get(f"{info['graph_url']}/users/{USER}/mailFolders/inbox/messages/delta",
+							 headers={"Authorization": f"Bearer {token}"}, verify=info["ca_path"], timeout=10).json()
+		assert [m["subject"] for m in delta["value"]] == ["From the CLI"]
+	finally:
+		watchdog.cancel()
+		proc.terminate()
+		proc.wait(timeout=10)

@@ -12,8 +12,9 @@ with ``Retry-After``), and mail writes (``write.py``: PATCH isRead / categories 
 content and single-value extended properties, move, createReply, send, sendMail, the ``$filter`` on an
 extended property; every sent message recorded in ``server.sent``), and change notifications
 (``notify.py``: subscriptions with the validation handshake, renew / delete / expiry, a notification per
-message created / updated / deleted in the folder with ``clientState``, lifecycle events on request).
-Fault injection (timeouts after Graph accepted, 5xx) and a command line come next.
+message created / updated / deleted in the folder with ``clientState``, lifecycle events on request),
+injected faults (``faults.py``: an error instead of the work, or the work done and its answer lost) and a
+command line (``python -m atlas_integrations.testing.graph --help``).
 """
 
 from atlas_integrations.testing.graph.server import GraphTestServer  # noqa: F401

@@ -10,6 +10,7 @@ import urllib.parse
 
 from atlas_integrations.testing.gmail.common import _CaseDict
 from atlas_integrations.testing.graph.api import _MailApiMixin
+from atlas_integrations.testing.graph.faults import _FaultsMixin
 from atlas_integrations.testing.graph.identity import IdentityError, IdentityState, _IdentityMixin
 from atlas_integrations.testing.graph.notify import _NotifyMixin
 from atlas_integrations.testing.graph.throttle import _ThrottleMixin
@@ -59,7 +60,7 @@ class _TLSServer(HTTPServer):
 		super().finish_request(request, client_address)
 
 
-class GraphTestServer(_IdentityMixin, _MailApiMixin, _MailWriteMixin, _NotifyMixin, _ThrottleMixin):
+class GraphTestServer(_IdentityMixin, _MailApiMixin, _MailWriteMixin, _NotifyMixin, _ThrottleMixin, _FaultsMixin):
 	"""Microsoft identity platform + Graph v1.0 over HTTPS on a loopback port.
 
 	Args:
@@ -80,6 +81,7 @@ class GraphTestServer(_IdentityMixin, _MailApiMixin, _MailWriteMixin, _NotifyMix
 		self._init_throttle()
 		self.sent: list[dict] = []  # every message sent (send / sendMail), in order
 		self._init_notify()
+		self._init_faults()
 		self.signing_key = secrets.token_bytes(32)
 		self.errors: list[str] = []
 		self.requests: list[tuple[str, str]] = []  # (method, path) of every request, in order
@@ -154,6 +156,9 @@ class GraphTestServer(_IdentityMixin, _MailApiMixin, _MailWriteMixin, _NotifyMix
 			self.requests.append((method, path))
 		segments = [s for s in path.split("/") if s]
 		if path.startswith("/v1.0/"):
+			fault = self._fault_for(method, path)
+			if fault is not None:
+				return self._with_fault(fault, lambda: self._graph(method, segments[1:], query, headers, body))
 			return self._graph(method, segments[1:], query, headers, body)
 		if len(segments) >= 2 and segments[1:] == ["v2.0", ".well-known", "openid-configuration"]:
 			return _json(200, self._openid_configuration(segments[0]))
