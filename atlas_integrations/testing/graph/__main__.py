@@ -18,6 +18,7 @@ from atlas_integrations.testing.graph.server import GraphTestServer
 
 
 def main(argv: list[str] | None = None) -> int:
+	"""Parse ``argv`` (the process's when None), serve until interrupted; returns the exit status 0."""
 	parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 	parser.add_argument("--host", default="127.0.0.1")
 	parser.add_argument("--port", type=int, default=0)

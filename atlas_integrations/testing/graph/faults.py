@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 @dataclass
 class Fault:
+	"""A fault to inject (see :meth:`_FaultsMixin.add_fault`); ``hits`` counts how often it fired."""
+
 	method: str
 	pattern: re.Pattern
 	status: int | None  # None: answer what the work answered (after a delay)

@@ -29,6 +29,7 @@ ALIASES = {"common", "organizations", "consumers"}
 
 
 def b64url(data: bytes) -> str:
+	"""``data`` as unpadded URL-safe base64 (JWT parts, PKCE challenges, ``client_info``)."""
 	return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
@@ -44,6 +45,10 @@ class Grant:
 
 @dataclass
 class IdentityState:
+	"""The identity platform's state: app registrations (client id -> secret), users (address -> object
+	id), authorization codes, access and refresh tokens with their grants, retired refresh tokens, and
+	the two consent switches tests turn."""
+
 	clients: dict[str, str] = field(default_factory=dict)  # client id -> secret
 	users: dict[str, str] = field(default_factory=dict)  # address -> object id
 	codes: dict[str, dict] = field(default_factory=dict)
@@ -55,11 +60,15 @@ class IdentityState:
 
 
 class IdentityError(Exception):
+	"""A ``/token`` refusal: HTTP ``status``, OAuth ``error``, AADSTS ``code`` and its description."""
+
 	def __init__(self, status: int, error: str, code: int, description: str):
 		super().__init__(description)
 		self.status, self.error, self.code, self.description = status, error, code, description
 
 	def body(self) -> dict:
+		"""The platform's JSON error body (``error``, ``error_description`` led by ``AADSTS<code>``,
+		``error_codes``, ``timestamp``, ``trace_id``, ``correlation_id``)."""
 		return {"error": self.error, "error_description": f"AADSTS{self.code}: {self.description}",
 				"error_codes": [self.code], "timestamp": time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime()),
 				"trace_id": secrets.token_hex(8), "correlation_id": secrets.token_hex(8)}

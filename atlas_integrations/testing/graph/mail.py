@@ -83,6 +83,8 @@ class GraphMessage:
 
 @dataclass
 class Change:
+	"""One entry of a mailbox's change log: its sequence number, the message and the folders it concerns."""
+
 	seq: int
 	message: str
 	folders: tuple[str, ...]  # the folders the change concerns (both of a move)

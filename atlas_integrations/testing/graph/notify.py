@@ -30,11 +30,15 @@ RETRIES = 3  # deliveries of one notification before it is dropped
 _RESOURCE = re.compile(r"^/?(?:me|users/([^/]+))/mailFolders\('?([^')/]+)'?\)/messages$", re.IGNORECASE)
 
 
+#: no proxy from the environment: the receivers are on this machine
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def _post(url: str, payload: bytes | None, content_type: str, timeout: float) -> tuple[int, bytes]:
 	request = urllib.request.Request(url, data=payload if payload is not None else b"", method="POST",
 									 headers={"Content-Type": content_type})
 	try:
-		with urllib.request.urlopen(request, timeout=timeout) as answer:
+		with _OPENER.open(request, timeout=timeout) as answer:
 			return answer.status, answer.read(10_000)
 	except urllib.error.HTTPError as exc:
 		return exc.code, b""

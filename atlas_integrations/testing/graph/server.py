@@ -125,12 +125,14 @@ class GraphTestServer(_IdentityMixin, _MailApiMixin, _MailWriteMixin, _NotifyMix
 
 	@property
 	def base(self) -> str:
+		"""``https://127.0.0.1:PORT``: the authority host (an MSAL authority is this plus a tenant)."""
 		return f"https://127.0.0.1:{self.port}"
 
 	authority_host = base
 
 	@property
 	def graph_url(self) -> str:
+		"""Graph's v1.0 root on this server, ``https://127.0.0.1:PORT/v1.0`` (no trailing slash)."""
 		return f"{self.base}/v1.0"
 
 	def add_user(self, address: str) -> str:

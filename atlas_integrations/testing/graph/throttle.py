@@ -15,6 +15,8 @@ WINDOW_REQUESTS, WINDOW_SECONDS = 10_000, 600
 
 
 class Throttled(Exception):
+	"""A request over a mailbox's limit: answer 429 with ``Retry-After: retry_after`` (seconds)."""
+
 	def __init__(self, retry_after: int, message: str):
 		super().__init__(message)
 		self.retry_after, self.message = retry_after, message
