@@ -1,4 +1,4 @@
-"""Remote endpoints of Google and Xero, each overridable from site config.
+"""Remote endpoints of Google, Microsoft and Xero, each overridable from site config.
 
 Production uses the real hosts. A site (or the tests and the demo) points any of them at a local
 compatible server by setting the key in ``site_config.json`` (``bench --site X set-config KEY URL``).
@@ -16,6 +16,11 @@ DEFAULTS: dict[str, str] = {
 	"atlas_google_revoke_url": "https://oauth2.googleapis.com/revoke",
 	# Google's ID-token signing certificates ({kid: X.509 PEM}) that verify Pub/Sub push OIDC tokens
 	"atlas_google_certs_url": "https://www.googleapis.com/oauth2/v1/certs",
+	# Microsoft identity platform: the authority host; the authority is this plus the tenant (Atlas Settings
+	# "Microsoft Tenant": common, organizations or a tenant id) (learn.microsoft.com/entra/identity-platform)
+	"atlas_microsoft_login_url": "https://login.microsoftonline.com",
+	# Microsoft Graph root with its version; the Outlook client appends ``me/...``, ``users/...``, ``$batch``
+	"atlas_graph_api_url": "https://graph.microsoft.com/v1.0",
 	# Xero OAuth 2.0 (developer.xero.com/documentation/guides/oauth2/auth-flow)
 	"atlas_xero_login_url": "https://login.xero.com/identity/connect/authorize",
 	"atlas_xero_identity_url": "https://identity.xero.com",

@@ -1,7 +1,7 @@
 app_name = "atlas_integrations"
 app_title = "Atlas Integrations"
 app_publisher = "Atlas Integrations"
-app_description = "Smart Inbox from Gmail and Xero accounting sync for ERPNext"
+app_description = "Smart Inbox from Gmail and Outlook, and Xero accounting sync, for ERPNext"
 app_email = "dev@atlas-integrations.invalid"
 app_license = "mit"
 required_apps = ["frappe", "erpnext"]
@@ -13,6 +13,7 @@ after_migrate = "atlas_integrations.setup.install.after_migrate"
 # Row-level rules for every doctype that holds mail (atlas_integrations/permissions.py)
 permission_query_conditions = {
 	"Gmail Account": "atlas_integrations.permissions.mailbox_query",
+	"Outlook Account": "atlas_integrations.permissions.mailbox_query",
 	"Inbox Thread": "atlas_integrations.permissions.inbox_thread_query",
 	"Communication": "atlas_integrations.permissions.communication_query",
 	"File": "atlas_integrations.permissions.file_query",
@@ -24,6 +25,7 @@ before_request = ["atlas_integrations.api.push.set_aside_push_authorization"]
 
 has_permission = {
 	"Gmail Account": "atlas_integrations.permissions.mailbox_has_permission",
+	"Outlook Account": "atlas_integrations.permissions.mailbox_has_permission",
 	"Inbox Thread": "atlas_integrations.permissions.inbox_thread_has_permission",
 	"Communication": "atlas_integrations.permissions.communication_has_permission",
 	"File": "atlas_integrations.permissions.file_has_permission",
@@ -93,7 +95,7 @@ override_whitelisted_methods = {
 auth_hooks = ["atlas_integrations.guard.check_request"]
 #: doctypes that hold mail or its traces, guarded by atlas_integrations/guard.py (providers add theirs)
 atlas_mail_doctypes = ["Communication", "Communication Link", "File", "Inbox Thread", "Outgoing Mail",
-					   "Gmail Account", "Inbound Route"]
+					   "Gmail Account", "Outlook Account", "Inbound Route"]
 
 # a route to an Atlas doctype the user may not read shows Frappe's "Not permitted" page (public/js/atlas_routes.js)
 app_include_js = ["/assets/atlas_integrations/js/atlas_routes.js"]
@@ -107,6 +109,7 @@ doctype_js = {
 	"Communication": ["public/js/atlas_text.js", "public/js/communication.js"],
 	"Inbox Thread": ["public/js/atlas_text.js"],
 	"Gmail Account": ["public/js/atlas_erase.js"],
+	"Outlook Account": ["public/js/atlas_erase.js"],
 	"Inbound Route": ["public/js/atlas_erase.js"],
 	# the integration card's recent jobs show Xero's words as text
 	"Xero Connection": ["public/js/atlas_text.js"],
@@ -127,6 +130,7 @@ scheduler_events = {
 	"cron": {
 		# due accounts are enqueued every minute; each account's own poll interval decides if it is due
 		"* * * * *": ["atlas_integrations.gmail.sync.enqueue_due_accounts",
+					  "atlas_integrations.outlook.sync.enqueue_due_accounts",
 					  # due retries (exponential backoff) and lost dispatches of every job type
 					  "atlas_integrations.jobs.dispatch_due",
 					  # each connected Company's due Xero jobs
@@ -142,12 +146,15 @@ scheduler_events = {
 
 # mailbox types each provider registers with the mailbox registry (atlas_integrations/inbox/mailboxes.py)
 atlas_mailbox_types = ["atlas_integrations.gmail.mailbox_type.MAILBOX_TYPES",
+					   "atlas_integrations.outlook.mailbox_type.MAILBOX_TYPES",
 					   "atlas_integrations.inbox.route_type.MAILBOX_TYPES"]
 
 # Sync Job types each provider registers with the shared job ledger (atlas_integrations/jobs.py)
-atlas_job_types = ["atlas_integrations.gmail.jobs.JOB_TYPES", "atlas_integrations.inbox.jobs.JOB_TYPES",
+atlas_job_types = ["atlas_integrations.gmail.jobs.JOB_TYPES", "atlas_integrations.outlook.jobs.JOB_TYPES",
+				   "atlas_integrations.inbox.jobs.JOB_TYPES",
 				   "atlas_integrations.xero.jobs.JOB_TYPES"]
 
 # read-only URL fields of Atlas Settings that a provider computes (atlas_core/doctype/atlas_settings)
 atlas_settings_urls = {"google_redirect_uri": "atlas_integrations.gmail.oauth.redirect_uri",
+					   "microsoft_redirect_uri": "atlas_integrations.outlook.oauth.redirect_uri",
 					   "xero_redirect_uri": "atlas_integrations.xero.oauth.redirect_uri"}

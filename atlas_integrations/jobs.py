@@ -547,6 +547,37 @@ def redispatch_pending(job_type: str, reference_doctype: str, reference_name: st
 	return pending
 
 
+def enqueue_once(job_type: str, reference_doctype: str, reference_name: str, payload: dict | None = None,
+				 trigger: str = "manual", follow_up: bool = True) -> dict:
+	"""Queue a run of ``job_type`` for the reference unless one is already pending (or processing and no
+	``follow_up`` is wanted): two clicks make one job. Serialises concurrent callers on the reference's row
+	(``select … for update``). A pending job whose rq job was lost is handed to a worker again.
+
+	Args:
+		payload, trigger: as :func:`create`.
+		follow_up: while a run is processing, queue a pending follow-up (a change it may have passed
+			already); False: the processing run is enough (a scheduler poll, which comes again).
+
+	Returns:
+		``{"sync_job": name, "created": bool, "status": "pending"|"processing"}``.
+
+	Raises:
+		UnknownJobType: ``job_type`` is not registered.
+	"""
+	frappe.db.get_value(reference_doctype, reference_name, "name", for_update=True)
+	existing = open_job(job_type, reference_doctype, reference_name)
+	pending = next_pending(job_type, reference_doctype, reference_name)
+	if pending:
+		if not rq_job_active(rq_job_id_of(job_type, pending, reference_name)):
+			dispatch(job_type, pending, reference_name)
+		return {"sync_job": pending, "created": False, "status": PENDING}
+	if existing and not follow_up:
+		return {"sync_job": existing, "created": False, "status": PROCESSING}
+	job = create(job_type, reference_doctype, reference_name, payload=payload, trigger=trigger)
+	dispatch(job_type, job.name, reference_name)
+	return {"sync_job": job.name, "created": True, "status": PENDING}
+
+
 # -- who a worker run is -----------------------------------------------------------------------------------
 def resolve_run_as(user: str | None) -> str:
 	"""The user a worker run executes as: ``user`` when it is an enabled User other than Guest, else

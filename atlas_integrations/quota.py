@@ -104,3 +104,92 @@ class MovingWindow:
 				raise QuotaWait(wait)
 			self.sleep(wait)
 			slept += wait
+
+
+_ACQUIRE = """
+-- KEYS[1]: zset of leases, member '<id>:<permits>', score = lease expiry (seconds)
+-- ARGV: now ('' = Redis TIME), limit, permits, lease seconds, id
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local limit, permits, lease = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local items = redis.call('ZRANGE', KEYS[1], 0, -1)
+local held = 0
+for i = 1, #items do held = held + tonumber(string.match(items[i], ':(%d+)$')) end
+if held + permits <= limit then
+  redis.call('ZADD', KEYS[1], now + lease, ARGV[5] .. ':' .. permits)
+  redis.call('EXPIRE', KEYS[1], math.ceil(lease) + 5)
+  return 1
+end
+return 0
+"""
+
+
+class Permits:
+	"""A counting semaphore shared by every process through Redis: at most ``limit`` permits held at once
+	for one key (e.g. Graph's 4 concurrent requests per mailbox). Each hold is a lease that expires after
+	``lease`` seconds, so the permits of a killed process come back by themselves.
+
+	Args:
+		redis: a ``redis.Redis`` client; key: the Redis key; limit: permits in all (> 0);
+		lease: seconds a hold lives at most (longer than the slowest request it covers);
+		sleep: the sleep function (seconds), poll: seconds between tries while all permits are held.
+
+	Attributes:
+		waited: seconds slept waiting for permits so far.
+	"""
+
+	def __init__(self, redis, key: str, limit: int, lease: float = 120.0, sleep: Callable[[float], None] = time.sleep,
+				 poll: float = 0.02):
+		if limit <= 0 or lease <= 0:
+			raise ValueError("a semaphore needs a positive limit and lease")
+		self.redis, self.key, self.limit, self.lease = redis, key, int(limit), float(lease)
+		self.sleep, self.poll = sleep, poll
+		self.waited = 0.0
+		self._script = redis.register_script(_ACQUIRE)
+
+	def try_acquire(self, permits: int = 1) -> str | None:
+		"""Hold ``permits`` (at most :attr:`limit`) now if free. Returns the hold's token, else None."""
+		permits = max(1, min(int(permits), self.limit))
+		token = f"{uuid.uuid4().hex}:{permits}"
+		ok = self._script(keys=[self.key], args=["", self.limit, permits, self.lease, token.rpartition(":")[0]])
+		return token if int(ok) else None
+
+	def acquire(self, permits: int = 1, timeout: float = 600.0) -> str:
+		"""Hold ``permits``, waiting while they are taken (jittered polls). Returns the token for
+		:meth:`release`.
+
+		Raises:
+			TimeoutError: not free within ``timeout`` seconds.
+		"""
+		import random
+
+		slept = 0.0
+		while True:
+			token = self.try_acquire(permits)
+			if token:
+				self.waited += slept
+				return token
+			if slept >= timeout:
+				self.waited += slept
+				raise TimeoutError(f"{self.key}: {permits} permit(s) not free within {timeout:.0f} s")
+			nap = self.poll * random.uniform(0.5, 1.5)
+			self.sleep(nap)
+			slept += nap
+
+	def release(self, token: str) -> None:
+		"""Give back the hold ``token`` (a lease that already expired is a no-op)."""
+		self.redis.zrem(self.key, token)
+
+	def held(self) -> int:
+		"""Permits held now (leases not expired)."""
+		import time as _time
+
+		total = 0
+		for member, expiry in self.redis.zrange(self.key, 0, -1, withscores=True):
+			if expiry > _time.time():
+				total += int((member.decode() if isinstance(member, bytes) else member).rpartition(":")[2])
+		return total

@@ -11,15 +11,13 @@ from frappe.utils.password import get_decrypted_password, remove_encrypted_passw
 from atlas_integrations import jobs, messages
 from atlas_integrations.endpoints import get_endpoint, gmail_api_root
 from atlas_integrations.gmail.client import HTTP_TIMEOUT, GmailClient, TokenState
+from atlas_integrations.inbox import health
+# the states and health values every mailbox type shares (re-exported: the Gmail code names them from here)
+from atlas_integrations.inbox.health import (ACTIVE, DISABLED, HEALTH_WINDOW, HEALTHY, NOT_CONNECTED,  # noqa: F401
+											 SYNCING, UNAUTHORIZED, UNHEALTHY, UNHEALTHY_AFTER)
 from atlas_integrations.permissions import PERSONAL, SHARED, is_admin
 
 DOCTYPE = "Gmail Account"
-NOT_CONNECTED, SYNCING, ACTIVE, UNAUTHORIZED = "NOT CONNECTED", "SYNCING", "ACTIVE", "UNAUTHORIZED"
-HEALTHY, UNHEALTHY, DISABLED = "healthy", "unhealthy", "disabled"
-#: health is computed over this many most recent finished runs
-HEALTH_WINDOW = 20
-#: this many failed runs in a row make an account unhealthy
-UNHEALTHY_AFTER = 3
 GMAIL_NOT_CONFIGURED = "Gmail not configured"
 ONLY_ADMINS = "Only admins can connect Gmail"
 
@@ -194,20 +192,11 @@ def clear_credentials(account: str, note: str | None = None) -> None:
 
 
 def mark_unauthorized(account: str, error: str) -> None:
-	"""Google refused the token (invalid_grant / 401): UNAUTHORIZED, unhealthy, admins notified once.
-
-	Polling skips UNAUTHORIZED accounts until they are reconnected.
-	"""
-	previous = frappe.db.get_value(DOCTYPE, account, "status")
-	frappe.db.set_value(
-		DOCTYPE, account, {"status": UNAUTHORIZED, "health": UNHEALTHY, "last_error": error[:1000]}
-	)
-	if previous != UNAUTHORIZED:
-		notify_admins(
-			f"Gmail Account {frappe.db.get_value(DOCTYPE, account, 'account_name') or account} needs to be reconnected",
-			account,
-			error,
-		)
+	"""Google refused the token (invalid_grant / 401): UNAUTHORIZED, unhealthy, admins notified once
+	(:func:`atlas_integrations.inbox.health.mark_unauthorized`). Polling skips UNAUTHORIZED accounts until
+	they are reconnected."""
+	name = frappe.db.get_value(DOCTYPE, account, "account_name") or account
+	health.mark_unauthorized(DOCTYPE, account, error, f"Gmail Account {name} needs to be reconnected")
 
 
 def notify_admins(subject: str, account: str, detail: str = "") -> None:
@@ -219,45 +208,9 @@ def notify_admins(subject: str, account: str, detail: str = "") -> None:
 
 
 def record_run(account: str, succeeded: bool, error: str | None = None) -> None:
-	"""After a run: last processed time, consecutive failures, success rate and health.
-
-	Health: ``unhealthy`` when UNAUTHORIZED or the last 3 runs failed, ``disabled`` when not connected or
-	disabled, else ``healthy``. Success rate: share of succeeded runs among the last 20 finished ones.
-	"""
-	statuses = frappe.get_all(
-		"Sync Job",
-		filters={"reference_doctype": DOCTYPE, "reference_name": account, "status": ["in", ["succeeded", "failed"]]},
-		pluck="status",
-		order_by="finished_at desc, creation desc",
-		limit=HEALTH_WINDOW,
-	)
-	rate = 100.0 * statuses.count("succeeded") / len(statuses) if statuses else (100.0 if succeeded else 0.0)
-	consecutive = 0
-	for status in statuses:
-		if status != "failed":
-			break
-		consecutive += 1
-	row = frappe.db.get_value(DOCTYPE, account, ["status", "enabled"], as_dict=True)
-	if not row:
-		return
-	if row.status == UNAUTHORIZED or consecutive >= UNHEALTHY_AFTER:
-		health = UNHEALTHY
-	elif not row.enabled or row.status == NOT_CONNECTED:
-		health = DISABLED
-	else:
-		health = HEALTHY
-	values = {
-		"last_processed_at": now_datetime(),
-		"success_rate": rate,
-		"consecutive_failures": consecutive,
-		"health": health,
-	}
-	if succeeded:
-		values["last_success_at"] = values["last_processed_at"]
-		values["last_error"] = None
-	elif error:
-		values["last_error"] = error[:1000]
-	frappe.db.set_value(DOCTYPE, account, values, update_modified=False)
+	"""After a run: last processed time, consecutive failures, success rate and health
+	(:func:`atlas_integrations.inbox.health.record_run`)."""
+	health.record_run(DOCTYPE, account, succeeded, error)
 
 
 __all__ = ["PERSONAL", "SHARED"]

@@ -57,31 +57,10 @@ def enqueue_sync(account: str, trigger: str = "manual") -> dict:
 		``{"sync_job": name, "created": bool, "status": "pending"|"processing"}``; ``created`` False
 		when an open job already existed (deduplicated).
 	"""
-	# serialise concurrent callers on the account row, so two clicks make one job
-	frappe.db.get_value(accounts.DOCTYPE, account, "name", for_update=True)
-	existing = jobs.open_job(JOB_TYPE, accounts.DOCTYPE, account)
-	pending = frappe.db.get_value(
-		"Sync Job",
-		{"job_type": JOB_TYPE, "reference_doctype": accounts.DOCTYPE, "reference_name": account,
-		 "status": jobs.PENDING},
-		"name",
-	)
-	if pending:
-		if not jobs.rq_job_active(jobs.rq_job_id_of(JOB_TYPE, pending, account)):
-			jobs.dispatch(JOB_TYPE, pending, account)  # its rq job was lost: hand it to a worker again
-		return {"sync_job": pending, "created": False, "status": jobs.PENDING}
-	if existing and not _follow_up_needed(trigger):
-		return {"sync_job": existing, "created": False, "status": jobs.PROCESSING}
 	history_id = frappe.db.get_value(accounts.DOCTYPE, account, "history_id")
-	job = jobs.create(
-		JOB_TYPE,
-		accounts.DOCTYPE,
-		account,
-		payload={"account": account, "mode": "initial" if not history_id else "incremental"},
-		trigger=trigger,
-	)
-	jobs.dispatch(JOB_TYPE, job.name, account)
-	return {"sync_job": job.name, "created": True, "status": jobs.PENDING}
+	return jobs.enqueue_once(JOB_TYPE, accounts.DOCTYPE, account,
+							 payload={"account": account, "mode": "initial" if not history_id else "incremental"},
+							 trigger=trigger, follow_up=_follow_up_needed(trigger))
 
 
 def _follow_up_needed(trigger: str) -> bool:

@@ -23,3 +23,7 @@ class AtlasSettings(Document):
 	@property
 	def xero_redirect_uri(self) -> str:
 		return provider_url("xero_redirect_uri")
+
+	@property
+	def microsoft_redirect_uri(self) -> str:
+		return provider_url("microsoft_redirect_uri")
