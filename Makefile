@@ -1,6 +1,6 @@
 # Atlas Integrations — common tasks. See README.md.
 SHELL := /bin/bash
-.PHONY: demo demo-mail demo-check stop test bench bench-sync bench-quota bench-guard bench-adversarial
+.PHONY: demo demo-mail demo-check stop test bench bench-sync bench-quota bench-outlook bench-guard bench-adversarial
 
 demo:        ## the bench and the demo's own site, the live desk under honcho, the corpus mailbox synced, Xero
 	bash scripts/demo.sh
@@ -27,6 +27,10 @@ bench-sync:  ## benchmark: initial sync of 10,000 messages into the real site, S
 bench-quota: ## benchmark: initial sync of 10,000 messages at Google's per-user quota; then 4 mailboxes on 2 workers
 	flock /tmp/atlas-site.lock bash scripts/run-in-bench.sh bench/initial_sync.py --quota 15000
 	flock /tmp/atlas-site.lock bash scripts/run-in-bench.sh bench/initial_sync.py --quota 15000 --mailboxes 4 --workers 2
+
+bench-outlook: ## benchmark: an Outlook mailbox of 10,000 messages synced through Graph, unthrottled, then at Graph's limits
+	flock /tmp/atlas-site.lock bash scripts/run-in-bench.sh bench/outlook_sync.py --throttle off
+	flock /tmp/atlas-site.lock bash scripts/run-in-bench.sh bench/outlook_sync.py --throttle on
 
 bench-guard: ## benchmark: what the mail guard costs an RPC request (microseconds)
 	bash scripts/run-in-bench.sh bench/mail_guard.py

@@ -138,7 +138,9 @@ scheduler_events = {
 					  # reads of what changed in Xero (payments), each Company at its own interval
 					  "atlas_integrations.xero.payments.schedule_pulls"],
 	},
-	"hourly": ["atlas_integrations.jobs.reap_stale_jobs"],
+	"hourly": ["atlas_integrations.jobs.reap_stale_jobs",
+			   # Outlook change-notification subscriptions renewed before half their lifetime is gone
+			   "atlas_integrations.outlook.notify.renew_all"],
 	# sends whose process died between the provider and the record (atlas_integrations/inbox/outbox.py)
 	"all": ["atlas_integrations.inbox.outbox.reconcile_stale"],
 	"daily": ["atlas_integrations.gmail.push.renew_watches"],

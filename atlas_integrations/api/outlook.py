@@ -90,3 +90,41 @@ def sync_now(account: str) -> dict:
 	if doc.status not in ("SYNCING", "ACTIVE") or not doc.enabled:
 		messages.throw("Outlook Account {0} is not connected ({1})", account, doc.status, title="Outlook")
 	return enqueue_sync(account, trigger="manual")
+
+
+def _answer(status: int, text: str = ""):
+	from werkzeug.wrappers import Response
+
+	return Response(text, status=status, mimetype="text/plain", headers={"X-Content-Type-Options": "nosniff"})
+
+
+@frappe.whitelist(allow_guest=True, methods=["POST"])
+def notifications(**kwargs):
+	"""Graph's change-notification endpoint (the subscriptions' ``notificationUrl``). Guest-callable (Graph
+	is no Frappe user): the ``validationToken`` handshake is answered at once as ``text/plain``; a delivery is
+	authenticated per item by its ``clientState`` (:mod:`atlas_integrations.outlook.notify`). Answers
+	``text/plain``: 200 with the token (handshake), 202 (accepted; items that do not verify are dropped),
+	400 / 413 (refused). No answer echoes anything else from the request."""
+	from atlas_integrations.outlook import notify
+
+	token = frappe.request.args.get("validationToken")
+	if token is not None:
+		return _answer(200, token[:1024]) if token and len(token) <= 1024 else _answer(400)
+	status, _queued = notify.receive(frappe.request.get_data(cache=True)[:notify.MAX_BODY + 1],
+									 frappe.request.content_length)
+	return _answer(status)
+
+
+@frappe.whitelist(allow_guest=True, methods=["POST"])
+def lifecycle(**kwargs):
+	"""Graph's lifecycle-notification endpoint (``lifecycleNotificationUrl``): the handshake as for
+	:func:`notifications`; ``reauthorizationRequired``, ``subscriptionRemoved`` and ``missed`` acted on after
+	the same checks. Answers ``text/plain`` 200 / 202 / 400 / 413."""
+	from atlas_integrations.outlook import notify
+
+	token = frappe.request.args.get("validationToken")
+	if token is not None:
+		return _answer(200, token[:1024]) if token and len(token) <= 1024 else _answer(400)
+	status, _acted = notify.receive_lifecycle(frappe.request.get_data(cache=True)[:notify.MAX_BODY + 1],
+											  frappe.request.content_length)
+	return _answer(status)

@@ -253,6 +253,7 @@ class SyncRun:
 							{"status": accounts.ACTIVE, "sync_stage": "Incremental", "throttle_until": None},
 							update_modified=False)
 		frappe.db.commit()
+		self._ensure_subscriptions()
 		return "; ".join(self.details + [
 			f"retried pending {retried}", f"updated {self.updated}", f"moved {self.moved}", f"deleted {self.deleted}",
 			f"gone (404) {self.gone}", f"parse errors {self.parse_errors}",
@@ -261,6 +262,23 @@ class SyncRun:
 			+ (["outcomes " + ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items()))] if self.outcomes else [])
 			+ (["seconds " + ", ".join(f"{k} {v:.1f}" for k, v in self.seconds.items())] if self.seconds else [])
 			+ ([f"first errors: {' | '.join(self.errors[:3])}"] if self.errors else []))
+
+	def _ensure_subscriptions(self) -> None:
+		"""Keep change notifications flowing (:func:`atlas_integrations.outlook.notify.ensure_subscriptions`).
+		A failure does not fail the run: polling still covers the mailbox."""
+		from atlas_integrations.outlook import notify
+
+		try:
+			done = notify.ensure_subscriptions(self.account, self.client)
+			frappe.db.commit()
+		except AuthRevoked:
+			raise
+		except OutlookError as exc:
+			frappe.db.rollback()
+			self.errors.append(f"subscriptions: {exc}")
+			return
+		if done:
+			self.details.append("subscriptions " + ", ".join(f"{k} {v}" for k, v in sorted(done.items())))
 
 	def _resolve_folders(self) -> None:
 		"""Look up the well-known folders' ids once per mailbox (a message's ``parentFolderId`` names its

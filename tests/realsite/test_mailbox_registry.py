@@ -18,15 +18,16 @@ OUTSIDER = "atlas-registry-outsider@atlas-test.example"  # a Sales User: no Atla
 TYPE = "Atlas Test Mailbox"
 
 
-def test_gmail_and_the_inbound_route_are_registered_types(site):
+def test_gmail_outlook_and_the_inbound_route_are_registered_types(site):
 	from atlas_integrations.inbox import mailboxes
 
 	frappe = site
 	assert "atlas_integrations.gmail.mailbox_type.MAILBOX_TYPES" in frappe.get_hooks("atlas_mailbox_types")
 	types = mailboxes.types()
-	assert set(types) == {"Gmail Account", "Inbound Route"}
-	gmail, route = types["Gmail Account"], types["Inbound Route"]
+	assert set(types) == {"Gmail Account", "Outlook Account", "Inbound Route"}
+	gmail, outlook, route = types["Gmail Account"], types["Outlook Account"], types["Inbound Route"]
 	assert (gmail.owner_field, gmail.kind_field, gmail.sends) == ("user", "account_type", True)
+	assert (outlook.owner_field, outlook.kind_field, outlook.label) == ("user", "account_type", "Outlook")
 	assert (route.owner_field, route.kind_field, route.sends, route.send_reply) == (None, None, False, None)
 	queries, hooks = frappe.get_hooks("permission_query_conditions"), frappe.get_hooks("has_permission")
 	for t in types.values():  # a type with owners has the row rules of a mailbox doctype

@@ -101,6 +101,7 @@ class GraphMailbox:
 	seq: itertools.count = field(default_factory=lambda: itertools.count(1))
 	last_seq: int = 0
 	generation: int = 1  # delta tokens of an older generation answer 410 (sync state gone)
+	by_internet_id: dict[str, str] = field(default_factory=dict)  # Message-ID -> conversationId (threading)
 	#: called with (message id, folder ids, "created" | "updated" | "deleted") after each change
 	listener: object = None
 
@@ -136,7 +137,7 @@ class GraphMailbox:
 		head = email.message_from_bytes(raw, policy=email.policy.compat32)
 		mid = (head.get("Message-ID") or "").strip() or f"<{secrets.token_hex(8)}@graph.local>"
 		refs = (str(head.get("In-Reply-To") or "") + " " + str(head.get("References") or "")).split()
-		conversation = next((m.conversation_id for m in self.messages.values() if m.internet_message_id in refs), None)
+		conversation = next((self.by_internet_id[r] for r in refs if r in self.by_internet_id), None)
 		date = email.utils.parsedate_to_datetime(head["Date"]).timestamp() if head.get("Date") else None
 		msg = GraphMessage(id=_graph_id("AAkALg", self.address, mid), folder=fid, raw=raw,
 						   conversation_id=conversation or _graph_id("AAQk", self.address, mid),
@@ -144,6 +145,7 @@ class GraphMailbox:
 						   is_draft=is_draft)
 		self._touch(msg)
 		self.messages[msg.id] = msg
+		self.by_internet_id.setdefault(mid, msg.conversation_id)
 		self._log(msg.id, fid, kind="created")
 		return msg
 
