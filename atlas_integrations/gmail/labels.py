@@ -16,7 +16,6 @@ another open Modify job of the account still covers them, so later Gmail history
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timedelta
 
 import frappe
@@ -26,6 +25,7 @@ from atlas_integrations import jobs, messages
 from atlas_integrations.gmail import accounts, store
 from atlas_integrations.gmail.client import GmailClient
 from atlas_integrations.gmail.errors import AuthRevoked, GmailError, Permanent, Temporary
+from atlas_integrations.inbox import writeback
 from atlas_integrations.settings import processing_label_delay
 
 JOB_TYPE = "Gmail Modify"
@@ -142,22 +142,8 @@ def run_modify_job(sync_job: str) -> None:
 	if not account:
 		return
 	with jobs.run_as(accounts.run_as_user(account)):
-		deadline = time.monotonic() + MODIFY_DRAIN_SECONDS
-		while time.monotonic() < deadline:
-			frappe.db.rollback()  # a fresh snapshot: the jobs (and writes) committed meanwhile
-			candidate = jobs.next_pending(JOB_TYPE, accounts.DOCTYPE, account)
-			if not candidate:
-				return
-			lock = jobs.RunLock(modify_lock_name(account), owner=candidate, ttl=MODIFY_LOCK_TTL)
-			if not lock.acquire(wait=MODIFY_LOCK_WAIT):
-				return  # a live write-back of this account drains it
-			try:
-				frappe.db.rollback()  # see everything the previous holder committed
-				if jobs.next_pending(JOB_TYPE, accounts.DOCTYPE, account) != candidate or not jobs.claim(candidate):
-					continue  # another run took it meanwhile: pick the oldest again
-				_write_back(candidate)
-			finally:
-				lock.release()
+		writeback.drain(JOB_TYPE, accounts.DOCTYPE, account, modify_lock_name(account), _write_back,
+						lock_ttl=MODIFY_LOCK_TTL, lock_wait=MODIFY_LOCK_WAIT, seconds=MODIFY_DRAIN_SECONDS)
 
 
 def _write_back(sync_job: str) -> None:
@@ -198,21 +184,9 @@ def _write_back(sync_job: str) -> None:
 
 def _clear_pending_flags(account: str, message_ids: list[str], sync_job: str) -> int:
 	"""Clear ``atlas_labels_pending`` of the messages, except those another open (pending or processing)
-	Gmail Modify job of the account still has to write. Returns how many messages were cleared."""
-	ids = set(message_ids or [])
-	others = frappe.get_all("Sync Job", filters={"job_type": JOB_TYPE, "reference_doctype": accounts.DOCTYPE,
-												 "reference_name": account, "status": ["in", jobs.OPEN_STATES],
-												 "name": ["!=", sync_job]}, pluck="payload")
-	for other in others:
-		try:
-			ids -= set(json.loads(other or "{}").get("message_ids") or [])
-		except ValueError:
-			continue
-	if ids:
-		keys = [store.message_key(account, m) for m in sorted(ids)]
-		frappe.db.set_value("Communication", {"atlas_mailbox_key": ["in", keys]}, "atlas_labels_pending", 0,
-							update_modified=False)
-	return len(ids)
+	Gmail Modify job of the account still has to write (:func:`atlas_integrations.inbox.writeback.
+	clear_pending_flags`). Returns how many messages were cleared."""
+	return writeback.clear_pending_flags(JOB_TYPE, accounts.DOCTYPE, account, message_ids, sync_job)
 
 
 def release_pending_labels(sync_job: str) -> int:
@@ -230,15 +204,7 @@ def release_pending_labels(sync_job: str) -> int:
 	Returns:
 		The number of messages whose flag was cleared.
 	"""
-	row = frappe.db.get_value("Sync Job", sync_job, ["reference_name", "payload"], as_dict=True)
-	if not row:
-		return 0
-	try:
-		payload = json.loads(row.payload or "{}")
-	except ValueError:
-		return 0
-	account = payload.get("account") or row.reference_name
-	return _clear_pending_flags(account, payload.get("message_ids") or [], sync_job)
+	return writeback.release(JOB_TYPE, sync_job)
 
 
 # -- the processing label ------------------------------------------------------------------------------

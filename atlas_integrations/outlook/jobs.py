@@ -18,4 +18,15 @@ JOB_TYPES: list[dict] = [
 		"max_attempts": 3,
 		"progress_audience": "readers",  # the mailbox's readers see its sync's progress
 	},
+	{
+		# desk read / tag / archive changes written back to Graph, in order, one at a time per mailbox
+		"name": "Outlook Modify",
+		"method": "atlas_integrations.outlook.state.run_modify_job",
+		"queue": "short",
+		"timeout": 300,
+		"one_at_a_time": "reference",
+		"release": "atlas_integrations.outlook.state.release_lock",
+		"on_give_up": "atlas_integrations.outlook.state.release_pending",  # later delta data may update them
+		"max_attempts": 3,
+	},
 ]

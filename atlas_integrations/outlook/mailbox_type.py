@@ -2,8 +2,8 @@
 through the ``atlas_mailbox_types`` hook. Plain data (it imports nothing); each entry is validated by
 :meth:`atlas_integrations.inbox.mailboxes.MailboxType.from_registration` (keys and meaning documented there).
 
-Sending and the two-way state write-back are not registered yet: until they are, the Smart Inbox says in
-words that an Outlook mailbox cannot do them (:data:`atlas_integrations.inbox.mailboxes.CANNOT`).
+Sending is not registered yet: until it is, the Smart Inbox says in words that an Outlook mailbox cannot
+send (:data:`atlas_integrations.inbox.mailboxes.CANNOT_SEND`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ MAILBOX_TYPES: list[dict] = [
 		# Graph's ids on mail rows, written by the sync only
 		"locked_fields": ["Inbox Thread.provider_thread_id", "Communication.atlas_mailbox_key",
 						  "Communication.atlas_provider_message_id", "Communication.atlas_provider_thread_id"],
+		# desk changes written back to Graph (Outlook Modify jobs)
+		"modify_tags": "atlas_integrations.outlook.state.modify_thread",
+		"mark_read": "atlas_integrations.outlook.state.mark_read",
 		"errors": "atlas_integrations.outlook.errors.OutlookError",
 	},
 ]

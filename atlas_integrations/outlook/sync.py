@@ -128,7 +128,7 @@ def give_up(sync_job: str) -> None:
 
 
 def page_size() -> int:
-	"""Messages per delta page: site config ``atlas_outlook_delta_page_size`` (1..1000), default 100."""
+	"""Messages per delta page: site config ``atlas_outlook_delta_page_size`` (1..1000), default 200."""
 	from atlas_integrations.endpoints import conf_number
 	from atlas_integrations.outlook.client import DELTA_PAGE
 

@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 	parser.add_argument("--desk-url", required=True, help="the desk's front door (web server + realtime)")
 	parser.add_argument("--gmail-url", required=True, help="the local Gmail-compatible server")
 	parser.add_argument("--xero-url", required=True, help="the local Xero-compatible server")
+	parser.add_argument("--graph-state", help="the local Graph server's JSON line (its --state file)")
 	parser.add_argument("--state", default=str(Path(__file__).resolve().parents[2] / ".atlas" / "demo"))
 	parser.add_argument("--days", type=int, default=30, help="backfill window (days)")
 	parser.add_argument("--mail", action="store_true", help="deliver one more corpus message (make demo-mail)")
@@ -179,7 +180,81 @@ def main(argv: list[str] | None = None) -> int:
 	elapsed = time.monotonic() - started
 	code = _summary(frappe, name, site_url, elapsed, gmail.stats(owner))
 	code = _smart_inbox(frappe, gmail, owner, name, site_url, demo_parties) or code
+	if args.graph_state:
+		code = _outlook(frappe, site_url, args.graph_state) or code
 	return _xero(frappe, site_url, args.xero_url) or code
+
+
+def _outlook(frappe, site_url: str, graph_state: str) -> int:
+	"""An Outlook mailbox of the local Graph server (a second slice of the corpus) connected through MSAL's
+	real sign-in over HTTP (the site's connect, Microsoft's /authorize, the site's callback, the desk),
+	synced by the resident worker; prints its figures. Returns a non-zero code when it did not sync."""
+	from frappe.installer import update_site_config
+
+	from atlas_integrations.inbox import erase
+
+	state = json.loads(Path(graph_state).read_text())
+	(client_id, secret), = state["clients"].items()
+	(address, loaded), = state["mailboxes"].items()
+	for key, value in {"atlas_microsoft_login_url": state["authority_host"], "atlas_graph_api_url": state["graph_url"],
+					   "atlas_microsoft_ca_bundle": state["ca_path"]}.items():
+		update_site_config(key, value)
+		frappe.local.conf[key] = value
+	settings = frappe.get_single("Atlas Settings")
+	settings.update({"microsoft_client_id": client_id, "microsoft_client_secret": secret, "microsoft_tenant": "common"})
+	settings.save(ignore_permissions=True)
+	name = frappe.db.get_value("Outlook Account", {"account_name": "Demo Outlook mailbox"})
+	if name:  # a previous demo: start from a clean mailbox (the app's own Mailbox Erase)
+		from atlas_integrations.outlook import accounts
+
+		erase.erase("Outlook Account", name)
+		frappe.db.delete("Sync Job", {"reference_name": name})
+		accounts.forget_cache(name)
+		frappe.db.set_value("Outlook Account", name, {"folder_state": None, "status": "NOT CONNECTED",
+													   "email_address": None, "sync_stage": "Not started"})
+	else:
+		name = frappe.get_doc({"doctype": "Outlook Account", "account_name": "Demo Outlook mailbox",
+							   "account_type": "Personal", "user": "Administrator"}).insert(ignore_permissions=True).name
+	frappe.db.commit()
+	# a session of its own: the Gmail step's desk page gave the first one a CSRF token its POSTs would need
+	import requests
+
+	http = requests.Session()
+	r = http.post(site_url + "/api/method/login", data={"usr": "Administrator",
+														"pwd": frappe.conf.get("admin_password") or "admin"}, timeout=30)
+	r.raise_for_status()
+	r = http.post(site_url + "/api/method/atlas_integrations.api.outlook.connect", data={"account": name}, timeout=30)
+	if r.status_code != 200:
+		print(f"Outlook connect refused: HTTP {r.status_code}")
+		return 1
+	auth_url = r.json()["message"]["authorization_url"]
+	print(f"\nOutlook sign-in URL from the site (MSAL): {auth_url.split('?')[0]}?… (authorization code, PKCE)")
+	started = time.monotonic()
+	# Microsoft's /authorize (HTTPS, the local server's certificate) -> the site's callback -> the desk
+	r = http.get(auth_url, timeout=60, allow_redirects=True, verify=state["ca_path"])
+	print("Outlook redirect flow: " + " -> ".join(h.headers.get("Location", "")[:70] for h in r.history))
+	frappe.db.rollback()
+	account = frappe.get_doc("Outlook Account", name)
+	if account.status not in ("SYNCING", "ACTIVE"):
+		print(f"Outlook connect failed: status {account.status}; {r.status_code}")
+		return 1
+	wait_idle(frappe)
+	elapsed = time.monotonic() - started
+	frappe.db.rollback()
+	jobs = frappe.get_all("Sync Job", filters={"reference_name": name, "job_type": "Outlook Sync"}, fields=["*"],
+						  order_by="creation asc")
+	stored = frappe.db.count("Communication", {"atlas_mailbox_type": "Outlook Account", "atlas_mailbox": name})
+	threads = frappe.db.count("Inbox Thread", {"mailbox_type": "Outlook Account", "mailbox": name})
+	account = frappe.get_doc("Outlook Account", name)
+	job = jobs[0] if jobs else None
+	print(f"Outlook Account {account.account_name} <{account.email_address}>: {account.status}, health {account.health}; "
+		  f"{account.connection}")
+	if job:
+		print(f"Outlook initial sync  Sync Job {job.name} {job.status}: {stored} of {loaded} messages in {threads} "
+			  f"threads, {elapsed:.1f} s; Graph requests {job.api_calls} ({job.api_calls / max(1, stored):.2f} per "
+			  f"message, $batch of 20 $value); failed {job.failed}")
+	print(f"Smart Inbox           Outlook and Gmail mailboxes side by side: {site_url}/app/smart-inbox")
+	return 0 if job and job.status == "succeeded" and stored == loaded else 1
 
 
 def deliver_one(frappe, gmail, corpus: str, args) -> int:

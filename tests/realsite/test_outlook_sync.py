@@ -264,3 +264,39 @@ def test_a_shared_workspace_mailbox_connects_with_client_credentials_and_syncs_t
 	assert len(_rows(frappe, account)) == 6
 	assert all("/users/" in p or p.endswith("$batch") for _m, p in outlook.server.requests[paths:]
 			   if p.startswith("/v1.0/"))
+
+
+def test_desk_changes_are_written_back_in_order_and_older_delta_data_never_undoes_them(site, outlook):
+	from atlas_integrations.api import inbox
+	from tests.realsite.conftest import run_worker
+
+	frappe = site
+	address = outlook.mailbox(load=4)
+	account, _ = outlook.connect(address)
+	assert outlook.sync(account).status == "succeeded"
+	box = outlook.server.mailbox(address)
+	rows = _rows(frappe, account)
+	one = rows[0]
+	# Graph changes the message after the desk did (an older state, as the next delta round reads it)
+	inbox.mark_read(one.atlas_inbox_thread, read=1)
+	inbox.set_labels(one.atlas_inbox_thread, add=["STARRED", "Customers"], remove=["INBOX"])
+	frappe.db.commit()
+	box.update(one.id, categories=["Old"])  # Graph's older state, read by the next delta round
+	proc = run_worker(queues="long")  # the sync only: the write-back waits on the short queue
+	assert proc.returncode == 0, proc.stdout + proc.stderr
+	frappe.db.rollback()
+	mine = {r.id: r for r in _rows(frappe, account)}[one.id]
+	assert set(mine.atlas_tags.split(",")) == {"STARRED", "Customers"} and mine.seen == 1  # the desk's, kept
+	assert run_worker(queues="short").returncode == 0  # the two Outlook Modify jobs, in order
+	frappe.db.rollback()
+	jobs = frappe.get_all("Sync Job", filters={"reference_name": account, "job_type": "Outlook Modify"},
+						  fields=["status"], order_by="creation asc")
+	assert [j.status for j in jobs] == ["succeeded", "succeeded"]
+	msg = box.messages[one.id]
+	assert msg.is_read and msg.flag == "flagged" and msg.categories == ["Customers"]
+	assert box.folders[msg.folder]["wellKnownName"] == "archive"  # INBOX removed: archived at Graph
+	assert outlook.sync(account).status == "succeeded"  # Graph's state now is the desk's: nothing changes back
+	mine = {r.id: r for r in _rows(frappe, account)}[one.id]
+	assert set(mine.atlas_tags.split(",")) == {"STARRED", "Customers"} and mine.atlas_deleted == 0
+	thread = frappe.db.get_value("Inbox Thread", one.atlas_inbox_thread, ["unread", "tags"], as_dict=True)
+	assert thread.unread == 0 and "INBOX" not in thread.tags.split(",")

@@ -64,7 +64,10 @@ class GraphMessage:
 	def resource(self, immutable: bool) -> dict:
 		"""The message resource (the properties the app reads), ids as the request asked for them."""
 		head = email.message_from_bytes(self.raw, policy=email.policy.compat32)
-		subject = str(email.header.make_header(email.header.decode_header(head.get("Subject") or "")))
+		try:  # an unknown or broken charset in the header: Graph shows the text as it can
+			subject = str(email.header.make_header(email.header.decode_header(str(head.get("Subject") or ""))))
+		except (LookupError, UnicodeError, ValueError):
+			subject = str(head.get("Subject") or "")
 		sender = _addresses(head.get("From"))
 		return {
 			"id": self.id if immutable else self.mutable_id(),
@@ -138,7 +141,12 @@ class GraphMailbox:
 		mid = (head.get("Message-ID") or "").strip() or f"<{secrets.token_hex(8)}@graph.local>"
 		refs = (str(head.get("In-Reply-To") or "") + " " + str(head.get("References") or "")).split()
 		conversation = next((self.by_internet_id[r] for r in refs if r in self.by_internet_id), None)
-		date = email.utils.parsedate_to_datetime(head["Date"]).timestamp() if head.get("Date") else None
+		date = None
+		if received is None and head.get("Date"):
+			try:  # a message's Date header is hostile input too
+				date = email.utils.parsedate_to_datetime(str(head["Date"])).timestamp()
+			except (TypeError, ValueError, IndexError, OverflowError):
+				date = None
 		msg = GraphMessage(id=_graph_id("AAkALg", self.address, mid), folder=fid, raw=raw,
 						   conversation_id=conversation or _graph_id("AAQk", self.address, mid),
 						   internet_message_id=mid, received=received or date or time.time(), is_read=is_read,
