@@ -134,7 +134,7 @@ def test_doctypes_live_in_the_module_of_their_package():
 	import json
 
 	modules = [m.strip() for m in (APP / "modules.txt").read_text().splitlines() if m.strip()]
-	assert modules == ["Atlas Core", "Inbox", "Gmail", "Xero"]
+	assert modules == ["Atlas Core", "Inbox", "Gmail", "Xero", "Outlook"]
 	folders = {m: m.lower().replace(" ", "_") for m in modules}
 	seen = {}
 	for path in APP.glob("*/doctype/*/*.json"):
@@ -239,6 +239,8 @@ def test_hook_registers_gmail_job_types_from_the_gmail_package():
 		"Gmail Sync",
 		"Mailbox Erase",
 		"Match Index Rebuild",
+		"Outlook Modify",
+		"Outlook Sync",
 		"Xero Contact",
 		"Xero Invoice",
 		"Xero Payment",
@@ -250,6 +252,8 @@ def test_hook_registers_gmail_job_types_from_the_gmail_package():
 	assert len(names) == len(set(names))
 	gmail = [entry["name"] for path, entry in _registrations() if path.startswith("atlas_integrations.gmail.")]
 	assert sorted(gmail) == ["Gmail Modify", "Gmail Sync"]
+	outlook = [entry["name"] for path, entry in _registrations() if path.startswith("atlas_integrations.outlook.")]
+	assert sorted(outlook) == ["Outlook Modify", "Outlook Sync"]
 
 
 def test_every_registered_entry_point_and_hook_exists():
