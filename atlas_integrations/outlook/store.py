@@ -36,7 +36,8 @@ def categories(resource: dict) -> list[str]:
 	"""The message's Outlook categories as tags (provider text: commas dropped, each cut to 100 characters,
 	at most 25)."""
 	out = []
-	for value in resource.get("categories") or []:
+	values = resource.get("categories")
+	for value in (values if isinstance(values, list) else [])[:CATEGORIES_MAX * 4]:  # a bound on provider input
 		if isinstance(value, str):
 			tag = " ".join(value.replace(",", " ").split())[:CATEGORY_MAX]
 			if tag and tag.upper() not in ("INBOX", "SENT", "UNREAD", "STARRED", "TRASH", "SPAM", "DRAFT"):
