@@ -20,9 +20,6 @@ mailbox, and the per-user send rate limit (:mod:`atlas_integrations.inbox.send_l
 from __future__ import annotations
 
 import base64
-import email.policy
-import email.utils
-from email.message import EmailMessage
 
 import frappe
 from frappe import _
@@ -30,32 +27,20 @@ from frappe import _
 from atlas_integrations import messages
 from atlas_integrations.gmail import accounts, store
 from atlas_integrations.gmail.errors import AuthRevoked, GmailError, Temporary
-from atlas_integrations.inbox import outbox, pipeline, send_limit
+from atlas_integrations.inbox import compose, outbox, pipeline, send_limit
 from atlas_integrations.inbox.outbox import MailboxUnusable, NotAnswered, Refused, SendError
 from atlas_integrations.inbox.text import mail_text, plain
 
 MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024  # Gmail's limit for a message
 
-NO_ROLE = "Only Atlas users can send mail from the Smart Inbox"
+NO_ROLE, NO_RECIPIENT, EMPTY_BODY = compose.NO_ROLE, compose.NO_RECIPIENT, compose.EMPTY_BODY
+UNHEALTHY, BAD_FROM = compose.UNHEALTHY, compose.BAD_FROM
 NOT_YOUR_MAILBOX = outbox.NOT_YOURS
-NOT_GMAIL = "Replies go through a connected Gmail mailbox: this thread has none"
-NO_RECIPIENT = "Add at least one To recipient"
-EMPTY_BODY = "Write a message before sending"
-UNHEALTHY = "The mailbox {0} is not healthy ({1}): reconnect it before sending"
-BAD_FROM = "{0} is not a verified send-as address of this mailbox"
+plain_text_of, reply_subject, build_mime = compose.plain_text_of, compose.reply_subject, compose.build_mime
+split_addresses = outbox.split_addresses
 
 
 # -- the rules ---------------------------------------------------------------------------------------------
-def _usable_account(thread) -> frappe._dict:
-	from atlas_integrations.permissions import can_read_mailbox
-
-	if thread.mailbox_type != accounts.DOCTYPE or not thread.mailbox:
-		frappe.throw(_(NOT_GMAIL), SendError, title=_("Smart Inbox"))
-	if not can_read_mailbox((accounts.DOCTYPE, thread.mailbox)):
-		frappe.throw(_(NOT_YOUR_MAILBOX), frappe.PermissionError)
-	return usable_mailbox(thread.mailbox)
-
-
 def usable_mailbox(name: str) -> frappe._dict:
 	"""The Gmail Account ``name`` (``name, email_address, status, health, enabled, account_name``) when it
 	can send: enabled, connected (SYNCING / ACTIVE) and not unhealthy.
@@ -63,123 +48,23 @@ def usable_mailbox(name: str) -> frappe._dict:
 	Raises:
 		MailboxUnusable: :data:`UNHEALTHY`.
 	"""
-	account = frappe.db.get_value("Gmail Account", name,
-								  ["name", "email_address", "status", "health", "enabled", "account_name"], as_dict=True)
-	if not account.enabled or account.status not in ("SYNCING", "ACTIVE") or account.health in ("unhealthy", "disabled"):
-		state = account.status.lower() if account.status not in ("SYNCING", "ACTIVE") else (account.health or "disabled")
-		messages.throw(UNHEALTHY, account.email_address or account.account_name, _(state), exc=MailboxUnusable,
-					   title="Smart Inbox")
-	return account
+	return compose.check_usable(frappe.db.get_value(
+		"Gmail Account", name, ["name", "email_address", "status", "health", "enabled", "account_name"], as_dict=True))
 
 
 def check_rules(thread_name: str, to: list[str], body: str) -> tuple:
-	"""Every reply rule but the rate limit; returns ``(thread, account)``.
-
-	Raises:
-		frappe.PermissionError: no Atlas role; the thread or its mailbox is not the user's to use.
-		frappe.ValidationError: "Workspace changes are temporarily unavailable" (workspace not Active).
-		SendError: no To, empty body, no Gmail mailbox, unhealthy mailbox.
-	"""
-	from atlas_integrations.permissions import has_atlas_role
-	from atlas_integrations.settings import require_active_workspace
-
-	if not has_atlas_role():
-		frappe.throw(_(NO_ROLE), frappe.PermissionError)
-	require_active_workspace()
-	thread = messages.get_doc("Inbox Thread", thread_name)
-	thread.check_permission("read")
-	account = _usable_account(thread)
-	if not [a for a in to if a.strip()]:
-		frappe.throw(_(NO_RECIPIENT), SendError, title=_("Smart Inbox"))
-	if not plain_text_of(body).strip():
-		frappe.throw(_(EMPTY_BODY), SendError, title=_("Smart Inbox"))
-	return thread, account
-
-
-def plain_text_of(body: str) -> str:
-	"""The text of a message body the user wrote (HTML from the editor, or plain text)."""
-	from frappe.core.utils import html2text
-
-	return html2text(body or "") if "<" in (body or "") else (body or "")
-
-
-split_addresses = outbox.split_addresses
+	"""Every reply rule but the rate limit (:func:`atlas_integrations.inbox.compose.check_rules` for a Gmail
+	mailbox); returns ``(thread, account)``."""
+	return compose.check_rules(thread_name, to, body, accounts.DOCTYPE, "Gmail", usable_mailbox)
 
 
 # -- building the message ------------------------------------------------------------------------------------
-def _parent(thread) -> frappe._dict | None:
-	"""The latest message of the thread (what a reply answers)."""
-	rows = frappe.get_all("Communication", filters={"atlas_inbox_thread": thread.name, "atlas_deleted": 0},
-						  fields=["name", "atlas_provider_message_id", "message_id", "subject", "sender", "recipients", "cc",
-								  "sent_or_received", "atlas_reply_to"],
-						  order_by="communication_date desc, creation desc", limit=1)
-	return rows[0] if rows else None
-
-
 def _parent_headers(client, gmail_id: str | None) -> dict:
 	"""Message-ID, References and Subject of the parent exactly as sent (Gmail metadata)."""
 	if not gmail_id:
 		return {}
 	msg = client.get_message(gmail_id, fmt="metadata", metadata_headers=["Message-ID", "References", "Subject"])
 	return {h["name"].lower(): h["value"] for h in (msg.get("payload") or {}).get("headers") or []}
-
-
-def reply_subject(subject: str) -> str:
-	"""``Re: <subject>`` unless it already starts with Re: (any case)."""
-	subject = (subject or "").strip()
-	return subject if subject.lower().startswith("re:") else f"Re: {subject}".strip()
-
-
-def build_mime(*, from_addr: str, to: list[str], cc: list[str], bcc: list[str], subject: str, body_html: str,
-			   message_id: str, in_reply_to: str | None, references: str | None,
-			   attachments: list[tuple[str, str, bytes]] = ()) -> bytes:
-	"""The RFC 822 bytes of a reply (``email`` stdlib, SMTP policy: CRLF, folded headers, encoded words).
-
-	Args:
-		attachments: ``(file name, content type, bytes)``.
-	"""
-	msg = EmailMessage(policy=email.policy.SMTP)
-	msg["From"] = from_addr
-	msg["To"] = ", ".join(to)
-	if cc:
-		msg["Cc"] = ", ".join(cc)
-	if bcc:
-		msg["Bcc"] = ", ".join(bcc)  # Gmail delivers to Bcc and removes the header from what recipients get
-	msg["Subject"] = subject
-	msg["Date"] = email.utils.formatdate(localtime=False)
-	msg["Message-ID"] = message_id
-	if in_reply_to:
-		msg["In-Reply-To"] = in_reply_to
-	if references:
-		msg["References"] = references
-	text = plain_text_of(body_html)
-	msg.set_content(text)
-	if "<" in (body_html or ""):
-		from atlas_integrations.inbox.html import sanitize
-
-		msg.add_alternative(f"<html><body>{sanitize(body_html)}</body></html>", subtype="html")
-	for name, ctype, data in attachments:
-		maintype, _, subtype = (ctype or "application/octet-stream").partition("/")
-		msg.add_attachment(data, maintype=maintype, subtype=subtype or "octet-stream", filename=name)
-	return msg.as_bytes()
-
-
-def _attachments(files: list[str]) -> list[tuple[str, str, bytes]]:
-	"""``(name, type, bytes)`` of File documents the user may read (attached to the reply)."""
-	import mimetypes
-
-	out, total = [], 0
-	for name in files or []:
-		doc = messages.get_doc("File", name)
-		doc.check_permission("read")
-		data = doc.get_content()
-		data = data.encode() if isinstance(data, str) else data
-		total += len(data)
-		if total > MAX_ATTACHMENT_BYTES:
-			frappe.throw(_("Attachments are larger than Gmail's 25 MB per message"), Refused, title=_("Smart Inbox"))
-		ctype = mimetypes.guess_type(doc.file_name or "")[0] or "application/octet-stream"
-		out.append((doc.file_name, ctype, data))
-	return out
 
 
 # -- sending -------------------------------------------------------------------------------------------------
@@ -222,13 +107,12 @@ def reply(thread: str, to, body: str, client_key: str, cc=None, bcc=None, subjec
 	send_limit.take(user)
 	client = accounts.client_for(account.name)
 	sender = _from_address(client, account, from_addr)
-	parent = _parent(thread_doc)
+	parent = compose.latest_message(thread_doc.name)
 	headers = _parent_headers(client, parent.atlas_provider_message_id if parent else None)
 	parent_id = headers.get("message-id") or (plain(parent.message_id) if parent and parent.message_id else None)
 	references = " ".join(x for x in [headers.get("references", "").strip(), parent_id or ""] if x) or None
-	domain = sender.rsplit("@", 1)[-1].strip(">") or "atlas.invalid"
-	message_id = email.utils.make_msgid(idstring="atlas", domain=domain)
-	files = _attachments(attachments or [])
+	message_id = compose.new_message_id(sender)
+	files = compose.read_attachments(attachments or [], MAX_ATTACHMENT_BYTES, "Gmail")
 	raw = build_mime(from_addr=sender, to=to, cc=cc, bcc=bcc,
 					 subject=subject or reply_subject(headers.get("subject") or plain(thread_doc.subject)),
 					 body_html=body, message_id=message_id, in_reply_to=parent_id, references=references,
@@ -277,10 +161,9 @@ def send_new(account: str, user: str, request_key: str, to: list[str], subject: 
 		frappe.throw(_(NO_RECIPIENT), SendError, title="Gmail")
 	mailbox = usable_mailbox(account)
 	if sum(len(a[2]) for a in attachments) > MAX_ATTACHMENT_BYTES:
-		frappe.throw(_("Attachments are larger than Gmail's 25 MB per message"), Refused, title="Gmail")
+		messages.throw(compose.TOO_LARGE, "Gmail", 25, exc=Refused, title="Gmail")
 	sender = mailbox.email_address
-	domain = sender.rsplit("@", 1)[-1].strip(">") or "atlas.invalid"
-	message_id = email.utils.make_msgid(idstring="atlas", domain=domain)
+	message_id = compose.new_message_id(sender)
 	raw = build_mime(from_addr=sender, to=to, cc=cc, bcc=[], subject=subject, body_html=body, message_id=message_id,
 					 in_reply_to=None, references=None, attachments=list(attachments))
 	return outbox.create({
@@ -294,13 +177,9 @@ def _from_address(client, account, wanted: str | None) -> str:
 	"""The mailbox's address, or ``wanted`` when it is one of its verified send-as aliases."""
 	if not wanted or wanted.strip().lower() == (account.email_address or "").lower():
 		return account.email_address
-	aliases = client.list_send_as()
-	for alias in aliases:
-		if alias.get("sendAsEmail", "").lower() == wanted.strip().lower() and (
-				alias.get("isPrimary") or alias.get("verificationStatus") == "accepted"):
-			name = alias.get("displayName")
-			return email.utils.formataddr((name, alias["sendAsEmail"])) if name else alias["sendAsEmail"]
-	messages.throw(BAD_FROM, wanted, exc=SendError, title="Smart Inbox")
+	verified = [{"address": a.get("sendAsEmail", ""), "display_name": a.get("displayName")}
+				for a in client.list_send_as() if a.get("isPrimary") or a.get("verificationStatus") == "accepted"]
+	return compose.check_from(wanted, account.email_address, verified)
 
 
 # -- the outbox's steps (atlas_integrations/inbox/outbox.py) --------------------------------------------------

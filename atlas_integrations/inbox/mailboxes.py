@@ -28,8 +28,8 @@ COLUMNS = {"thread": ("mailbox_type", "mailbox"), "communication": ("atlas_mailb
 #: the values of a mailbox type's ``kind_field``
 PERSONAL, SHARED = "Personal", "Shared workspace mailbox"
 #: entry points a registration may name (dotted paths; None when the type cannot do it)
-ENTRY_POINTS = ("hydrate_thread", "send_reply", "send_new", "send_submit", "send_find", "send_store", "usable",
-				"send_as", "modify_tags", "mark_read", "errors")
+ENTRY_POINTS = ("hydrate_thread", "send_reply", "send_new", "send_submit", "send_find", "send_store", "send_prepare",
+				"usable", "send_as", "modify_tags", "mark_read", "errors")
 
 
 #: what a user reads when a mailbox's type lacks an action
@@ -74,6 +74,8 @@ class MailboxType:
 			(:mod:`atlas_integrations.inbox.outbox`): hand over the RFC 822 bytes, find a sent message by its
 			Message-ID, store the accepted message through the sync's writer. A type that names them can
 			send (:attr:`sends`).
+		send_prepare: optional fourth step, ``fn(mailbox, doc, raw) -> {field: value}``: the provider's draft,
+			made and committed before ``send_submit`` sends it (Outlook).
 		usable: ``fn(mailbox) -> frappe._dict``, the mailbox when it can send now, else raises.
 		send_as: ``fn(mailbox) -> [{"address", "display_name", "default"}]``, verified From aliases.
 		modify_tags: ``fn(thread, add, remove) -> dict``, tags (labels) changed in the desk and written back.
@@ -98,6 +100,7 @@ class MailboxType:
 	send_submit: str | None = None
 	send_find: str | None = None
 	send_store: str | None = None
+	send_prepare: str | None = None
 	usable: str | None = None
 	send_as: str | None = None
 	modify_tags: str | None = None

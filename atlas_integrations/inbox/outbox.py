@@ -19,6 +19,14 @@ machine calls:
   message as the thread's outbound Communication through the sync's own writer (its unique key, so the copy
   that comes back through the sync is the same record) and run the pipeline on it.
 
+A provider that sends a draft it made first (Outlook: ``createReply``, then ``/send``) also supplies
+``send_prepare(mailbox, doc, raw) -> {field: value}``: make (or find again) the provider's draft and return
+what to record of it (``provider_draft_id``, the draft's ``message_id``); the outbox **commits** that before
+``send_submit`` is called, so after a timeout or a crash the draft is looked up by its id rather than made and
+sent again. Its ``send_find`` may raise :class:`NotConfirmed` (the provider may hold the message but has not
+shown it yet: a sent copy can appear late): the record stays Sending, nothing is sent, and it is looked for
+again (the same request key, Reconcile, or the scheduler).
+
 States: **Sending** (committed, the provider called or about to be), **Sent** (recorded), **Accepted, not
 recorded** (the provider took it, recording did not finish: Reconcile finishes it, never resends),
 **Failed** (not sent; sending again searches the mailbox first).
@@ -56,6 +64,7 @@ NOT_ANSWERED = "{0} did not answer ({1}) and does not hold the message: nothing 
 PROVIDER_REFUSED = "{0} refused the message: {1}"
 NOT_HELD = "{0} does not hold the message: it was not sent"
 NOT_RETURNED = "{0} did not return the sent message"
+UNCONFIRMED = "{0} has not confirmed the message yet: it is looked for again in a few minutes and is not sent again meanwhile"
 
 
 class SendError(frappe.ValidationError):
@@ -74,6 +83,11 @@ class MailboxUnusable(SendError):
 
 class Refused(SendError):
 	"""The provider refused the message itself (a recipient, its size, its content)."""
+
+
+class NotConfirmed(SendError):
+	"""The provider may hold the message but has not confirmed it yet (its sent copy can appear late): the
+	record stays Sending and nothing is sent again until the provider's mailbox says which it is."""
 
 
 def reply_key(user: str, client_key: str) -> str:
@@ -217,36 +231,95 @@ def deliver(name: str, first: bool = False) -> dict:
 
 	Raises:
 		Refused, MailboxUnusable, NotAnswered (the provider did not answer and does not hold it): the record
-			is Failed and can be sent again with the same key; SendError: :data:`BUSY`.
+			is Failed and can be sent again with the same key; SendError: :data:`BUSY`; NotConfirmed
+			(:data:`UNCONFIRMED`: the record stays Sending and is looked for again).
 	"""
 	doc = _lock(name)
 	if doc.status == SENT:
 		frappe.db.commit()
 		return result(name)
 	mailbox_type, mailbox = _provider(doc)
-	provider_id = doc.provider_message_id
-	if not provider_id and not first:
-		provider_id = mailbox_type.entry("send_find")(mailbox, doc)
-	if not provider_id:
-		# not committed: the lock stays held through the call. A process that dies here leaves the last
-		# committed state (Sending or Failed), and every later delivery or reconcile searches the mailbox.
-		doc.db_set({"attempts": (doc.attempts or 0) + 1, "status": SENDING, "error": None})
-		try:
-			provider_id = mailbox_type.entry("send_submit")(mailbox, doc, base64.b64decode(doc.raw))
-		except NotAnswered as exc:  # no answer: did the provider take it anyway?
+	try:
+		provider_id = doc.provider_message_id
+		if not provider_id and not first:
 			provider_id = mailbox_type.entry("send_find")(mailbox, doc)
-			if not provider_id:
-				doc.db_set({"status": FAILED, "error": messages.text(NOT_ANSWERED, mailbox_type.label, str(exc)[:200])})
-				frappe.db.commit()
-				frappe.throw(doc.error, NotAnswered, title=_("Smart Inbox"))  # messages.text: translated, values escaped
-		except (MailboxUnusable, Refused) as exc:
-			doc.db_set({"status": FAILED, "error": messages.text(PROVIDER_REFUSED, mailbox_type.label, str(exc)[:900])})
-			frappe.db.commit()
-			frappe.throw(doc.error, type(exc), title=_("Smart Inbox"))  # messages.text: translated, words escaped
+		if not provider_id and mailbox_type.send_prepare:
+			doc = _prepare(doc, mailbox_type, mailbox)
+			provider_id = doc.provider_message_id  # set when another delivery sent it meanwhile
+		if not provider_id:
+			provider_id = _submit(doc, mailbox_type, mailbox)
+	except NotConfirmed:
+		frappe.db.commit()  # the record stays Sending (with its draft): looked for again, never resent meanwhile
+		messages.throw(UNCONFIRMED, mailbox_type.label, exc=NotConfirmed, title="Smart Inbox")
+	if doc.status == SENT:  # another delivery sent and recorded it while the draft was being committed
+		frappe.db.commit()
+		return result(name)
 	doc.db_set({"status": UNRECORDED, "provider_message_id": provider_id})  # accepted: recorded next
 	frappe.db.commit()
-	record(name)
+	_record_if_shown(name)
 	return result(name)
+
+
+def _record_if_shown(name: str) -> None:
+	""":func:`record`, except that a provider not showing its sent copy yet (:class:`NotConfirmed`) leaves
+	the record Accepted, not recorded, for Reconcile or the scheduler to finish."""
+	try:
+		record(name)
+	except NotConfirmed:
+		frappe.db.rollback()
+
+
+def _prepare(doc, mailbox_type: mailboxes.MailboxType, mailbox: str):
+	"""The provider's draft of a locked record (its ``send_prepare``), committed before anything is sent;
+	returns the record locked again (as the last commit left it: another delivery may have sent the draft
+	while the lock was released, then its ``provider_message_id`` is set).
+
+	Raises:
+		Refused, MailboxUnusable, NotAnswered: the draft could not be made (the record is Failed).
+	"""
+	try:
+		recorded = mailbox_type.entry("send_prepare")(mailbox, doc, base64.b64decode(doc.raw))
+	except (NotAnswered, MailboxUnusable, Refused) as exc:
+		_fail(doc, mailbox_type, exc)
+	doc.db_set({**recorded, "status": SENDING, "error": None})
+	return _lock(doc.name)  # commits the draft's id first
+
+
+def _submit(doc, mailbox_type: mailboxes.MailboxType, mailbox: str) -> str:
+	"""The provider's ``send_submit`` of a locked record; returns the provider's message id. When the
+	provider did not answer, the mailbox is searched (it may have taken the message anyway).
+
+	Raises:
+		Refused, MailboxUnusable, NotAnswered: not sent (the record is Failed and committed).
+		NotConfirmed: the provider's ``send_find`` cannot tell yet.
+	"""
+	# not committed: the lock stays held through the call. A process that dies here leaves the last
+	# committed state (Sending or Failed), and every later delivery or reconcile searches the mailbox.
+	doc.db_set({"attempts": (doc.attempts or 0) + 1, "status": SENDING, "error": None})
+	try:
+		return mailbox_type.entry("send_submit")(mailbox, doc, base64.b64decode(doc.raw))
+	except NotAnswered as exc:  # no answer: did the provider take it anyway?
+		provider_id = mailbox_type.entry("send_find")(mailbox, doc)
+		if not provider_id:
+			_fail(doc, mailbox_type, exc)
+		return provider_id
+	except (MailboxUnusable, Refused) as exc:
+		_fail(doc, mailbox_type, exc)
+
+
+def _fail(doc, mailbox_type: mailboxes.MailboxType, exc: SendError) -> None:
+	"""Record a send that did not happen as Failed with the provider's words, commit, and raise ``exc``'s type.
+
+	Raises:
+		NotAnswered (:data:`NOT_ANSWERED`), or ``type(exc)`` (:data:`PROVIDER_REFUSED`).
+	"""
+	if isinstance(exc, NotAnswered):
+		error, kind = messages.text(NOT_ANSWERED, mailbox_type.label, str(exc)[:200]), NotAnswered
+	else:
+		error, kind = messages.text(PROVIDER_REFUSED, mailbox_type.label, str(exc)[:900]), type(exc)
+	doc.db_set({"status": FAILED, "error": error})
+	frappe.db.commit()
+	frappe.throw(doc.error, kind, title=_("Smart Inbox"))  # messages.text: translated, values escaped
 
 
 def record(name: str) -> str | None:
@@ -308,11 +381,15 @@ def reconcile(name: str, fail_if_absent: bool = True) -> dict:
 		frappe.db.commit()
 		return result(name)
 	mailbox_type, mailbox = _provider(doc)
-	provider_id = doc.provider_message_id or mailbox_type.entry("send_find")(mailbox, doc)
+	try:
+		provider_id = doc.provider_message_id or mailbox_type.entry("send_find")(mailbox, doc)
+	except NotConfirmed:  # not shown yet: looked for again later, never failed (nor resent) meanwhile
+		frappe.db.commit()
+		return result(name)
 	if provider_id:
 		doc.db_set({"status": UNRECORDED, "provider_message_id": provider_id})
 		frappe.db.commit()
-		record(name)
+		_record_if_shown(name)
 	elif doc.status == SENDING and fail_if_absent:
 		doc.db_set({"status": FAILED, "error": messages.text(NOT_HELD, mailbox_type.label)})
 		frappe.db.commit()

@@ -312,3 +312,72 @@ class GraphClient:
 				 for mid in dict.fromkeys(ids)}
 		answers, failures = self.batch_each(parts, "messages.get")
 		return {mid: body for mid, (_s, _h, body) in answers.items() if isinstance(body, dict)}, failures
+
+	# -- the outbox's writes ------------------------------------------------------------------------------
+	# A draft is made, completed, committed by the caller, then sent; none of these is retried after a lost
+	# answer (``retry=False``): a second createReply would make a second draft, a second /send could send
+	# twice. A Temporary leaves here at once and the caller looks before trying again.
+	def create_reply(self, parent_id: str, message: dict) -> dict:
+		"""``POST /messages/{parent}/createReply``: a reply draft (Graph sets ``In-Reply-To``, ``References``,
+		``conversationId``) with ``message``'s properties (learn.microsoft.com/graph/api/message-createreply).
+		Returns the draft resource (``id`` immutable, ``internetMessageId``, ``conversationId``).
+
+		Raises:
+			Permanent (404: the message replied to is gone), AuthRevoked, Temporary.
+		"""
+		path = f"messages/{urllib.parse.quote(parent_id, safe='')}/createReply"
+		return self.request("POST", path, "message.createReply", json={"message": message}, retry=False).json()
+
+	def create_draft(self, message: dict) -> dict:
+		"""``POST /messages``: a new draft in Drafts with ``message``'s properties. Returns the resource."""
+		return self.request("POST", "messages", "message.create", json=message, retry=False).json()
+
+	def update_message(self, message_id: str, fields: dict) -> dict:
+		"""``PATCH /messages/{id}`` (idempotent: retried). Returns the resource."""
+		return self.request("PATCH", f"messages/{urllib.parse.quote(message_id, safe='')}", "message.update",
+							json=fields).json()
+
+	def add_attachment(self, message_id: str, name: str, content_type: str, data: bytes) -> None:
+		"""``POST /messages/{id}/attachments`` of a ``#microsoft.graph.fileAttachment`` (at most 3 MB: Graph's
+		limit for one attachment in one request; larger ones need an upload session)."""
+		body = {"@odata.type": "#microsoft.graph.fileAttachment", "name": name, "contentType": content_type,
+				"contentBytes": base64.b64encode(data).decode()}
+		self.request("POST", f"messages/{urllib.parse.quote(message_id, safe='')}/attachments",
+					 "message.attachments.add", json=body, retry=False)
+
+	def delete_message(self, message_id: str) -> None:
+		"""``DELETE /messages/{id}`` (an unfinished draft); a message already gone is fine."""
+		try:
+			self.request("DELETE", f"messages/{urllib.parse.quote(message_id, safe='')}", "message.delete", retry=False)
+		except Permanent as exc:
+			if exc.status != 404:
+				raise
+
+	def send_draft(self, message_id: str) -> None:
+		"""``POST /messages/{id}/send`` (202; Graph moves the message to Sent Items afterwards,
+		learn.microsoft.com/graph/api/message-send). Tried once.
+
+		Raises:
+			Temporary (no answer: it may have been sent), Permanent (not a draft any more, gone), AuthRevoked.
+		"""
+		self.request("POST", f"messages/{urllib.parse.quote(message_id, safe='')}/send", "message.send", retry=False)
+
+	def get_message(self, message_id: str, select: str) -> dict | None:
+		"""One message resource (``$select``), None when the mailbox no longer holds it (404)."""
+		try:
+			return self.get_json(f"messages/{urllib.parse.quote(message_id, safe='')}", "message.get",
+								 params={"$select": select})
+		except Permanent as exc:
+			if exc.status == 404:
+				return None
+			raise
+
+	def find_by_property(self, property_id: str, value: str, select: str = "id,isDraft,internetMessageId,parentFolderId,conversationId") -> list[dict]:
+		"""The mailbox's messages (every folder) whose single-value extended property ``property_id`` is
+		``value`` (``$filter=singleValueExtendedProperties/any(ep: ep/id eq … and ep/value eq …)``,
+		learn.microsoft.com/graph/api/singlevaluelegacyextendedproperty-get). At most 10."""
+		quote = lambda text: text.replace("'", "''")  # noqa: E731 - OData string literal
+		flt = (f"singleValueExtendedProperties/any(ep: ep/id eq '{quote(property_id)}' and "
+			   f"ep/value eq '{quote(value)}')")
+		answer = self.get_json("messages", "messages.find", params={"$filter": flt, "$select": select, "$top": 10})
+		return [m for m in answer.get("value") or [] if isinstance(m, dict) and m.get("id")]

@@ -254,7 +254,38 @@ def _outlook(frappe, site_url: str, graph_state: str) -> int:
 			  f"threads, {elapsed:.1f} s; Graph requests {job.api_calls} ({job.api_calls / max(1, stored):.2f} per "
 			  f"message, $batch of 20 $value); failed {job.failed}")
 	print(f"Smart Inbox           Outlook and Gmail mailboxes side by side: {site_url}/app/smart-inbox")
-	return 0 if job and job.status == "succeeded" and stored == loaded else 1
+	replied = _outlook_reply(frappe, name) if job and job.status == "succeeded" else False
+	return 0 if job and job.status == "succeeded" and stored == loaded and replied else 1
+
+
+def _outlook_reply(frappe, account: str) -> bool:
+	"""Answer the Outlook mailbox's newest received thread from the Smart Inbox, exactly once: a createReply
+	draft committed, then sent; the same request again (a double submit) sends nothing. Proven by asking
+	Graph which messages carry the request key."""
+	import uuid
+
+	from atlas_integrations.inbox import outbox
+	from atlas_integrations.outlook import accounts, send
+
+	thread = frappe.get_all("Inbox Thread", filters={"mailbox_type": "Outlook Account", "mailbox": account},
+							fields=["name", "subject", "provider_thread_id"], order_by="last_message_at desc", limit=1)
+	if not thread:
+		print("Outlook reply: no thread to answer")
+		return False
+	thread = thread[0]
+	key = str(uuid.uuid4())
+	body = "<p>Thanks for writing: we have your message and will answer in full by Friday.</p>"
+	first = send.reply(thread.name, ["customer@demo-outlook.example"], body, key)
+	again = send.reply(thread.name, ["customer@demo-outlook.example"], body, key)  # a double submit
+	held = accounts.client_for(account).find_by_property(send.REQUEST_KEY_PROPERTY,
+														 outbox.reply_key(frappe.session.user, key))
+	sent = [m for m in held if not m.get("isDraft")]
+	draft = frappe.db.get_value("Outgoing Mail", first.name, "provider_draft_id")
+	ok = first.status == "Sent" and again.name == first.name and len(held) == 1 and len(sent) == 1
+	print(f"Reply through Outlook  Outgoing Mail {first.name} {first.status}: createReply draft {(draft or '')[:16]}… "
+		  f"committed, then /send; the same request again -> {again.name} (not sent twice); Graph holds "
+		  f"{len(sent)} sent message with that request key, in conversation {str(first.provider_thread_id)[:16]}…")
+	return ok
 
 
 def deliver_one(frappe, gmail, corpus: str, args) -> int:

@@ -448,6 +448,9 @@ def send(session, company: str, job: str, row) -> None:
 			payload["mailbox"], payload["user"], request_key, payload["to"], payload["subject"],
 			payload.get("message") or _default_message(doc), cc=payload.get("cc"), attachments=attachments,
 			reference_doctype=DOCTYPE, reference_name=doc.name)
+	except outbox.NotConfirmed as exc:  # maybe sent, not shown yet: look again later (never resent meanwhile)
+		frappe.db.rollback()
+		raise Temporary(f"{mailbox_type.label}: {plain(str(exc))}"[:300]) from None
 	except outbox.NotAnswered as exc:  # nothing was sent: try again later (the mailbox is searched first)
 		frappe.db.rollback()
 		raise Temporary(f"{mailbox_type.label} did not answer: {plain(str(exc))}"[:300]) from None

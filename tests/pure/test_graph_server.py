@@ -338,6 +338,38 @@ def test_a_reply_is_a_draft_with_graphs_threading_then_sent_once_and_findable_by
 	assert again.status_code == 400 and len(server.sent) == 1
 
 
+def test_a_new_draft_takes_attachments_is_filed_late_with_a_send_lag_and_can_be_deleted(server):
+	import base64
+	import time
+
+	box = server.mailbox(USER)
+	token = _token(server)
+	made = _call(server, token, "POST", "/me/messages", {
+		"subject": "Your quote", "body": {"contentType": "Text", "content": "Attached."},
+		"toRecipients": [{"emailAddress": {"address": "buyer@fabrikam.example"}}],
+		"bccRecipients": [{"emailAddress": {"address": "audit@fabrikam.example"}}]})
+	assert made.status_code == 201 and made.json()["isDraft"] is True, made.text
+	draft_id = made.json()["id"]
+	added = _call(server, token, "POST", f"/me/messages/{draft_id}/attachments", {
+		"@odata.type": "#microsoft.graph.fileAttachment", "name": "Q-1.pdf", "contentType": "application/pdf",
+		"contentBytes": base64.b64encode(b"%PDF-1.4 q").decode()})
+	assert added.status_code == 201, added.text
+	server.send_lag = 0.5
+	try:
+		assert _call(server, token, "POST", f"/me/messages/{draft_id}/send").status_code == 202
+		assert len(server.sent) == 1 and server.sent[0]["to"] == ["buyer@fabrikam.example", "audit@fabrikam.example"]
+		assert box.messages[draft_id].is_draft  # accepted, not filed yet
+		time.sleep(0.8)
+		assert not box.messages[draft_id].is_draft and box.messages[draft_id].folder == box.folder_id("sentitems")
+	finally:
+		server.send_lag = 0.0
+	assert b'filename="Q-1.pdf"' in box.messages[draft_id].raw
+	other = _call(server, token, "POST", "/me/messages", {"subject": "scrap"}).json()["id"]
+	assert _call(server, token, "DELETE", f"/me/messages/{other}").status_code == 204
+	assert other not in box.messages
+	assert _call(server, token, "DELETE", f"/me/messages/{other}").status_code == 404
+
+
 def test_send_mail_state_changes_and_moves_show_in_the_delta(server):
 	box = server.mailbox(USER)
 	msg = box.add(_mail("State", "state@fabrikam.example"))

@@ -80,6 +80,7 @@ class GraphTestServer(_IdentityMixin, _MailApiMixin, _MailWriteMixin, _NotifyMix
 		self._snapshots: dict[str, dict] = {}  # $skiptoken -> the delta round it pages through
 		self._init_throttle()
 		self.sent: list[dict] = []  # every message sent (send / sendMail), in order
+		self.send_lag = 0.0  # seconds between a draft's /send and its move to Sent Items
 		self._init_notify()
 		self._init_faults()
 		self.signing_key = secrets.token_bytes(32)

@@ -4,6 +4,10 @@ Graph's own In-Reply-To, References and conversationId), ``send`` (a draft) and 
 ``$filter`` on a single-value extended property by which a sender finds what it sent. Every message sent is
 recorded in ``server.sent`` (exactly-once checks); a recipient that is a mailbox of the server receives it.
 
+A sent draft is moved to Sent Items at once, or ``send_lag`` seconds later (Graph answers 202 and files it
+afterwards: a sender looking too early finds the draft still in Drafts). A new draft (``POST /messages``),
+file attachments of a draft and ``DELETE`` of a message are served too.
+
 Reference: learn.microsoft.com/graph/api/message-createreply, message-send, user-sendmail,
 singlevaluelegacyextendedproperty-get (filter ``singleValueExtendedProperties/Any(ep: ep/id eq … and
 ep/value eq …)``).
@@ -11,6 +15,7 @@ ep/value eq …)``).
 
 from __future__ import annotations
 
+import base64
 import email.header
 import email.utils
 import json
@@ -29,6 +34,11 @@ def _recipients(values) -> list[str]:
 	return [r["emailAddress"]["address"] for r in values or [] if (r.get("emailAddress") or {}).get("address")]
 
 
+def _line(value) -> str:
+	"""A header value on one line (Graph unfolds what it shows: a folded Subject is one line)."""
+	return " ".join(str(value or "").split())
+
+
 def _raw(fields: dict) -> bytes:
 	"""The RFC 822 bytes of a draft's fields."""
 	msg = EmailMessage()
@@ -37,14 +47,17 @@ def _raw(fields: dict) -> bytes:
 		msg["To"] = ", ".join(fields["to"])
 	if fields.get("cc"):
 		msg["Cc"] = ", ".join(fields["cc"])
-	msg["Subject"] = fields.get("subject") or ""
+	msg["Subject"] = _line(fields.get("subject"))
 	msg["Date"] = email.utils.formatdate(usegmt=True)
 	msg["Message-ID"] = fields["message_id"]
 	if fields.get("in_reply_to"):
-		msg["In-Reply-To"] = fields["in_reply_to"]
-		msg["References"] = fields["references"]
+		msg["In-Reply-To"] = _line(fields["in_reply_to"])
+		msg["References"] = _line(fields["references"])
 	body = fields.get("body") or {}
 	msg.set_content(body.get("content") or "", subtype="html" if (body.get("contentType") or "").lower() == "html" else "plain")
+	for name, ctype, data in fields.get("attachments") or []:
+		maintype, _, subtype = (ctype or "application/octet-stream").partition("/")
+		msg.add_attachment(data, maintype=maintype, subtype=subtype or "octet-stream", filename=name)
 	return msg.as_bytes()
 
 
@@ -75,12 +88,31 @@ class _MailWriteMixin:
 			prop, value = (g.replace("''", "'") for g in match.groups())
 			found = [m for m in box.messages.values() if m.extended.get(prop) == value and (fid is None or m.folder == fid)]
 			return _json(200, {"value": [self._with_extended(m, immutable) for m in found]})
+		if rest == ["messages"] and method == "POST":  # a new draft
+			fields = self._fields(box, data)
+			draft = box.add(_raw(fields), "drafts", is_read=True, is_draft=True)
+			draft.draft_fields, draft.extended = fields, self._extended(data)
+			return _json(201, self._with_extended(draft, immutable))
 		if len(rest) < 2 or rest[0] != "messages" or method == "GET":
 			return None
 		msg = self._find(box, rest[1])
 		if msg is None:
 			return graph_error(404, "ErrorItemNotFound", "The specified object was not found in the store.")
 		action = rest[2:]
+		if not action and method == "DELETE":
+			box.delete(msg.id)
+			return 204, [], b""
+		if action == ["attachments"] and method == "POST":
+			if not msg.is_draft:
+				return graph_error(400, "ErrorInvalidOperation", "Attachments can only be added to a draft.")
+			try:
+				content = base64.b64decode(str(data.get("contentBytes") or ""), validate=True)
+			except ValueError:
+				return graph_error(400, "ErrorInvalidRequest", "contentBytes is not base64.")
+			msg.draft_fields.setdefault("attachments", []).append(
+				(str(data.get("name") or "attachment"), str(data.get("contentType") or "application/octet-stream"), content))
+			msg.raw = _raw(msg.draft_fields)
+			return _json(201, {"id": secrets.token_hex(8), "name": data.get("name"), "size": len(content)})
 		if not action and method == "PATCH":
 			if msg.is_draft:
 				msg.draft_fields.update(self._fields(box, data, msg.draft_fields))
@@ -111,9 +143,21 @@ class _MailWriteMixin:
 		if action == ["send"] and method == "POST":
 			if not msg.is_draft:
 				return graph_error(400, "ErrorInvalidOperation", "Only a draft can be sent.")
-			msg.is_draft = False
-			box.move(msg.id, "sentitems")
-			self._deliver(box, msg, msg.draft_fields)
+			self._deliver(box, msg, msg.draft_fields)  # accepted: counted as sent now
+
+			def file_in_sent_items(box=box, msg=msg):
+				with self._lock:
+					msg.is_draft = False
+					box.move(msg.id, "sentitems")
+
+			if self.send_lag:  # Graph answers 202 and moves the draft to Sent Items afterwards
+				import threading
+
+				timer = threading.Timer(self.send_lag, file_in_sent_items)
+				timer.daemon = True
+				timer.start()
+			else:
+				file_in_sent_items()
 			return 202, [], b""
 		return None
 
@@ -128,6 +172,8 @@ class _MailWriteMixin:
 			fields["to"] = _recipients(message["toRecipients"])
 		if "ccRecipients" in message:
 			fields["cc"] = _recipients(message["ccRecipients"])
+		if "bccRecipients" in message:
+			fields["bcc"] = _recipients(message["bccRecipients"])
 		return fields
 
 	@staticmethod
@@ -145,7 +191,8 @@ class _MailWriteMixin:
 	def _deliver(self, box: GraphMailbox, msg: GraphMessage, fields: dict) -> None:
 		"""Record a sent message; copy it into the inbox of every recipient that is a mailbox here."""
 		self.sent.append({"from": box.address, "id": msg.id, "internetMessageId": msg.internet_message_id,
-						  "to": list(fields.get("to") or []) + list(fields.get("cc") or []), "extended": dict(msg.extended),
+						  "to": list(fields.get("to") or []) + list(fields.get("cc") or []) + list(fields.get("bcc") or []),
+						  "extended": dict(msg.extended),
 						  "raw": msg.raw})
 		for address in {a.lower() for a in self.sent[-1]["to"]}:
 			if address in self.mailboxes and address != box.address:
