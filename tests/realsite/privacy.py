@@ -22,6 +22,7 @@ import pytest
 
 from tests.realsite.conftest import TEST_PASSWORD, Accounts, ensure_user, login, run_worker
 from tests.realsite.mail import make_mail
+from tests.realsite.outlook_fixtures import OutlookAccounts
 
 SALES = "atlas-priv-sales@atlas-test.example"
 DISPATCHER = "atlas-priv-dispatcher@atlas-test.example"
@@ -39,6 +40,9 @@ MARKERS = {
 	"attachment bytes": f"{PREFIX}-filebytes-zz",
 	"mailbox name": f"{PREFIX}-acct-zz",
 	"send": f"{PREFIX}-sent-zz",
+	"outlook body": f"{PREFIX}-olkbody-zz",
+	"outlook subject": f"{PREFIX}-olksubj-zz",
+	"outlook mailbox name": f"{PREFIX}-olkacct-zz",
 }
 ATTACHMENT_NAME = f"{PREFIX}-invoice.bin"
 
@@ -91,11 +95,12 @@ def _quotation(frappe, customer: str, company: str, owner: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def victim_mail(site, google):
+def victim_mail(site, google, graph):
 	"""The victim's synced personal mail and what it is linked to; the attackers' users.
 
 	Yields ``{"account", "thread", "comm", "file", "file_url", "outgoing", "link", "customer", "contact",
-	"lead", "quotation": {attacker: name}, "company"}``."""
+	"lead", "quotation": {attacker: name}, "company", "outlook_account", "outlook_thread", "outlook_comm"}``
+	(the victim's personal Outlook mailbox too, one marked message in it)."""
 	frappe = site
 	ensure_user(frappe, SALES, ("Sales User",))
 	ensure_user(frappe, DISPATCHER, ("Atlas Dispatcher",))
@@ -107,7 +112,13 @@ def victim_mail(site, google):
 					attachments=[(ATTACHMENT_NAME, b"%PDF-1.4\n% " + MARKERS["attachment bytes"].encode() + b"\n")])
 	google.insert_message(address, raw)
 	account, _ = helper.connect(address, user=VICTIM, account_type="Personal")
-	proc = run_worker()
+	outlook = OutlookAccounts(frappe, graph)
+	outlook_address = outlook.mailbox(load=0)
+	graph.mailbox(outlook_address).add(make_mail(
+		f"Partner <partner-{TAG}@partner.example>", outlook_address, f"Order {MARKERS['outlook subject']}",
+		f"Hello,\n\nthe order code is {MARKERS['outlook body']}.\n"), "inbox")
+	outlook_account, _ = outlook.connect(outlook_address, user=VICTIM, name=MARKERS["outlook mailbox name"])
+	proc = run_worker()  # both mailboxes' initial syncs
 	assert proc.returncode == 0, proc.stdout + proc.stderr
 	frappe.db.rollback()
 	frappe.db.set_value("Gmail Account", account, "account_name", MARKERS["mailbox name"])
@@ -115,6 +126,8 @@ def victim_mail(site, google):
 						  fields=["name", "atlas_inbox_thread"])
 	assert len(comm) == 1, comm
 	comm, thread = comm[0].name, comm[0].atlas_inbox_thread
+	(outlook_comm,) = frappe.get_all("Communication", filters={"atlas_mailbox": outlook_account},
+									 fields=["name", "atlas_inbox_thread"])
 	file = frappe.get_all("File", filters={"attached_to_doctype": "Communication", "attached_to_name": comm},
 						  fields=["name", "file_url"])
 	assert len(file) == 1 and file[0].file_url.startswith("/private/files/"), file
@@ -145,7 +158,8 @@ def victim_mail(site, google):
 	frappe.db.commit()
 	yield {"account": account, "thread": thread, "comm": comm, "file": file[0].name, "file_url": file[0].file_url,
 		   "outgoing": outgoing.name, "link": link, "customer": customer, "contact": contact, "lead": lead,
-		   "quotation": quotations, "company": company, "mailbox": address}
+		   "quotation": quotations, "company": company, "mailbox": address, "outlook_account": outlook_account,
+		   "outlook_thread": outlook_comm.atlas_inbox_thread, "outlook_comm": outlook_comm.name}
 	if os.environ.get("ATLAS_KEEP_TEST_DATA") == "1":
 		return
 	frappe.db.rollback()
@@ -162,6 +176,7 @@ def victim_mail(site, google):
 		frappe.delete_doc(doctype, name, force=True, ignore_permissions=True)
 	frappe.db.commit()
 	helper.cleanup()
+	outlook.cleanup()
 
 
 @pytest.fixture(scope="module")
@@ -190,6 +205,11 @@ def untouched(frappe, mail: dict) -> list[str]:
 		problems.append(f"a File row of an attacker points at the attachment: {owners}")
 	if not frappe.db.exists("Outgoing Mail", mail["outgoing"]):
 		problems.append("send gone")
+	outlook = frappe.db.get_value("Communication", mail["outlook_comm"], ["content", "atlas_mailbox"], as_dict=True)
+	if not outlook or MARKERS["outlook body"] not in (outlook.content or "") or outlook.atlas_mailbox != mail["outlook_account"]:
+		problems.append("Outlook message changed or gone")
+	if frappe.db.get_value("Outlook Account", mail["outlook_account"], "user") != VICTIM:
+		problems.append("Outlook mailbox re-homed or gone")
 	return problems
 
 

@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.realsite.conftest import TEST_PASSWORD, login
+from tests.realsite.outlook_fixtures import graph  # noqa: F401 - the victim's Outlook mailbox
 from tests.realsite.privacy import (  # noqa: F401 - fixtures
 	ATTACKERS, PREFIX, SALES, VICTIM, leaked, untouched, victim_mail)
 
@@ -83,8 +84,11 @@ MAIL_TARGETS = {
 	"File": ("file", ["file_url", "file_name", "atlas_original_name"], "file_name"),
 	"Outgoing Mail": ("outgoing", ["subject", "raw", "to_addresses"], "subject"),
 	"Gmail Account": ("account", ["account_name", "email_address"], "account_name"),
+	"Outlook Account": ("outlook_account", ["account_name", "email_address"], "account_name"),
 	"Communication Link": ("link", ["link_doctype", "link_name", "parent"], "parent"),
 }
+#: the mailbox doctypes: an ``account`` parameter names a mailbox of either
+MAILBOX_DOCTYPES = ("Gmail Account", "Outlook Account")
 LINKED_TARGETS = {"Customer": "customer", "Contact": "contact", "Lead": "lead", "Quotation": "quotation"}
 GUARD_MESSAGE = "This request names mail"
 #: markup a caller sends, which no message may show as markup
@@ -162,7 +166,8 @@ def _args_for(params: dict, doctype: str, name: str, fields: list[str], field: s
 			value = VICTIM
 		elif param in ROW_PARAMS:
 			row_doctype = ROW_PARAMS[param]
-			value = name if row_doctype == doctype else _row_name(mail, row_doctype)
+			mailbox_param = param in ("account", "email_account") and doctype in MAILBOX_DOCTYPES  # either type's
+			value = name if row_doctype == doctype or mailbox_param else _row_name(mail, row_doctype)
 		elif param == "chart_name" and "chart" not in params:
 			value = mail["chart"]
 		elif param == "report_name":

@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from tests.realsite.outlook_fixtures import graph  # noqa: F401 - the victim's Outlook mailbox
 from tests.realsite.privacy import (  # noqa: F401 - fixtures
 	ATTACHMENT_NAME, ATTACKERS, DISPATCHER, MARKERS, PREFIX, SALES, VICTIM, attackers, leaked, untouched, victim_mail)
 from tests.realsite.conftest import TEST_PASSWORD, login
