@@ -12,7 +12,7 @@ import pytest
 from tests.realsite.conftest import Accounts, start_worker
 
 QUOTA = 300  # units per user per moving minute: 60 messages.get; each mailbox needs more than that
-MESSAGES = 70
+MESSAGES = 64  # 64 x 5 units > QUOTA: each mailbox spends its minute and must wait or hand over
 PAGE = 20  # messages per listing page: 4 pages, so that a hand-over falls after the first page
 
 
