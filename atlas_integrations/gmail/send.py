@@ -96,10 +96,7 @@ def reply(thread: str, to, body: str, client_key: str, cc=None, bcc=None, subjec
 			checked after the rules, before Gmail is called; a key already used is not counted again).
 	"""
 	user = frappe.session.user
-	if not client_key or len(str(client_key)) > 200:
-		frappe.throw(_("A client idempotency key (at most 200 characters) is required"), SendError)
-	key = outbox.reply_key(user, str(client_key))
-	existing = outbox.existing(key)
+	key, existing = outbox.reply_request(client_key)
 	if existing:
 		return outbox.resume(existing)
 	to, cc, bcc = split_addresses(to), split_addresses(cc), split_addresses(bcc)

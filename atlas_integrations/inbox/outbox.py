@@ -95,6 +95,19 @@ def reply_key(user: str, client_key: str) -> str:
 	return hashlib.sha256(f"{user}\x00{client_key}".encode()).hexdigest()
 
 
+def reply_request(client_key) -> tuple[str, str | None]:
+	"""The session user's reply request of composer key ``client_key``: ``(request key, Outgoing Mail name
+	or None)`` — an existing record is to be resumed (:func:`resume`), never sent again.
+
+	Raises:
+		SendError: no client key, or one over 200 characters.
+	"""
+	if not client_key or len(str(client_key)) > 200:
+		frappe.throw(_("A client idempotency key (at most 200 characters) is required"), SendError)
+	key = reply_key(frappe.session.user, str(client_key))
+	return key, existing(key)
+
+
 def job_key(request_key: str) -> str:
 	"""The Outgoing Mail key of a background send (e.g. ``xero-quote-send:<Sync Job>``): SHA-256 (hex)."""
 	return hashlib.sha256(f"job\x00{request_key}".encode()).hexdigest()

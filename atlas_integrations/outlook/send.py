@@ -45,17 +45,15 @@ from atlas_integrations.outlook.errors import AuthRevoked, OutlookError, Permane
 #: the Outgoing Mail's request key on the draft and on the sent message: a string named property in
 #: Atlas's own property set (learn.microsoft.com/graph/api/resources/extended-properties-overview)
 REQUEST_KEY_PROPERTY = "String {6b1f0c3e-4d2a-4e8b-9a57-0c8e2f1d7a31} Name AtlasRequestKey"
-#: bytes of one attachment sent in one request (Graph's limit; larger ones need an upload session)
+#: bytes of all attachments of one message (each goes in one request, whose limit is Graph's 3 MB for an
+#: attachment; larger ones would need an upload session)
 MAX_ATTACHMENT_BYTES = 3 * 1024 * 1024
-#: bytes of all attachments of one message
-MAX_MESSAGE_ATTACHMENT_BYTES = 3 * 1024 * 1024
 #: seconds after the draft was recorded during which a draft still in Drafts may be on its way (Graph
 #: moves a sent draft to Sent Items after answering 202): "not found yet" until then, never resent
 SEND_SETTLE = 120
 #: what is read of a draft / a sent message to decide
 _STATE_FIELDS = "id,isDraft,internetMessageId,parentFolderId,conversationId"
 
-ATTACHMENT_TOO_LARGE = "{0} is larger than the 3 MB Outlook takes for one attachment here"
 NO_PARENT = "The message this reply answers is no longer in the Outlook mailbox"
 
 
@@ -78,14 +76,6 @@ def send_as(mailbox: str) -> list[dict]:
 	return [{"address": address, "display_name": None, "default": True}] if address else []
 
 
-def _attachments(files: list[str] | None) -> list[tuple[str, str, bytes]]:
-	found = compose.read_attachments(files, MAX_MESSAGE_ATTACHMENT_BYTES, "Outlook")
-	for name, _ctype, data in found:
-		if len(data) > MAX_ATTACHMENT_BYTES:
-			messages.throw(ATTACHMENT_TOO_LARGE, name, exc=Refused, title="Smart Inbox")
-	return found
-
-
 # -- sending -------------------------------------------------------------------------------------------------
 def reply(thread: str, to, body: str, client_key: str, cc=None, bcc=None, subject: str | None = None,
 		  attachments: list[str] | None = None, from_addr: str | None = None) -> dict:
@@ -100,7 +90,7 @@ def reply(thread: str, to, body: str, client_key: str, cc=None, bcc=None, subjec
 		client_key: the client's idempotency key (at most 200 characters): the same key returns the first
 			result.
 		subject: default ``Re: <thread subject>``.
-		attachments: File names the user may read (each at most 3 MB, 3 MB in all).
+		attachments: File names the user may read (3 MB in all).
 		from_addr: the mailbox's address (no other is accepted).
 
 	Returns:
@@ -113,16 +103,13 @@ def reply(thread: str, to, body: str, client_key: str, cc=None, bcc=None, subjec
 		atlas_integrations.inbox.send_limit.SendRateLimited: over the user's emails a minute (HTTP 429).
 	"""
 	user = frappe.session.user
-	if not client_key or len(str(client_key)) > 200:
-		frappe.throw(_("A client idempotency key (at most 200 characters) is required"), SendError)
-	key = outbox.reply_key(user, str(client_key))
-	existing = outbox.existing(key)
+	key, existing = outbox.reply_request(client_key)
 	if existing:
 		return outbox.resume(existing)
 	to, cc, bcc = outbox.split_addresses(to), outbox.split_addresses(cc), outbox.split_addresses(bcc)
 	thread_doc, account = compose.check_rules(thread, to, body, accounts.DOCTYPE, "Outlook", usable_mailbox)
 	sender = compose.check_from(from_addr, account.email_address)
-	files = _attachments(attachments)
+	files = compose.read_attachments(attachments, MAX_ATTACHMENT_BYTES, "Outlook")
 	send_limit.take(user)
 	parent = compose.latest_message(thread_doc.name)
 	parent_message_id = plain(parent.message_id) if parent and parent.message_id else None
@@ -152,7 +139,7 @@ def send_new(account: str, user: str, request_key: str, to: list[str], subject: 
 		user: the user the send is made for.
 		request_key: the caller's idempotency key (e.g. ``xero-quote-send:<Sync Job>``).
 		to, cc: addresses. subject, body: the message (body HTML or plain text).
-		attachments: ``(file name, content type, bytes)``; each at most 3 MB, 3 MB in all.
+		attachments: ``(file name, content type, bytes)``; 3 MB in all.
 		reference_doctype, reference_name: the document the message is about (its timeline).
 
 	Returns:
@@ -170,10 +157,7 @@ def send_new(account: str, user: str, request_key: str, to: list[str], subject: 
 	if not to:
 		frappe.throw(_(compose.NO_RECIPIENT), SendError, title="Outlook")
 	mailbox = usable_mailbox(account)
-	for name, _ctype, data in attachments:
-		if len(data) > MAX_ATTACHMENT_BYTES:
-			messages.throw(ATTACHMENT_TOO_LARGE, name, exc=Refused, title="Outlook")
-	if sum(len(a[2]) for a in attachments) > MAX_MESSAGE_ATTACHMENT_BYTES:
+	if sum(len(a[2]) for a in attachments) > MAX_ATTACHMENT_BYTES:
 		messages.throw(compose.TOO_LARGE, "Outlook", 3, exc=Refused, title="Outlook")
 	sender = mailbox.email_address
 	message_id = compose.new_message_id(sender)
@@ -197,10 +181,10 @@ def _send_error(exc: OutlookError, action: str) -> SendError:
 	return Refused(str(exc)[:900])
 
 
-def _graph_message(doc, raw: bytes) -> dict:
-	"""The Graph message properties of the record's RFC 822 bytes (the app built them): subject, body,
-	recipients (the request key property is set last, by :func:`prepare`)."""
-	parts = compose.parse_built(raw)
+def _graph_message(parts: dict) -> dict:
+	"""The Graph message properties of the record's message (:func:`atlas_integrations.inbox.compose.
+	parse_built` of the bytes the app built): subject, body, recipients (the request key property is set
+	last, by :func:`prepare`)."""
 
 	def recipients(addresses: list[str]) -> list[dict]:
 		return [{"emailAddress": {"address": a}} for a in addresses]
@@ -245,7 +229,7 @@ def prepare(mailbox: str, doc, raw: bytes) -> dict:
 	except OutlookError as exc:
 		raise _send_error(exc, "looking for the draft") from None
 	parts = compose.parse_built(raw)
-	message = _graph_message(doc, raw)
+	message = _graph_message(parts)
 	draft = None
 	try:
 		if doc.provider_parent_id:

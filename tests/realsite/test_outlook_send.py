@@ -246,6 +246,15 @@ def test_outlook_reply_rules(site, web, mailbox):
 	assert r.status_code == 417 and "not a verified send-as address" in r.text
 	choices = http.get(f"{web}{API}.from_addresses", params={"thread": thread.name}).json()["message"]
 	assert [c["address"] for c in choices] == [mailbox["address"]]
+	# an attachment over Graph's 3 MB for one request: refused in words before anything is made or sent
+	big = http.post(f"{web}/api/method/upload_file", data={"is_private": 1},
+					files={"file": ("big.bin", b"\0" * (3 * 1024 * 1024 + 1), "application/octet-stream")})
+	assert big.status_code == 200, big.text[:300]
+	sent_before, requests_before = len(mailbox["server"].sent), len(mailbox["server"].requests)
+	r = _send(http, web, thread.name, attachments=f'["{big.json()["message"]["name"]}"]')
+	assert r.status_code == 417 and "larger than Outlook's 3 MB per message" in r.text, r.text[:300]
+	assert len(mailbox["server"].sent) == sent_before
+	assert not [p for _m, p in mailbox["server"].requests[requests_before:] if "/messages" in p]
 	frappe.db.set_value("Outlook Account", mailbox["account"], "health", "unhealthy")
 	frappe.db.commit()
 	try:
